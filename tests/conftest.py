@@ -1,0 +1,43 @@
+"""Shared test fixtures. Tests run on CPU in float32 unless a test enters ``x64()``."""
+import os
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import contextlib  # noqa: E402
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from smpl_fixtures import write_chumpy_style_pickle, write_plain_pickle, synthetic_smpl_arrays  # noqa: E402
+
+
+@contextlib.contextmanager
+def x64():
+    """float64 inside the block (for finite-difference gradient checks)."""
+    with jax.enable_x64(True):
+        yield
+
+
+@pytest.fixture(scope="session")
+def smpl_arrays():
+    return synthetic_smpl_arrays(seed=0)
+
+
+@pytest.fixture(scope="session")
+def smpl_files(tmp_path_factory, smpl_arrays):
+    d = tmp_path_factory.mktemp("smpl")
+    plain = d / "SMPL_NEUTRAL.pkl"
+    official = d / "basicmodel_neutral_chumpy.pkl"
+    write_plain_pickle(plain, smpl_arrays)
+    write_chumpy_style_pickle(official, smpl_arrays)
+    npz = d / "smpl_model.npz"
+    np.savez(npz, **{k: (v.toarray() if hasattr(v, "toarray") else v) for k, v in smpl_arrays.items()})
+    return {"plain": plain, "official": official, "npz": npz}
+
+
+@pytest.fixture(scope="session")
+def open_model():
+    import josh_jax.body as jb
+
+    return jb.load("open")
