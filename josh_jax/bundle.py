@@ -1,0 +1,243 @@
+"""The front-end bundle: everything the optimizer needs from the perception front ends.
+
+A bundle is one folder::
+
+    BUNDLE_DIR/
+      bundle.json          # {"format": "josh-bundle", "version": 1, "body_model": ..., "windows": [...]}
+      window_000.npz       # one solve window (arrays below)
+      window_001.npz ...
+
+Front ends (embedded or official ONNX) write it; ``josh_jax.solve`` reads it.
+All pixel quantities are in the *working* image (the keyframes as the scene
+front end saw them, e.g. long side 512); ``scale_to_original`` maps them back.
+
+Arrays of one window (K keyframes, H x W working image, Pr ordered pairs,
+C correspondences, P person tracks, V body vertices, B betas):
+
+=====================  ==================  =====================================================
+key                    shape, dtype        meaning
+=====================  ==================  =====================================================
+frame_index            (K,) int64          video frame of each keyframe, increasing
+image_size             (2,) int64          working image W, H
+scale_to_original      () float64          original pixels per working pixel
+base_focal             (K,) float64        focal of each keyframe's point map (working px)
+init_focal             () float64          shared initial focal (working px)
+principal_point        (2,) float64        cx, cy (working px)
+depth                  (K, H, W) float32   scene depth per pixel (> 0, any global scale)
+conf                   (K, H, W) float32   scene confidence; > conf_thres marks valid scene
+images                 (K, H, W, 3) uint8  keyframe RGB (optional, for colours)
+pair_index             (Pr, 2) int64       ordered keyframe pairs (i, j), both orders present
+pair_score             (Pr,) float64       matching score of each pair (for the camera tree)
+corr_pair              (C,) int64          pair of each correspondence
+corr_pix               (C, 2, 2) float32   pixel (x, y) in image i and in image j
+corr_conf              (C,) float32        confidence (>= 0); 0 drops the match
+track_ids              (P,) int64          person id of each track
+track_valid            (P, K) bool         person seen on the keyframe
+track_rotmats          (P, K, 24, 3, 3)    SMPL-order local rotations, root in camera frame
+track_betas            (P, K, B) float32   shape per keyframe (the solver uses the mean)
+track_transl           (P, K, 3) float32   body translation in the camera frame, metres
+track_contact          (P, K, V) bool      per-vertex contact labels
+hmr_focal              () float64          focal the human front end assumed (working px;
+                                           the image diagonal for TRAM/VIMO-style models)
+=====================  ==================  =====================================================
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = "josh-bundle"
+VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle is missing, malformed or inconsistent; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """One solve window of a bundle (see the module docstring for the fields)."""
+
+    frame_index: np.ndarray
+    image_size: np.ndarray
+    scale_to_original: float
+    base_focal: np.ndarray
+    init_focal: float
+    principal_point: np.ndarray
+    depth: np.ndarray
+    conf: np.ndarray
+    pair_index: np.ndarray
+    pair_score: np.ndarray
+    corr_pair: np.ndarray
+    corr_pix: np.ndarray
+    corr_conf: np.ndarray
+    track_ids: np.ndarray
+    track_valid: np.ndarray
+    track_rotmats: np.ndarray
+    track_betas: np.ndarray
+    track_transl: np.ndarray
+    track_contact: np.ndarray
+    hmr_focal: float
+    images: np.ndarray | None = None
+
+    @property
+    def num_keyframes(self) -> int:
+        return len(self.frame_index)
+
+    @property
+    def num_tracks(self) -> int:
+        return len(self.track_ids)
+
+
+_DTYPES = {
+    "frame_index": np.int64, "image_size": np.int64, "scale_to_original": np.float64,
+    "base_focal": np.float64, "init_focal": np.float64, "principal_point": np.float64,
+    "depth": np.float32, "conf": np.float32, "pair_index": np.int64, "pair_score": np.float64,
+    "corr_pair": np.int64, "corr_pix": np.float32, "corr_conf": np.float32, "track_ids": np.int64,
+    "track_valid": np.bool_, "track_rotmats": np.float32, "track_betas": np.float32,
+    "track_transl": np.float32, "track_contact": np.bool_, "hmr_focal": np.float64, "images": np.uint8,
+}
+
+
+def _bad(field: str, why: str) -> BundleError:
+    return BundleError(f"bundle field {field!r}: {why}")
+
+
+def validate(w: Window, num_vertices: int | None = None) -> Window:
+    """Check shapes, dtypes, finiteness and index ranges; returns ``w`` or raises BundleError."""
+    K = len(w.frame_index)
+    if K < 2:
+        raise _bad("frame_index", f"needs at least 2 keyframes, got {K}")
+    if np.any(np.diff(w.frame_index) <= 0):
+        raise _bad("frame_index", "must be strictly increasing")
+    W, H = (int(x) for x in w.image_size)
+    shapes = {
+        "image_size": (2,), "base_focal": (K,), "principal_point": (2,), "depth": (K, H, W),
+        "conf": (K, H, W), "pair_score": (len(w.pair_index),), "corr_pix": (len(w.corr_pair), 2, 2),
+        "corr_conf": (len(w.corr_pair),),
+    }
+    P = len(w.track_ids)
+    if P:
+        shapes.update({"track_valid": (P, K), "track_rotmats": (P, K, 24, 3, 3), "track_transl": (P, K, 3)})
+        if w.track_betas.shape[:2] != (P, K):
+            raise _bad("track_betas", f"shape {w.track_betas.shape}, expected ({P}, {K}, B)")
+        if w.track_contact.shape[:2] != (P, K):
+            raise _bad("track_contact", f"shape {w.track_contact.shape}, expected ({P}, {K}, V)")
+        if num_vertices is not None and w.track_contact.shape[2] != num_vertices:
+            raise _bad("track_contact", f"has {w.track_contact.shape[2]} vertices but the body model has "
+                       f"{num_vertices}: the bundle was made for another body model")
+    if w.images is not None:
+        shapes["images"] = (K, H, W, 3)
+    for key, shape in shapes.items():
+        got = np.shape(getattr(w, key))
+        if got != shape:
+            raise _bad(key, f"shape {got}, expected {shape}")
+    if w.pair_index.ndim != 2 or w.pair_index.shape[1] != 2:
+        raise _bad("pair_index", f"shape {w.pair_index.shape}, expected (Pr, 2)")
+    for f in fields(w):
+        v = getattr(w, f.name)
+        if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+            raise _bad(f.name, f"{int(np.size(v) - np.isfinite(v).sum())} non-finite values (NaN/inf from a front end?)")
+    for key in ("init_focal", "hmr_focal", "scale_to_original"):
+        v = getattr(w, key)
+        if not np.isfinite(v) or v <= 0:
+            raise _bad(key, f"must be a positive finite number, got {v}")
+    if np.any(w.base_focal <= 0):
+        raise _bad("base_focal", "must be positive")
+    if np.any(w.depth <= 0):
+        raise _bad("depth", "must be positive everywhere (fill invalid pixels and lower their conf)")
+    if len(w.pair_index) and (w.pair_index.min() < 0 or w.pair_index.max() >= K):
+        raise _bad("pair_index", f"indices must lie in [0, {K})")
+    if np.any(w.pair_index[:, 0] == w.pair_index[:, 1]):
+        raise _bad("pair_index", "a pair joins a keyframe to itself")
+    if len(w.corr_pair) and (w.corr_pair.min() < 0 or w.corr_pair.max() >= len(w.pair_index)):
+        raise _bad("corr_pair", f"indices must lie in [0, {len(w.pair_index)})")
+    px = w.corr_pix
+    if len(px) and (px[..., 0].min() < 0 or px[..., 0].max() > W - 1 or px[..., 1].min() < 0 or px[..., 1].max() > H - 1):
+        raise _bad("corr_pix", f"pixels must lie inside the {W}x{H} working image")
+    if np.any(w.corr_conf < 0):
+        raise _bad("corr_conf", "must be >= 0")
+    return w
+
+
+def _to_window(arrays: dict, where: str) -> Window:
+    kw = {}
+    for f in fields(Window):
+        if f.name not in arrays:
+            if f.name == "images":
+                continue
+            raise BundleError(f"{where}: bundle field {f.name!r} is missing")
+        v = np.asarray(arrays[f.name])
+        try:
+            v = v.astype(_DTYPES[f.name], copy=False)
+        except (TypeError, ValueError) as exc:
+            raise _bad(f.name, f"cannot be read as {np.dtype(_DTYPES[f.name])}: {exc}") from exc
+        kw[f.name] = float(v) if v.ndim == 0 and f.name in ("scale_to_original", "init_focal", "hmr_focal") else v
+    return Window(**kw)
+
+
+def window_from_arrays(**arrays) -> Window:
+    """Build and validate a Window from keyword arrays (dtypes are coerced)."""
+    return validate(_to_window(arrays, "arrays"))
+
+
+def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None) -> Path:
+    """Write a bundle folder atomically (a temp folder moved into place)."""
+    bundle_dir = Path(bundle_dir)
+    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=bundle_dir.parent))
+    try:
+        names = []
+        for i, w in enumerate(windows):
+            validate(w)
+            name = f"window_{i:03d}.npz"
+            arrays = {f.name: getattr(w, f.name) for f in fields(w) if getattr(w, f.name) is not None}
+            np.savez_compressed(tmp / name, **arrays)
+            names.append({"file": name, "first_frame": int(w.frame_index[0]), "last_frame": int(w.frame_index[-1])})
+        info = {"format": FORMAT, "version": VERSION, "windows": names, **(meta or {})}
+        (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
+        if bundle_dir.exists():
+            shutil.rmtree(bundle_dir)
+        os.replace(tmp, bundle_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return bundle_dir
+
+
+def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict, list[Window]]:
+    """Read and validate a bundle folder -> (metadata, windows)."""
+    bundle_dir = Path(bundle_dir)
+    meta_path = bundle_dir / "bundle.json"
+    if not meta_path.is_file():
+        raise BundleError(f"{bundle_dir} is not a bundle folder (no bundle.json); "
+                          "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synth DIR`")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
+    if meta.get("format") != FORMAT:
+        raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
+    if meta.get("version") != VERSION:
+        raise BundleError(f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads {VERSION})")
+    windows = []
+    for entry in meta.get("windows", []):
+        path = bundle_dir / entry["file"]
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except Exception as exc:
+            raise BundleError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+        try:
+            windows.append(validate(_to_window(arrays, str(path)), num_vertices))
+        except BundleError as exc:
+            raise BundleError(f"{path}: {exc}") from exc
+    if not windows:
+        raise BundleError(f"{meta_path} lists no windows")
+    return meta, windows

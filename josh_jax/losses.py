@@ -1,0 +1,340 @@
+"""JOSH's joint objective as public pure functions (SPEC "Loss terms").
+
+Every function is plain JAX (no jit inside): compose it under your own
+``jit`` / ``vmap`` / ``grad``. Arrays follow :mod:`josh_jax.problem`'s padded
+layout: an entry with weight 0 is padding and contributes exactly zero value
+and zero gradient. Units: metres for 3D, working-image pixels for 2D.
+
+Example (a contact-style robust distance in your own code)::
+
+    from josh_jax.losses import robust_distance
+    loss = robust_distance(pred_xyz, target_xyz, gamma=1.1).mean()
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from .body.model import kinematic_chain
+from .geometry import make_se3, quat_to_matrix
+from .problem import HumanData, Problem, SceneData
+
+
+# ------------------------------------------------------------------ parameters
+
+
+class CameraParams(NamedTuple):
+    """Scene variables (SPEC "Variables"). K keyframes, A anchors."""
+
+    quat: jax.Array  # (K, 4) wxyz rotation of each camera relative to its tree parent
+    trans: jax.Array  # (K, 3) translation relative to the tree parent
+    log_size: jax.Array  # (K,) log scale of each keyframe's depth
+    anchor_depth: jax.Array  # (K, A) anchor depths / median (trained only with optimize_depth)
+    log_focal: jax.Array  # () shared log focal, working px
+
+
+class HumanParams(NamedTuple):
+    """Human variables per track (P) and keyframe slot (K)."""
+
+    quat: jax.Array  # (P, K, 4) root orientation wxyz in the camera frame
+    transl: jax.Array  # (P, K, 3) camera-frame translation, metres
+    body: jax.Array  # (P, K, 23, 3, 3) body rotations, raw 3x3 entries (not re-projected)
+    betas: jax.Array  # (P, B)
+
+
+class Params(NamedTuple):
+    cam: CameraParams
+    human: HumanParams
+
+
+class LossWeights(NamedTuple):
+    """Traced weights (a sweep over them does not recompile). Defaults: josh/config.py."""
+
+    scale: float = 1.0
+    prior: float = 100.0
+    static: float = 0.1
+    smooth: float = 0.1
+    gamma_scene_3d: float = 1.1
+    gamma_scene_2d: float = 0.4
+    gamma_human: float = 1.1
+
+
+def init_params(problem: Problem) -> Params:
+    """The reference's starting point: identity relative cameras, unit sizes, the
+    initial focal, and the human front end's values."""
+    s, h = problem.scene, problem.human
+    K = s.kf_valid.shape[0]
+    cam = CameraParams(
+        quat=jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), (K, 1)),
+        trans=jnp.zeros((K, 3), jnp.float32),
+        log_size=jnp.zeros((K,), jnp.float32),
+        anchor_depth=jnp.asarray(s.anchor_depth, jnp.float32),
+        log_focal=jnp.log(jnp.asarray(problem.init_focal, jnp.float32)),
+    )
+    human = HumanParams(quat=jnp.asarray(h.init_quat), transl=jnp.asarray(h.init_transl),
+                        body=jnp.asarray(h.init_body), betas=jnp.asarray(h.init_betas))
+    return Params(cam=cam, human=human)
+
+
+# ------------------------------------------------------------------ robust distance
+
+
+def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
+    """Euclidean norm whose gradient at 0 is 0 (not NaN)."""
+    sq = jnp.sum(x * x, axis=axis)
+    nz = sq > 0
+    return jnp.where(nz, jnp.sqrt(jnp.where(nz, sq, 1.0)), 0.0)
+
+
+def robust_distance(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
+    """rho_gamma(a, b) = (||a - b|| + c)^gamma - c^gamma, c = (1/gamma)^(1/(gamma-1)).
+
+    The norm is over the last axis; pass scalars as shape (..., 1) or use
+    :func:`robust_scalar`. Its slope at 0 is 1, like an L1 distance.
+    """
+    gamma = jnp.asarray(gamma, a.dtype)
+    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
+    return (safe_norm(a - b) + c) ** gamma - c**gamma
+
+
+def robust_scalar(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
+    """rho_gamma on scalars: |a - b| instead of a norm."""
+    return robust_distance(a[..., None], b[..., None], gamma)
+
+
+def weighted_mean(values: jax.Array, weights: jax.Array) -> jax.Array:
+    """sum(w v) / sum(w), and 0 when every weight is 0 (the reference returns 0 there)."""
+    total = jnp.sum(weights)
+    return jnp.where(total > 0, jnp.sum(values * weights) / jnp.where(total > 0, total, 1.0), 0.0)
+
+
+def segment_mean(values: jax.Array, weights: jax.Array, segments: jax.Array, num_segments: int) -> jax.Array:
+    """Per-segment weighted mean, (N,) -> (num_segments,), 0 for empty segments."""
+    num = jax.ops.segment_sum(values * weights, segments, num_segments)
+    den = jax.ops.segment_sum(weights, segments, num_segments)
+    return jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+# ------------------------------------------------------------------ scene geometry
+
+
+class SceneGeometry(NamedTuple):
+    K: jax.Array  # (3, 3) shared intrinsics, working px
+    focal: jax.Array  # () clipped focal
+    cam_to_world: jax.Array  # (K, 4, 4) OpenCV camera -> world (world = tree root before normalisation)
+    anchor_depth: jax.Array  # (K, A) metric-scene depth of each anchor
+
+
+def chain_cameras(rel: jax.Array, parent: jax.Array, order: jax.Array) -> jax.Array:
+    """Compose relative poses along the camera tree: T_world_j = T_world_parent(j) @ rel_j.
+
+    rel (K, 4, 4), parent (K,), order (K,) breadth first, root first (its parent is itself).
+    """
+    parent, order = jnp.asarray(parent), jnp.asarray(order)
+    root = order[0]
+    init = jnp.broadcast_to(jnp.eye(4, dtype=rel.dtype), rel.shape).at[root].set(rel[root])
+
+    def step(T, j):
+        return T.at[j].set(T[parent[j]] @ rel[j]), None
+
+    T, _ = jax.lax.scan(step, init, order[1:])
+    return T
+
+
+def scene_geometry(cam: CameraParams, scene: SceneData) -> SceneGeometry:
+    """Cameras and anchor depths from the variables (SPEC "From variables to geometry")."""
+    W, H = scene.image_size[0], scene.image_size[1]
+    diag = jnp.sqrt(W * W + H * H)
+    f = jnp.clip(jnp.exp(cam.log_focal), 0.25 * diag, 10.0 * diag)
+    pp_px = scene.pp * scene.image_size
+    K = jnp.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], f.dtype)
+    K = K.at[0, 0].set(f).at[1, 1].set(f).at[0, 2].set(pp_px[0]).at[1, 2].set(pp_px[1])
+
+    sizes = jnp.exp(cam.log_size)
+    min_size = jnp.min(jnp.where(scene.kf_valid, sizes, jnp.inf))
+    g = jnp.where(scene.enforce_scale, 1.0 / min_size, 1.0)
+    z = sizes * scene.median_depth * f / scene.base_focal  # (K,) camera to focal plane
+
+    rel = make_se3(quat_to_matrix(cam.quat), cam.trans)
+    T = chain_cameras(rel, scene.tree_parent, scene.tree_order)
+    offset = z[:, None] * jnp.concatenate(
+        [jnp.broadcast_to(scene.image_size / f * (0.5 - scene.pp), (z.shape[0], 2)), jnp.ones_like(z)[:, None]], 1)
+    R = T[:, :3, :3]
+    t = g * (T[:, :3, 3] - (R @ offset[..., None])[..., 0])
+    cam_to_world = make_se3(R, t)
+    depth = g * (z[:, None] + (cam.anchor_depth - 1.0) * (scene.median_depth * sizes)[:, None])
+    return SceneGeometry(K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth)
+
+
+def correspondence_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
+    """World points of every correspondence as seen from each of its two images: (C, 2, 3).
+
+    depth = anchor depth x (1 + (ratio - 1) x base_focal / f); point = T_world_cam (depth K^-1 [p, 1]).
+    """
+    img = scene.corr_img  # (C, 2)
+    d = geo.anchor_depth[img, scene.corr_anchor]  # (C, 2)
+    bf = scene.base_focal[img]
+    depth = d * (1.0 + (scene.corr_ratio - 1.0) * bf / geo.focal)
+    cxy = geo.K[:2, 2]
+    xy = (scene.corr_pix - cxy) / geo.focal * depth[..., None]
+    X_cam = jnp.concatenate([xy, depth[..., None]], -1)  # (C, 2, 3)
+    T = geo.cam_to_world[img]  # (C, 2, 4, 4)
+    return (T[..., :3, :3] @ X_cam[..., None])[..., 0] + T[..., :3, 3]
+
+
+# ------------------------------------------------------------------ scene terms
+
+
+def scene_matching_3d(geo: SceneGeometry, scene: SceneData, gamma: float = 1.1) -> jax.Array:
+    """Stage-1 term: confidence-weighted mean of rho(X_i, X_j) over correspondences."""
+    X = correspondence_points(geo, scene)
+    return weighted_mean(robust_distance(X[:, 0], X[:, 1], gamma), scene.corr_w)
+
+
+def project(geo: SceneGeometry, cam: jax.Array, X: jax.Array) -> jax.Array:
+    """Project world points X (..., 3) into keyframes ``cam`` (...,) -> pixels (..., 2).
+
+    As the reference: depth clipped at 1e-3, pixels clipped to [-1000, 2000].
+    """
+    T_cw = geo.cam_to_world[cam]
+    R = T_cw[..., :3, :3]
+    Xc = (jnp.swapaxes(R, -1, -2) @ (X - T_cw[..., :3, 3])[..., None])[..., 0]
+    z = jnp.maximum(Xc[..., 2:3], 1e-3)
+    uv = geo.focal * Xc[..., :2] / z + geo.K[:2, 2]
+    return jnp.clip(uv, -1000.0, 2000.0)
+
+
+def scene_reprojection_2d(geo: SceneGeometry, scene: SceneData, gamma: float = 0.4) -> jax.Array:
+    """Stage-2 term: each image's correspondence pixels against the projection of the
+    partner image's 3D point; one confidence-weighted mean over both directions."""
+    X = correspondence_points(geo, scene)  # (C, 2, 3)
+    img = scene.corr_img
+    uv_in_i = project(geo, img[:, 0], X[:, 1])
+    uv_in_j = project(geo, img[:, 1], X[:, 0])
+    r = jnp.stack([robust_distance(scene.corr_pix[:, 0], uv_in_i, gamma),
+                   robust_distance(scene.corr_pix[:, 1], uv_in_j, gamma)], 1)
+    return weighted_mean(r, jnp.broadcast_to(scene.corr_w[:, None], r.shape))
+
+
+# ------------------------------------------------------------------ bodies
+
+
+class PosedBodies(NamedTuple):
+    joints_cam: jax.Array  # (P, K, 24, 3) camera frame
+    verts_cam: jax.Array  # (P, K, U, 3) the contact-vertex table, camera frame
+
+
+def pose_bodies(hp: HumanParams, human: HumanData, parents: tuple) -> PosedBodies:
+    """Forward kinematics + skinning of only the vertices the losses read."""
+    R_root = quat_to_matrix(hp.quat)[..., None, :, :]  # (P, K, 1, 3, 3)
+    rot = jnp.concatenate([R_root, hp.body], -3)  # (P, K, 24, 3, 3)
+    betas = hp.betas[:, None, :]  # (P, 1, B)
+    J = human.J_template + jnp.einsum("jcb,pkb->pkjc", human.J_shapedirs, betas)
+    J = jnp.broadcast_to(J, rot.shape[:2] + J.shape[-2:])
+    T = kinematic_chain(parents, rot, J)  # (P, K, 24, 4, 4)
+    joints = T[..., :3, 3] + hp.transl[..., None, :]
+    v = human.vert_template + jnp.einsum("ucb,pkb->pkuc", human.vert_shapedirs, betas)
+    if human.vert_posedirs.shape[-1]:
+        feat = (rot[..., 1:, :, :] - jnp.eye(3, dtype=rot.dtype)).reshape(rot.shape[:2] + (-1,))
+        v = v + jnp.einsum("ucq,pkq->pkuc", human.vert_posedirs, feat)
+    Rj = T[..., :3, :3]
+    tj = T[..., :3, 3] - (Rj @ J[..., None])[..., 0]
+    A_R = jnp.einsum("uj,pkjab->pkuab", human.vert_weights, Rj)
+    A_t = jnp.einsum("uj,pkja->pkua", human.vert_weights, tj)
+    verts = (A_R @ v[..., None])[..., 0] + A_t + hp.transl[..., None, :]
+    return PosedBodies(joints_cam=joints, verts_cam=verts)
+
+
+def to_world(cam_to_world: jax.Array, x_cam: jax.Array) -> jax.Array:
+    """(K, 4, 4) and (P, K, N, 3) camera-frame points -> world points (P, K, N, 3)."""
+    R, t = cam_to_world[:, :3, :3], cam_to_world[:, :3, 3]
+    return jnp.einsum("kab,pknb->pkna", R, x_cam) + t[None, :, None, :]
+
+
+# ------------------------------------------------------------------ human terms (per track)
+
+
+def contact_scale(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, init_focal, gamma=1.1) -> jax.Array:
+    """Per-track (P,) weighted mean of rho(anchor depth x ratio, vertex z x f / f_init)."""
+    scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
+    vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
+    r = robust_scalar(scene_d, vz * geo.focal / init_focal, gamma)
+    return segment_mean(r, human.scale_w, human.scale_track, human.valid.shape[0])
+
+
+def static_contact(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> jax.Array:
+    """Per-track (P,) mean of rho(v_world(t), v_world(t_prev)) over static entries."""
+    vw = to_world(geo.cam_to_world, bodies.verts_cam)
+    a = vw[human.static_track, human.static_kf, human.static_vert]
+    b = vw[human.static_track, human.static_kf_prev, human.static_vert]
+    return segment_mean(robust_distance(a, b, gamma), human.static_w, human.static_track, human.valid.shape[0])
+
+
+def prior(hp: HumanParams, human: HumanData, gamma=1.1) -> jax.Array:
+    """Per-track (P,) sum of means of rho to the front-end values: quaternion,
+    translation, flattened 23x9 body rotations (per keyframe) and betas."""
+    P, K = human.valid.shape
+    w = human.valid.astype(hp.quat.dtype)
+    track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
+
+    def per_frame(x, x0):
+        r = robust_distance(x.reshape(P * K, -1), x0.reshape(P * K, -1), gamma)
+        return segment_mean(r, w.reshape(-1), track, P)
+
+    loss = per_frame(hp.quat, human.init_quat) + per_frame(hp.transl, human.init_transl)
+    loss = loss + per_frame(hp.body, human.init_body)
+    return loss + robust_distance(hp.betas, human.init_betas, gamma) * (human.n_frames > 0)
+
+
+def smoothness(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> jax.Array:
+    """Per-track (P,) mean over triples and joints of rho(v(k+1)/gap, v(k)/gap) of world joints."""
+    jw = to_world(geo.cam_to_world, bodies.joints_cam)  # (P, K, 24, 3)
+    p = human.smooth_track
+    k0, k1, k2 = human.smooth_kf[:, 0], human.smooth_kf[:, 1], human.smooth_kf[:, 2]
+    gap1 = jnp.maximum(k1 - k0, 1).astype(jw.dtype)[:, None, None]
+    gap2 = jnp.maximum(k2 - k1, 1).astype(jw.dtype)[:, None, None]
+    v1 = (jw[p, k1] - jw[p, k0]) / gap1
+    v2 = (jw[p, k2] - jw[p, k1]) / gap2
+    r = jnp.mean(robust_distance(v2, v1, gamma), -1)  # mean over joints
+    return segment_mean(r, human.smooth_w, p, human.valid.shape[0])
+
+
+# ------------------------------------------------------------------ total
+
+
+class LossTerms(NamedTuple):
+    total: jax.Array
+    scene: jax.Array
+    scale: jax.Array  # per-track terms combined with the n_k weighting (no loss weight)
+    prior: jax.Array
+    static: jax.Array
+    smooth: jax.Array
+
+
+def total_loss(params: Params, problem: Problem, weights: LossWeights = LossWeights(), stage: int = 1) -> LossTerms:
+    """The joint objective of one stage.
+
+    total = scene term + sum_k n_k (w_scale L_scale + w_prior L_prior + w_static L_static
+    + w_smooth L_smooth)_k / sum_k n_k, with the 3D matching term in stage 1 and the
+    2D reprojection term in stage 2 (``stage`` is static).
+    """
+    scene, human = problem.scene, problem.human
+    geo = scene_geometry(params.cam, scene)
+    if stage == 1:
+        s = scene_matching_3d(geo, scene, weights.gamma_scene_3d)
+    else:
+        s = scene_reprojection_2d(geo, scene, weights.gamma_scene_2d)
+    bodies = pose_bodies(params.human, human, problem.parents)
+    g = weights.gamma_human
+    n = human.n_frames
+    denom = jnp.maximum(jnp.sum(n), 1.0)
+    combine = lambda per_track: jnp.sum(n * per_track) / denom  # noqa: E731
+    scale = combine(contact_scale(geo, bodies, human, problem.init_focal, g))
+    pri = combine(prior(params.human, human, g))
+    sta = combine(static_contact(geo, bodies, human, g))
+    # the smoothness term needs more than two keyframes in a track
+    smo = combine(smoothness(geo, bodies, human, g) * (n > 2))
+    total = s + weights.scale * scale + weights.prior * pri + weights.static * sta + weights.smooth * smo
+    return LossTerms(total=total, scene=s, scale=scale, prior=pri, static=sta, smooth=smo)
