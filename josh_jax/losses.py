@@ -82,9 +82,9 @@ def init_params(problem: Problem) -> Params:
 
 
 def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
-    """Euclidean norm whose gradient at 0 is 0 (not NaN)."""
+    """Euclidean norm whose gradient at 0 is 0 (not NaN); NaN input stays NaN."""
     sq = jnp.sum(x * x, axis=axis)
-    nz = sq > 0
+    nz = sq != 0
     return jnp.where(nz, jnp.sqrt(jnp.where(nz, sq, 1.0)), 0.0)
 
 

@@ -13,6 +13,7 @@ from conftest import x64
 torch = pytest.importorskip("torch")
 import torch_josh  # noqa: E402
 
+TL = jax.jit(total_loss, static_argnums=(3,))
 SMALL = SynthConfig(num_keyframes=6, width=96, height=72, focal=90.0, pair_window=3, stride=8)
 
 
@@ -55,7 +56,7 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage):
     pr, model = problem_and_model
     params = perturbed_params(pr)
     wts = LossWeights()
-    terms = total_loss(params, pr, wts, stage)
+    terms = TL(params, pr, wts, stage)
     cam, hp = torch_josh.params_to_torch(params)
     tot, parts = torch_josh.total(cam, hp, pr, model, wts, stage)
     for name in ("scene", "scale", "prior", "static", "smooth"):
@@ -63,7 +64,7 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage):
         np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name]), rtol=2e-4, err_msg=name)
     np.testing.assert_allclose(float(terms.total), float(tot), rtol=2e-4)
     tot.backward()
-    grads = jax.grad(lambda p: total_loss(p, pr, wts, stage).total)(params)
+    grads = jax.grad(lambda p: TL(p, pr, wts, stage).total)(params)
     for group, ref in (("cam", cam), ("human", hp)):
         for name, tv in ref.items():
             g_jax = np.asarray(getattr(getattr(grads, group), name), np.float64)
@@ -77,7 +78,7 @@ def test_gradient_matches_finite_differences(problem_and_model):
     with x64():
         pr64 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64) if np.asarray(x).dtype == np.float32 else jnp.asarray(x), pr)
         p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), perturbed_params(pr, 2))
-        f = lambda q: total_loss(q, pr64, LossWeights(), 2).total  # noqa: E731
+        f = lambda q: TL(q, pr64, LossWeights(), 2).total  # noqa: E731
         g = jax.grad(f)(p)
         leaves, tree = jax.tree_util.tree_flatten(p)
         rng = np.random.default_rng(3)
@@ -96,12 +97,12 @@ def test_padding_changes_nothing(problem_and_model, open_model):
     sz = problem_sizes(small)
     big = build_problem(w, open_model, sizes={k: v * 2 if k != "K" else 21 for k, v in sz.items()})
     for stage in (1, 2):
-        a = total_loss(init_params(small), small, LossWeights(), stage)
+        a = TL(init_params(small), small, LossWeights(), stage)
         p_big = perturbed_params(big, 0)._replace(cam=init_params(big).cam, human=init_params(big).human)
-        b = total_loss(p_big, big, LossWeights(), stage)
+        b = TL(p_big, big, LossWeights(), stage)
         np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-7)
     # gradients w.r.t. padded slots are exactly zero and finite
-    g = jax.grad(lambda p: total_loss(p, big, LossWeights(), 2).total)(init_params(big))
+    g = jax.grad(lambda p: TL(p, big, LossWeights(), 2).total)(init_params(big))
     K0 = w.num_keyframes
     for leaf in jax.tree_util.tree_leaves(g):
         assert np.all(np.isfinite(leaf))

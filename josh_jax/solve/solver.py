@@ -48,7 +48,7 @@ class SolveConfig:
 class StageResult(NamedTuple):
     params: Params
     history: LossTerms  # each field (iters,)
-    nan_at: jax.Array  # () first iteration whose loss was not finite, -1 if none
+    nan_at: jax.Array  # () first iteration whose loss or gradient was not finite, -1 if none
 
 
 class SolveResult(NamedTuple):
@@ -130,14 +130,16 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
         p, state, nan_at = carry
         terms, grads = jax.value_and_grad(lambda q: _total_with_terms(loss_fn, q), has_aux=True)(p)
         terms = terms[1]
-        ok = jnp.isfinite(terms.total) & (nan_at < 0)
+        finite = jnp.isfinite(terms.total) & jnp.all(jnp.array(
+            [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+        ok = finite & (nan_at < 0)
         updates, new_state = opt.update(grads, state, p)
         new_p = optax.apply_updates(p, updates)
         q = new_p.cam.quat
         new_p = new_p._replace(cam=new_p.cam._replace(quat=q / jnp.linalg.norm(q, axis=-1, keepdims=True)))
         p = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_p, p)
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_state, state)
-        nan_at = jnp.where((nan_at < 0) & ~jnp.isfinite(terms.total), it, nan_at)
+        nan_at = jnp.where((nan_at < 0) & ~finite, it, nan_at)
         return (p, state, nan_at), terms
 
     (p, _, nan_at), history = jax.lax.scan(body, (params, opt.init(params), jnp.array(-1, jnp.int32)),

@@ -1,0 +1,148 @@
+"""The two-stage solve: recovery on synthetic worlds, padding, recompiles, NaN guard, vmap, CLI."""
+import json
+
+import numpy as np
+import jax
+import jax.numpy as jnp
+import pytest
+
+from josh_jax import bundle as jbundle
+from josh_jax.losses import LossWeights, scene_geometry
+from josh_jax.problem import build_problem, problem_sizes
+from josh_jax.results import build_results, load_results
+from josh_jax.solve import SolveConfig, solve, solve_batch, stack_problems
+from josh_jax.solve.solver import _solve_jit
+from josh_jax.synth import SynthConfig, make_world
+
+FAST = SolveConfig(iters_stage1=200, iters_stage2=80)
+WORLD = SynthConfig(num_keyframes=11)
+
+
+@pytest.fixture(scope="module")
+def world(open_model):
+    return make_world(open_model, seed=0, cfg=WORLD)
+
+
+def camera_positions(params, problem, K0):
+    geo = scene_geometry(params.cam, jax.tree_util.tree_map(jnp.asarray, problem.scene))
+    T = np.asarray(geo.cam_to_world, np.float64)[:K0]
+    return (np.linalg.inv(T[0]) @ T)[:, :3, 3]
+
+
+def test_joint_solve_recovers_metric_cameras(world, open_model):
+    w, gt = world
+    pr = build_problem(w, open_model)
+    assert (pr.human.scale_w > 0).sum() >= 1  # the contact term is active
+    res = solve(pr, LossWeights(), FAST)
+    assert int(res.stage1.nan_at) == -1 and int(res.stage2.nan_at) == -1
+    h = res.stage1.history.total
+    assert float(h[-1]) < 0.5 * float(h[0])
+    pos = camera_positions(res.params, pr, w.num_keyframes)
+    gt_pos = gt["cam_to_world"][:, :3, 3]
+    err = np.linalg.norm(pos - gt_pos, axis=1)
+    path = np.linalg.norm(gt_pos[-1] - gt_pos[0])
+    assert err.max() < 0.1 * path, err
+    # the front-end-only baseline keeps the depth model's scale: far off
+    base = pr._replace(scene=pr.scene._replace(enforce_scale=np.array(True)))
+    bres = solve(base, LossWeights(scale=0.0, static=0.0, smooth=0.0), FAST)
+    bpos = camera_positions(bres.params, base, w.num_keyframes)
+    ratio = np.linalg.norm(bpos[-1] - bpos[0]) / path
+    assert abs(ratio - 1) > 0.3
+    # results: every frame, bodies on the ground plane, cameras interpolated exactly at keyframes
+    r = build_results(res.params, pr, w, open_model)
+    assert r["cam_to_world"].shape == (w.frame_index[-1] + 1, 4, 4)
+    np.testing.assert_allclose(r["cam_to_world"][w.frame_index][:, :3, 3], pos, atol=1e-4)
+    gt_j = gt["joints_world"][0]
+    est_j = r["joints_world"][0][w.frame_index]
+    assert np.mean(np.linalg.norm(est_j - gt_j, axis=-1)) < 0.25
+
+
+def test_result_does_not_depend_on_padding(world, open_model):
+    w, _ = world
+    small = build_problem(w, open_model)
+    sz = problem_sizes(small)
+    big = build_problem(w, open_model, sizes={**{k: 2 * v for k, v in sz.items()}, "K": 21})
+    cfg = SolveConfig(iters_stage1=30, iters_stage2=10)
+    a = solve(small, LossWeights(), cfg)
+    b = solve(big, LossWeights(), cfg)
+    np.testing.assert_allclose(a.stage2.history.total, b.stage2.history.total, rtol=2e-4)
+    K0 = w.num_keyframes
+    np.testing.assert_allclose(camera_positions(a.params, small, K0), camera_positions(b.params, big, K0), atol=2e-4)
+
+
+def test_same_bucket_does_not_recompile(open_model):
+    cfg = SolveConfig(iters_stage1=5, iters_stage2=5)
+    w1, _ = make_world(open_model, seed=1, cfg=WORLD)
+    w2, _ = make_world(open_model, seed=2, cfg=SynthConfig(num_keyframes=11, cam_speed=0.05))
+    p1 = build_problem(w1, open_model)
+    sizes = problem_sizes(p1)
+    p2 = build_problem(w2, open_model, sizes=sizes)
+    jax.block_until_ready(solve(p1, LossWeights(), cfg))
+    before = _solve_jit._cache_size()
+    jax.block_until_ready(solve(p2, LossWeights(prior=50.0), cfg))  # new data and new weights
+    assert _solve_jit._cache_size() == before
+
+
+def test_nan_in_problem_is_reported_not_propagated(world, open_model):
+    w, _ = world
+    pr = build_problem(w, open_model)
+    pix = pr.scene.corr_pix.copy()
+    pix[0, 0, 0] = np.nan
+    bad = pr._replace(scene=pr.scene._replace(corr_pix=pix))
+    res = solve(bad, LossWeights(), SolveConfig(iters_stage1=10, iters_stage2=5))
+    assert int(res.stage1.nan_at) == 0
+    for leaf in jax.tree_util.tree_leaves(res.params):
+        assert np.all(np.isfinite(leaf))
+
+
+def test_nan_in_bundle_is_named(world, tmp_path):
+    w, _ = world
+    depth = w.depth.copy()
+    depth[0, 3, 4] = np.nan
+    bad = jbundle.Window(**{**w.__dict__, "depth": depth})
+    with pytest.raises(jbundle.BundleError, match="'depth'.*non-finite"):
+        jbundle.validate(bad)
+    idx = w.pair_index.copy()
+    idx[0, 1] = 99
+    with pytest.raises(jbundle.BundleError, match="'pair_index'"):
+        jbundle.validate(jbundle.Window(**{**w.__dict__, "pair_index": idx}))
+
+
+def test_vmapped_batch_matches_single_solves(open_model):
+    cfg = SolveConfig(iters_stage1=20, iters_stage2=10)
+    worlds = [make_world(open_model, seed=s, cfg=WORLD)[0] for s in (4, 5)]
+    first = build_problem(worlds[0], open_model)
+    sizes = {k: 2 * v for k, v in problem_sizes(first).items()}
+    sizes["K"] = 11
+    probs = [build_problem(w, open_model, sizes=sizes) for w in worlds]
+    batch = solve_batch(stack_problems(probs), LossWeights(), cfg)
+    for i, pr in enumerate(probs):
+        single = solve(pr, LossWeights(), cfg)
+        np.testing.assert_allclose(batch.stage2.history.total[i], single.stage2.history.total, rtol=1e-4)
+
+
+def test_bundle_roundtrip_and_cli(world, tmp_path, capsys):
+    from josh_jax.solve.__main__ import main
+
+    w, _ = world
+    jbundle.save(tmp_path / "b", [w], {"body_model": "open"})
+    meta, ws = jbundle.load(tmp_path / "b")
+    assert meta["version"] == jbundle.VERSION and len(ws) == 1
+    np.testing.assert_array_equal(ws[0].corr_pix, w.corr_pix)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "b"), "--out", str(out), "--iters-stage1", "20", "--iters-stage2", "10"]
+    assert main(args) == 0
+    for name in ("results.npz", "init.npz", "summary.json", "loss_curve.png"):
+        assert (out / name).is_file()
+    r = load_results(out / "results.npz")
+    assert r["visible"].any() and np.isfinite(r["joints_world"]).all()
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["iterations"] == [20, 10]
+    # an existing output is refused with one line; a broken bundle names the problem
+    assert main(args) == 2
+    assert "exists" in capsys.readouterr().err
+    (tmp_path / "b" / "bundle.json").write_text("{}")
+    assert main([str(tmp_path / "b"), "--out", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "format" in err
+    assert not (tmp_path / "o2").exists()
