@@ -51,11 +51,11 @@ def keyframe_indices(num_frames: int, start_frame: int = 0, opt_interval: int = 
 
 
 def window_starts(num_frames: int, window: int = 101, stride: int = 100) -> list[int]:
-    """Starts of the overlapping windows of a long video (neighbours share one frame)."""
-    if num_frames < 2 * stride:
-        return [0]
+    """Starts of the windows of a long video: a new window every ``stride`` frames
+    while the current one does not take the rest of the clip (neighbours share
+    one frame, since window = stride + 1)."""
     starts = [0]
-    while num_frames - (starts[-1] + stride) >= 2 * window - 1 - stride and starts[-1] + stride + window <= num_frames:
+    while num_frames - starts[-1] >= 2 * window - 1:
         starts.append(starts[-1] + stride)
     return starts
 

@@ -79,13 +79,13 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         if progress:
             print(f"[josh_jax.solve] {label}: {cfg.iters_stage1} + {cfg.iters_stage2} iterations ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
-        res = jax.block_until_ready(solve(pr, wts, cfg))
+        res = jax.block_until_ready(solve(pr, wts, dataclasses.replace(cfg, progress_every=25) if progress else cfg))
         first = time.perf_counter() - t
         results[label] = res
         timings[label] = first
     # a second solve of the same bucket reuses the compiled program: steady-state time
     t = time.perf_counter()
-    jax.block_until_ready(solve(problem, weights, cfg))
+    jax.block_until_ready(solve(problem, weights, dataclasses.replace(cfg, progress_every=25) if progress else cfg))
     steady = time.perf_counter() - t
     res, base = results["joint optimization"], results["front ends only"]
     for stage_name, st in (("stage1", res.stage1), ("stage2", res.stage2)):
@@ -108,9 +108,10 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
             "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
             "loss_stage2_first": _terms_dict(res.stage2.history, 0), "loss_stage2_last": _terms_dict(res.stage2.history, -1),
             "nan_at": {"stage1": int(res.stage1.nan_at), "stage2": int(res.stage2.nan_at)},
-            "seconds": {"problem_build": t_build, "first_solve_incl_compile": timings["joint optimization"],
-                        "steady_state_solve": steady, "compile_estimate": max(timings["joint optimization"] - steady, 0.0),
-                        "front_end_only_solve": timings["front ends only"]},
+            # both solves share one compiled program: the first call carries the compile
+            "seconds": {"problem_build": t_build, "first_solve_incl_compile": timings["front ends only"],
+                        "steady_state_solve": steady, "compile_estimate": max(timings["front ends only"] - steady, 0.0),
+                        "joint_solve_first_call": timings["joint optimization"]},
             "config": dataclasses.asdict(cfg), "weights": {k: float(v) for k, v in weights._asdict().items()},
             "device": str(jax.devices()[0]),
         }
@@ -132,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true")
     for f in dataclasses.fields(SolveConfig):
+        if f.name == "progress_every":
+            continue
         kind = type(f.default)
         if kind is bool:
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default,
@@ -141,7 +144,7 @@ def main(argv=None) -> int:
     for name, default in LossWeights()._asdict().items():
         ap.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=default, dest=f"w_{name}")
     args = ap.parse_args(argv)
-    cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig)})
+    cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name != "progress_every"})
     weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})
     try:
         summary = run(args.bundle, args.out, args.body_model, cfg, weights, window=args.window, overwrite=args.overwrite)

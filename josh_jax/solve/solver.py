@@ -12,6 +12,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 from ..losses import LossTerms, LossWeights, Params, init_params, total_loss
@@ -39,6 +40,7 @@ class SolveConfig:
     optimize_depth: bool = False
     optimize_smpl: bool = True
     focal_updates: str = "reference"
+    progress_every: int = 0  # > 0: report progress to the host every this many iterations
 
     def __post_init__(self):
         if self.focal_updates not in ("reference", "single"):
@@ -128,6 +130,9 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
 
     def body(carry, it):
         p, state, nan_at = carry
+        if cfg.progress_every > 0:
+            jax.lax.cond((it + 1) % cfg.progress_every == 0,
+                         lambda: jax.debug.callback(_progress, stage, it + 1, n), lambda: None)
         terms, grads = jax.value_and_grad(lambda q: _total_with_terms(loss_fn, q), has_aux=True)(p)
         terms = terms[1]
         finite = jnp.isfinite(terms.total) & jnp.all(jnp.array(
@@ -145,6 +150,25 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
     (p, _, nan_at), history = jax.lax.scan(body, (params, opt.init(params), jnp.array(-1, jnp.int32)),
                                            jnp.arange(n, dtype=jnp.int32))
     return StageResult(params=p, history=history, nan_at=nan_at)
+
+
+class _Bars:
+    """Host-side progress bars, one per stage, driven by ``jax.debug.callback``."""
+
+    bars: dict = {}
+
+
+def _progress(stage, it, n) -> None:
+    from tqdm.auto import tqdm
+
+    stage, it, n = int(np.max(stage)), int(np.max(it)), int(np.max(n))
+    bar = _Bars.bars.get(stage)
+    if bar is None or bar.n > it:
+        bar = _Bars.bars[stage] = tqdm(total=n, desc=f"stage {stage}", unit="it", leave=True)
+    bar.update(it - bar.n)
+    if it >= n:
+        bar.close()
+        _Bars.bars.pop(stage, None)
 
 
 def _total_with_terms(loss_fn, params):
