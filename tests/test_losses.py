@@ -34,8 +34,17 @@ def problem_and_model(open_model):
     scale_w[:n] = rng.uniform(0.2, 1, n); scale_kf[:n] = rng.integers(0, K, n)
     scale_anchor[:n] = rng.integers(0, A, n); scale_ratio[:n] = rng.uniform(0.8, 1.2, n)
     scale_vert[:n] = rng.integers(0, U, n)
+    # and static entries: same vertex on consecutive keyframes of track 0
+    m = min(len(h.static_w), 6)
+    static_w = h.static_w.copy(); static_kf = h.static_kf.copy(); static_prev = h.static_kf_prev.copy()
+    static_vert = h.static_vert.copy(); static_track = h.static_track.copy()
+    static_w[:m] = 1.0; static_kf[:m] = rng.integers(1, K, m); static_prev[:m] = static_kf[:m] - 1
+    static_vert[:m] = rng.integers(0, U, m); static_track[:m] = 0
+    assert h.valid[0, :K].all()
     pr = pr._replace(human=h._replace(scale_w=scale_w, scale_kf=scale_kf, scale_anchor=scale_anchor,
-                                      scale_ratio=scale_ratio, scale_vert=scale_vert))
+                                      scale_ratio=scale_ratio, scale_vert=scale_vert, static_w=static_w,
+                                      static_kf=static_kf, static_kf_prev=static_prev, static_vert=static_vert,
+                                      static_track=static_track))
     return pr, open_model
 
 

@@ -38,7 +38,7 @@ def test_joint_solve_recovers_metric_cameras(world, open_model):
     h = res.stage1.history.total
     assert float(h[-1]) < 0.5 * float(h[0])
     pos = camera_positions(res.params, pr, w.num_keyframes)
-    gt_pos = gt["cam_to_world"][:, :3, 3]
+    gt_pos = gt["cam_to_world"][w.frame_index, :3, 3]
     err = np.linalg.norm(pos - gt_pos, axis=1)
     path = np.linalg.norm(gt_pos[-1] - gt_pos[0])
     assert err.max() < 0.1 * path, err
@@ -53,7 +53,7 @@ def test_joint_solve_recovers_metric_cameras(world, open_model):
     assert r["cam_to_world"].shape == (w.frame_index[-1] + 1, 4, 4)
     np.testing.assert_allclose(r["cam_to_world"][w.frame_index][:, :3, 3], pos, atol=1e-4)
     gt_j = gt["joints_world"][0]
-    est_j = r["joints_world"][0][w.frame_index]
+    est_j = r["joints_world"][0]
     assert np.mean(np.linalg.norm(est_j - gt_j, axis=-1)) < 0.25
 
 

@@ -1,0 +1,74 @@
+"""Synthetic worlds: determinism, planted feet, simulated front-end errors, the synth/evaluate CLIs."""
+import dataclasses
+
+import numpy as np
+import pytest
+
+from josh_jax import bundle as jbundle
+from josh_jax.metrics import evaluate
+from josh_jax.synth import PRESETS, SynthConfig, make_world
+
+SMALL = SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0, pair_window=3)
+
+
+def test_deterministic_for_a_seed(open_model):
+    a, ga = make_world(open_model, 7, SMALL)
+    b, gb = make_world(open_model, 7, SMALL)
+    c, _ = make_world(open_model, 8, SMALL)
+    np.testing.assert_array_equal(a.corr_pix, b.corr_pix)
+    np.testing.assert_array_equal(ga["joints_world"], gb["joints_world"])
+    assert not np.array_equal(a.track_transl, c.track_transl)
+
+
+def test_feet_are_planted_and_people_walk(open_model):
+    _, gt = make_world(open_model, 1, SMALL)
+    feet = gt["foot_vertices_world"][0]  # (F, 4, 3) heel/toe markers
+    step = np.linalg.norm(np.diff(feet, axis=0), axis=-1)
+    # in most frame transitions some marker is (almost) still: the stance foot
+    # (it may roll a few mm as the ground contact height is re-levelled, and at switches)
+    assert np.median(step.min(1)) < 0.005 and np.mean(step.min(1) < 0.01) > 0.8
+    assert np.median(step.max(1)) > 0.05  # while the other foot swings
+    root = gt["joints_world"][0][:, 0]
+    assert np.linalg.norm(root[-1] - root[0]) > 0.3  # it does walk
+    # its soles touch the ground: the lowest marker stays at one height above the camera's ground
+    assert np.ptp(feet[..., 1].max(1)) < 0.2
+
+
+def test_front_end_errors_are_simulated(open_model):
+    cfg = dataclasses.replace(SMALL, depth_scale=0.5, hmr_depth_noise=0.0)
+    w, gt = make_world(open_model, 2, cfg)
+    jbundle.validate(w)
+    # depth is known only up to the unknown scale
+    w1, _ = make_world(open_model, 2, dataclasses.replace(cfg, depth_scale=1.0))
+    np.testing.assert_allclose(w.depth / w1.depth, 0.5, rtol=1e-5)
+    # the human front end's camera-frame depth is off by f_diag / f_true
+    f0 = np.hypot(96, 72)
+    T = gt["cam_to_world"][0]
+    pel = (gt["joints_world"][0, 0, 0] - T[:3, 3]) @ T[:3, :3]
+    J0 = np.asarray(open_model.J_template + np.einsum("jcb,b->jc", open_model.J_shapedirs, gt["betas"][0]))[0]
+    hmr_z = w.track_transl[0, 0, 2] + J0[2]
+    assert hmr_z == pytest.approx(pel[2] * f0 / 90.0, rel=0.02)
+
+
+def test_presets_and_metrics_pipeline(open_model):
+    for name in PRESETS:
+        assert PRESETS[name].people >= 1
+    w, gt = make_world(open_model, 0, dataclasses.replace(PRESETS["hard"], num_keyframes=5, width=96, height=72, focal=80.0))
+    assert w.num_tracks == 3
+    # the ground truth scores perfectly against itself
+    m = evaluate(gt, gt)
+    assert m["w_mpjpe100"] < 1e-2 and m["rte"] < 1e-4 and m["camera_ate"] < 1e-5  # float32 data
+
+
+def test_synth_and_evaluate_clis(tmp_path, capsys):
+    from josh_jax.evaluate import main as evaluate_main
+    from josh_jax.synth import main as synth_main
+
+    assert synth_main([str(tmp_path / "b"), "--seed", "3", "--keyframes", "4"]) == 0
+    meta, ws = jbundle.load(tmp_path / "b")
+    assert meta["body_model"] == "open" and ws[0].num_keyframes == 4
+    gt = tmp_path / "b" / "ground_truth.npz"
+    assert evaluate_main([str(gt), str(gt), "--json", str(tmp_path / "m.json")]) == 0
+    assert "w_mpjpe100" in capsys.readouterr().out
+    assert evaluate_main([str(tmp_path / "missing.npz"), str(gt)]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
