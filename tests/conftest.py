@@ -1,7 +1,10 @@
 """Shared test fixtures. Tests run on CPU in float32 unless a test enters ``x64()``."""
 import os
+import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# the PyTorch reference flavours live in benchmarks/torch_reference (tests check agreement)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import contextlib  # noqa: E402
 

@@ -11,7 +11,7 @@ from josh_jax.synth import SynthConfig, make_world
 from conftest import x64
 
 torch = pytest.importorskip("torch")
-import torch_josh  # noqa: E402
+from benchmarks.torch_reference import faithful as torch_josh  # noqa: E402
 
 TL = jax.jit(total_loss, static_argnums=(3,))
 SMALL = SynthConfig(num_keyframes=6, width=96, height=72, focal=90.0, pair_window=3, stride=8)
@@ -130,3 +130,47 @@ def test_robust_distance_definition():
     assert np.all(np.isfinite(g))
     d = jax.grad(lambda s: robust_distance(jnp.array([s, 0.0]), jnp.zeros(2), gamma))(1e-4)
     np.testing.assert_allclose(d, 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("stage", [1, 2])
+def test_vectorized_torch_flavour_matches(problem_and_model, stage):
+    from benchmarks.torch_reference import vectorized as tv
+
+    pr, _ = problem_and_model
+    params = perturbed_params(pr, 4)
+    wts = LossWeights()
+    terms = TL(params, pr, wts, stage)
+    D = tv.to_torch(pr)
+    cam = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.cam._asdict().items()}
+    hum = {k: torch.tensor(np.asarray(v), requires_grad=True) for k, v in params.human._asdict().items()}
+    tot, parts = tv.objective(cam, hum, D, wts, stage)
+    for name in ("scene", "scale", "prior", "static", "smooth"):
+        np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name]), rtol=2e-4, err_msg=name)
+    tot.backward()
+    grads = jax.grad(lambda p: TL(p, pr, wts, stage).total)(params)
+    for group, name, tvv in [("cam", k, v) for k, v in cam.items()] + [("human", k, v) for k, v in hum.items()]:
+        g_jax = np.asarray(getattr(getattr(grads, group), name))
+        g_ref = tvv.grad.numpy() if tvv.grad is not None else np.zeros_like(g_jax)
+        np.testing.assert_allclose(g_jax, g_ref, atol=2e-3 * max(np.abs(g_ref).max(), 1e-6), err_msg=name)
+
+
+def test_full_schedule_final_losses_agree(problem_and_model):
+    """JAX, the faithful and the vectorized PyTorch flavours, same start, same (short) schedule."""
+    from benchmarks.torch_reference import faithful, vectorized
+    from josh_jax.solve import SolveConfig, solve
+
+    pr, model = problem_and_model
+    iters, lrs = (60, 30), (0.07, 0.014)
+    res = solve(pr, LossWeights(), SolveConfig(iters_stage1=iters[0], iters_stage2=iters[1]))
+    jax_final = float(res.stage2.history.total[-1])
+    v_final, _ = vectorized.solve(pr, LossWeights(), iters, lrs)
+    faithful.set_dtype(torch.float32)
+    try:
+        f_final, _ = faithful.solve(pr, model, LossWeights(), iters, lrs)
+    finally:
+        faithful.set_dtype(torch.float64)
+    # float32 rounding differs between the implementations and this short schedule
+    # is volatile (the first steps jump the loss by 40x): 3 % here; the benchmark
+    # checks 1 % on the full 500 + 200 schedule
+    assert abs(v_final - jax_final) < 0.03 * abs(jax_final)
+    assert abs(f_final - jax_final) < 0.03 * abs(jax_final)
