@@ -168,54 +168,104 @@ def scene_geometry(cam: CameraParams, scene: SceneData) -> SceneGeometry:
     return SceneGeometry(K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth)
 
 
-def correspondence_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
-    """World points of every correspondence as seen from each of its two images: (C, 2, 3).
+def _camera_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
+    """Camera-frame points of every correspondence in each of its two images.
 
-    depth = anchor depth x (1 + (ratio - 1) x base_focal / f); point = T_world_cam (depth K^-1 [p, 1]).
+    Returns (3, 2, Pr, M): xyz first, then the image side, so that the long M axis
+    is innermost (XLA's CPU loops vectorise over it). depth = anchor depth x
+    (1 + (ratio - 1) x base_focal / f); point = depth K^-1 [p, 1].
     """
-    img = scene.corr_img  # (C, 2)
-    d = geo.anchor_depth[img, scene.corr_anchor]  # (C, 2)
-    bf = scene.base_focal[img]
+    img = scene.pair_img.T  # (2, Pr)
+    A = geo.anchor_depth.shape[1]
+    d = jnp.take(geo.anchor_depth.reshape(-1), img[:, :, None] * A + scene.corr_anchor)  # (2, Pr, M)
+    bf = scene.base_focal[img][:, :, None]  # (2, Pr, 1)
     depth = d * (1.0 + (scene.corr_ratio - 1.0) * bf / geo.focal)
-    cxy = geo.K[:2, 2]
-    xy = (scene.corr_pix - cxy) / geo.focal * depth[..., None]
-    X_cam = jnp.concatenate([xy, depth[..., None]], -1)  # (C, 2, 3)
-    T = geo.cam_to_world[img]  # (C, 2, 4, 4)
-    return (T[..., :3, :3] @ X_cam[..., None])[..., 0] + T[..., :3, 3]
+    c = geo.K[:2, 2]
+    x = (scene.corr_pix[:, 0] - c[0]) / geo.focal * depth
+    y = (scene.corr_pix[:, 1] - c[1]) / geo.focal * depth
+    return jnp.stack([x, y, depth])
+
+
+def _rotate_soa(R: jax.Array, t: jax.Array, p: jax.Array) -> jax.Array:
+    """R p + t with R (Pr, 3, 3), t (Pr, 3) per pair and p (3, Pr, M) -> (3, Pr, M)."""
+    R = R[:, :, :, None]
+    return jnp.stack([R[:, a, 0] * p[0] + R[:, a, 1] * p[1] + R[:, a, 2] * p[2] + t[:, a, None] for a in range(3)])
+
+
+def correspondence_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
+    """World points of every correspondence as seen from each of its two images: (Pr, M, 2, 3)."""
+    x = _camera_points(geo, scene)  # (3, 2, Pr, M)
+    T = geo.cam_to_world[scene.pair_img]  # (Pr, 2, 4, 4)
+    X = jnp.stack([_rotate_soa(T[:, k, :3, :3], T[:, k, :3, 3], x[:, k]) for k in range(2)], 1)  # (3, 2, Pr, M)
+    return jnp.transpose(X, (2, 3, 1, 0))
+
+
+def _partner_in_own_frame(geo: SceneGeometry, scene: SceneData):
+    """Each image's points and its partner's points moved into its camera frame.
+
+    Returns (x, y), each (3, 2, Pr, M): y[:, 0] = T_i^-1 T_j x_j and y[:, 1] = T_j^-1 T_i x_i.
+    Rigid motions keep distances, so ||x_i - y_i|| = ||X_i - X_j|| in the world: the 3D
+    term is unchanged, and the 2D term projects y directly. One relative pose per pair
+    (instead of a world transform per match) halves the work and keeps gradients per pair.
+    """
+    x = _camera_points(geo, scene)
+    T = geo.cam_to_world[scene.pair_img]  # (Pr, 2, 4, 4)
+    Ri, Rj = T[:, 0, :3, :3], T[:, 1, :3, :3]
+    ti, tj = T[:, 0, :3, 3], T[:, 1, :3, 3]
+    R_ij = jnp.swapaxes(Ri, -1, -2) @ Rj  # camera j -> camera i
+    t_ij = (jnp.swapaxes(Ri, -1, -2) @ (tj - ti)[..., None])[..., 0]
+    R_ji = jnp.swapaxes(R_ij, -1, -2)
+    t_ji = -(R_ji @ t_ij[..., None])[..., 0]
+    y = jnp.stack([_rotate_soa(R_ij, t_ij, x[:, 1]), _rotate_soa(R_ji, t_ji, x[:, 0])], 1)
+    return x, y
+
+
+def _robust_from_sq(sq: jax.Array, gamma) -> jax.Array:
+    """rho_gamma from a squared distance (safe at 0, NaN stays NaN)."""
+    nz = sq != 0
+    n = jnp.where(nz, jnp.sqrt(jnp.where(nz, sq, 1.0)), 0.0)
+    gamma = jnp.asarray(gamma, sq.dtype)
+    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
+    return (n + c) ** gamma - c**gamma
 
 
 # ------------------------------------------------------------------ scene terms
 
 
 def scene_matching_3d(geo: SceneGeometry, scene: SceneData, gamma: float = 1.1) -> jax.Array:
-    """Stage-1 term: confidence-weighted mean of rho(X_i, X_j) over correspondences."""
-    X = correspondence_points(geo, scene)
-    return weighted_mean(robust_distance(X[:, 0], X[:, 1], gamma), scene.corr_w)
+    """Stage-1 term: confidence-weighted mean of rho(X_i, X_j) over correspondences
+    (X the world points of :func:`correspondence_points`, compared in image i's frame)."""
+    x, y = _partner_in_own_frame(geo, scene)
+    d = x[:, 0] - y[:, 0]  # (3, Pr, M)
+    return weighted_mean(_robust_from_sq(jnp.sum(d * d, 0), gamma), scene.corr_w)
+
+
+def _pixels(geo: SceneGeometry, p: jax.Array) -> jax.Array:
+    """Camera-frame points (3, ...) -> pixels (2, ...); as the reference: depth clipped at
+    1e-3, pixels clipped to [-1000, 2000]."""
+    z = jnp.maximum(p[2], 1e-3)
+    c = geo.K[:2, 2]
+    uv = jnp.stack([geo.focal * p[0] / z + c[0], geo.focal * p[1] / z + c[1]])
+    return jnp.clip(uv, -1000.0, 2000.0)
 
 
 def project(geo: SceneGeometry, cam: jax.Array, X: jax.Array) -> jax.Array:
-    """Project world points X (..., 3) into keyframes ``cam`` (...,) -> pixels (..., 2).
-
-    As the reference: depth clipped at 1e-3, pixels clipped to [-1000, 2000].
-    """
+    """Project world points X (..., 3) into keyframes ``cam`` (...) -> pixels (..., 2)."""
     T_cw = geo.cam_to_world[cam]
     R = T_cw[..., :3, :3]
     Xc = (jnp.swapaxes(R, -1, -2) @ (X - T_cw[..., :3, 3])[..., None])[..., 0]
-    z = jnp.maximum(Xc[..., 2:3], 1e-3)
-    uv = geo.focal * Xc[..., :2] / z + geo.K[:2, 2]
-    return jnp.clip(uv, -1000.0, 2000.0)
+    return jnp.moveaxis(_pixels(geo, jnp.moveaxis(Xc, -1, 0)), 0, -1)
 
 
 def scene_reprojection_2d(geo: SceneGeometry, scene: SceneData, gamma: float = 0.4) -> jax.Array:
     """Stage-2 term: each image's correspondence pixels against the projection of the
     partner image's 3D point; one confidence-weighted mean over both directions."""
-    X = correspondence_points(geo, scene)  # (C, 2, 3)
-    img = scene.corr_img
-    uv_in_i = project(geo, img[:, 0], X[:, 1])
-    uv_in_j = project(geo, img[:, 1], X[:, 0])
-    r = jnp.stack([robust_distance(scene.corr_pix[:, 0], uv_in_i, gamma),
-                   robust_distance(scene.corr_pix[:, 1], uv_in_j, gamma)], 1)
-    return weighted_mean(r, jnp.broadcast_to(scene.corr_w[:, None], r.shape))
+    _, y = _partner_in_own_frame(geo, scene)
+    uv = _pixels(geo, y)  # (2 [u, v], 2 [side], Pr, M)
+    du = scene.corr_pix[:, 0] - uv[0]
+    dv = scene.corr_pix[:, 1] - uv[1]
+    r = _robust_from_sq(du * du + dv * dv, gamma)  # (2, Pr, M)
+    return weighted_mean(r, jnp.broadcast_to(scene.corr_w, r.shape))
 
 
 # ------------------------------------------------------------------ bodies

@@ -74,6 +74,7 @@ def bucket(n: int, minimum: int = 8) -> int:
 
 
 KEYFRAME_BUCKETS = (11, 21, 41, 81)
+CHUNK = 256  # correspondences per row of the dense pair layout
 
 
 def keyframe_bucket(k: int) -> int:
@@ -97,11 +98,12 @@ class SceneData(NamedTuple):
     pp: np.ndarray  # (2,) principal point as a fraction of W, H
     tree_parent: np.ndarray  # (K,) parent keyframe in the camera tree (root: itself)
     tree_order: np.ndarray  # (K,) keyframes in breadth-first order, root first
-    corr_img: np.ndarray  # (C, 2) keyframes i, j
-    corr_pix: np.ndarray  # (C, 2, 2) pixel in i, in j
-    corr_anchor: np.ndarray  # (C, 2) anchor index in i, in j
-    corr_ratio: np.ndarray  # (C, 2) depth / anchor depth in i, in j
-    corr_w: np.ndarray  # (C,) confidence weight (0 = padding)
+    pair_img: np.ndarray  # (Pr, 2) keyframes i, j of each ordered pair
+    # correspondences of each pair in M slots; small axes first so that M is innermost:
+    corr_pix: np.ndarray  # (2 [in i, in j], 2 [x, y], Pr, M) pixels
+    corr_anchor: np.ndarray  # (2, Pr, M) anchor index in i, in j
+    corr_ratio: np.ndarray  # (2, Pr, M) depth / anchor depth in i, in j
+    corr_w: np.ndarray  # (Pr, M) confidence weight (0 = padding)
     enforce_scale: np.ndarray  # () bool: no contact entry at all -> g = 1 / min size
 
 
@@ -226,7 +228,7 @@ def _pose_np(model: BodyModel, betas, rotmats, transl) -> tuple[np.ndarray, np.n
 def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfig(), sizes: dict | None = None) -> Problem:
     """Turn one bundle window into a padded :class:`Problem`.
 
-    ``sizes`` can force bucket sizes (keys K, C, P, E, S, M, U); by default
+    ``sizes`` can force bucket sizes (keys K, Pr, M, P, E, S, Ms, U); by default
     each is rounded up to its bucket.
     """
     s = cfg.subsample
@@ -303,9 +305,16 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
         for t in range(len(kfs) - 2):
             smooth_rows.append((p, kfs[t], kfs[t + 1], kfs[t + 2]))
 
-    # ---- sizes
-    sz = dict(K=keyframe_bucket(K0), C=bucket(len(cw), 64), P=bucket(max(P0, 1), 1) if P0 <= 4 else bucket(P0),
-              E=bucket(len(scale_rows), 16), S=bucket(len(static_rows), 16), M=bucket(len(smooth_rows), 16),
+    # ---- sizes: correspondences in a dense (pair, slot) layout, so that per-pair camera
+    # parameters broadcast over a pair's matches instead of being gathered per match
+    # parameters broadcast over a pair's matches instead of being gathered per match.
+    # A pair longer than CHUNK slots spans several rows, which keeps padding small.
+    pair_ids, pair_of = np.unique(pi[:, 0] * K0 + pi[:, 1], return_inverse=True)
+    counts = np.bincount(pair_of, minlength=len(pair_ids))
+    M = min(CHUNK, bucket(counts.max() if len(counts) else 1, 16))
+    rows = int(np.ceil(counts / M).sum())
+    sz = dict(K=keyframe_bucket(K0), Pr=bucket(rows, 16), M=M, P=bucket(max(P0, 1), 1) if P0 <= 4 else bucket(P0),
+              E=bucket(len(scale_rows), 16), S=bucket(len(static_rows), 16), Ms=bucket(len(smooth_rows), 16),
               U=bucket(len(vert_ids), 16))
     sz["P"] = 1 if P0 <= 1 else (2 if P0 <= 2 else (4 if P0 <= 4 else bucket(P0)))
     if sizes:
@@ -327,11 +336,7 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
         pp=(np.asarray(w.principal_point) / np.array([W, H])).astype(np.float32),
         tree_parent=tree_parent.astype(np.int32),
         tree_order=tree_order.astype(np.int32),
-        corr_img=_pad(pi, sz["C"]).astype(np.int32),
-        corr_pix=_pad(pix, sz["C"]).astype(np.float32),
-        corr_anchor=_pad(anc, sz["C"]).astype(np.int32),
-        corr_ratio=_pad(ratio, sz["C"], 1.0).astype(np.float32),
-        corr_w=_pad(cw, sz["C"]).astype(np.float32),
+        **_pair_layout(pair_ids, pair_of, K0, pix, anc, ratio, cw, sz["Pr"], sz["M"]),
         enforce_scale=np.array(len(scale_rows) == 0),
     )
 
@@ -377,11 +382,37 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
     return Problem(scene=scene, human=human, init_focal=np.array(f_init, np.float32), parents=model.parents)
 
 
+def _pair_layout(pair_ids, pair_of, K0, pix, anc, ratio, cw, Pr, M) -> dict:
+    """Flat correspondences -> dense (row, slot) arrays, each row one pair's next M
+    matches; padding has weight 0."""
+    order = np.argsort(pair_of, kind="stable")
+    starts = np.searchsorted(pair_of[order], np.arange(len(pair_ids)))
+    idx_in_pair = np.empty(len(order), np.int64)
+    idx_in_pair[order] = np.arange(len(order)) - starts[pair_of[order]]
+    counts = np.bincount(pair_of, minlength=len(pair_ids))
+    row_start = np.concatenate([[0], np.cumsum(np.ceil(counts / M).astype(np.int64))])
+    if row_start[-1] > Pr:
+        raise ValueError(f"cannot pad {row_start[-1]} rows of {M} matches into {Pr}")
+    row_pair = np.repeat(np.arange(len(pair_ids)), np.diff(row_start))
+    pair_of = row_start[pair_of] + idx_in_pair // M  # now: the row of each match
+    slot = idx_in_pair % M
+    pair_ids = pair_ids[row_pair]
+    out = dict(pair_img=np.zeros((Pr, 2), np.int32), corr_pix=np.zeros((2, 2, Pr, M), np.float32),
+               corr_anchor=np.zeros((2, Pr, M), np.int32), corr_ratio=np.ones((2, Pr, M), np.float32),
+               corr_w=np.zeros((Pr, M), np.float32))
+    out["pair_img"][:len(pair_ids)] = np.stack([pair_ids // K0, pair_ids % K0], 1)
+    out["corr_pix"][:, :, pair_of, slot] = pix.transpose(1, 2, 0)
+    out["corr_anchor"][:, pair_of, slot] = anc.T
+    out["corr_ratio"][:, pair_of, slot] = ratio.T
+    out["corr_w"][pair_of, slot] = cw
+    return out
+
+
 def _entries(scale_rows, static_rows, smooth_rows, sz) -> dict:
     sc = np.array(scale_rows, np.float64).reshape(-1, 6)
     st = np.array(static_rows, np.int64).reshape(-1, 4)
     sm = np.array(smooth_rows, np.int64).reshape(-1, 4)
-    E, S, M = sz["E"], sz["S"], sz["M"]
+    E, S, M = sz["E"], sz["S"], sz["Ms"]
     return dict(
         scale_track=_pad(sc[:, 0], E).astype(np.int32), scale_kf=_pad(sc[:, 1], E).astype(np.int32),
         scale_anchor=_pad(sc[:, 2], E).astype(np.int32), scale_ratio=_pad(sc[:, 3], E, 1.0).astype(np.float32),
@@ -397,5 +428,15 @@ def _entries(scale_rows, static_rows, smooth_rows, sz) -> dict:
 def problem_sizes(problem: Problem) -> dict:
     """The bucket sizes of a problem (stack problems of equal sizes to vmap them)."""
     s, h = problem.scene, problem.human
-    return dict(K=len(s.kf_valid), C=len(s.corr_w), P=len(h.n_frames), E=len(h.scale_w), S=len(h.static_w),
-                M=len(h.smooth_w), U=len(h.vert_template))
+    return dict(K=len(s.kf_valid), Pr=s.corr_w.shape[0], M=s.corr_w.shape[1], P=len(h.n_frames), E=len(h.scale_w),
+                S=len(h.static_w), Ms=len(h.smooth_w), U=len(h.vert_template))
+
+
+def flat_correspondences(scene: SceneData) -> tuple:
+    """The dense pair layout as flat arrays: img (N, 2), pix (N, 2, 2), anchor (N, 2), ratio (N, 2), w (N,)."""
+    Pr, M = np.shape(scene.corr_w)
+    img = np.repeat(np.asarray(scene.pair_img)[:, None, :], M, 1).reshape(-1, 2)
+    pix = np.asarray(scene.corr_pix).transpose(2, 3, 0, 1).reshape(-1, 2, 2)
+    anchor = np.asarray(scene.corr_anchor).transpose(1, 2, 0).reshape(-1, 2)
+    ratio = np.asarray(scene.corr_ratio).transpose(1, 2, 0).reshape(-1, 2)
+    return img, pix, anchor, ratio, np.asarray(scene.corr_w).reshape(-1)

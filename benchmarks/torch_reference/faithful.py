@@ -92,13 +92,23 @@ def geometry(cam, scene):
     return f, pp * t(scene.image_size), c2w, depth
 
 
+def flat(scene):
+    """The problem's (pair, slot) correspondence layout as flat per-match arrays."""
+    Pr, M = np.shape(scene.corr_w)
+    img = np.repeat(np.asarray(scene.pair_img)[:, None, :], M, 1).reshape(-1, 2)
+    return dict(img=img, pix=np.asarray(scene.corr_pix).transpose(2, 3, 0, 1).reshape(-1, 2, 2),
+                anchor=np.asarray(scene.corr_anchor).transpose(1, 2, 0).reshape(-1, 2),
+                ratio=np.asarray(scene.corr_ratio).transpose(1, 2, 0).reshape(-1, 2), w=np.asarray(scene.corr_w).reshape(-1))
+
+
 def corr_points(f, c, c2w, depth, scene):
     pts = []
+    fl = flat(scene)
     for k in range(2):
-        img = torch.as_tensor(scene.corr_img[:, k]).long()
-        a = torch.as_tensor(scene.corr_anchor[:, k]).long()
-        d = depth[img, a] * (1 + (t(scene.corr_ratio[:, k]) - 1) * t(scene.base_focal)[img] / f)
-        pix = t(scene.corr_pix[:, k])
+        img = torch.as_tensor(fl["img"][:, k]).long()
+        a = torch.as_tensor(fl["anchor"][:, k]).long()
+        d = depth[img, a] * (1 + (t(fl["ratio"][:, k]) - 1) * t(scene.base_focal)[img] / f)
+        pix = t(fl["pix"][:, k])
         Xc = torch.stack([(pix[:, 0] - c[0]) / f * d, (pix[:, 1] - c[1]) / f * d, d], 1)
         pts.append(torch.einsum("nab,nb->na", c2w[img, :3, :3], Xc) + c2w[img, :3, 3])
     return pts
@@ -107,7 +117,8 @@ def corr_points(f, c, c2w, depth, scene):
 def scene_terms(cam, scene, g3=1.1, g2=0.4, stage=None):
     f, c, c2w, depth = geometry(cam, scene)
     X0, X1 = corr_points(f, c, c2w, depth, scene)
-    w = t(scene.corr_w)
+    fl = flat(scene)
+    w = t(fl["w"])
     l3 = (w * rho(X0, X1, g3)).sum() / w.sum() if stage in (None, 1) else None
     if stage == 1:
         return l3, None, (f, c2w, depth)
@@ -118,8 +129,8 @@ def scene_terms(cam, scene, g3=1.1, g2=0.4, stage=None):
         uv = f * Xc[:, :2] / Xc[:, 2:].clamp(min=1e-3) + c
         return uv.clamp(-1000, 2000)
 
-    r = rho(t(scene.corr_pix[:, 0]), proj(scene.corr_img[:, 0], X1), g2) * w
-    r = r + rho(t(scene.corr_pix[:, 1]), proj(scene.corr_img[:, 1], X0), g2) * w
+    r = rho(t(fl["pix"][:, 0]), proj(fl["img"][:, 0], X1), g2) * w
+    r = r + rho(t(fl["pix"][:, 1]), proj(fl["img"][:, 1], X0), g2) * w
     l2 = r.sum() / (2 * w.sum())
     return l3, l2, (f, c2w, depth)
 

@@ -27,6 +27,11 @@ def to_torch(problem, device="cpu", dtype=torch.float32) -> dict:
                 out[k] = torch.as_tensor(a, device=device)
             else:
                 out[k] = torch.as_tensor(a.astype(np.float32), device=device, dtype=dtype)
+    # flat per-match arrays from the (pair, slot) layout
+    from .faithful import flat
+
+    for k, v in flat(problem.scene).items():
+        out["corr_" + k] = torch.as_tensor(v.astype(np.int64) if v.dtype.kind in "iu" else v.astype(np.float32), device=device)
     out["init_focal"] = torch.as_tensor(float(problem.init_focal), device=device, dtype=dtype)
     out["parents"] = tuple(problem.parents)
     out["order"] = [int(i) for i in np.asarray(problem.scene.tree_order)]
@@ -182,7 +187,8 @@ def init_tensors(problem, device="cpu"):
     return cam, hum
 
 
-def solve(problem, weights, iters=(500, 200), lrs=(0.07, 0.014), device="cpu", optimize_focal=True, sync=None):
+def solve(problem, weights, iters=(500, 200), lrs=(0.07, 0.014), device="cpu", optimize_focal=True, sync=None,
+          callback=None):
     """Two-stage Adam (betas 0.9/0.9, cosine lr), focal updated once per keyframe per step."""
     D = to_torch(problem, device)
     cam, hum = init_tensors(problem, device)
@@ -206,6 +212,8 @@ def solve(problem, weights, iters=(500, 200), lrs=(0.07, 0.014), device="cpu", o
             with torch.no_grad():
                 cam["quat"].div_(cam["quat"].norm(dim=-1, keepdim=True))
             history.append(loss.detach())
+            if callback is not None:
+                callback(stage, it)
     if sync is not None:
         sync()
     history = [float(x) for x in history]
