@@ -39,9 +39,9 @@ def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
             ax.plot(j[:, 0], j[:, 2], style, color="tab:red", label=f"person {r['person_ids'][p]}, {name}")
     if gt is not None:
         c = gt["cam_to_world"][:, :3, 3]
-        ax.plot(c[:, 0], c[:, 2], "o", ms=3, color="k", label="camera, ground truth (keyframes)")
+        ax.plot(c[:, 0], c[:, 2], ":", lw=2.5, color="k", label="camera, ground truth")
         j = gt["joints_world"][0][:, 0]
-        ax.plot(j[:, 0], j[:, 2], "s", ms=3, color="k", label="person, ground truth (keyframes)")
+        ax.plot(j[:, 0], j[:, 2], "--", lw=2.5, color="k", label="person, ground truth")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m, forward)")
     ax.set_aspect("equal", "datalim")
@@ -89,13 +89,14 @@ def main(argv=None) -> int:
         bundle_dir = Path(tmp) / "bundle"
         save(bundle_dir, [window], {"body_model": args.body_model, "source": "josh_jax.synth"})
         summary = run(bundle_dir, args.out, args.body_model, overwrite=args.overwrite)
-    np.savez_compressed(args.out / "ground_truth_keyframes.npz", **{k: np.asarray(v) for k, v in gt.items()})
+    np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
     plot_trajectory(args.out, gt)
     s = summary["seconds"]
     print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
           f"{summary['contact_scale_entries']} contact-scale entries; solve {s['steady_state_solve']:.1f} s "
           f"(first {s['first_solve_incl_compile']:.1f} s with compile)\n[demo] outputs in {args.out}/: results.npz, "
-          "init.npz, summary.json, loss_curve.png, trajectory.png")
+          "init.npz, summary.json, loss_curve.png, trajectory.png, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
+          f"{args.out}/results.npz {args.out}/ground_truth.npz")
     return 0
 
 
