@@ -28,7 +28,7 @@ from .losses import LossWeights
 from .metrics import evaluate, umeyama
 from .problem import build_problem
 from .results import build_results
-from .solve import SolveConfig, solve
+from .solve import SolveConfig, front_ends_only, solve
 from .synth import PRESETS, make_world
 
 METRICS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "camera_ate")
@@ -39,9 +39,7 @@ ABLATIONS = ("scale", "static", "smooth", "prior")
 def run_world(model, preset: str, seed: int, cfg: SolveConfig, ablations=ABLATIONS):
     window, gt = make_world(model, seed, PRESETS[preset])
     problem = build_problem(window, model)
-    variants = {"init": (problem._replace(scene=problem.scene._replace(enforce_scale=np.array(True))),
-                         LossWeights(scale=0.0, static=0.0, smooth=0.0)),
-                "joint": (problem, LossWeights())}
+    variants = {"init": front_ends_only(problem), "joint": (problem, LossWeights())}
     for term in ablations:
         variants[f"no_{term}"] = (problem, LossWeights()._replace(**{term: 0.0}))
     out, results = {}, {}

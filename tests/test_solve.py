@@ -10,7 +10,7 @@ from josh_jax import bundle as jbundle
 from josh_jax.losses import LossWeights, scene_geometry
 from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.results import build_results, load_results
-from josh_jax.solve import SolveConfig, solve, solve_batch, stack_problems
+from josh_jax.solve import SolveConfig, front_ends_only, solve, solve_batch, stack_problems
 from josh_jax.solve.solver import _solve_jit
 from josh_jax.synth import SynthConfig, make_world
 
@@ -43,8 +43,8 @@ def test_joint_solve_recovers_metric_cameras(world, open_model):
     path = np.linalg.norm(gt_pos[-1] - gt_pos[0])
     assert err.max() < 0.1 * path, err
     # the front-end-only baseline keeps the depth model's scale: far off
-    base = pr._replace(scene=pr.scene._replace(enforce_scale=np.array(True)))
-    bres = solve(base, LossWeights(scale=0.0, static=0.0, smooth=0.0), FAST)
+    base, base_w = front_ends_only(pr)
+    bres = solve(base, base_w, FAST)
     bpos = camera_positions(bres.params, base, w.num_keyframes)
     ratio = np.linalg.norm(bpos[-1] - bpos[0]) / path
     assert abs(ratio - 1) > 0.3

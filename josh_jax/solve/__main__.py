@@ -26,7 +26,7 @@ from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
 from ..problem import ProblemConfig, build_problem, problem_sizes
 from ..results import build_results, save_npz
-from .solver import SolveConfig, solve
+from .solver import SolveConfig, front_ends_only, solve
 
 
 def _terms_dict(terms, idx=None) -> dict:
@@ -71,8 +71,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     t_build = time.perf_counter() - t0
 
     # the front-end-only baseline: scene term alone, bodies held at their start values
-    base_w = weights._replace(scale=0.0, static=0.0, smooth=0.0)
-    base_problem = problem._replace(scene=problem.scene._replace(enforce_scale=np.array(True)))
+    base_problem, base_w = front_ends_only(problem, weights)
     stages = [("front ends only", base_problem, base_w), ("joint optimization", problem, weights)]
     timings, results = {}, {}
     for label, pr, wts in stages:

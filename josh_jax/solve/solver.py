@@ -184,6 +184,15 @@ def _solve_jit(problem: Problem, weights: LossWeights, cfg: SolveConfig) -> Solv
     return SolveResult(params=s2.params, init=p0, stage1=s1, stage2=s2)
 
 
+def front_ends_only(problem: Problem, weights: LossWeights = LossWeights()) -> tuple[Problem, LossWeights]:
+    """The front-end-only baseline (``init.npz``): the scene term alone at the depth
+    model's own scale (g = 1 / min size, as the reference without contacts) and
+    bodies held by the prior at the human front end's values. Same compiled program
+    as the joint solve (only data and traced weights differ)."""
+    base = problem._replace(scene=problem.scene._replace(enforce_scale=np.array(True)))
+    return base, weights._replace(scale=0.0, static=0.0, smooth=0.0)
+
+
 def _as_jax(problem: Problem) -> Problem:
     return jax.tree_util.tree_map(jnp.asarray, problem)
 
