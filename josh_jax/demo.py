@@ -2,9 +2,9 @@
 
 Today the demo runs the whole solver path on a synthetic example world (the
 default, no data needed): it writes a front-end bundle, solves it, and writes
-``results.npz``, ``init.npz``, ``summary.json``, ``loss_curve.png`` and
+``results.npz``, ``init.npz``, ``summary.json``, ``loss_curve.png``,
 ``trajectory.png`` (top-down camera and person paths on the scene points,
-front-ends-only vs joint vs ground truth).
+front-ends-only vs joint vs ground truth), ``scene.glb`` and ``ground_truth.npz``.
 
 Video input needs the embedded video front ends, which are not built yet: a
 video argument is refused with a one-line message.
@@ -91,11 +91,15 @@ def main(argv=None) -> int:
         summary = run(bundle_dir, args.out, args.body_model, overwrite=args.overwrite)
     np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
     plot_trajectory(args.out, gt)
+    from .export import write_glb
+    from .results import load_results
+
+    write_glb(load_results(args.out / "results.npz"), model, args.out / "scene.glb")
     s = summary["seconds"]
     print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
           f"{summary['contact_scale_entries']} contact-scale entries; solve {s['steady_state_solve']:.1f} s "
           f"(first {s['first_solve_incl_compile']:.1f} s with compile)\n[demo] outputs in {args.out}/: results.npz, "
-          "init.npz, summary.json, loss_curve.png, trajectory.png, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
+          "init.npz, summary.json, loss_curve.png, trajectory.png, scene.glb, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
           f"{args.out}/results.npz {args.out}/ground_truth.npz")
     return 0
 
