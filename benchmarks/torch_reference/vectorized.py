@@ -1,9 +1,11 @@
 """The "vectorized" PyTorch flavour: the best plain PyTorch of the same objective.
 
-Batched gathers over all correspondences and entries, skinning of only the
-vertices the losses read (the contact-vertex table), segment sums with
-``index_add``, per-track terms batched; no Python loop over entries, pairs or
-tracks in the step (the camera tree and the 24-joint chain are short loops).
+The same data layout and algebra as josh_jax: correspondences in dense
+(pair-row, slot) arrays, one relative pose per pair broadcast over its
+matches, skinning of only the vertices the losses read (the contact-vertex
+table), segment sums with ``index_add``, per-track terms batched; no Python
+loop over entries, pairs or tracks in the step (the camera tree and the
+24-joint chain are short loops).
 Same objective and schedule as josh_jax (focal updated once per keyframe per
 step, as the reference on CPU). Runs on CPU or CUDA.
 """
@@ -27,11 +29,6 @@ def to_torch(problem, device="cpu", dtype=torch.float32) -> dict:
                 out[k] = torch.as_tensor(a, device=device)
             else:
                 out[k] = torch.as_tensor(a.astype(np.float32), device=device, dtype=dtype)
-    # flat per-match arrays from the (pair, slot) layout
-    from .faithful import flat
-
-    for k, v in flat(problem.scene).items():
-        out["corr_" + k] = torch.as_tensor(v.astype(np.int64) if v.dtype.kind in "iu" else v.astype(np.float32), device=device)
     out["init_focal"] = torch.as_tensor(float(problem.init_focal), device=device, dtype=dtype)
     out["parents"] = tuple(problem.parents)
     out["order"] = [int(i) for i in np.asarray(problem.scene.tree_order)]
@@ -44,6 +41,12 @@ def rho(a, b, gamma):
     d = a - b
     n = torch.sqrt((d * d).sum(-1) + 1e-30)
     return (n + c) ** gamma - c**gamma
+
+
+def rho_sq(sq, gamma):
+    """rho_gamma from a squared distance."""
+    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
+    return (torch.sqrt(sq + 1e-30) + c) ** gamma - c**gamma
 
 
 def quat_to_R(q):
@@ -89,12 +92,31 @@ def geometry(p, D):
     return f, pp, Rw, tw, depth
 
 
-def scene_points(f, pp, Rw, tw, depth, D):
-    img = D["corr_img"]
-    d = depth[img, D["corr_anchor"]] * (1 + (D["corr_ratio"] - 1) * D["base_focal"][img] / f)
-    xy = (D["corr_pix"] - pp) / f * d[..., None]
-    Xc = torch.cat([xy, d[..., None]], -1)
-    return (Rw[img] @ Xc[..., None])[..., 0] + tw[img]
+def camera_points(f, pp, depth, D):
+    """(3, 2, Pr, M) camera-frame points of each match in its two images."""
+    img = D["pair_img"].T  # (2, Pr)
+    A = depth.shape[1]
+    d = depth.reshape(-1)[img[:, :, None] * A + D["corr_anchor"]]
+    depth_ = d * (1 + (D["corr_ratio"] - 1) * D["base_focal"][img][:, :, None] / f)
+    x = (D["corr_pix"][:, 0] - pp[0]) / f * depth_
+    y = (D["corr_pix"][:, 1] - pp[1]) / f * depth_
+    return torch.stack([x, y, depth_])
+
+
+def partner_points(Rw, tw, x, D):
+    """Partner points moved into each image's camera frame, (3, 2, Pr, M)."""
+    img = D["pair_img"]
+    Ri, Rj, ti, tj = Rw[img[:, 0]], Rw[img[:, 1]], tw[img[:, 0]], tw[img[:, 1]]
+    R_ij = Ri.transpose(-1, -2) @ Rj
+    t_ij = (Ri.transpose(-1, -2) @ (tj - ti)[..., None])[..., 0]
+    R_ji = R_ij.transpose(-1, -2)
+    t_ji = -(R_ji @ t_ij[..., None])[..., 0]
+
+    def move(R, t, p):
+        R = R[..., None]
+        return torch.stack([R[:, a, 0] * p[0] + R[:, a, 1] * p[1] + R[:, a, 2] * p[2] + t[:, a, None] for a in range(3)])
+
+    return torch.stack([move(R_ij, t_ij, x[:, 1]), move(R_ji, t_ji, x[:, 0])], 1)
 
 
 def pose_bodies(h, D):
@@ -126,20 +148,18 @@ def pose_bodies(h, D):
 def objective(p, h, D, weights, stage):
     """(total, dict of terms) of one stage."""
     f, pp, Rw, tw, depth = geometry(p, D)
-    X = scene_points(f, pp, Rw, tw, depth, D)
+    x = camera_points(f, pp, depth, D)
+    y = partner_points(Rw, tw, x, D)
     w = D["corr_w"]
     if stage == 1:
-        scene = wmean(rho(X[:, 0], X[:, 1], weights.gamma_scene_3d), w)
+        d = x[:, 0] - y[:, 0]
+        scene = wmean(rho_sq((d * d).sum(0), weights.gamma_scene_3d), w)
     else:
-        img = D["corr_img"]
-
-        def proj(cam, Y):
-            Yc = (Rw[cam].transpose(-1, -2) @ (Y - tw[cam])[..., None])[..., 0]
-            return (f * Yc[:, :2] / Yc[:, 2:].clamp(min=1e-3) + pp).clamp(-1000, 2000)
-
-        r = rho(D["corr_pix"][:, 0], proj(img[:, 0], X[:, 1]), weights.gamma_scene_2d) \
-            + rho(D["corr_pix"][:, 1], proj(img[:, 1], X[:, 0]), weights.gamma_scene_2d)
-        scene = wmean(r, w) / 2
+        z = y[2].clamp(min=1e-3)
+        u = (f * y[0] / z + pp[0]).clamp(-1000, 2000)
+        v = (f * y[1] / z + pp[1]).clamp(-1000, 2000)
+        du, dv = D["corr_pix"][:, 0] - u, D["corr_pix"][:, 1] - v
+        scene = wmean(rho_sq(du * du + dv * dv, weights.gamma_scene_2d), w.expand(2, *w.shape))
     joints, verts = pose_bodies(h, D)
     P = joints.shape[0]
     g = weights.gamma_human
