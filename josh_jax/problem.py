@@ -313,10 +313,9 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
     counts = np.bincount(pair_of, minlength=len(pair_ids))
     M = min(CHUNK, bucket(counts.max() if len(counts) else 1, 16))
     rows = int(np.ceil(counts / M).sum())
-    sz = dict(K=keyframe_bucket(K0), Pr=bucket(rows, 16), M=M, P=bucket(max(P0, 1), 1) if P0 <= 4 else bucket(P0),
+    sz = dict(K=keyframe_bucket(K0), Pr=bucket(rows, 16), M=M, P=bucket(max(P0, 1), 1),
               E=bucket(len(scale_rows), 16), S=bucket(len(static_rows), 16), Ms=bucket(len(smooth_rows), 16),
               U=bucket(len(vert_ids), 16))
-    sz["P"] = 1 if P0 <= 1 else (2 if P0 <= 2 else (4 if P0 <= 4 else bucket(P0)))
     if sizes:
         sz.update(sizes)
     K, P = sz["K"], sz["P"]
