@@ -81,11 +81,23 @@ def init_params(problem: Problem) -> Params:
 # ------------------------------------------------------------------ robust distance
 
 
-def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
-    """Euclidean norm whose gradient at 0 is 0 (not NaN); NaN input stays NaN."""
-    sq = jnp.sum(x * x, axis=axis)
+def _safe_sqrt(sq: jax.Array) -> jax.Array:
+    """sqrt with gradient 0 (not NaN) at 0; NaN stays NaN (double where)."""
     nz = sq != 0
     return jnp.where(nz, jnp.sqrt(jnp.where(nz, sq, 1.0)), 0.0)
+
+
+def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
+    """Euclidean norm whose gradient at 0 is 0 (not NaN); NaN input stays NaN."""
+    return _safe_sqrt(jnp.sum(x * x, axis=axis))
+
+
+def _robust_from_sq(sq: jax.Array, gamma) -> jax.Array:
+    """rho_gamma from a squared distance (safe at 0, NaN stays NaN)."""
+    n = _safe_sqrt(sq)
+    gamma = jnp.asarray(gamma, sq.dtype)
+    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
+    return (n + c) ** gamma - c**gamma
 
 
 def robust_distance(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
@@ -94,9 +106,8 @@ def robust_distance(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
     The norm is over the last axis; pass scalars as shape (..., 1) or use
     :func:`robust_scalar`. Its slope at 0 is 1, like an L1 distance.
     """
-    gamma = jnp.asarray(gamma, a.dtype)
-    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
-    return (safe_norm(a - b) + c) ** gamma - c**gamma
+    d = a - b
+    return _robust_from_sq(jnp.sum(d * d, axis=-1), gamma)
 
 
 def robust_scalar(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
@@ -218,15 +229,6 @@ def _partner_in_own_frame(geo: SceneGeometry, scene: SceneData):
     t_ji = -(R_ji @ t_ij[..., None])[..., 0]
     y = jnp.stack([_rotate_soa(R_ij, t_ij, x[:, 1]), _rotate_soa(R_ji, t_ji, x[:, 0])], 1)
     return x, y
-
-
-def _robust_from_sq(sq: jax.Array, gamma) -> jax.Array:
-    """rho_gamma from a squared distance (safe at 0, NaN stays NaN)."""
-    nz = sq != 0
-    n = jnp.where(nz, jnp.sqrt(jnp.where(nz, sq, 1.0)), 0.0)
-    gamma = jnp.asarray(gamma, sq.dtype)
-    c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
-    return (n + c) ** gamma - c**gamma
 
 
 # ------------------------------------------------------------------ scene terms
