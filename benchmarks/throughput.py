@@ -153,9 +153,6 @@ def batch_worker(batch: int, device: str) -> dict:
     first, model, _ = make_problem(**size, seed=0)
     sizes = problem_sizes(first)
     sizes = {k: int(v * 1.5) if k != "K" else v for k, v in sizes.items()}
-    import josh_jax.synth as S
-    import dataclasses
-
     problems = []
     for s in range(batch):
         _, _, w = make_problem(**size, seed=s)
@@ -171,7 +168,6 @@ def batch_worker(batch: int, device: str) -> dict:
     for p in problems:
         jax.block_until_ready(solve(p, LossWeights(), cfg))
     t_seq = time.perf_counter() - t
-    del S, dataclasses
     return dict(batch=batch, **size, batched_s=t_batch, sequential_s=t_seq, windows_per_s_batched=batch / t_batch,
                 windows_per_s_sequential=batch / t_seq, speedup=t_seq / t_batch, device=str(jax.devices()[0]))
 

@@ -429,13 +429,3 @@ def problem_sizes(problem: Problem) -> dict:
     s, h = problem.scene, problem.human
     return dict(K=len(s.kf_valid), Pr=s.corr_w.shape[0], M=s.corr_w.shape[1], P=len(h.n_frames), E=len(h.scale_w),
                 S=len(h.static_w), Ms=len(h.smooth_w), U=len(h.vert_template))
-
-
-def flat_correspondences(scene: SceneData) -> tuple:
-    """The dense pair layout as flat arrays: img (N, 2), pix (N, 2, 2), anchor (N, 2), ratio (N, 2), w (N,)."""
-    Pr, M = np.shape(scene.corr_w)
-    img = np.repeat(np.asarray(scene.pair_img)[:, None, :], M, 1).reshape(-1, 2)
-    pix = np.asarray(scene.corr_pix).transpose(2, 3, 0, 1).reshape(-1, 2, 2)
-    anchor = np.asarray(scene.corr_anchor).transpose(1, 2, 0).reshape(-1, 2)
-    ratio = np.asarray(scene.corr_ratio).transpose(1, 2, 0).reshape(-1, 2)
-    return img, pix, anchor, ratio, np.asarray(scene.corr_w).reshape(-1)

@@ -313,12 +313,10 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
     gt_contact = np.zeros((P, F, model.num_vertices), bool)
     for p, (betas, rots, trans) in enumerate(people):
         J0 = np.asarray(model.J_template + np.einsum("jcb,b->jc", model.J_shapedirs, betas))[0]
-        foot_speed = np.r_[0.0, np.linalg.norm(np.diff(verts[p][:, soles], axis=0), axis=-1).max(-1)]
         for t in range(F):
             on_ground = verts[p][t, soles, 1] > -0.02
             step = np.linalg.norm(verts[p][min(t + 1, F - 1), soles] - verts[p][t, soles], axis=-1)
             gt_contact[p, t, soles] = on_ground & (step < 0.01)
-        del foot_speed
         bias = rng.normal(0, cfg.hmr_betas_noise, model.num_betas)
         for k, t in enumerate(kf):
             R, c = T_wc[t][:3, :3], T_wc[t][:3, 3]
