@@ -187,8 +187,14 @@ def window_from_arrays(**arrays) -> Window:
     return validate(_to_window(arrays, "arrays"))
 
 
-def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None) -> Path:
-    """Write a bundle folder atomically (a temp folder moved into place)."""
+def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None,
+         extras: dict | None = None) -> Path:
+    """Write a bundle folder atomically (a temp folder moved into place).
+
+    ``extras`` maps further file names in the folder to dicts of arrays saved
+    as npz (e.g. the embedded front ends' per-frame ``tracks.npz``); loaders
+    ignore them.
+    """
     bundle_dir = Path(bundle_dir)
     bundle_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=bundle_dir.parent))
@@ -200,6 +206,8 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
             arrays = {f.name: getattr(w, f.name) for f in fields(w) if getattr(w, f.name) is not None}
             np.savez_compressed(tmp / name, **arrays)
             names.append({"file": name, "first_frame": int(w.frame_index[0]), "last_frame": int(w.frame_index[-1])})
+        for name, arrays in (extras or {}).items():
+            np.savez_compressed(tmp / name, **arrays)
         info = {"format": FORMAT, "version": VERSION, "windows": names, **(meta or {})}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
         if bundle_dir.exists():

@@ -1,0 +1,33 @@
+"""Perception front ends: video -> front-end bundle (see :mod:`josh_jax.bundle`).
+
+The embedded default front ends need nothing beyond PyPI: BlazePose (ONNX,
+shipped in ``models_onnx/``) for people, pycolmap structure from motion for
+the scene, a JAX body fit and a stance heuristic for contacts. Run them with
+``python -m josh_jax.frontends VIDEO --out BUNDLE_DIR``.
+"""
+from .onnx_models import FrontEndError, default_models_dir
+from .pipeline import FrontEndConfig, FrontEndOutput, clip_keyframes, run_frontends
+from .video import VideoError, VideoInfo, iter_frames, probe
+
+__all__ = ["FrontEndConfig", "FrontEndError", "FrontEndOutput", "VideoError", "VideoInfo", "clip_keyframes",
+           "default_models_dir", "iter_frames", "probe", "run_frontends", "save_tracks", "load_tracks"]
+
+
+def save_tracks(tracks: dict) -> dict:
+    """Per-frame track fits -> flat arrays for ``tracks.npz`` (keys ``t{id}_{field}``)."""
+    import numpy as np
+
+    out = {"track_ids": np.asarray(sorted(tracks), np.int64)}
+    for tid, d in tracks.items():
+        for k, v in d.items():
+            out[f"t{tid}_{k}"] = np.asarray(v)
+    return out
+
+
+def load_tracks(path) -> dict:
+    """``tracks.npz`` -> {id: {frames, rotmats, betas, transl, contact, landmarks}}."""
+    import numpy as np
+
+    with np.load(path) as z:
+        ids = [int(i) for i in z["track_ids"]]
+        return {tid: {k.split("_", 1)[1]: z[k] for k in z.files if k.startswith(f"t{tid}_")} for tid in ids}

@@ -1,0 +1,56 @@
+"""Finding and opening ONNX models with onnxruntime (CUDA when present, CPU otherwise)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+
+class FrontEndError(RuntimeError):
+    """A front end cannot run: missing model, unreadable input, nothing found. One line, says what to do."""
+
+
+def default_models_dir() -> Path:
+    """``$JOSH_MODELS`` if set, else the repository's ``models_onnx/`` (editable installs)."""
+    env = os.environ.get("JOSH_MODELS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[2] / "models_onnx"
+
+
+def providers(device: str = "auto") -> list[str]:
+    """onnxruntime providers for ``device`` in {"auto", "cpu", "gpu"}."""
+    import onnxruntime as ort
+
+    avail = ort.get_available_providers()
+    if device == "cpu" or "CUDAExecutionProvider" not in avail:
+        if device == "gpu":
+            raise FrontEndError("--device gpu asked for, but onnxruntime has no CUDA provider; "
+                                "install the extra: pip install -e '.[gpu]'")
+        return ["CPUExecutionProvider"]
+    return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+
+
+def open_session(path: Path, device: str = "auto", threads: int | None = None):
+    """An ``onnxruntime.InferenceSession`` for ``path``; a missing file raises FrontEndError."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FrontEndError(f"model file {path} is missing; the embedded BlazePose models ship in the repository's "
+                            "models_onnx/ (set JOSH_MODELS or --models to that folder), "
+                            "or rebuild them with scripts/export_blazepose.py")
+    so = ort.SessionOptions()
+    so.log_severity_level = 3
+    # spinning threads hurt on small CPU machines (see NOTES); one pass per call anyway
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
+    return ort.InferenceSession(str(path), sess_options=so, providers=providers(device))
+
+
+def run(session, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Run a one-input session; outputs by name."""
+    name = session.get_inputs()[0].name
+    outs = session.run(None, {name: np.ascontiguousarray(x, np.float32)})
+    return {o.name: v for o, v in zip(session.get_outputs(), outs)}
