@@ -210,6 +210,7 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
             np.savez_compressed(tmp / name, **arrays)
         info = {"format": FORMAT, "version": VERSION, "windows": names, **(meta or {})}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
         if bundle_dir.exists():
             shutil.rmtree(bundle_dir)
         os.replace(tmp, bundle_dir)

@@ -1,106 +1,355 @@
-"""``python -m josh_jax.demo [VIDEO] [--out DIR]``.
+"""``python -m josh_jax.demo [VIDEO] [--out DIR]``: from a video to a 4D reconstruction you can look at.
 
-Today the demo runs the whole solver path on a synthetic example world (the
-default, no data needed): it writes a front-end bundle, solves it, and writes
-``results.npz``, ``init.npz``, ``summary.json``, ``loss_curve.png``,
-``trajectory.png`` (top-down camera and person paths on the scene points,
-front-ends-only vs joint vs ground truth), ``scene.glb`` and ``ground_truth.npz``.
+With no VIDEO it runs the bundled example clip (josh_jax/data/example/walk.mp4,
+CC0). Stages: decode -> front ends (embedded defaults, or the official ONNX
+models) -> one problem per solve window -> joint optimization (and the
+front-ends-only baseline) -> windows joined by similarity transforms ->
+outputs. Everything of one run is written to ``DIR.work/`` first (finished
+windows are kept there, so an interrupted run resumes where it stopped) and
+moved to DIR only when complete.
 
-Video input needs the embedded video front ends, which are not built yet: a
-video argument is refused with a one-line message.
+Outputs in DIR: results.npz, init.npz (front ends only), scene.glb,
+overlay.mp4, overlay_frames/*.png, trajectory.png, loss_curve.png,
+summary.json, and with --rerun recording.rrd. ``--synthetic`` runs the older
+synthetic-world demo (no video; writes ground_truth.npz as well).
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 
+EXAMPLE_CLIP = Path(__file__).parent / "data" / "example" / "walk.mp4"
 
-def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
+
+class DemoError(RuntimeError):
+    """A one-line, actionable reason the demo cannot go on."""
+
+
+def _log(msg: str) -> None:
+    print(f"[demo] {msg}", file=sys.stderr, flush=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    from .frontends.__main__ import add_frontend_args
+
+    ap = argparse.ArgumentParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
+    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
+    ap.add_argument("--frontends", choices=("default", "official"), default="default",
+                    help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)")
+    ap.add_argument("--body-model", "--smpl", dest="body_model", default="open",
+                    help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder")
+    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="for JAX and onnxruntime")
+    ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                    help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50")
+    ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
+    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 (the slowest output on CPU)")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
+    ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
+    add_frontend_args(ap)
+    return ap
+
+
+def _fingerprint(video: Path, args, cfg) -> dict:
+    st = video.stat()
+    return {"video": str(video.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "start": args.start,
+            "frames": args.frames, "body_model": str(args.body_model), "frontends": args.frontends,
+            "config": cfg.to_dict()}
+
+
+def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
+    work = out.with_name(out.name + ".work")
+    fp_path = work / "fingerprint.json"
+    fp_text = json.dumps(fp, sort_keys=True, default=str)
+    if work.exists():
+        same = fp_path.is_file() and fp_path.read_text() == fp_text
+        if same and not fresh:
+            done = sorted((work / "solved").glob("window_*_results.npz")) if (work / "solved").exists() else []
+            _log(f"resuming the interrupted run in {work} ({len(done)} window(s) already solved)")
+            return work
+        shutil.rmtree(work)
+    (work / "solved").mkdir(parents=True)
+    fp_path.write_text(fp_text)
+    return work
+
+
+def _check_official(models: Path | None) -> None:
+    from .frontends.onnx_models import default_models_dir
+
+    d = Path(models) if models else default_models_dir()
+    need = {"person segmentation/tracking": "sam_tracker.onnx (any segmenter meeting the contract)",
+            "human mesh recovery": "vimo.onnx (scripts/export_vimo.py)",
+            "contact": "deco.onnx (scripts/export_deco.py)",
+            "point maps": "pi3x.onnx (scripts/export_pi3x.py)",
+            "matching": "mast3r.onnx (scripts/export_mast3r.py)"}
+    missing = [f"{role}: {what}" for role, what in need.items() if not (d / what.split()[0]).is_file()]
+    if missing:
+        raise DemoError(f"--frontends official needs these models in {d}, missing: " + "; ".join(missing)
+                        + " (docs/frontends.md says how to export them; or use --frontends default)")
+    raise DemoError("the official front-end runners are not part of this version (see docs/frontends.md); "
+                    "use --frontends default")
+
+
+def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
+    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``."""
+    import jax
+
+    from .problem import build_problem, problem_sizes
+    from .results import build_results, save_npz
+    from .solve import front_ends_only, solve
+
+    t0 = time.perf_counter()
+    problem = build_problem(w, model, cfg.problem)
+    res = jax.block_until_ready(solve(problem, cfg.weights, dataclasses.replace(cfg.solve, progress_every=25)))
+    t1 = time.perf_counter()
+    base_problem, base_w = front_ends_only(problem, cfg.weights)
+    base = jax.block_until_ready(solve(base_problem, base_w, cfg.solve))
+    t2 = time.perf_counter()
+    for st, name in ((res.stage1, "stage 1"), (res.stage2, "stage 2")):
+        if int(st.nan_at) >= 0:
+            _log(f"warning: non-finite loss at {name} iteration {int(st.nan_at)} of frames "
+                 f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
+    save_npz(out_prefix.with_name(out_prefix.name + "_init.npz"), build_results(base.params, base_problem, w, model))
+    hist = {f"s1_{k}": np.asarray(v) for k, v in res.stage1.history._asdict().items()}
+    hist.update({f"s2_{k}": np.asarray(v) for k, v in res.stage2.history._asdict().items()})
+    save_npz(out_prefix.with_name(out_prefix.name + "_loss.npz"), hist)
+    info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
+            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem),
+            "contact_scale_entries": int((problem.human.scale_w > 0).sum()),
+            "static_entries": int((problem.human.static_w > 0).sum()),
+            "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
+            "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
+    out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
+    # results last: their presence marks the window as finished
+    save_npz(out_prefix.with_name(out_prefix.name + "_results.npz"), build_results(res.params, problem, w, model))
+    return info
+
+
+def plot_losses(solved: Path, n: int, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .results import load_results
-
-    res = load_results(out_dir / "results.npz")
-    init = load_results(out_dir / "init.npz")
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
-    pts = res["points"][::7]
-    ax.scatter(pts[:, 0], pts[:, 2], s=0.3, c=res["point_colors"][::7] / 255.0, alpha=0.4, label="scene (joint)")
-    for name, r, style in (("front ends only", init, "--"), ("joint", res, "-")):
-        c = r["cam_to_world"][:, :3, 3]
-        ax.plot(c[:, 0], c[:, 2], style, color="tab:blue", label=f"camera, {name}")
-        for p in range(len(r["person_ids"])):
-            j = r["joints_world"][p][r["visible"][p], 0]
-            ax.plot(j[:, 0], j[:, 2], style, color="tab:red", label=f"person {r['person_ids'][p]}, {name}")
-    if gt is not None:
-        c = gt["cam_to_world"][:, :3, 3]
-        ax.plot(c[:, 0], c[:, 2], ":", lw=2.5, color="k", label="camera, ground truth")
-        j = gt["joints_world"][0][:, 0]
-        ax.plot(j[:, 0], j[:, 2], "--", lw=2.5, color="k", label="person, ground truth")
-    ax.set_xlabel("x (m)")
-    ax.set_ylabel("z (m, forward)")
-    ax.set_aspect("equal", "datalim")
-    ax.set_title("top-down view, world = first keyframe camera")
-    ax.legend(fontsize=7, loc="best")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    for i in range(n):
+        with np.load(solved / f"window_{i:03d}_loss.npz") as z:
+            for ax, s in zip(axes, ("s1", "s2")):
+                ax.semilogy(z[f"{s}_total"], label=f"window {i}")
+    axes[0].set_title("stage 1 (3D matching): total loss")
+    axes[1].set_title("stage 2 (2D reprojection): total loss")
+    for ax in axes:
+        ax.set_xlabel("iteration")
+        ax.legend(fontsize=7)
     fig.tight_layout()
-    path = out_dir / "trajectory.png"
     fig.savefig(path)
     plt.close(fig)
-    return path
+
+
+def _example_check(res: dict, gt_path: Path) -> dict:
+    """Camera path length and per-frame camera error (after aligning the first frames) vs the clip's truth."""
+    with np.load(gt_path) as z:
+        T = z["cam_to_world"].astype(np.float64)
+    Tg = np.linalg.inv(T[0]) @ T
+    f = res["frame_index"]
+    c, cg = res["cam_to_world"][:, :3, 3].astype(np.float64), Tg[f, :3, 3]
+    length = lambda x: float(np.linalg.norm(np.diff(x, axis=0), axis=1).sum())
+    return {"camera_path_m": length(c), "true_camera_path_m": length(cg),
+            "camera_error_max_m": float(np.linalg.norm(c - cg, axis=1).max()),
+            "camera_error_mean_m": float(np.linalg.norm(c - cg, axis=1).mean())}
+
+
+def run(args) -> dict:
+    from . import body as jbody
+    from . import config as jconfig
+    from .bundle import load as load_bundle, save as save_bundle
+    from .frontends import load_tracks, probe, run_frontends, save_tracks
+    from .join import join_windows
+    from .results import load_results, save_npz
+
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    video = args.video or EXAMPLE_CLIP
+    out: Path = args.out
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
+        raise DemoError(f"output folder {out} exists and is not empty; pass --overwrite to replace it")
+    cfg = jconfig.load(args.config, args.overrides)
+    flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
+    if args.static_camera:
+        flags["static_camera"] = True
+    if args.focal is not None:
+        flags["focal"] = args.focal
+    if args.max_people != jconfig.FrontEndConfig.max_people:
+        flags["max_people"] = args.max_people
+    if args.models:
+        flags["models_dir"] = str(args.models)
+    cfg = dataclasses.replace(cfg, frontends=dataclasses.replace(cfg.frontends, **flags))
+    if args.no_overlay:
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overlay=False))
+    if args.rerun:
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, rerun=True))
+        try:
+            import rerun  # noqa: F401
+        except ImportError:
+            raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
+    if args.frontends == "official":
+        _check_official(args.models)
+    model = jbody.load(args.body_model)
+    t = time.perf_counter()
+    info = probe(video, args.start, args.frames)
+    seconds["decode_check"] = time.perf_counter() - t
+    _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
+         f"body model {model.name}")
+
+    work = _prepare_work(out, _fingerprint(info.path, args, cfg), args.fresh)
+    bundle_dir, solved = work / "bundle", work / "solved"
+
+    # ---- front ends (kept in the work folder: a resumed run skips them)
+    if not (bundle_dir / "bundle.json").is_file():
+        fo = run_frontends(info, model, cfg.frontends, log=_log)
+        save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model), "source": "josh_jax.frontends",
+                                             **fo.meta, "seconds": fo.seconds}, extras={"tracks.npz": save_tracks(fo.tracks)})
+        seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
+    else:
+        meta = json.loads((bundle_dir / "bundle.json").read_text())
+        seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
+    meta, windows = load_bundle(bundle_dir, model.num_vertices)
+
+    # ---- solve each window (finished ones are skipped)
+    t = time.perf_counter()
+    infos = []
+    for i, w in enumerate(windows):
+        prefix = solved / f"window_{i:03d}"
+        if (solved / f"window_{i:03d}_results.npz").is_file():
+            infos.append(json.loads(prefix.with_suffix(".json").read_text()))
+            continue
+        _log(f"window {i + 1}/{len(windows)}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
+             f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s)")
+        infos.append(_solve_window(w, model, cfg, prefix))
+    seconds["solve"] = time.perf_counter() - t
+
+    # ---- join, export (into a temp folder moved into place at the end)
+    t = time.perf_counter()
+    res, sims = join_windows([load_results(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
+    init, _ = join_windows([load_results(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
+    seconds["join"] = time.perf_counter() - t
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        save_npz(tmp / "results.npz", res)
+        save_npz(tmp / "init.npz", init)
+        t = time.perf_counter()
+        from .demo_synthetic import plot_trajectory
+
+        plot_trajectory(tmp)
+        plot_losses(solved, len(windows), tmp / "loss_curve.png")
+        if cfg.output.glb:
+            from .export import write_glb
+
+            write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
+        seconds["export"] = time.perf_counter() - t
+        outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (["scene.glb"] if cfg.output.glb else [])
+        if cfg.output.overlay:
+            from .overlay import write_overlay
+
+            t = time.perf_counter()
+            stills = tmp / "overlay_frames"
+            stills.mkdir()
+            fr = res["frame_index"]
+            picks = {int(fr[int(q * (len(fr) - 1))]): stills / f"frame_{int(fr[int(q * (len(fr) - 1))]):05d}.png"
+                     for q in (0.0, 0.5, 1.0)}
+            write_overlay(res, model, info, tmp / "overlay.mp4", cfg.output.overlay_side, sample_png=picks)
+            seconds["overlay"] = time.perf_counter() - t
+            outputs += ["overlay.mp4", "overlay_frames/"]
+        if cfg.output.rerun:
+            from .rerun_export import write_rrd
+
+            t = time.perf_counter()
+            write_rrd(res, model, info, tmp / "recording.rrd")
+            seconds["rerun"] = time.perf_counter() - t
+            outputs.append("recording.rrd")
+        tracks = load_tracks(bundle_dir / "tracks.npz")
+        summary = {
+            "video": str(info.path), "frames": int(info.num_frames), "start": info.start, "fps": info.fps,
+            "people": len(tracks), "windows": len(windows), "body_model": model.name,
+            "front_ends": args.frontends, "static_camera": bool(meta.get("static_camera", False)),
+            "registered_keyframes": meta.get("registered"), "keyframes": meta.get("keyframes"),
+            "focal_working_px": meta.get("focal"), "window_info": infos,
+            "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
+            "outputs": outputs, "config": cfg.to_dict(),
+        }
+        gt = video.with_name(video.stem + "_gt.npz")
+        if video == EXAMPLE_CLIP and gt.is_file() and info.start == 0:
+            summary["example_clip_check"] = _example_check(res, gt)
+        seconds["total"] = time.perf_counter() - t_all
+        summary["seconds"] = seconds
+        (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return summary
+
+
+def _print_summary(s: dict, out: Path) -> None:
+    sec = s["seconds"]
+    fe = sum(v for k, v in sec.items() if k.startswith("frontends_"))
+    _log(f"done: {s['frames']} frames, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
+         f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, overlay {sec.get('overlay', 0):.0f} s)")
+    if "example_clip_check" in s:
+        c = s["example_clip_check"]
+        _log(f"example clip vs its ground truth: camera path {c['camera_path_m']:.2f} m "
+             f"(true {c['true_camera_path_m']:.2f} m), mean camera error {c['camera_error_mean_m']:.2f} m")
+    _log(f"outputs in {out}/: " + ", ".join(s["outputs"] + ["summary.json"]))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("video", nargs="?", help="a video file (not supported yet: see the README)")
-    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"))
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--body-model", default="open", help="'open' (embedded) or a path to SMPL_NEUTRAL.pkl")
-    args = ap.parse_args(argv)
-    if args.video is not None:
-        print(f"error: video input ({args.video}) needs the video front ends, which this version does not have yet; "
-              "run `python -m josh_jax.demo` for the synthetic example, or solve a bundle with `python -m josh_jax.solve`",
-              file=sys.stderr)
-        return 2
-    if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-        print(f"error: output folder {args.out} exists and is not empty; pass --overwrite to replace it", file=sys.stderr)
-        return 2
+    args = _parser().parse_args(argv)
+    if args.device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    if args.synthetic:
+        from .demo_synthetic import main as synthetic_main
 
-    import tempfile
-
-    from . import body as jbody
-    from .bundle import save
-    from .solve.__main__ import run
-    from .synth import SynthConfig, make_world
+        return synthetic_main(["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
+                              + (["--overwrite"] if args.overwrite else []))
+    from .body import BodyModelError
+    from .bundle import BundleError
+    from .config import ConfigError
+    from .frontends import FrontEndError
 
     try:
-        model = jbody.load(args.body_model)
-    except jbody.BodyModelError as exc:
+        if args.device == "gpu":
+            import jax
+
+            if not any(d.platform == "gpu" for d in jax.devices()):
+                raise DemoError("--device gpu: JAX sees no GPU; install the CUDA extra (pip install -e '.[gpu]')")
+        summary = run(args)
+    except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"[demo] synthetic world (seed {args.seed}), body model {model.name}", file=sys.stderr)
-    window, gt = make_world(model, args.seed, SynthConfig(num_keyframes=21))
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle_dir = Path(tmp) / "bundle"
-        save(bundle_dir, [window], {"body_model": args.body_model, "source": "josh_jax.synth"})
-        summary = run(bundle_dir, args.out, args.body_model, overwrite=args.overwrite)
-    np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
-    plot_trajectory(args.out, gt)
-    from .export import write_glb
-    from .results import load_results
-
-    write_glb(load_results(args.out / "results.npz"), model, args.out / "scene.glb")
-    s = summary["seconds"]
-    print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
-          f"{summary['contact_scale_entries']} contact-scale entries; solve {s['steady_state_solve']:.1f} s "
-          f"(first {s['first_solve_incl_compile']:.1f} s with compile)\n[demo] outputs in {args.out}/: results.npz, "
-          "init.npz, summary.json, loss_curve.png, trajectory.png, scene.glb, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
-          f"{args.out}/results.npz {args.out}/ground_truth.npz")
+    except KeyboardInterrupt:
+        work = args.out.with_name(args.out.name + ".work")
+        print(f"\ninterrupted: finished windows are kept in {work}; run the same command again to resume "
+              f"(or pass --fresh to start over). {args.out} was not touched.", file=sys.stderr)
+        return 130
+    _print_summary(summary, args.out)
     return 0
 
 

@@ -72,6 +72,7 @@ def write_glb(results: dict, model, path: str | Path, every: int = 15) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".glb", dir=path.parent)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
     return path
 

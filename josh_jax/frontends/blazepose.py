@@ -34,7 +34,7 @@ from typing import Iterable, NamedTuple
 import cv2
 import numpy as np
 
-from .onnx_models import default_models_dir, open_session, run
+from .onnx_models import check_contract, default_models_dir, load_manifest, open_session, run
 
 DET_SIZE = 224
 LM_SIZE = 256
@@ -238,6 +238,10 @@ class BlazePose:
         d = Path(models_dir) if models_dir else default_models_dir()
         self.detector = open_session(d / DETECTOR_FILE, device, threads)
         self.landmarker = open_session(d / LANDMARK_FILE, device, threads)
+        manifest = load_manifest(d)
+        for key, sess in (("blazepose_detector", self.detector), ("blazepose_landmark_full", self.landmarker)):
+            if key in manifest:
+                check_contract(sess, manifest[key], key)
         self.anchors = ssd_anchors()
 
     def detect(self, image: np.ndarray, min_score: float = 0.5) -> list[Detection]:

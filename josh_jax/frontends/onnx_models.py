@@ -54,3 +54,34 @@ def run(session, x: np.ndarray) -> dict[str, np.ndarray]:
     name = session.get_inputs()[0].name
     outs = session.run(None, {name: np.ascontiguousarray(x, np.float32)})
     return {o.name: v for o, v in zip(session.get_outputs(), outs)}
+
+
+def load_manifest(models_dir: Path) -> dict:
+    """The ``manifest.json`` of a models folder ({} when there is none)."""
+    import json
+
+    p = Path(models_dir) / "manifest.json"
+    return json.loads(p.read_text())["models"] if p.is_file() else {}
+
+
+def check_contract(session, entry: dict, name: str) -> None:
+    """Raise FrontEndError when a session's inputs/outputs differ from its manifest entry.
+
+    Names, ranks and fixed dimensions must agree; dimensions the manifest gives
+    as strings or null are dynamic.
+    """
+    for kind, got in (("input", session.get_inputs()), ("output", session.get_outputs())):
+        want = entry.get(kind + "s", {})
+        have = {x.name: x for x in got}
+        for key, spec in want.items():
+            if key not in have:
+                raise FrontEndError(f"model {name}: {kind} {key!r} missing (has {sorted(have)}); "
+                                    f"re-export it with {entry.get('export', 'its export script')}")
+            shape = list(have[key].shape)
+            exp = spec.get("shape")
+            if exp is not None and (len(shape) != len(exp) or any(
+                    isinstance(e, int) and isinstance(s, int) and e != s for e, s in zip(exp, shape))):
+                raise FrontEndError(f"model {name}: {kind} {key!r} has shape {shape}, the contract says {exp}")
+            if spec.get("dtype") and have[key].type != spec["dtype"]:
+                raise FrontEndError(f"model {name}: {kind} {key!r} has type {have[key].type}, "
+                                    f"the contract says {spec['dtype']}")

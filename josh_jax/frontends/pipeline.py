@@ -40,7 +40,8 @@ class FrontEndConfig:
     pose_side: int = 1280  # long side of the frames given to BlazePose
     opt_interval: int = 5  # frames between keyframes (reference: 5)
     window: int = 101  # frames per solve window (reference: 101)
-    stride: int = 100  # first frames of consecutive windows (reference: 100)
+    stride: int = 90  # first frames of consecutive windows; 90 shares 3 keyframes with the next window
+    # for the similarity that joins them (the reference uses 100: one shared frame, rigid chain)
     max_people: int = 4
     min_track_frames: int = 15
     static_camera: bool = False  # skip SfM: fixed camera, ground plane from the feet
@@ -50,7 +51,8 @@ class FrontEndConfig:
     threads: int | None = None
     fit_iters: int = 400
     mask_dilate: int = 7  # working px added around person masks
-    sfm_overlap: int = 10
+    sfm_overlap: int = 10  # SfM matches each keyframe with this many following ones
+    pair_window: int = 10  # keyframe pairs up to this far apart give correspondences (reference: window-10)
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -205,7 +207,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                                     "from motion; the camera may not move there (try --static-camera)")
             sub = dataclasses.replace(sfm, registered=sfm.registered[idx], cam_from_world=sfm.cam_from_world[idx],
                                       obs=tuple(sfm.obs[i] for i in idx))
-            scene = scene_arrays(sub, work, person[idx])
+            scene = scene_arrays(sub, work, person[idx], pair_window=cfg.pair_window)
         else:
             scene = _window_of_static(scene_all, idx)
         if len(scene["pair_index"]) == 0:

@@ -13,8 +13,9 @@ derived from it (see :func:`scene_arrays`):
   pixel outside the person, as with a learned point map); pixels at or below
   ``conf_thres`` take the depth of the nearest valid pixel;
 * correspondences: every 2D-2D pair of observations of one 3D point in two
-  keyframes, both pair orders, confidence from the point's reprojection error;
-  pair scores = shared points.
+  keyframes at most ``pair_window`` keyframes apart (the reference's
+  "window-10" scene graph), both pair orders, confidence from the point's
+  reprojection error; pair scores = shared points.
 
 Errors a user can act on are :class:`~josh_jax.frontends.onnx_models.FrontEndError`
 with one line (static camera, too few registered keyframes, no texture).
@@ -180,7 +181,8 @@ def dense_depth(xy: np.ndarray, z: np.ndarray, size: tuple[int, int]) -> tuple[n
 
 
 def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
-                 conf_radius: float = 48.0, conf_thres: float = 0.1, min_shared: int = 12, max_corr_per_pair: int = 2000, seed: int = 0):
+                 conf_radius: float = 48.0, conf_thres: float = 0.1, min_shared: int = 12, max_corr_per_pair: int = 2000,
+                 pair_window: int = 10, seed: int = 0):
     """Turn a reconstruction into the bundle's scene fields (see :mod:`josh_jax.bundle`).
 
     ``person_masks`` (K, H, W) bool marks person pixels. Unregistered keyframes
@@ -238,7 +240,7 @@ def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.n
                 pairs.setdefault((i, j), []).append((xi, xj, p))
     pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
     for (i, j), lst in sorted(pairs.items()):
-        if len(lst) < min_shared:
+        if len(lst) < min_shared or abs(i - j) > pair_window:
             continue
         if len(lst) > max_corr_per_pair:
             lst = [lst[t] for t in rng.choice(len(lst), max_corr_per_pair, replace=False)]

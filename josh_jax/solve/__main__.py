@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -115,6 +116,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
             "device": str(jax.devices()[0]),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
         if out_dir.exists():
             shutil.rmtree(out_dir)
         tmp.rename(out_dir)
