@@ -177,9 +177,15 @@ def roi_from_points(center: np.ndarray, scale_point: np.ndarray, enlarge: float 
 
 
 class OneEuro:
-    """One-euro filter (Casiez et al. 2012) over arrays of any shape; time in seconds."""
+    """One-euro filter (Casiez et al. 2012) over arrays of any shape; time in seconds.
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 0.5, d_cutoff: float = 1.0):
+    Speeds are divided by ``scale`` (the person's size in pixels), so the
+    defaults work for any resolution: strong smoothing at rest (cutoff
+    ``min_cutoff`` Hz), little lag in motion (cutoff grows by ``beta`` per
+    person-size per second).
+    """
+
+    def __init__(self, min_cutoff: float = 0.5, beta: float = 20.0, d_cutoff: float = 1.0):
         self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
         self.x = self.dx = self.t = None
 

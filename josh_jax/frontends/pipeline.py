@@ -2,7 +2,8 @@
 
 Stages (each timed, with a progress bar): BlazePose people tracking on every
 frame -> structure from motion on the keyframes with people masked (or the
-static-camera scene) -> body fit per track -> stance contacts -> one bundle
+static-camera scene) -> body fit per track -> stance contacts (feet that stay put in
+the reconstructed world; see :mod:`.contact`) -> one bundle
 window per solve window. The whole clip shares one reconstruction, so windows
 of a long video see one scene.
 
@@ -26,9 +27,9 @@ from ..bundle import Window
 from ..problem import keyframe_indices, window_starts
 from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
-from .contact import stance_contacts
+from .contact import label_soles, motion_stance, stance_contacts
 from .onnx_models import FrontEndError
-from .sfm import SfmResult, run_sfm, scene_arrays
+from .sfm import SfmResult, depth_and_conf, run_sfm, scene_arrays
 from .video import VideoInfo, iter_frames
 
 
@@ -190,6 +191,26 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     seconds["body_fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     contacts = {tid: stance_contacts(model, f.rotmats, f.betas) for tid, f in fits.items()}
+    depth_conf = None
+    if sfm is not None:
+        # on keyframes, stance from the feet staying put in the reconstructed world
+        depth_conf = depth_and_conf(sfm, work, person)
+        Kmat = np.array([[focal, 0, principal[0]], [0, focal, principal[1]], [0, 0, 1.0]])
+        kpos = {int(k): i for i, k in enumerate(all_kf)}
+        for tr in tracks:
+            a = tr.arrays()
+            rows = {kpos[int(fr)]: r for r, fr in enumerate(a["frames"])
+                    if int(fr) in kpos and sfm.registered[kpos[int(fr)]]}
+            if not rows:
+                continue
+            lms = {k: a["image"][r, :, :2] * to_work for k, r in rows.items()}
+            stance = motion_stance(lms, depth_conf[0], Kmat, sfm.cam_from_world)
+            has_nb = [k for k in rows if (k - 1 in rows) or (k + 1 in rows)]
+            if not has_nb:
+                continue
+            f = fits[tr.track_id]
+            r_idx = np.array([rows[k] for k in has_nb])
+            contacts[tr.track_id][r_idx] = label_soles(model, f.rotmats[r_idx], f.betas, stance[has_nb])
     seconds["contact"] = time.perf_counter() - t0
 
     # ---- windows
@@ -207,7 +228,8 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                                     "from motion; the camera may not move there (try --static-camera)")
             sub = dataclasses.replace(sfm, registered=sfm.registered[idx], cam_from_world=sfm.cam_from_world[idx],
                                       obs=tuple(sfm.obs[i] for i in idx))
-            scene = scene_arrays(sub, work, person[idx], pair_window=cfg.pair_window)
+            scene = scene_arrays(sub, work, person[idx], pair_window=cfg.pair_window,
+                                 depth_conf=(depth_conf[0][idx], depth_conf[1][idx]))
         else:
             scene = _window_of_static(scene_all, idx)
         if len(scene["pair_index"]) == 0:

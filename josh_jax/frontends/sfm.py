@@ -180,15 +180,11 @@ def dense_depth(xy: np.ndarray, z: np.ndarray, size: tuple[int, int]) -> tuple[n
     return (1.0 / out).reshape(h, w), dist.reshape(h, w)
 
 
-def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
-                 conf_radius: float = 48.0, conf_thres: float = 0.1, min_shared: int = 12, max_corr_per_pair: int = 2000,
-                 pair_window: int = 10, seed: int = 0):
-    """Turn a reconstruction into the bundle's scene fields (see :mod:`josh_jax.bundle`).
+def depth_and_conf(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
+                   conf_radius: float = 48.0, conf_thres: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """(K, H, W) depth and confidence of every keyframe (see the module docstring).
 
-    ``person_masks`` (K, H, W) bool marks person pixels. Unregistered keyframes
-    get the median depth of the others and no matches (the optimizer's camera
-    tree still links them through the human terms only if they have people;
-    callers usually drop them). Returns a dict of bundle fields.
+    Unregistered keyframes get the median depth of the others and zero confidence.
     """
     w, h = image_size
     K = len(sfm.registered)
@@ -222,6 +218,21 @@ def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.n
         if bad.any() and not bad.all():
             _, (iy, ix) = scipy.ndimage.distance_transform_edt(bad, return_indices=True)
             depth[k] = depth[k][iy, ix]
+    return depth, conf
+
+
+def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
+                 conf_radius: float = 48.0, conf_thres: float = 0.1, min_shared: int = 12, max_corr_per_pair: int = 2000,
+                 pair_window: int = 10, seed: int = 0, depth_conf: tuple | None = None):
+    """Turn a reconstruction into the bundle's scene fields (see :mod:`josh_jax.bundle`).
+
+    ``person_masks`` (K, H, W) bool marks person pixels; ``depth_conf`` passes
+    precomputed :func:`depth_and_conf` output. Returns a dict of bundle fields.
+    """
+    w, h = image_size
+    K = len(sfm.registered)
+    depth, conf = depth_conf if depth_conf is not None else depth_and_conf(sfm, image_size, person_masks,
+                                                                          conf_radius, conf_thres)
 
     # correspondences: pairs of observations of one point
     rng = np.random.default_rng(seed)
