@@ -227,6 +227,12 @@ def run(args) -> dict:
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
     meta, windows = load_bundle(bundle_dir, model.num_vertices)
+    if meta.get("static_camera"):
+        # the cameras are known to be identical and the ground plane came from the metric bodies: hold
+        # the scene (poses, depth sizes, focal) and fit the people to it; Adam would otherwise
+        # random-walk the cameras on the near-zero gradients of exact identity matches
+        cfg = dataclasses.replace(cfg, solve=dataclasses.replace(cfg.solve, optimize_cameras=False,
+                                                                 optimize_focal=False))
 
     # ---- solve each window (finished ones are skipped)
     t = time.perf_counter()
@@ -343,6 +349,9 @@ def main(argv=None) -> int:
         summary = run(args)
     except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        work = args.out.with_name(args.out.name + ".work")
+        if work.exists() and not any((work / "solved").glob("window_*_results.npz")):
+            shutil.rmtree(work, ignore_errors=True)  # nothing worth resuming: leave no trace
         return 2
     except KeyboardInterrupt:
         work = args.out.with_name(args.out.name + ".work")

@@ -56,17 +56,25 @@ class SfmResult:
 
 def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, focal_prior: float | None = None,
             overlap: int = 10, num_threads: int = -1, work_dir: Path | None = None, min_registered: float = 0.5,
-            ) -> SfmResult:
+            deterministic: bool = True) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
     ``focal_prior`` (px) seeds the shared camera (default 1.2 x the long side,
     COLMAP's own default, but flagged as a prior, which keeps low-resolution
     sequences from falling apart). Raises FrontEndError when fewer than
     ``min_registered`` of the keyframes register.
+
+    ``deterministic``: every COLMAP step runs on one thread with fixed seeds
+    (worker threads draw from their own random streams, multi-threaded bundle
+    adjustment sums in varying order, and even multi-threaded extraction
+    changed the result here), so that the same video always gives the same
+    scene, e.g. when an interrupted demo resumes. Costs a few seconds on
+    keyframe-sized problems; ``num_threads`` applies when False.
     """
     import pycolmap
 
-    pycolmap.logging.minloglevel = 2  # COLMAP's per-step INFO lines would drown the progress output
+    pycolmap.set_random_seed(0)
+    pycolmap.logging.minloglevel = 3  # COLMAP logs would drown the progress output; failures are reported by us
     K = len(images)
     if K < 3:
         raise FrontEndError(f"structure from motion needs at least 3 keyframes, got {K}; use a longer clip")
@@ -89,16 +97,21 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         if masks is not None:
             reader.mask_path = str(mask_dir)
         ext = pycolmap.FeatureExtractionOptions()
-        ext.num_threads = num_threads
+        ext.num_threads = 1 if deterministic else num_threads
         ext.max_image_size = max(h, w)
         db = tmp / "db.db"
         pycolmap.extract_features(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
                                   extraction_options=ext, device=pycolmap.Device.cpu)
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = overlap
-        pycolmap.match_sequential(db, pairing_options=pairing, device=pycolmap.Device.cpu)
+        matching = pycolmap.FeatureMatchingOptions()
+        matching.num_threads = 1 if deterministic else num_threads
+        verify = pycolmap.TwoViewGeometryOptions()
+        verify.ransac.random_seed = 0
+        pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
+                                  verification_options=verify, device=pycolmap.Device.cpu)
         opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = num_threads
+        opts.num_threads = 1 if deterministic else num_threads
         opts.ba_refine_principal_point = False
         opts.min_model_size = 3
         opts.random_seed = 0

@@ -48,8 +48,8 @@ def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoI
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise VideoError(f"{path} is not a video OpenCV can read (try converting it: "
-                             f"ffmpeg -i {path.name} -c:v libx264 out.mp4)")
+            raise VideoError(f"{path} cannot be opened as a video (not a video, or corrupt/truncated); if it "
+                             f"plays elsewhere, convert it: ffmpeg -i {path.name} -c:v libx264 out.mp4")
         ok, frame = cap.read()
         if not ok or frame is None:
             raise VideoError(f"{path}: no frame could be decoded; the file is corrupt, truncated or not a video")

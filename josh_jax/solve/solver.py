@@ -39,6 +39,7 @@ class SolveConfig:
     optimize_focal: bool = True
     optimize_depth: bool = False
     optimize_smpl: bool = True
+    optimize_cameras: bool = True  # False holds camera poses and depth sizes (static-camera bundles)
     focal_updates: str = "reference"
     progress_every: int = 0  # > 0: report progress to the host every this many iterations
 
@@ -100,8 +101,9 @@ def repeated_adam_direction(repeats, b1: float, b2: float, eps: float) -> optax.
 
 def _labels(params: Params, stage: int, cfg: SolveConfig) -> Params:
     """Which optimizer each leaf uses in a stage: 'adam', 'focal' or 'frozen'."""
+    pose = "adam" if cfg.optimize_cameras else "frozen"
     cam = params.cam._replace(
-        quat="adam", trans="adam", log_size="adam",
+        quat=pose, trans=pose, log_size=pose,
         anchor_depth="adam" if (stage == 2 and cfg.optimize_depth) else "frozen",
         log_focal="focal" if (stage == 2 and cfg.optimize_focal) else "frozen",
     )
