@@ -127,6 +127,11 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
         val = _coerce(value, cur, raw_key)
         if isinstance(cur, float) and isinstance(val, int) and not isinstance(val, bool):
             val = float(val)
+        number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+        ok = (isinstance(val, bool) if isinstance(cur, bool) else number(val) if number(cur)
+              else isinstance(val, str) if isinstance(cur, str) else val is None or number(val) or isinstance(val, str))
+        if not ok:
+            raise ConfigError(f"{raw_key}: expected a {type(cur).__name__}, got {value!r}")
         try:
             sections[sec] = obj._replace(**{name: val}) if isinstance(obj, LossWeights) else dataclasses.replace(obj, **{name: val})
         except (TypeError, ValueError) as exc:

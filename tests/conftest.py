@@ -44,3 +44,20 @@ def open_model():
     import josh_jax.body as jb
 
     return jb.load("open")
+
+
+def run_isolated(fn, *args, timeout: float = 1200):
+    """Run ``fn(*args)`` in a fresh interpreter (spawn) and return its result; exceptions propagate.
+
+    Tests that drive the whole pipeline (pycolmap, onnxruntime, JAX in one
+    process) run this way, as users run the CLIs: one process per run. In one
+    long-lived pytest process a later XLA compile once hung after those
+    libraries had run (a deadlock we could not pin down), so they are kept out
+    of it.
+    """
+    import concurrent.futures
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=ctx) as ex:
+        return ex.submit(fn, *args).result(timeout=timeout)

@@ -9,7 +9,34 @@ from josh_jax import demo
 from josh_jax.demo import EXAMPLE_CLIP, main
 from josh_jax.results import RESULT_KEYS, load_results
 
+from conftest import run_isolated
+
 FAST = ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
+
+
+def _main_capture(argv):
+    """(exit code, stderr) of the demo's main in this process."""
+    import contextlib
+    import io
+
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(argv)
+    return rc, buf.getvalue()
+
+
+def _demo(argv):
+    """The demo in a fresh process: (exit code, stderr)."""
+    return run_isolated(_main_capture, argv)
+
+
+def _error_line(err: str) -> str:
+    import re
+
+    err = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", err)
+    lines = [l.strip() for l in err.splitlines() if l.strip().startswith("error:")]
+    assert len(lines) == 1, err
+    return lines[0]
 
 
 def _one_line_error(capsys) -> str:
@@ -27,10 +54,11 @@ def _no_output(tmp_path, name="o"):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{name}-")]
 
 
-def test_default_demo_writes_every_output(tmp_path, capsys):
+def test_default_demo_writes_every_output(tmp_path):
     """The README's newcomer command: no argument -> the bundled clip, every output, a true summary."""
     out = tmp_path / "demo"
-    assert main(["--out", str(out)]) == 0
+    rc, err = _demo(["--out", str(out)])
+    assert rc == 0, err
     for name in ("results.npz", "init.npz", "scene.glb", "overlay.mp4", "trajectory.png", "loss_curve.png",
                  "summary.json"):
         assert (out / name).is_file() and (out / name).stat().st_size > 1000, name
@@ -53,11 +81,11 @@ def test_default_demo_writes_every_output(tmp_path, capsys):
     init = load_results(out / "init.npz")
     path = lambda r: np.linalg.norm(np.diff(r["cam_to_world"][:, :3, 3], axis=0), axis=1).sum()
     assert abs(path(init) / check["true_camera_path_m"] - 1) > abs(path(res) / check["true_camera_path_m"] - 1)
-    assert "outputs in" in capsys.readouterr().err
+    assert "outputs in" in err
 
 
-def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path, monkeypatch, capsys):
-    args = ["--frames", "100", "--set", "frontends.window=41", "--set", "frontends.stride=30"] + FAST
+def _interrupted_run(argv):
+    """The demo with a Ctrl-C arriving while the second window solves."""
     real = demo._solve_window
     calls = {"n": 0}
 
@@ -67,18 +95,22 @@ def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path, monkey
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(demo, "_solve_window", interrupt_second)
+    demo._solve_window = interrupt_second
+    return _main_capture(argv)
+
+
+def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
+    args = ["--frames", "100", "--set", "frontends.window=41", "--set", "frontends.stride=30"] + FAST
     out = tmp_path / "o"
-    assert main(["--out", str(out)] + args) == 130
+    rc, err = run_isolated(_interrupted_run, ["--out", str(out)] + args)
+    assert rc == 130 and "resume" in err
     assert not out.exists()
     assert len(list((tmp_path / "o.work" / "solved").glob("window_*_results.npz"))) == 1
-    assert "resume" in capsys.readouterr().err
-    monkeypatch.setattr(demo, "_solve_window", real)
-    assert main(["--out", str(out)] + args) == 0
-    assert "resuming" in capsys.readouterr().err
+    rc, err = _demo(["--out", str(out)] + args)
+    assert rc == 0 and "resuming" in err
     assert not (tmp_path / "o.work").exists()
     fresh = tmp_path / "fresh"
-    assert main(["--out", str(fresh)] + args) == 0
+    assert _demo(["--out", str(fresh)] + args)[0] == 0
     a, b = load_results(out / "results.npz"), load_results(fresh / "results.npz")
     for k in ("cam_to_world", "joints_world", "transl", "points"):
         np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
@@ -134,25 +166,25 @@ def test_extreme_resolution(tmp_path, capsys):
     _no_output(tmp_path)
 
 
-def test_no_person(tmp_path, capsys):
+def test_no_person(tmp_path):
     from josh_jax.synth_video import render_clip
 
     p = tmp_path / "empty.mp4"
     render_clip(p, frames=25, width=320, height=180, person=False)
-    assert main([str(p), "--out", str(tmp_path / "o")]) == 2
-    assert "no person" in _one_line_error(capsys)
+    rc, err = _demo([str(p), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "no person" in _error_line(err)
     _no_output(tmp_path)
 
 
-def test_static_camera_is_refused_with_the_fix_and_the_fix_works(tmp_path, capsys):
+def test_static_camera_is_refused_with_the_fix_and_the_fix_works(tmp_path):
     from josh_jax.synth_video import render_clip
 
     p = tmp_path / "static.mp4"
     render_clip(p, frames=30, width=320, height=180, camera="static")
-    assert main([str(p), "--out", str(tmp_path / "o")]) == 2
-    assert "--static-camera" in _one_line_error(capsys)
+    rc, err = _demo([str(p), "--out", str(tmp_path / "o")])
+    assert rc == 2 and "--static-camera" in _error_line(err)
     _no_output(tmp_path)
-    assert main([str(p), "--out", str(tmp_path / "o"), "--static-camera"] + FAST) == 0
+    assert _demo([str(p), "--out", str(tmp_path / "o"), "--static-camera"] + FAST)[0] == 0
     res = load_results(tmp_path / "o" / "results.npz")
     c = res["cam_to_world"][:, :3, 3]
     assert np.abs(c - c[0]).max() < 0.2  # the camera stays (nearly) where it is
@@ -189,19 +221,24 @@ def test_official_front_ends_list_what_is_missing(tmp_path, capsys):
     _no_output(tmp_path)
 
 
-def test_nan_from_a_front_end(tmp_path, monkeypatch, capsys):
+def _poisoned_run(argv):
+    """The demo with a NaN in the body translation the front ends return."""
     import josh_jax.frontends as fe_pkg
-    from josh_jax.frontends.pipeline import run_frontends as real
+
+    real = fe_pkg.run_frontends
 
     def poisoned(*a, **k):
         out = real(*a, **k)
         out.windows[0].track_transl[0, 1, 2] = np.nan
         return out
 
-    monkeypatch.setattr(fe_pkg, "run_frontends", poisoned)
-    assert main(["--frames", "30", "--out", str(tmp_path / "o")] + FAST) == 2
-    line = _one_line_error(capsys)
-    assert "track_transl" in line
+    fe_pkg.run_frontends = poisoned
+    return _main_capture(argv)
+
+
+def test_nan_from_a_front_end(tmp_path):
+    rc, err = run_isolated(_poisoned_run, ["--frames", "30", "--out", str(tmp_path / "o")] + FAST)
+    assert rc == 2 and "track_transl" in _error_line(err)
     _no_output(tmp_path)
 
 
@@ -224,9 +261,16 @@ def test_config_file_and_reference_names():
     assert cfg.solve.lr_stage1 == 0.1 and cfg.solve.optimize_focal is False
 
 
-def test_person_leaving_the_frame(tmp_path, open_model):
+def test_person_leaving_the_frame(tmp_path):
     """The person walks out for 20 frames: tracks stop there and the bundle marks those keyframes invalid."""
+    run_isolated(_leaving_body, tmp_path)
+
+
+def _leaving_body(tmp_path):
+    from josh_jax import body
     from josh_jax.frontends import FrontEndConfig, probe, run_frontends
+
+    open_model = body.load("open")
     from josh_jax.synth_video import render_clip
 
     full = render_clip(None, frames=70, width=480, height=270)["frames"]
@@ -243,3 +287,16 @@ def test_person_leaving_the_frame(tmp_path, open_model):
     (w,) = out.windows
     gone = np.isin(w.frame_index, [30, 35, 40])
     assert not w.track_valid[:, gone].any() and w.track_valid[:, ~gone].any(0).mean() > 0.7
+
+
+def test_rerun_recording(tmp_path):
+    """--rerun writes a recording with the scene, the camera, its images and the person."""
+    rr = pytest.importorskip("rerun", reason="rerun-sdk is the [viz] extra; .ci/run installs it")
+    from rerun.chunk import RrdReader
+
+    out = tmp_path / "o"
+    rc, err = _demo(["--frames", "30", "--rerun", "--out", str(out)] + FAST)
+    assert rc == 0, err
+    entities = {str(ch.entity_path) for ch in RrdReader(out / "recording.rrd").stream()}
+    for e in ("/world/scene", "/world/camera", "/world/camera/image", "/world/person_0"):
+        assert e in entities, entities

@@ -10,6 +10,8 @@ from josh_jax.frontends import blazepose as bp
 from josh_jax.frontends.sfm import run_sfm
 from josh_jax.synth_video import render_clip
 
+from conftest import run_isolated
+
 GT = EXAMPLE_CLIP.with_name("walk_gt.npz")
 
 
@@ -18,6 +20,10 @@ def _angle(R):
 
 
 def test_sfm_recovers_known_relative_poses():
+    run_isolated(_sfm_recovers_known_relative_poses)
+
+
+def _sfm_recovers_known_relative_poses():
     gt = render_clip(None, frames=37, width=480, height=270, seed=5, person=False)
     idx = np.arange(0, 37, 4)
     imgs = list(gt["frames"][idx])
@@ -36,7 +42,12 @@ def test_sfm_recovers_known_relative_poses():
         assert np.degrees(np.arccos(np.clip(cos, -1, 1))) < 5.0
 
 
-def test_blazepose_finds_the_rendered_person_where_the_truth_projects(open_model):
+def test_blazepose_finds_the_rendered_person_where_the_truth_projects():
+    run_isolated(_blazepose_finds_the_rendered_person_where_the_truth_projects)
+
+
+def _blazepose_finds_the_rendered_person_where_the_truth_projects():
+    open_model = body.load("open")
     gt = np.load(GT)
     info = probe(EXAMPLE_CLIP)
     cap = cv2.VideoCapture(str(EXAMPLE_CLIP))
@@ -67,7 +78,12 @@ def test_blazepose_finds_the_rendered_person_where_the_truth_projects(open_model
     assert np.median(errs) < 0.05, np.median(errs)  # within 5 % of the person's box
 
 
-def test_frontends_on_a_short_clip(open_model):
+def test_frontends_on_a_short_clip():
+    run_isolated(_frontends_on_a_short_clip)
+
+
+def _frontends_on_a_short_clip():
+    open_model = body.load("open")
     info = probe(EXAMPLE_CLIP, 0, 60)
     out = run_frontends(info, open_model, FrontEndConfig(threads=2), progress=False, log=lambda m: None)
     (w,) = out.windows
