@@ -291,7 +291,7 @@ def _leaving_body(tmp_path):
 
 def test_rerun_recording(tmp_path):
     """--rerun writes a recording with the scene, the camera, its images and the person."""
-    rr = pytest.importorskip("rerun", reason="rerun-sdk is the [viz] extra; .ci/run installs it")
+    pytest.importorskip("rerun", reason="rerun-sdk is the [viz] extra; .ci/run installs it")
     from rerun.chunk import RrdReader
 
     out = tmp_path / "o"

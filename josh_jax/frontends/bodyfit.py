@@ -76,7 +76,6 @@ class FitResult(NamedTuple):
 
 @partial(jax.jit, static_argnames=("iters",))
 def _fit(model: BodyModel, target, vis, mask, rot0, weights: FitWeights, iters: int = 300, lr: float = 0.03):
-    T = target.shape[0]
     params = {"rot": matrix_to_rot6d(rot0), "betas": jnp.zeros(model.num_betas, target.dtype)}
     w = vis * jnp.asarray(JOINT_W) * mask[:, None]
 

@@ -17,7 +17,6 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,7 +28,7 @@ from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
 from .contact import label_soles, motion_stance, stance_contacts
 from .onnx_models import FrontEndError
-from .sfm import SfmResult, depth_and_conf, run_sfm, scene_arrays
+from .sfm import depth_and_conf, run_sfm, scene_arrays
 from .video import VideoInfo, iter_frames
 
 
@@ -72,7 +71,7 @@ def clip_keyframes(num_frames: int, cfg: FrontEndConfig) -> list[np.ndarray]:
 @dataclass
 class FrontEndOutput:
     windows: list
-    tracks: dict  # track id -> dict(frames, rotmats, betas, transl, contact_frames)
+    tracks: dict  # track id -> dict(frames, rotmats, betas, transl, contact, landmarks), every tracked frame
     meta: dict
     seconds: dict
 
