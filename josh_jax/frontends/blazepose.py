@@ -116,7 +116,8 @@ def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: fl
         wgt = scores[members] / scores[members].sum()
         out.append((float(scores[top]), (wgt[:, None] * boxes[members]).sum(0),
                     (wgt[:, None, None] * kps[members]).sum(0)))
-        left = [i for i in left if i not in set(members)]
+        gone = set(members)
+        left = [i for i in left if i not in gone]
     return out
 
 

@@ -38,28 +38,36 @@ def _sole_heights(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray):
     return soles, [h[:, :n], h[:, n:]]
 
 
-def height_stance(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance_margin: float = 0.03) -> np.ndarray:
-    """(T, 2) bool: left/right foot within ``stance_margin`` of the lower foot along the body's up axis."""
-    _, hs = _sole_heights(model, rotmats, betas)
+def _stance_by_height(hs, stance_margin: float) -> np.ndarray:
     low = np.stack([x.min(1) for x in hs], 1)
     return low - low.min(1, keepdims=True) < stance_margin
 
 
-def label_soles(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance: np.ndarray,
-                sole_band: float = 0.02) -> np.ndarray:
-    """(T, 2) stance -> (T, V) bool per-vertex contact on the stance feet's lowest sole vertices."""
-    soles, hs = _sole_heights(model, rotmats, betas)
-    out = np.zeros((len(rotmats), model.num_vertices), bool)
+def _labels(model: BodyModel, soles, hs, stance: np.ndarray, sole_band: float) -> np.ndarray:
+    out = np.zeros((len(stance), model.num_vertices), bool)
     for f in range(2):
         band = hs[f] - hs[f].min(1, keepdims=True) < sole_band
         out[:, soles[f]] = stance[:, f:f + 1] & band
     return out
 
 
+def height_stance(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance_margin: float = 0.03) -> np.ndarray:
+    """(T, 2) bool: left/right foot within ``stance_margin`` of the lower foot along the body's up axis."""
+    return _stance_by_height(_sole_heights(model, rotmats, betas)[1], stance_margin)
+
+
+def label_soles(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance: np.ndarray,
+                sole_band: float = 0.02) -> np.ndarray:
+    """(T, 2) stance -> (T, V) bool per-vertex contact on the stance feet's lowest sole vertices."""
+    soles, hs = _sole_heights(model, rotmats, betas)
+    return _labels(model, soles, hs, stance, sole_band)
+
+
 def stance_contacts(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance_margin: float = 0.03,
                     sole_band: float = 0.02) -> np.ndarray:
     """(T, 24, 3, 3) rotations + (B,) betas -> (T, V) bool contact by the height rule."""
-    return label_soles(model, rotmats, betas, height_stance(model, rotmats, betas, stance_margin), sole_band)
+    soles, hs = _sole_heights(model, rotmats, betas)  # one skinning pass for both steps
+    return _labels(model, soles, hs, _stance_by_height(hs, stance_margin), sole_band)
 
 
 def _reproject(px: np.ndarray, depth: np.ndarray, K: np.ndarray, T_a: np.ndarray, T_b: np.ndarray) -> np.ndarray:

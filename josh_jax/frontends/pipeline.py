@@ -177,49 +177,45 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     # ---- bodies
     t0 = time.perf_counter()
     fits: dict[int, FitResult] = {}
-    frames_of: dict[int, np.ndarray] = {}
+    arrs = {tr.track_id: tr.arrays() for tr in tracks}
+    frames_of = {tid: a["frames"] for tid, a in arrs.items()}
+    lm_work = {tid: a["image"] * np.float32(to_work) for tid, a in arrs.items()}  # landmarks, working px
     with _bar(len(tracks), "body fit", progress) as bar:
-        for tr in tracks:
-            a = tr.arrays()
-            img = a["image"].copy()
-            img[..., :2] *= to_work
-            fits[tr.track_id] = fit_track(model, a["world"], img, a["visibility"], focal, principal,
-                                          iters=cfg.fit_iters)
-            frames_of[tr.track_id] = a["frames"]
+        for tid, a in arrs.items():
+            fits[tid] = fit_track(model, a["world"], lm_work[tid], a["visibility"], focal, principal,
+                                  iters=cfg.fit_iters)
             bar.update(1)
     seconds["body_fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     contacts = {tid: stance_contacts(model, f.rotmats, f.betas) for tid, f in fits.items()}
     depth_conf = None
+    kpos = {int(k): i for i, k in enumerate(all_kf)}  # clip frame -> keyframe position
     if sfm is not None:
         # on keyframes, stance from the feet staying put in the reconstructed world
         depth_conf = depth_and_conf(sfm, work, person)
         Kmat = np.array([[focal, 0, principal[0]], [0, focal, principal[1]], [0, 0, 1.0]])
-        kpos = {int(k): i for i, k in enumerate(all_kf)}
-        for tr in tracks:
-            a = tr.arrays()
-            rows = {kpos[int(fr)]: r for r, fr in enumerate(a["frames"])
+        for tid in fits:
+            rows = {kpos[int(fr)]: r for r, fr in enumerate(frames_of[tid])
                     if int(fr) in kpos and sfm.registered[kpos[int(fr)]]}
             if not rows:
                 continue
-            lms = {k: a["image"][r, :, :2] * to_work for k, r in rows.items()}
+            lms = {k: lm_work[tid][r, :, :2] for k, r in rows.items()}
             stance = motion_stance(lms, depth_conf[0], Kmat, sfm.cam_from_world)
             has_nb = [k for k in rows if (k - 1 in rows) or (k + 1 in rows)]
             if not has_nb:
                 continue
-            f = fits[tr.track_id]
+            f = fits[tid]
             r_idx = np.array([rows[k] for k in has_nb])
-            contacts[tr.track_id][r_idx] = label_soles(model, f.rotmats[r_idx], f.betas, stance[has_nb])
+            contacts[tid][r_idx] = label_soles(model, f.rotmats[r_idx], f.betas, stance[has_nb])
     seconds["contact"] = time.perf_counter() - t0
 
     # ---- windows
     t0 = time.perf_counter()
     if cfg.static_camera:
         scene_all = _static_scene(all_kf, work, focal, fits, model, contacts, person)
-    pos = {int(k): i for i, k in enumerate(all_kf)}
     out_windows = []
     for kf in windows_kf:
-        idx = np.array([pos[int(k)] for k in kf])
+        idx = np.array([kpos[int(k)] for k in kf])
         if sfm is not None:
             idx = idx[sfm.registered[idx]]
             if len(idx) < 3:
@@ -238,8 +234,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                                    principal, work, info, cfg))
     seconds["assemble"] = time.perf_counter() - t0
     tracks_out = {tid: dict(frames=frames_of[tid], rotmats=f.rotmats, betas=f.betas, transl=f.transl,
-                            contact=contacts[tid], landmarks=np.asarray(tr.image, np.float32) * np.float32(to_work))
-                  for tr in tracks for tid, f in [(tr.track_id, fits[tr.track_id])]}
+                            contact=contacts[tid], landmarks=lm_work[tid]) for tid, f in fits.items()}
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
                 focal=float(focal), principal=[float(x) for x in principal], static_camera=cfg.static_camera,
                 registered=None if sfm is None else int(sfm.registered.sum()), keyframes=int(len(all_kf)),
