@@ -85,23 +85,6 @@ def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
     return work
 
 
-def _check_official(models: Path | None) -> None:
-    from .frontends.onnx_models import default_models_dir
-
-    d = Path(models) if models else default_models_dir()
-    need = {"person segmentation/tracking": "sam_tracker.onnx (any segmenter meeting the contract)",
-            "human mesh recovery": "vimo.onnx (scripts/export_vimo.py)",
-            "contact": "deco.onnx (scripts/export_deco.py)",
-            "point maps": "pi3x.onnx (scripts/export_pi3x.py)",
-            "matching": "mast3r.onnx (scripts/export_mast3r.py)"}
-    missing = [f"{role}: {what}" for role, what in need.items() if not (d / what.split()[0]).is_file()]
-    if missing:
-        raise DemoError(f"--frontends official needs these models in {d}, missing: " + "; ".join(missing)
-                        + " (docs/frontends.md says how to export them; or use --frontends default)")
-    raise DemoError("the official front-end runners are not part of this version (see docs/frontends.md); "
-                    "use --frontends default")
-
-
 def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
     """Joint and front-ends-only solves of one window; results saved under ``out_prefix``."""
     import jax
@@ -176,6 +159,8 @@ def run(args) -> dict:
     from . import config as jconfig
     from .bundle import load as load_bundle, save as save_bundle
     from .frontends import load_tracks, probe, run_frontends, save_tracks
+    from .frontends.__main__ import check_official
+    from .frontends.official import run_official
     from .join import join_windows
     from .results import load_results, save_npz
 
@@ -205,7 +190,7 @@ def run(args) -> dict:
         except ImportError:
             raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
     if args.frontends == "official":
-        _check_official(args.models)
+        check_official(args.models)
     model = jbody.load(args.body_model)
     t = time.perf_counter()
     info = probe(video, args.start, args.frames)
@@ -218,8 +203,10 @@ def run(args) -> dict:
 
     # ---- front ends (kept in the work folder: a resumed run skips them)
     if not (bundle_dir / "bundle.json").is_file():
-        fo = run_frontends(info, model, cfg.frontends, log=_log)
-        save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model), "source": "josh_jax.frontends",
+        run = run_frontends if args.frontends == "default" else run_official
+        fo = run(info, model, cfg.frontends, log=_log)
+        save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model),
+                                             "source": f"josh_jax.frontends ({args.frontends})",
                                              **fo.meta, "seconds": fo.seconds}, extras={"tracks.npz": save_tracks(fo.tracks)})
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
     else:

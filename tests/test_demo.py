@@ -216,8 +216,10 @@ def test_official_front_ends_list_what_is_missing(tmp_path, capsys):
     (tmp_path / "models").mkdir()
     assert main(["--frontends", "official", "--models", str(tmp_path / "models"), "--out", str(tmp_path / "o")]) == 2
     line = _one_line_error(capsys)
-    for name in ("vimo.onnx", "deco.onnx", "pi3x.onnx", "mast3r.onnx"):
-        assert name in line
+    for name, script in (("person_segmenter.onnx", "docs/frontends.md"), ("vimo_backbone.onnx", "export_vimo.py"),
+                         ("vimo_temporal.onnx", "export_vimo.py"), ("deco.onnx", "export_deco.py"),
+                         ("pi3x.onnx", "export_pi3x.py"), ("mast3r.onnx", "export_mast3r.py")):
+        assert name in line and script in line
     _no_output(tmp_path)
 
 

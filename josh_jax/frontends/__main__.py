@@ -1,4 +1,8 @@
-"""``python -m josh_jax.frontends VIDEO --out BUNDLE_DIR``: the embedded front ends on a video.
+"""``python -m josh_jax.frontends VIDEO --out BUNDLE_DIR``: the front ends on a video.
+
+``--frontends default`` (the default) runs the embedded ones; ``--frontends
+official --models DIR`` the official ONNX models exported into DIR
+(docs/frontends.md).
 
 Writes a front-end bundle (``bundle.json``, ``window_NNN.npz``, ``tracks.npz``)
 that ``python -m josh_jax.solve BUNDLE_DIR --out DIR`` solves.
@@ -29,6 +33,18 @@ def frontend_config(args, device: str = "auto") -> FrontEndConfig:
                           models_dir=args.models, device=device)
 
 
+def check_official(models) -> None:
+    """Stop early, before any decoding, when official model files are missing: one line listing them."""
+    from .official import missing_models
+    from .onnx_models import FrontEndError, default_models_dir
+
+    d = Path(models) if models else default_models_dir()
+    gone = missing_models(d)
+    if gone:
+        raise FrontEndError(f"--frontends official needs these models in {d}, missing: " + "; ".join(gone)
+                            + " (docs/frontends.md says how to export them; or use --frontends default)")
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m josh_jax.frontends", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", type=Path)
@@ -36,12 +52,15 @@ def main(argv=None) -> int:
     ap.add_argument("--body-model", default="open", help="'open' (embedded) or a path to SMPL_NEUTRAL.pkl")
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--frontends", choices=("default", "official"), default="default",
+                    help="embedded front ends (default) or the official ONNX models (docs/frontends.md)")
     add_frontend_args(ap)
     args = ap.parse_args(argv)
 
     from .. import body as jbody
     from ..bundle import save
     from . import FrontEndError, probe, run_frontends, save_tracks
+    from .official import run_official
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -49,11 +68,15 @@ def main(argv=None) -> int:
     try:
         if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
             raise FrontEndError(f"output folder {args.out} exists and is not empty; pass --overwrite to replace it")
+        if args.frontends == "official":
+            check_official(args.models)
         model = jbody.load(args.body_model)
         info = probe(args.video, args.start, args.frames)
         log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} at {info.fps:.1f} fps")
-        out = run_frontends(info, model, frontend_config(args, args.device), log=log)
-        save(args.out, out.windows, {"body_model": args.body_model, "source": "josh_jax.frontends (embedded)",
+        run = run_frontends if args.frontends == "default" else run_official
+        out = run(info, model, frontend_config(args, args.device), log=log)
+        save(args.out, out.windows, {"body_model": args.body_model,
+                                     "source": f"josh_jax.frontends ({args.frontends})",
                                      **out.meta, "seconds": out.seconds}, extras={"tracks.npz": save_tracks(out.tracks)})
     except (FrontEndError, jbody.BodyModelError) as exc:
         log(f"error: {exc}")

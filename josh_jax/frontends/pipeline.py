@@ -257,7 +257,10 @@ def _window_of_static(scene: dict, idx: np.ndarray) -> dict:
     return out
 
 
-def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal, principal, work, info, cfg) -> Window:
+def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal, principal, work, info, cfg,
+            hmr_focal: float | None = None, scale_to_original: float | None = None) -> Window:
+    """One bundle window. ``fits[tid]`` has per-frame ``rotmats`` (T, 24, 3, 3), ``transl`` (T, 3) and
+    ``betas`` (B,) or per frame (T, B); ``hmr_focal`` defaults to ``focal`` (working px)."""
     K = len(frame_index)
     V = model.num_vertices
     ids, valid, rot, betas, transl, contact = [], [], [], [], [], []
@@ -272,14 +275,14 @@ def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal,
         ids.append(tid)
         valid.append(v)
         rot.append(np.where(v[:, None, None, None], f.rotmats[r_], np.eye(3, dtype=np.float32)))
-        betas.append(np.repeat(f.betas[None], K, 0))
+        betas.append(f.betas[r_] if f.betas.ndim == 2 else np.repeat(f.betas[None], K, 0))
         transl.append(np.where(v[:, None], f.transl[r_], 0.0))
         contact.append(contacts[tid][r_] & v[:, None])
     P = len(ids)
     B = model.num_betas
     return Window(
         frame_index=np.asarray(frame_index, np.int64), image_size=np.asarray(work, np.int64),
-        scale_to_original=float(max(info.width, info.height) / max(work)),
+        scale_to_original=float(scale_to_original or max(info.width, info.height) / max(work)),
         base_focal=np.full(K, focal), init_focal=float(focal), principal_point=np.asarray(principal, np.float64),
         depth=scene["depth"].astype(np.float32), conf=scene["conf"].astype(np.float32),
         pair_index=scene["pair_index"], pair_score=scene["pair_score"], corr_pair=scene["corr_pair"],
@@ -288,4 +291,4 @@ def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal,
         track_rotmats=np.asarray(rot, np.float32).reshape(P, K, 24, 3, 3),
         track_betas=np.asarray(betas, np.float32).reshape(P, K, B),
         track_transl=np.asarray(transl, np.float32).reshape(P, K, 3),
-        track_contact=np.asarray(contact, bool).reshape(P, K, V), hmr_focal=float(focal), images=images)
+        track_contact=np.asarray(contact, bool).reshape(P, K, V), hmr_focal=float(hmr_focal or focal), images=images)

@@ -1,0 +1,54 @@
+"""Finding, checking and running the official ONNX models of a models folder."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..onnx_models import FrontEndError, check_contract, load_manifest, open_session
+from .contracts import CONTRACTS, REQUIRED
+
+
+def missing_models(models_dir: Path) -> list[str]:
+    """One line per model file of :data:`REQUIRED` absent from ``models_dir``: file and how to make it."""
+    d = Path(models_dir)
+    return [f"{CONTRACTS[n]['file']} ({CONTRACTS[n]['export']})" for n in REQUIRED
+            if not (d / CONTRACTS[n]["file"]).is_file()]
+
+
+class OfficialModels:
+    """The sessions of the official front ends, each checked against its contract.
+
+    The folder's ``manifest.json`` entry is used when there is one (it pins the
+    export-time sizes); otherwise the packaged contract.
+    """
+
+    def __init__(self, models_dir: Path, device: str = "auto", threads: int | None = None):
+        self.dir = Path(models_dir)
+        gone = missing_models(self.dir)
+        if gone:
+            raise FrontEndError(f"--frontends official needs these models in {self.dir}, missing: "
+                                + "; ".join(gone) + " (docs/frontends.md says how to export them; "
+                                "or use --frontends default)")
+        manifest = load_manifest(self.dir)
+        self.sessions = {}
+        for name in REQUIRED:
+            entry = manifest.get(name, CONTRACTS[name])
+            sess = open_session(self.dir / CONTRACTS[name]["file"], device, threads)
+            check_contract(sess, entry, name)
+            self.sessions[name] = sess
+
+    def fixed_size(self, name: str, input_name: str) -> tuple[int, int] | None:
+        """(W, H) a model was exported for, or None when its last two input axes are dynamic."""
+        inp = {i.name: i for i in self.sessions[name].get_inputs()}[input_name]
+        h, w = inp.shape[-2:]
+        return (w, h) if isinstance(h, int) and isinstance(w, int) else None
+
+    def run(self, name: str, **feeds) -> dict[str, np.ndarray]:
+        sess = self.sessions[name]
+        outs = sess.run(None, {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()})
+        return {o.name: v for o, v in zip(sess.get_outputs(), outs)}
+
+    @property
+    def providers(self) -> list[str]:
+        return self.sessions[REQUIRED[0]].get_providers()

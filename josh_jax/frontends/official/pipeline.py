@@ -1,0 +1,217 @@
+"""The official front ends, end to end: video -> front-end bundle (same format as the embedded ones).
+
+One pass over the video (original resolution) runs, per frame, the person
+segmenter, links its boxes into tracks, and runs VIMO's backbone on every
+person crop; on keyframes also DECO on the crops, and keeps the person masks
+and the keyframe images. Then VIMO's temporal part per track (TRAM's
+16-frame windows), and per solve window Pi3X on its keyframes (depth,
+confidence, focal) and MASt3R on its keyframe pairs (matches; a pair shared
+by two windows is matched once).
+
+Working images: long side ``work_side`` (512, MASt3R's training size),
+centre-cropped to multiples of 16 (the MASt3R input). The human front end assumes the focal of the image diagonal
+(TRAM), recorded as ``hmr_focal``.
+"""
+from __future__ import annotations
+
+import time
+
+import cv2
+import numpy as np
+
+from ...body.model import BodyModel
+from ..onnx_models import FrontEndError, default_models_dir
+from ..pipeline import FrontEndConfig, FrontEndOutput, _bar, _window, clip_keyframes
+from ..video import VideoInfo, iter_frames
+from . import images as im
+from .models import OfficialModels
+from .people import IouTracker, chunks, detections, union_mask, vimo_track
+from .scene import match_pair, pair_conf_score, pi3x_scene, window_pairs
+
+SEG_SIDE = 640  # long side given to a segmenter with dynamic input size (multiple of 32)
+
+
+class _Fit:
+    """Per-frame SMPL of one track, shaped like the embedded body fit for :func:`_window`."""
+
+    def __init__(self, rotmats, betas, transl):
+        self.rotmats, self.betas, self.transl = rotmats, betas, transl
+
+
+def _seg_size(models: OfficialModels, W: int, H: int) -> tuple[int, int]:
+    fixed = models.fixed_size("person_segmenter", "image")
+    if fixed:
+        return fixed
+    k = SEG_SIDE / max(W, H)
+    return (int(np.ceil(W * k / 32)) * 32, int(np.ceil(H * k / 32)) * 32)
+
+
+def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(),
+                 progress: bool = True, log=print) -> FrontEndOutput:
+    """Run the official ONNX front ends (see docs/frontends.md) on a checked clip."""
+    if model.num_vertices != 6890 or model.num_betas < 10:
+        raise FrontEndError(f"the official front ends give SMPL parameters and contacts on SMPL's 6890 vertices, "
+                            f"but the body model is {model.name} ({model.num_vertices} vertices); "
+                            "pass the SMPL model with --smpl PATH")
+    T = info.num_frames
+    if T < 2 * cfg.opt_interval + 1:
+        raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1}")
+    models = OfficialModels(cfg.models_dir or default_models_dir(), cfg.device, cfg.threads)
+    log(f"[frontends] official models from {models.dir} on {models.providers[0]}")
+    W0, H0 = info.width, info.height
+    resized, work = im.mast3r_sizes(W0, H0, cfg.work_side)
+    p3 = im.pi3x_size(W0, H0)
+    for name, inp, want, script in (("mast3r", "img1", work, "export_mast3r.py"),
+                                    ("pi3x", "imgs", p3, "export_pi3x.py")):
+        have = models.fixed_size(name, inp)
+        if have is not None and tuple(have) != tuple(want):
+            raise FrontEndError(f"{name}.onnx was exported for {have[0]}x{have[1]} images, but this "
+                                f"{W0}x{H0} video needs {want[0]}x{want[1]}: re-export it with "
+                                f"scripts/{script} --size {want[0]}x{want[1]}")
+    windows_kf = clip_keyframes(T, cfg)
+    all_kf = np.unique(np.concatenate(windows_kf))
+    kpos = {int(k): i for i, k in enumerate(all_kf)}
+    seg_size = _seg_size(models, W0, H0)
+    focal0 = float(np.hypot(W0, H0))  # TRAM's image-diagonal focal (original px)
+    centre0 = np.array([W0 / 2, H0 / 2], np.float32)
+    seconds = {}
+
+    # ---- one pass: segmenter, tracker, VIMO backbone on every crop, DECO + masks + images on keyframes
+    t0 = time.perf_counter()
+    tracker = IouTracker()
+    feats, cs, contact_kf = {}, {}, {}
+    person = np.zeros((len(all_kf), work[1], work[0]), bool)
+    imgs_work = np.zeros((len(all_kf), work[1], work[0], 3), np.uint8)
+    imgs_p3 = np.zeros((len(all_kf), p3[1], p3[0], 3), np.uint8)
+    dt = {"segmenter": 0.0, "vimo_backbone": 0.0, "deco": 0.0}
+    with _bar(T, "people (segmenter, VIMO, DECO)", progress) as bar:
+        for t, frame in iter_frames(info, None):
+            s = time.perf_counter()
+            x, k = im.letterbox_input(frame, seg_size)
+            boxes, _, masks = detections(models.run("person_segmenter", image=x), k, (W0, H0))
+            dt["segmenter"] += time.perf_counter() - s
+            ids = tracker.update(t, boxes)
+            if len(boxes):
+                s = time.perf_counter()
+                ctr = [im.tram_center_scale(b) for b in boxes]
+                crops = np.stack([im.tram_crop(frame, c, sc) for c, sc in ctr])
+                f = models.run("vimo_backbone", img=crops)["feature"].astype(np.float16)  # the reference: fp16 autocast
+                dt["vimo_backbone"] += time.perf_counter() - s
+                for n, tid in enumerate(ids):
+                    feats.setdefault(tid, {})[t] = f[n]
+                    cs[(tid, t)] = ctr[n]
+            if t in kpos:
+                i = kpos[t]
+                rs = cv2.resize(frame, resized, interpolation=cv2.INTER_AREA)
+                imgs_work[i] = im.centre_crop(rs, work)
+                imgs_p3[i] = cv2.resize(frame, p3, interpolation=cv2.INTER_LANCZOS4)
+                full = union_mask(masks, (int(round(W0 * k)), int(round(H0 * k))))
+                person[i] = im.centre_crop(cv2.resize(full.astype(np.uint8), resized,
+                                                      interpolation=cv2.INTER_NEAREST) > 0, work)
+                if cfg.mask_dilate:
+                    kern = np.ones((2 * cfg.mask_dilate + 1,) * 2, np.uint8)
+                    person[i] = cv2.dilate(person[i].astype(np.uint8), kern) > 0
+                if len(boxes):
+                    s = time.perf_counter()
+                    c = models.run("deco", img=np.stack([im.deco_crop(frame, b) for b in boxes]))["contact"]
+                    dt["deco"] += time.perf_counter() - s
+                    for n, tid in enumerate(ids):
+                        contact_kf[(tid, t)] = c[n] >= 0.5
+            bar.update(1)
+    seconds["people"] = time.perf_counter() - t0
+    seconds.update({f"people_{k}": v for k, v in dt.items()})
+
+    # ---- tracks: long enough for VIMO, the longest max_people
+    t0 = time.perf_counter()
+    min_len = max(cfg.min_track_frames, 16)
+    runs = {tid: [np.asarray(tracker.frames[tid])[r] for r in chunks(tracker.frames[tid])] for tid in tracker.frames}
+    keep = sorted((tid for tid in runs if sum(len(r) for r in runs[tid]) >= min_len),
+                  key=lambda tid: -sum(len(r) for r in runs[tid]))[:cfg.max_people]
+    if not keep:
+        raise FrontEndError(f"no person track of at least {min_len} consecutive frames was found in "
+                            f"{info.path.name} (VIMO needs 16)")
+    fits, frames_of, contacts, tracks_out = {}, {}, {}, {}
+    with _bar(len(keep), "VIMO temporal", progress) as bar:
+        for tid in sorted(keep):
+            fr = np.concatenate(runs[tid])
+            rot, bet, tr = [], [], []
+            for run in runs[tid]:
+                c = np.stack([cs[(tid, int(t))][0] for t in run]).astype(np.float32)
+                sc = np.array([cs[(tid, int(t))][1] for t in run], np.float32)
+                o = vimo_track(lambda **kw: models.run("vimo_temporal", **kw),
+                               np.stack([feats[tid][int(t)] for t in run]), c, sc, focal0, centre0)
+                rot.append(o["rotmat"]), bet.append(o["betas"]), tr.append(o["transl"])
+            V = model.num_vertices
+            con = np.stack([contact_kf.get((tid, int(t)), np.zeros(V, bool)) for t in fr])
+            B = model.num_betas
+            betas = np.zeros((len(fr), B), np.float32)
+            betas[:, :10] = np.concatenate(bet)
+            fits[tid] = _Fit(np.concatenate(rot), betas, np.concatenate(tr))
+            frames_of[tid], contacts[tid] = fr, con
+            tracks_out[tid] = dict(frames=fr, rotmats=fits[tid].rotmats, betas=betas.mean(0),
+                                   transl=fits[tid].transl, contact=con,
+                                   boxes=np.stack([tracker.boxes[tid][tracker.frames[tid].index(int(t))] for t in fr]))
+            bar.update(1)
+    seconds["vimo_temporal"] = time.perf_counter() - t0
+    log(f"[frontends] {len(keep)} person track(s): " + ", ".join(
+        f"#{t} frames {frames_of[t][0]}-{frames_of[t][-1]} ({len(frames_of[t])})" for t in sorted(keep)))
+
+    # ---- scene per window: Pi3X, MASt3R
+    t0 = time.perf_counter()
+    hmr_focal = focal0 * resized[0] / W0
+    matched: dict[tuple[int, int], tuple] = {}
+    out_windows, focals = [], []
+    dt = {"pi3x": 0.0, "mast3r": 0.0, "matching": 0.0}
+    pairs_all = sum(len(window_pairs(len(kf), cfg.pair_window)) for kf in windows_kf)
+    with _bar(len(windows_kf) + pairs_all, "scene (Pi3X, MASt3R)", progress) as bar:
+        for kf in windows_kf:
+            idx = np.array([kpos[int(k)] for k in kf])
+            s = time.perf_counter()
+            o = models.run("pi3x", imgs=(imgs_p3[idx].astype(np.float32) / 255.0).transpose(0, 3, 1, 2)[None])
+            depth, conf, focal = pi3x_scene(o["local_points"][0], o["conf"][0], resized, work)
+            dt["pi3x"] += time.perf_counter() - s
+            focals.append(focal)
+            bar.update(1)
+            pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
+            for a, b in window_pairs(len(kf), cfg.pair_window):
+                key = (int(kf[a]), int(kf[b]))
+                if key not in matched:
+                    ia, ib = idx[a], idx[b]
+                    s = time.perf_counter()
+                    r = models.run("mast3r", img1=_to_pm1(imgs_work[ia]), img2=_to_pm1(imgs_work[ib]))
+                    dt["mast3r"] += time.perf_counter() - s
+                    s = time.perf_counter()
+                    xa, xb, cc = match_pair(r["desc"], r["desc_conf"], person[ia], person[ib])
+                    matched[key] = (xa, xb, cc, pair_conf_score(r["conf"], person[ia], person[ib]))
+                    dt["matching"] += time.perf_counter() - s
+                xa, xb, cc, _ = matched[key]
+                ok = cc > 0
+                for (i, j, pi, pj) in ((a, b, xa, xb), (b, a, xb, xa)):
+                    corr_pair.append(np.full(int(ok.sum()), len(pair_index)))
+                    corr_pix.append(np.stack([pi[ok], pj[ok]], 1))
+                    corr_conf.append(cc[ok])
+                    pair_index.append((i, j))
+                    pair_score.append(float(ok.sum()))  # the reference's MST weight: matches with conf > 0
+                bar.update(1)
+            scene = dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
+                         pair_score=np.asarray(pair_score, np.float64),
+                         corr_pair=np.concatenate(corr_pair).astype(np.int64) if corr_pair else np.zeros(0, np.int64),
+                         corr_pix=(np.concatenate(corr_pix) if corr_pix else np.zeros((0, 2, 2))).astype(np.float32),
+                         corr_conf=(np.concatenate(corr_conf) if corr_conf else np.zeros(0)).astype(np.float32))
+            principal = np.array([work[0] / 2, work[1] / 2])
+            out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
+                                       principal, work, info, cfg, hmr_focal=hmr_focal,
+                                       scale_to_original=W0 / resized[0]))
+    seconds["scene"] = time.perf_counter() - t0
+    seconds.update({f"scene_{k}": v for k, v in dt.items()})
+    meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
+                focal=float(np.mean(focals)), principal=[work[0] / 2, work[1] / 2], static_camera=False,
+                registered=int(len(all_kf)), keyframes=int(len(all_kf)), people=len(keep), frontends="official",
+                hmr_focal=float(hmr_focal))
+    return FrontEndOutput(out_windows, tracks_out, meta, seconds)
+
+
+def _to_pm1(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> (1, 3, H, W) in [-1, 1] (DUSt3R's ImgNorm)."""
+    return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
+

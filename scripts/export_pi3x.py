@@ -1,0 +1,71 @@
+"""Export Pi3X (multi-view local point maps + confidence) to ONNX: ``pi3x.onnx``.
+
+    git clone https://github.com/yyfz/Pi3 /path/Pi3   # + its requirements
+    # weights: https://huggingface.co/yyfz233/Pi3X (model.safetensors)
+    python scripts/export_pi3x.py --repo /path/Pi3 --checkpoint /path/model.safetensors --size 672x378
+
+The module is the reference's ``pi3.models.pi3x.Pi3X`` (JOSH calls
+``Pi3X.from_pretrained("yyfz233/Pi3X")`` and runs it on the images alone, no
+depth/ray/pose conditions); the ONNX file returns ``local_points`` and the
+``conf`` logits for a window of N keyframes (N is dynamic).
+
+``--size WxH`` fixes the image size (RoPE positions are baked in by the
+exporter): the reference's rule is multiples of 14 with W x H <= 255000 for
+the video's aspect, e.g. 672x378 for 16:9 and 574x434 for 4:3; the runner
+says which size to export when a video needs another.
+"""
+from __future__ import annotations
+
+import _onnx_export as ox
+
+
+def main(argv=None) -> None:
+    ap = ox.parser(__doc__)
+    ap.add_argument("--size", default="672x378", help="W x H of the images (multiples of 14)")
+    ap.add_argument("--frames", type=int, default=3, help="frames in the export sample (N stays dynamic)")
+    args = ap.parse_args(argv)
+    ox.check_args(args)
+    W, H = (int(v) for v in args.size.lower().split("x"))
+    if W % 14 or H % 14:
+        raise SystemExit(f"error: --size {args.size}: both sides must be multiples of 14")
+    import torch
+
+    with ox.official_code(args.repo):
+        from pi3.models.pi3x import Pi3X
+
+        model = Pi3X()
+    if args.checkpoint:
+        if args.checkpoint.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            missing, unexpected = model.load_state_dict(load_file(str(args.checkpoint)), strict=True)
+        else:
+            ox.load_state(model, args.checkpoint, None)
+    model.eval()
+
+    class Points(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, imgs):
+            out = self.m(imgs)
+            return out["local_points"], out["conf"]
+
+    g = torch.Generator().manual_seed(1)
+    imgs = torch.rand(1, args.frames, 3, H, W, generator=g)
+    path = args.out / "pi3x.onnx"
+    axes = {"imgs": {1: "N"}, "local_points": {1: "N"}, "conf": {1: "N"}}
+    secs = ox.export(Points(model).eval(), {"imgs": imgs}, path, ["local_points", "conf"], axes, args.opset)
+    n = args.frames + 1
+    print(f"exported in {secs:.1f} s; checking against Pi3X.forward on {n} other frames:")
+    test = torch.rand(1, n, 3, H, W, generator=g)
+    with torch.no_grad():
+        out = model(test)
+    diffs = ox.compare(path, {"imgs": test.numpy()},
+                       {"local_points": out["local_points"].numpy(), "conf": out["conf"].numpy()})
+    ox.write_entry(args.out, "pi3x", args, fixed={"H": H, "W": W}, check=diffs)
+
+
+if __name__ == "__main__":
+    main()
