@@ -77,17 +77,40 @@ def export(module, inputs: dict, path: Path, output_names: list[str], dynamic_ax
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(dir=path.parent) as tmp:
         raw = Path(tmp) / "raw.onnx"
-        with torch.no_grad():
-            torch.onnx.export(module, tuple(inputs.values()), str(raw), input_names=list(inputs),
-                              output_names=output_names, dynamic_axes=dynamic_axes, opset_version=opset,
-                              dynamo=False, do_constant_folding=True)
+        import torch.utils.checkpoint as ckpt
+
+        real, real_ckpt = torch.cartesian_prod, ckpt.checkpoint
+        # CroCo's and Pi3's patch position getters call torch.cartesian_prod, which has no ONNX
+        # export; the same grid from meshgrid + stack exports (and equals it exactly). Activation
+        # checkpointing (Pi3's heads) only saves training memory, and the tracer loses the batch size
+        # through it: call the layers directly.
+        torch.cartesian_prod = _cartesian_prod
+        ckpt.checkpoint = lambda fn, *a, use_reentrant=None, **kw: fn(*a, **kw)
+        try:
+            with torch.no_grad():
+                torch.onnx.export(module, tuple(inputs.values()), str(raw), input_names=list(inputs),
+                                  output_names=output_names, dynamic_axes=dynamic_axes, opset_version=opset,
+                                  dynamo=False, do_constant_folding=True)
+        finally:
+            torch.cartesian_prod, ckpt.checkpoint = real, real_ckpt
         model = onnx.load(str(raw), load_external_data=True)
         for f in (path, path.with_name(path.name + ".data")):
             f.unlink(missing_ok=True)
-        big = sum(p.numel() * p.element_size() for p in module.parameters()) > 1_800_000_000  # protobuf limit 2 GB
+        weights = sum(t.ByteSize() for t in model.graph.initializer)
+        big = weights > 1_800_000_000  # protobuf's 2 GB limit
         onnx.save_model(model, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
                         location=path.name + ".data", size_threshold=1024)
+        for f in (path, path.with_name(path.name + ".data")):
+            if f.exists():
+                f.chmod(0o644)  # onnx writes the weights file owner-only
     return time.perf_counter() - t0
+
+
+def _cartesian_prod(*xs):
+    import torch
+
+    grids = torch.meshgrid(*xs, indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grids], dim=1)
 
 
 def compare(path: Path, feeds: dict, reference: dict) -> dict:

@@ -9,7 +9,7 @@ from josh_jax.frontends import FrontEndError
 from josh_jax.frontends.official import CONTRACTS, REQUIRED, OfficialModels, missing_models
 from josh_jax.frontends.official import images as im
 from josh_jax.frontends.official.people import IouTracker, chunks, detections, window_picks
-from josh_jax.frontends.official.scene import focal_shift, match_pair, pair_conf_score, pi3x_scene, window_pairs
+from josh_jax.frontends.official.scene import focal_shift, match_pair, pi3x_scene, window_pairs
 
 from conftest import run_isolated
 
@@ -34,7 +34,9 @@ def test_manifest_states_every_official_contract():
     for name in REQUIRED:
         entry = manifest[name]
         for key in ("file", "inputs", "outputs", "preprocess", "postprocess", "source", "license", "export"):
-            assert entry[key] == CONTRACTS[name][key], (name, key)
+            assert entry[key] == CONTRACTS[name][key], (
+                f"{name}.{key}: regenerate with "
+                "python -m josh_jax.frontends.official.contracts models_onnx/manifest.json")
         assert "sha256" in entry
 
 
@@ -219,12 +221,26 @@ def test_matching_recovers_a_shift_and_masks_people():
     on_person = person[xy1[:, 1].astype(int), xy1[:, 0].astype(int)]
     assert on_person.any() and np.all(conf[on_person] == 0)
     assert np.allclose(conf[~on_person], np.sqrt(6.0))
-    c = np.stack([np.full((H, W), v) for v in (1.0, 2.0, 4.0, 8.0)])
-    assert pair_conf_score(c) == pytest.approx(64 ** 0.25)
     assert window_pairs(4, 2) == [(0, 1), (0, 2), (1, 2), (1, 3), (2, 3)]
 
 
 # ---------------------------------------------------------------- end to end on tiny models
+
+
+def test_pi3x_groups_of_the_exported_frame_count(tiny):
+    from josh_jax.frontends.official.pipeline import _pi3x
+
+    models = OfficialModels(tiny, device="cpu")
+    assert models.sessions["pi3x"].get_inputs()[0].shape[1] == 3
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (7, 378, 672, 3), dtype=np.uint8)
+    pts, logits = _pi3x(models, frames)  # groups of 3, 3, 1 + 2 copies
+    assert pts.shape == (7, 378, 672, 3) and logits.shape == (7, 378, 672, 1)
+    # the tiny model's confidence depends on each frame's own pixels: rows stay in order
+    for i in (0, 4, 6):
+        group = np.repeat(frames[i:i + 1], 3, 0)
+        _, lg = _pi3x(models, group)
+        assert np.allclose(lg[0], logits[i], atol=1e-6)
 
 
 def _official_bundle(models, smpl, out):
@@ -292,3 +308,15 @@ def test_demo_runs_the_official_path(tiny, smpl_files, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["front_ends"] == "official" and summary["people"] == 1
     assert (out / "results.npz").is_file() and (out / "scene.glb").is_file()
+
+
+def test_frontends_cli_stops_before_decoding_when_models_are_missing(tmp_path, capsys):
+    from josh_jax.frontends.__main__ import main as fe_main
+
+    rc = fe_main([str(tmp_path / "no_video.mp4"), "--frontends", "official", "--models", str(tmp_path),
+                  "--out", str(tmp_path / "b")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "missing: person_segmenter.onnx" in err and "mast3r.onnx (scripts/export_mast3r.py)" in err
+    assert "no_video" not in err  # the video was not looked at yet
+    assert not (tmp_path / "b").exists()

@@ -46,8 +46,10 @@ def _export(module, inputs: dict, path: Path, outputs: list[str], dynamic: dict)
 
 
 def build(folder: Path, pi3x_size=(672, 378), mast3r_size=(512, 288), seed: int = 0,
-          backbone_channels: int = 1280, rename: dict | None = None) -> Path:
+          backbone_channels: int = 1280, rename: dict | None = None, pi3x_frames: int | None = 3) -> Path:
     """Write the six tiny models (and a manifest with their contracts) into ``folder``.
+
+    Pi3X takes ``pi3x_frames`` frames per call, fixed as in a real export (None: dynamic).
 
     ``backbone_channels`` and ``rename`` (output -> new name) make models that break the contract.
     """
@@ -156,8 +158,8 @@ def build(folder: Path, pi3x_size=(672, 378), mast3r_size=(512, 288), seed: int 
                           {k: {0: "B16"} for k in ("feature", "center", "scale", "img_focal", "img_center",
                                                     "rotmat", "betas", "transl")}),
         "deco": (Deco(), {"img": torch.rand(2, 3, 256, 256)}, ["contact"], {"img": {0: "B"}, "contact": {0: "B"}}),
-        "pi3x": (Pi3x(), {"imgs": torch.rand(1, 2, 3, ph, pw)}, ["local_points", "conf"],
-                 {"imgs": {1: "N"}, "local_points": {1: "N"}, "conf": {1: "N"}}),
+        "pi3x": (Pi3x(), {"imgs": torch.rand(1, pi3x_frames or 2, 3, ph, pw)}, ["local_points", "conf"],
+                 {} if pi3x_frames else {"imgs": {1: "N"}, "local_points": {1: "N"}, "conf": {1: "N"}}),
         "mast3r": (Mast3r(), {"img1": torch.rand(1, 3, mh, mw), "img2": torch.rand(1, 3, mh, mw)},
                    ["conf", "desc", "desc_conf"], {}),
     }
@@ -167,7 +169,8 @@ def build(folder: Path, pi3x_size=(672, 378), mast3r_size=(512, 288), seed: int 
     for name, (module, inputs, outputs, dynamic) in specs.items():
         _export(module, inputs, folder / CONTRACTS[name]["file"], outputs, dynamic)
         entry = json.loads(json.dumps(CONTRACTS[name]))
-        fixed = {"pi3x": {"H": ph, "W": pw}, "mast3r": {"H": mh, "W": mw}}.get(name, {})
+        fixed = {"pi3x": {"H": ph, "W": pw, **({"N": pi3x_frames} if pi3x_frames else {})},
+                 "mast3r": {"H": mh, "W": mw}}.get(name, {})
         for kind in ("inputs", "outputs"):
             for spec in entry[kind].values():
                 spec["shape"] = [fixed.get(d, d) if isinstance(d, str) else d for d in spec["shape"]]

@@ -1,8 +1,9 @@
 """Contracts of the official front-end models (the ONNX files a user exports).
 
 One entry per model file: input/output names, shapes (strings are dynamic
-axes, integers fixed; ``"H"``/``"W"`` are fixed at export time by ``--size``
-and read back from the file), dtypes, value ranges, the pre-processing the
+axes, integers fixed; Pi3X's and MASt3R's ``"H"``/``"W"`` and Pi3X's ``"N"``
+are fixed at export time by ``--size``/``--frames`` and read back from the
+file), dtypes, value ranges, the pre-processing the
 runner applies, the post-processing it does with the outputs, where the
 weights come from and their license, and the script that makes the file.
 
@@ -48,7 +49,7 @@ CONTRACTS: dict[str, dict] = {
                       "(the 192 centre columns)",
         "postprocess": "features go to vimo_temporal in windows of 16 consecutive frames",
         "source": "TRAM (github.com/yufu-wang/tram), data/checkpoints/vimo_checkpoint.pth.tar",
-        "license": "see the TRAM repository (code and checkpoint; the checkpoint is trained with SMPL)",
+        "license": "TRAM code: MIT; the checkpoint is trained on SMPL data (see the TRAM repository)",
         "export": "scripts/export_vimo.py",
     },
     "vimo_temporal": {
@@ -78,11 +79,12 @@ CONTRACTS: dict[str, dict] = {
         "role": "per-vertex body-scene contact (DECO, HRNet-W32)",
         "inputs": {"img": {"shape": ["B", 3, 256, 256], "dtype": F32, "range": "BGR / 255"}},
         "outputs": {"contact": {"shape": ["B", 6890], "dtype": F32, "range": "[0, 1]"}},
-        "preprocess": "square box of side max(w, h) x 1.2 about the box centre, clipped to the frame (so it may "
-                      "be cut), resized to 256 x 256 (bicubic), BGR/255, NCHW",
+        "preprocess": "square box of side max(w, h) x 1.2 about the box centre, clipped to the frame (so it "
+                      "may be cut), resized to 256 x 256 (bilinear: JOSH passes cv2.INTER_CUBIC in resize's dst "
+                      "position, so OpenCV's default applies), BGR/255, NCHW",
         "postprocess": "contact >= 0.5 on SMPL's 6890 vertices",
         "source": "DECO (github.com/sha2nkt/deco), deco_best.pth",
-        "license": "see the DECO repository (code and checkpoint; trained with SMPL)",
+        "license": "DECO: data & software license for non-commercial scientific research (see its repository)",
         "export": "scripts/export_deco.py",
     },
     "pi3x": {
@@ -93,13 +95,16 @@ CONTRACTS: dict[str, dict] = {
             "local_points": {"shape": [1, "N", "H", "W", 3], "dtype": F32, "meaning": "camera-frame points"},
             "conf": {"shape": [1, "N", "H", "W", 1], "dtype": F32, "meaning": "confidence logits"},
         },
-        "preprocess": "keyframes resized (Lanczos) to W x H, multiples of 14 with W x H <= 255000 for the video's "
-                      "aspect (the reference's load_images_as_tensor), value/255, NCHW per frame",
+        "preprocess": "N = the keyframes of a window (fixed at export, default 21 = a 101-frame window every 5 "
+                      "frames; other counts run in groups of N, the last padded with copies of its last frame); "
+                      "keyframes resized (area resampling; the reference: PIL Lanczos) to W x H, multiples of 14 "
+                      "with W x H <= 255000 for the video's aspect (the reference's load_images_as_tensor), "
+                      "value/255, NCHW per frame",
         "postprocess": "focal and shift by MoGe's recover_focal_shift on 64 x 64 nearest samples where "
                        "sigmoid(conf) > 0.1, mean focal over frames, times half the diagonal; depth = z and "
                        "confidence = sigmoid(conf), bilinear to the working size",
         "source": "Pi3 (github.com/yyfz/Pi3), Hugging Face yyfz233/Pi3X",
-        "license": "see the Pi3 repository and the Hugging Face model card",
+        "license": "Pi3: copyright the authors, all rights reserved (see the repository and the model card)",
         "export": "scripts/export_pi3x.py",
     },
     "mast3r": {
@@ -112,12 +117,14 @@ CONTRACTS: dict[str, dict] = {
             "desc": {"shape": [4, "H", "W", 24], "dtype": F32, "meaning": "descriptors of 11, 21, 22, 12"},
             "desc_conf": {"shape": [4, "H", "W"], "dtype": F32, "meaning": "descriptor confidence"},
         },
-        "preprocess": "keyframes at the working size: long side 512 (Lanczos), centre-cropped to multiples of 16, "
+        "preprocess": "keyframes at the working size: long side 512 (area resampling, the closest OpenCV has to "
+                      "PIL's antialiased Lanczos), centre-cropped to multiples of 16, "
                       "value/127.5 - 1, NCHW",
         "postprocess": "sparse_ga symmetric inference: 11/21 from (img1, img2), 22/12 from (img2, img1); person "
-                       "pixels get desc_conf 0 and conf 1; reciprocal nearest neighbours of the descriptors (dot "
+                       "pixels get desc_conf 0; reciprocal nearest neighbours of the descriptors (dot "
                        "product) from an 8-px grid, both directions, merged; match confidence "
-                       "sqrt(desc_conf_i * desc_conf_j); pair score = (mean conf 11 x 12 x 21 x 22)^(1/4)",
+                       "sqrt(desc_conf_i * desc_conf_j); pair score = matches with confidence > 0 (the reference's "
+                       "spanning-tree weight); conf is not used (JOSH's scene confidence comes from Pi3X)",
         "source": "MASt3R (github.com/naver/mast3r), MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth",
         "license": "CC BY-NC-SA 4.0 (non-commercial), see the MASt3R repository",
         "export": "scripts/export_mast3r.py",
@@ -126,3 +133,22 @@ CONTRACTS: dict[str, dict] = {
 
 #: the files ``--frontends official`` needs, in the order the runners use them
 REQUIRED = ("person_segmenter", "vimo_backbone", "vimo_temporal", "deco", "pi3x", "mast3r")
+
+
+def write_manifest(path) -> None:
+    """Put the contracts (sha256 unknown: no official export is shipped) into a ``manifest.json``."""
+    import json
+    from pathlib import Path
+
+    path = Path(path)
+    manifest = json.loads(path.read_text()) if path.is_file() else {"format": "josh-onnx-manifest", "version": 1,
+                                                                    "models": {}}
+    for name, entry in CONTRACTS.items():
+        manifest["models"][name] = {**entry, "sha256": manifest["models"].get(name, {}).get("sha256")}
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+
+
+if __name__ == "__main__":  # python -m josh_jax.frontends.official.contracts models_onnx/manifest.json
+    import sys
+
+    write_manifest(sys.argv[1])

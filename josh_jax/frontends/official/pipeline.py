@@ -26,7 +26,7 @@ from ..video import VideoInfo, iter_frames
 from . import images as im
 from .models import OfficialModels
 from .people import IouTracker, chunks, detections, union_mask, vimo_track
-from .scene import match_pair, pair_conf_score, pi3x_scene, window_pairs
+from .scene import match_pair, pi3x_scene, window_pairs
 
 SEG_SIDE = 640  # long side given to a segmenter with dynamic input size (multiple of 32)
 
@@ -58,6 +58,9 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
         raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1}")
     models = OfficialModels(cfg.models_dir or default_models_dir(), cfg.device, cfg.threads)
     log(f"[frontends] official models from {models.dir} on {models.providers[0]}")
+    if cfg.static_camera:
+        log("[frontends] --static-camera is not used by the official front ends (Pi3X and MASt3R need no "
+            "camera motion)")
     W0, H0 = info.width, info.height
     resized, work = im.mast3r_sizes(W0, H0, cfg.work_side)
     p3 = im.pi3x_size(W0, H0)
@@ -104,7 +107,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
                 i = kpos[t]
                 rs = cv2.resize(frame, resized, interpolation=cv2.INTER_AREA)
                 imgs_work[i] = im.centre_crop(rs, work)
-                imgs_p3[i] = cv2.resize(frame, p3, interpolation=cv2.INTER_LANCZOS4)
+                imgs_p3[i] = cv2.resize(frame, p3, interpolation=cv2.INTER_AREA)
                 full = union_mask(masks, (int(round(W0 * k)), int(round(H0 * k))))
                 person[i] = im.centre_crop(cv2.resize(full.astype(np.uint8), resized,
                                                       interpolation=cv2.INTER_NEAREST) > 0, work)
@@ -156,59 +159,84 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     log(f"[frontends] {len(keep)} person track(s): " + ", ".join(
         f"#{t} frames {frames_of[t][0]}-{frames_of[t][-1]} ({len(frames_of[t])})" for t in sorted(keep)))
 
-    # ---- scene per window: Pi3X, MASt3R
+    # ---- scene: Pi3X per window, MASt3R per keyframe pair (a pair two windows share is matched once)
     t0 = time.perf_counter()
     hmr_focal = focal0 * resized[0] / W0
-    matched: dict[tuple[int, int], tuple] = {}
-    out_windows, focals = [], []
     dt = {"pi3x": 0.0, "mast3r": 0.0, "matching": 0.0}
-    pairs_all = sum(len(window_pairs(len(kf), cfg.pair_window)) for kf in windows_kf)
-    with _bar(len(windows_kf) + pairs_all, "scene (Pi3X, MASt3R)", progress) as bar:
+    scenes = []
+    with _bar(len(windows_kf), "Pi3X", progress) as bar:
         for kf in windows_kf:
             idx = np.array([kpos[int(k)] for k in kf])
             s = time.perf_counter()
-            o = models.run("pi3x", imgs=(imgs_p3[idx].astype(np.float32) / 255.0).transpose(0, 3, 1, 2)[None])
-            depth, conf, focal = pi3x_scene(o["local_points"][0], o["conf"][0], resized, work)
+            pts, logits = _pi3x(models, imgs_p3[idx])
+            depth, conf, focal = pi3x_scene(pts, logits, resized, work)
+            focal = float(cfg.focal) if cfg.focal else focal  # --focal (working px) overrides Pi3X's
             dt["pi3x"] += time.perf_counter() - s
-            focals.append(focal)
+            scenes.append((idx, depth, conf, focal))
             bar.update(1)
-            pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
-            for a, b in window_pairs(len(kf), cfg.pair_window):
-                key = (int(kf[a]), int(kf[b]))
-                if key not in matched:
-                    ia, ib = idx[a], idx[b]
-                    s = time.perf_counter()
-                    r = models.run("mast3r", img1=_to_pm1(imgs_work[ia]), img2=_to_pm1(imgs_work[ib]))
-                    dt["mast3r"] += time.perf_counter() - s
-                    s = time.perf_counter()
-                    xa, xb, cc = match_pair(r["desc"], r["desc_conf"], person[ia], person[ib])
-                    matched[key] = (xa, xb, cc, pair_conf_score(r["conf"], person[ia], person[ib]))
-                    dt["matching"] += time.perf_counter() - s
-                xa, xb, cc, _ = matched[key]
-                ok = cc > 0
-                for (i, j, pi, pj) in ((a, b, xa, xb), (b, a, xb, xa)):
-                    corr_pair.append(np.full(int(ok.sum()), len(pair_index)))
-                    corr_pix.append(np.stack([pi[ok], pj[ok]], 1))
-                    corr_conf.append(cc[ok])
-                    pair_index.append((i, j))
-                    pair_score.append(float(ok.sum()))  # the reference's MST weight: matches with conf > 0
-                bar.update(1)
-            scene = dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
-                         pair_score=np.asarray(pair_score, np.float64),
-                         corr_pair=np.concatenate(corr_pair).astype(np.int64) if corr_pair else np.zeros(0, np.int64),
-                         corr_pix=(np.concatenate(corr_pix) if corr_pix else np.zeros((0, 2, 2))).astype(np.float32),
-                         corr_conf=(np.concatenate(corr_conf) if corr_conf else np.zeros(0)).astype(np.float32))
-            principal = np.array([work[0] / 2, work[1] / 2])
-            out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
-                                       principal, work, info, cfg, hmr_focal=hmr_focal,
-                                       scale_to_original=W0 / resized[0]))
+    pairs = sorted({(int(kf[a]), int(kf[b])) for kf in windows_kf for a, b in window_pairs(len(kf), cfg.pair_window)})
+    matched: dict[tuple[int, int], tuple] = {}
+    with _bar(len(pairs), "MASt3R", progress) as bar:
+        for fa, fb in pairs:
+            ia, ib = kpos[fa], kpos[fb]
+            s = time.perf_counter()
+            r = models.run("mast3r", img1=_to_pm1(imgs_work[ia]), img2=_to_pm1(imgs_work[ib]))
+            dt["mast3r"] += time.perf_counter() - s
+            s = time.perf_counter()
+            matched[(fa, fb)] = match_pair(r["desc"], r["desc_conf"], person[ia], person[ib])
+            dt["matching"] += time.perf_counter() - s
+            bar.update(1)
+    out_windows = []
+    for kf, (idx, depth, conf, focal) in zip(windows_kf, scenes):
+        pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
+        for a, b in window_pairs(len(kf), cfg.pair_window):
+            xa, xb, cc = matched[(int(kf[a]), int(kf[b]))]
+            ok = cc > 0
+            for i, j, pi, pj in ((a, b, xa, xb), (b, a, xb, xa)):
+                corr_pair.append(np.full(int(ok.sum()), len(pair_index)))
+                corr_pix.append(np.stack([pi[ok], pj[ok]], 1))
+                corr_conf.append(cc[ok])
+                pair_index.append((i, j))
+                pair_score.append(float(ok.sum()))  # the reference's spanning-tree weight: matches with conf > 0
+        scene = dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
+                     pair_score=np.asarray(pair_score, np.float64),
+                     corr_pair=np.concatenate(corr_pair).astype(np.int64) if corr_pair else np.zeros(0, np.int64),
+                     corr_pix=(np.concatenate(corr_pix) if corr_pix else np.zeros((0, 2, 2))).astype(np.float32),
+                     corr_conf=(np.concatenate(corr_conf) if corr_conf else np.zeros(0)).astype(np.float32))
+        principal = np.array([work[0] / 2, work[1] / 2])
+        out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
+                                   principal, work, info, cfg, hmr_focal=hmr_focal,
+                                   scale_to_original=W0 / resized[0]))
     seconds["scene"] = time.perf_counter() - t0
     seconds.update({f"scene_{k}": v for k, v in dt.items()})
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
-                focal=float(np.mean(focals)), principal=[work[0] / 2, work[1] / 2], static_camera=False,
+                focal=float(np.mean([sc[3] for sc in scenes])), principal=[work[0] / 2, work[1] / 2],
+                static_camera=False,
                 registered=int(len(all_kf)), keyframes=int(len(all_kf)), people=len(keep), frontends="official",
                 hmr_focal=float(hmr_focal))
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
+
+
+def _pi3x(models: OfficialModels, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pi3X local points (K, h, w, 3) and confidence logits (K, h, w, 1) of ``frames`` (K, h, w, 3) uint8.
+
+    A model exported for a fixed number of frames N (the tracer bakes it in) runs on groups of N, the
+    last group padded with copies of its last frame (outputs of the copies dropped).
+    """
+    K = len(frames)
+    n = models.sessions["pi3x"].get_inputs()[0].shape[1]
+    n = n if isinstance(n, int) else K
+    x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
+    pts, conf = [], []
+    for s in range(0, K, n):
+        group = x[s:s + n]
+        pad = n - len(group)
+        if pad:
+            group = np.concatenate([group, np.repeat(group[-1:], pad, 0)])
+        o = models.run("pi3x", imgs=group[None])
+        pts.append(o["local_points"][0][:n - pad])
+        conf.append(o["conf"][0][:n - pad])
+    return np.concatenate(pts), np.concatenate(conf)
 
 
 def _to_pm1(rgb: np.ndarray) -> np.ndarray:

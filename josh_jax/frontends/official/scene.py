@@ -187,15 +187,6 @@ def match_pair(desc: np.ndarray, desc_conf: np.ndarray, person1: np.ndarray | No
     return xy1.astype(np.float32), xy2.astype(np.float32), conf.astype(np.float32)
 
 
-def pair_conf_score(conf: np.ndarray, person1: np.ndarray | None = None, person2: np.ndarray | None = None) -> float:
-    """The reference's pair confidence: (mean C11 x mean C12 x mean C21 x mean C22)^(1/4), person pixels 1."""
-    c = conf.astype(np.float64).copy()
-    for i, m in ((0, person1), (1, person2), (2, person2), (3, person1)):
-        if m is not None:
-            c[i][m] = 1.0
-    return float(np.prod(c.reshape(4, -1).mean(1)) ** 0.25)
-
-
 def window_pairs(num_keyframes: int, window: int = 10) -> list[tuple[int, int]]:
     """Unordered keyframe pairs (i, j), i < j <= i + ``window`` (the reference's ``window-10`` graph)."""
     return [(i, j) for i in range(num_keyframes) for j in range(i + 1, min(num_keyframes, i + window + 1))]
