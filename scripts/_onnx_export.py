@@ -56,6 +56,17 @@ def check_args(args) -> None:
     np.random.seed(args.seed)
 
 
+def parse_size(text: str, multiple: int) -> tuple[int, int]:
+    """``--size WxH`` -> (W, H), both multiples of ``multiple`` (the model's patch size)."""
+    try:
+        W, H = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        sys.exit(f"error: --size {text}: give it as WxH, e.g. 512x288")
+    if W % multiple or H % multiple:
+        sys.exit(f"error: --size {text}: both sides must be multiples of {multiple}")
+    return W, H
+
+
 @contextmanager
 def official_code(repo: Path, *extra: str):
     """Import the official code as its own scripts do: repository root (and ``extra``) on sys.path, cwd there."""

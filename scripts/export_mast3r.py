@@ -35,9 +35,7 @@ def main(argv=None) -> None:
     ap.add_argument("--size", default="512x288", help="W x H of the images (multiples of 16)")
     args = ap.parse_args(argv)
     ox.check_args(args)
-    W, H = (int(v) for v in args.size.lower().split("x"))
-    if W % 16 or H % 16:
-        raise SystemExit(f"error: --size {args.size}: both sides must be multiples of 16")
+    W, H = ox.parse_size(args.size, 16)
     import torch
 
     with ox.official_code(args.repo):

@@ -28,9 +28,7 @@ def main(argv=None) -> None:
                     help="keyframes per call, fixed by the tracer (default 21: a 101-frame window every 5 frames)")
     args = ap.parse_args(argv)
     ox.check_args(args)
-    W, H = (int(v) for v in args.size.lower().split("x"))
-    if W % 14 or H % 14:
-        raise SystemExit(f"error: --size {args.size}: both sides must be multiples of 14")
+    W, H = ox.parse_size(args.size, 14)
     import torch
 
     with ox.official_code(args.repo):
