@@ -320,3 +320,17 @@ def test_frontends_cli_stops_before_decoding_when_models_are_missing(tmp_path, c
     assert "missing: person_segmenter.onnx" in err and "mast3r.onnx (scripts/export_mast3r.py)" in err
     assert "no_video" not in err  # the video was not looked at yet
     assert not (tmp_path / "b").exists()
+
+
+def _bundle_with_a_bad_focal(models, smpl, out):
+    """As _official_bundle, with Pi3X's focal recovery returning a negative focal (random weights do)."""
+    import josh_jax.frontends.official.pipeline as op
+
+    real = op.pi3x_scene
+    op.pi3x_scene = lambda *a, **k: (*real(*a, **k)[:2], -463.0)
+    return _official_bundle(models, smpl, out)
+
+
+def test_an_unusable_pi3x_focal_falls_back_to_the_diagonal(tiny, smpl_files, tmp_path):
+    b = run_isolated(_bundle_with_a_bad_focal, tiny, smpl_files["plain"], tmp_path / "bundle")
+    assert b["init_focal"] == pytest.approx(b["hmr_focal"]) == pytest.approx(np.hypot(640, 360) * 256 / 640)

@@ -172,7 +172,12 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             s = time.perf_counter()
             pts, logits = _pi3x(models, imgs_p3[idx])
             depth, conf, focal = pi3x_scene(pts, logits, resized, work)
-            focal = float(cfg.focal) if cfg.focal else focal  # --focal (working px) overrides Pi3X's
+            if cfg.focal:
+                focal = float(cfg.focal)  # --focal (working px) overrides Pi3X's
+            elif not (np.isfinite(focal) and focal > 0):
+                log(f"[frontends] warning: Pi3X's point maps gave no usable focal for frames {kf[0]}-{kf[-1]} "
+                    f"(got {focal:.1f} px); using the image diagonal, TRAM's assumption (or pass --focal)")
+                focal = focal0 * resized[0] / W0
             dt["pi3x"] += time.perf_counter() - s
             scenes.append((idx, depth, conf, focal))
             bar.update(1)
