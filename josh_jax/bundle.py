@@ -44,9 +44,6 @@ hmr_focal              () float64          focal the human front end assumed (wo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -195,10 +192,10 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
     as npz (e.g. the embedded front ends' per-frame ``tracks.npz``); loaders
     ignore them.
     """
+    from .atomic import atomic_folder
+
     bundle_dir = Path(bundle_dir)
-    bundle_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".bundle-", dir=bundle_dir.parent))
-    try:
+    with atomic_folder(bundle_dir, "bundle") as tmp:
         names = []
         for i, w in enumerate(windows):
             validate(w)
@@ -210,13 +207,6 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
             np.savez_compressed(tmp / name, **arrays)
         info = {"format": FORMAT, "version": VERSION, "windows": names, **(meta or {})}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-        if bundle_dir.exists():
-            shutil.rmtree(bundle_dir)
-        os.replace(tmp, bundle_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return bundle_dir
 
 

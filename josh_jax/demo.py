@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -161,6 +160,7 @@ def run(args) -> dict:
     from .frontends import load_tracks, probe, run_frontends, save_tracks
     from .frontends.__main__ import check_official
     from .frontends.official import run_official
+    from .atomic import atomic_folder
     from .join import join_windows
     from .results import load_results, save_npz
 
@@ -238,9 +238,7 @@ def run(args) -> dict:
     res, sims = join_windows([load_results(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
     init, _ = join_windows([load_results(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
     seconds["join"] = time.perf_counter() - t
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with atomic_folder(out, out.name) as tmp:
         save_npz(tmp / "results.npz", res)
         save_npz(tmp / "init.npz", init)
         t = time.perf_counter()
@@ -289,13 +287,6 @@ def run(args) -> dict:
         seconds["total"] = time.perf_counter() - t_all
         summary["seconds"] = seconds
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-        if out.exists():
-            shutil.rmtree(out) if out.is_dir() else out.unlink()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     shutil.rmtree(work, ignore_errors=True)
     return summary
 

@@ -45,7 +45,6 @@ def main(argv=None) -> None:
         if args.checkpoint:
             model = mm.load_model(str(args.checkpoint), "cpu")
         else:
-            inf = float("inf")  # noqa: F841  (used by the configuration string)
             model = eval(CONFIG, {"AsymmetricMASt3R": mm.AsymmetricMASt3R, "inf": float("inf")})
     model.eval()
 

@@ -12,10 +12,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +20,7 @@ import jax
 import numpy as np
 
 from .. import body as jbody
+from ..atomic import atomic_folder
 from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
 from ..problem import ProblemConfig, build_problem, problem_sizes
@@ -95,9 +93,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
             print(f"[josh_jax.solve] warning: non-finite loss at {stage_name} iteration {int(st.nan_at)}; "
                   "updates stopped there and the last finite state was kept", file=sys.stderr)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".solve-", dir=out_dir.parent))
-    try:
+    with atomic_folder(out_dir, "solve") as tmp:
         save_npz(tmp / "results.npz", build_results(res.params, problem, w, model))
         save_npz(tmp / "init.npz", build_results(base.params, base_problem, w, model))
         plot_losses(res, tmp / "loss_curve.png")
@@ -118,13 +114,6 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
             "device": str(jax.devices()[0]),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
-        os.chmod(tmp, 0o755)  # mkdtemp makes 0700 folders
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return summary
 
 
