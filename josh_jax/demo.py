@@ -88,7 +88,7 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
     """Joint and front-ends-only solves of one window; results saved under ``out_prefix``."""
     import jax
 
-    from .problem import build_problem, problem_sizes
+    from .problem import build_problem, entry_counts, problem_sizes
     from .results import build_results, save_npz
     from .solve import front_ends_only, solve
 
@@ -99,18 +99,15 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
     base_problem, base_w = front_ends_only(problem, cfg.weights)
     base = jax.block_until_ready(solve(base_problem, base_w, cfg.solve))
     t2 = time.perf_counter()
-    for st, name in ((res.stage1, "stage 1"), (res.stage2, "stage 2")):
-        if int(st.nan_at) >= 0:
-            _log(f"warning: non-finite loss at {name} iteration {int(st.nan_at)} of frames "
-                 f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
+    for name, it in res.nan_stages():
+        _log(f"warning: non-finite loss at {name} iteration {it} of frames "
+             f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
     save_npz(out_prefix.with_name(out_prefix.name + "_init.npz"), build_results(base.params, base_problem, w, model))
     hist = {f"s1_{k}": np.asarray(v) for k, v in res.stage1.history._asdict().items()}
     hist.update({f"s2_{k}": np.asarray(v) for k, v in res.stage2.history._asdict().items()})
     save_npz(out_prefix.with_name(out_prefix.name + "_loss.npz"), hist)
     info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
-            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem),
-            "contact_scale_entries": int((problem.human.scale_w > 0).sum()),
-            "static_entries": int((problem.human.static_w > 0).sum()),
+            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem), **entry_counts(problem),
             "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
             "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))

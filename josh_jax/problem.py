@@ -322,7 +322,6 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
     if K < K0 or P < P0:
         raise ValueError(f"sizes {sz} are smaller than the window (K={K0}, P={P0})")
 
-    A = anchors.shape[1]
     kf_valid = _pad(np.ones(K0, bool), K, False)
     tree_parent = np.concatenate([parent, np.full(K - K0, order[0], np.int32)])
     tree_order = np.concatenate([order, np.arange(K0, K, dtype=np.int32)])
@@ -429,3 +428,9 @@ def problem_sizes(problem: Problem) -> dict:
     s, h = problem.scene, problem.human
     return dict(K=len(s.kf_valid), Pr=s.corr_w.shape[0], M=s.corr_w.shape[1], P=len(h.n_frames), E=len(h.scale_w),
                 S=len(h.static_w), Ms=len(h.smooth_w), U=len(h.vert_template))
+
+
+def entry_counts(problem: Problem) -> dict:
+    """Live (non-padding) human entries: contact-scale and static-contact terms."""
+    h = problem.human
+    return dict(contact_scale_entries=int((h.scale_w > 0).sum()), static_entries=int((h.static_w > 0).sum()))

@@ -91,6 +91,7 @@ def test_nan_in_problem_is_reported_not_propagated(world, open_model):
     bad = pr._replace(scene=pr.scene._replace(corr_pix=pix))
     res = solve(bad, LossWeights(), SolveConfig(iters_stage1=10, iters_stage2=5))
     assert int(res.stage1.nan_at) == 0
+    assert res.nan_stages()[0] == ("stage 1", 0)
     for leaf in jax.tree_util.tree_leaves(res.params):
         assert np.all(np.isfinite(leaf))
 

@@ -23,7 +23,7 @@ from .. import body as jbody
 from ..atomic import atomic_folder
 from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
-from ..problem import ProblemConfig, build_problem, problem_sizes
+from ..problem import ProblemConfig, build_problem, entry_counts, problem_sizes
 from ..results import build_results, save_npz
 from .solver import SolveConfig, front_ends_only, solve
 
@@ -88,10 +88,9 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     jax.block_until_ready(solve(problem, weights, dataclasses.replace(cfg, progress_every=25) if progress else cfg))
     steady = time.perf_counter() - t
     res, base = results["joint optimization"], results["front ends only"]
-    for stage_name, st in (("stage1", res.stage1), ("stage2", res.stage2)):
-        if int(st.nan_at) >= 0:
-            print(f"[josh_jax.solve] warning: non-finite loss at {stage_name} iteration {int(st.nan_at)}; "
-                  "updates stopped there and the last finite state was kept", file=sys.stderr)
+    for name, it in res.nan_stages():
+        print(f"[josh_jax.solve] warning: non-finite loss at {name} iteration {it}; "
+              "updates stopped there and the last finite state was kept", file=sys.stderr)
 
     with atomic_folder(out_dir, "solve") as tmp:
         save_npz(tmp / "results.npz", build_results(res.params, problem, w, model))
@@ -100,8 +99,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         summary = {
             "bundle": str(bundle_dir), "window": window, "num_windows": len(windows), "body_model": model.name,
             "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem),
-            "contact_scale_entries": int((problem.human.scale_w > 0).sum()),
-            "static_entries": int((problem.human.static_w > 0).sum()),
+            **entry_counts(problem),
             "iterations": [cfg.iters_stage1, cfg.iters_stage2],
             "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
             "loss_stage2_first": _terms_dict(res.stage2.history, 0), "loss_stage2_last": _terms_dict(res.stage2.history, -1),

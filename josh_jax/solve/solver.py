@@ -60,6 +60,12 @@ class SolveResult(NamedTuple):
     stage1: StageResult
     stage2: StageResult
 
+    def nan_stages(self) -> list[tuple[str, int]]:
+        """(stage, iteration) of each stage whose loss went non-finite; updates stopped there and the
+        last finite state was kept."""
+        return [(name, int(st.nan_at)) for name, st in (("stage 1", self.stage1), ("stage 2", self.stage2))
+                if int(st.nan_at) >= 0]
+
 
 def cosine_lr(lr_base: float, n: int):
     """lr(it) = lr_base (1 + cos(pi it / n)) / 2, as the reference's schedule."""
