@@ -184,6 +184,27 @@ def window_from_arrays(**arrays) -> Window:
     return validate(_to_window(arrays, "arrays"))
 
 
+def pair_fields(matches) -> dict:
+    """The pair and correspondence fields of a window from unordered matches.
+
+    ``matches``: (i, j, pix_i (C, 2), pix_j (C, 2), conf (C,)) per keyframe pair. Each becomes the
+    ordered pairs (i, j) and (j, i), both scored by the number of matches (the weight of the
+    reference's camera spanning tree). Returns pair_index, pair_score, corr_pair, corr_pix, corr_conf.
+    """
+    pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
+    for i, j, pi, pj, c in matches:
+        for a, b, pa, pb in ((i, j, pi, pj), (j, i, pj, pi)):
+            corr_pair.append(np.full(len(c), len(pair_index), np.int64))
+            corr_pix.append(np.stack([pa, pb], 1))
+            corr_conf.append(c)
+            pair_index.append((a, b))
+            pair_score.append(float(len(c)))
+    cat = lambda parts, empty, dtype: (np.concatenate(parts) if parts else np.zeros(empty)).astype(dtype)  # noqa: E731
+    return dict(pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
+                pair_score=np.asarray(pair_score, np.float64), corr_pair=cat(corr_pair, 0, np.int64),
+                corr_pix=cat(corr_pix, (0, 2, 2), np.float32), corr_conf=cat(corr_conf, 0, np.float32))
+
+
 def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None,
          extras: dict | None = None) -> Path:
     """Write a bundle folder atomically (a temp folder moved into place).

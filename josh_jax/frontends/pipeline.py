@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from ..body.model import BodyModel
-from ..bundle import Window
+from ..bundle import Window, pair_fields
 from ..problem import keyframe_indices, window_starts
 from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
@@ -112,17 +112,11 @@ def _static_scene(kf: np.ndarray, size, focal: float, fits: dict, model: BodyMod
     conf[person] = 0.0
     ys, xs = np.mgrid[grid // 2:h:grid, grid // 2:w:grid]
     xy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
-    pair_index, corr_pair, corr_pix = [], [], []
+    matches = []
     for i in range(K - 1):
         ok = ~person[i][xy[:, 1].astype(int), xy[:, 0].astype(int)] & ~person[i + 1][xy[:, 1].astype(int), xy[:, 0].astype(int)]
-        for a, b in ((i, i + 1), (i + 1, i)):
-            corr_pair.append(np.full(ok.sum(), len(pair_index)))
-            corr_pix.append(np.stack([xy[ok], xy[ok]], 1))
-            pair_index.append((a, b))
-    n = np.array([len(c) for c in corr_pair], float)
-    arrays = dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64), pair_score=n,
-                  corr_pair=np.concatenate(corr_pair), corr_pix=np.concatenate(corr_pix).astype(np.float32),
-                  corr_conf=np.ones(int(n.sum()), np.float32))
+        matches.append((i, i + 1, xy[ok], xy[ok], np.ones(int(ok.sum()), np.float32)))
+    arrays = dict(depth=depth, conf=conf, **pair_fields(matches))
     return arrays
 
 

@@ -32,6 +32,7 @@ import scipy.interpolate
 import scipy.ndimage
 import scipy.spatial
 
+from ..bundle import pair_fields
 from .onnx_models import FrontEndError
 
 
@@ -262,29 +263,16 @@ def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.n
                 if i == j:
                     continue
                 pairs.setdefault((i, j), []).append((xi, xj, p))
-    pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
+    matches = []
     for (i, j), lst in sorted(pairs.items()):
         if len(lst) < min_shared or abs(i - j) > pair_window:
             continue
         if len(lst) > max_corr_per_pair:
             lst = [lst[t] for t in rng.choice(len(lst), max_corr_per_pair, replace=False)]
-        xi = np.array([a for a, _, _ in lst])
-        xj = np.array([b for _, b, _ in lst])
         pe = sfm.point_error[[p for _, _, p in lst]]
-        c = np.exp(-pe / 2.0).astype(np.float32)
-        for (a, b, pa, pb) in ((i, j, xi, xj), (j, i, xj, xi)):
-            corr_pair.append(np.full(len(lst), len(pair_index)))
-            corr_pix.append(np.stack([pa, pb], 1))
-            corr_conf.append(c)
-            pair_index.append((a, b))
-            pair_score.append(float(len(lst)))
-    if not pair_index:
-        return dict(depth=depth, conf=conf, pair_index=np.zeros((0, 2), np.int64), pair_score=np.zeros(0),
-                    corr_pair=np.zeros(0, np.int64), corr_pix=np.zeros((0, 2, 2), np.float32),
-                    corr_conf=np.zeros(0, np.float32))
-    pix = np.concatenate(corr_pix)
-    pix[..., 0] = np.clip(pix[..., 0], 0, w - 1)
-    pix[..., 1] = np.clip(pix[..., 1], 0, h - 1)
-    return dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64),
-                pair_score=np.asarray(pair_score, np.float64), corr_pair=np.concatenate(corr_pair),
-                corr_pix=pix.astype(np.float32), corr_conf=np.concatenate(corr_conf))
+        matches.append((i, j, np.array([a for a, _, _ in lst]), np.array([b for _, b, _ in lst]),
+                        np.exp(-pe / 2.0).astype(np.float32)))
+    fields = pair_fields(matches)
+    fields["corr_pix"][..., 0] = np.clip(fields["corr_pix"][..., 0], 0, w - 1)
+    fields["corr_pix"][..., 1] = np.clip(fields["corr_pix"][..., 1], 0, h - 1)
+    return dict(depth=depth, conf=conf, **fields)
