@@ -155,8 +155,7 @@ def run(args) -> dict:
     from . import config as jconfig
     from .bundle import load as load_bundle, save as save_bundle
     from .frontends import load_tracks, probe, run_frontends, save_tracks
-    from .frontends.__main__ import check_official
-    from .frontends.official import run_official
+    from .frontends.official import require_models, run_official
     from .atomic import atomic_folder
     from .join import join_windows
     from .results import load_results, save_npz
@@ -187,7 +186,7 @@ def run(args) -> dict:
         except ImportError:
             raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
     if args.frontends == "official":
-        check_official(args.models)
+        require_models(args.models)
     model = jbody.load(args.body_model)
     t = time.perf_counter()
     info = probe(video, args.start, args.frames)

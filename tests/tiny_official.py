@@ -21,7 +21,6 @@ import io
 import json
 from pathlib import Path
 
-import numpy as np
 
 PI3X_FOCAL_FRACTION = 0.6  # focal of the tiny Pi3X as a fraction of its input width
 PI3X_DEPTH = 3.0
@@ -183,4 +182,3 @@ if __name__ == "__main__":
     import sys
 
     print(build(Path(sys.argv[1])))
-    print(np.__version__)

@@ -33,18 +33,6 @@ def frontend_config(args, device: str = "auto") -> FrontEndConfig:
                           models_dir=args.models, device=device)
 
 
-def check_official(models) -> None:
-    """Stop early, before any decoding, when official model files are missing: one line listing them."""
-    from .official import missing_models
-    from .onnx_models import FrontEndError, default_models_dir
-
-    d = Path(models) if models else default_models_dir()
-    gone = missing_models(d)
-    if gone:
-        raise FrontEndError(f"--frontends official needs these models in {d}, missing: " + "; ".join(gone)
-                            + " (docs/frontends.md says how to export them; or use --frontends default)")
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m josh_jax.frontends", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", type=Path)
@@ -60,7 +48,7 @@ def main(argv=None) -> int:
     from .. import body as jbody
     from ..bundle import save
     from . import FrontEndError, probe, run_frontends, save_tracks
-    from .official import run_official
+    from .official import require_models, run_official
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
@@ -69,7 +57,7 @@ def main(argv=None) -> int:
         if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
             raise FrontEndError(f"output folder {args.out} exists and is not empty; pass --overwrite to replace it")
         if args.frontends == "official":
-            check_official(args.models)
+            require_models(args.models)
         model = jbody.load(args.body_model)
         info = probe(args.video, args.start, args.frames)
         log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} at {info.fps:.1f} fps")

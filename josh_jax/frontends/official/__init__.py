@@ -6,7 +6,7 @@ checkpoints, run with onnxruntime and write the same front-end bundle as the
 embedded defaults (:mod:`josh_jax.bundle`). See docs/frontends.md.
 """
 from .contracts import CONTRACTS, REQUIRED
-from .models import OfficialModels, missing_models
+from .models import OfficialModels, missing_models, require_models
 from .pipeline import run_official
 
-__all__ = ["CONTRACTS", "REQUIRED", "OfficialModels", "missing_models", "run_official"]
+__all__ = ["CONTRACTS", "REQUIRED", "OfficialModels", "missing_models", "require_models", "run_official"]

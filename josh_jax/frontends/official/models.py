@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..onnx_models import FrontEndError, check_contract, load_manifest, open_session
+from ..onnx_models import FrontEndError, check_contract, default_models_dir, load_manifest, open_session
 from .contracts import CONTRACTS, REQUIRED
 
 
@@ -16,6 +16,17 @@ def missing_models(models_dir: Path) -> list[str]:
             if not (d / CONTRACTS[n]["file"]).is_file()]
 
 
+def require_models(models_dir: Path | None = None) -> Path:
+    """The models folder (``models_dir``, else the default one) when it has every file of :data:`REQUIRED`;
+    otherwise FrontEndError with one line listing each missing file and the script that makes it."""
+    d = Path(models_dir) if models_dir else default_models_dir()
+    gone = missing_models(d)
+    if gone:
+        raise FrontEndError(f"--frontends official needs these models in {d}, missing: " + "; ".join(gone)
+                            + " (docs/frontends.md says how to export them; or use --frontends default)")
+    return d
+
+
 class OfficialModels:
     """The sessions of the official front ends, each checked against its contract.
 
@@ -23,13 +34,8 @@ class OfficialModels:
     export-time sizes); otherwise the packaged contract.
     """
 
-    def __init__(self, models_dir: Path, device: str = "auto", threads: int | None = None):
-        self.dir = Path(models_dir)
-        gone = missing_models(self.dir)
-        if gone:
-            raise FrontEndError(f"--frontends official needs these models in {self.dir}, missing: "
-                                + "; ".join(gone) + " (docs/frontends.md says how to export them; "
-                                "or use --frontends default)")
+    def __init__(self, models_dir: Path | None, device: str = "auto", threads: int | None = None):
+        self.dir = require_models(models_dir)
         manifest = load_manifest(self.dir)
         self.sessions = {}
         for name in REQUIRED:

@@ -30,14 +30,11 @@ def detections(out: dict, k: float, frame_size: tuple[int, int], min_score: floa
     return b[ok], scores[keep][ok], masks[keep][ok][:, :h, :w]
 
 
-def union_mask(masks: np.ndarray, size: tuple[int, int], dilate: int = 0) -> np.ndarray:
-    """Union of person probability masks (n, h, w) > 0.5, resized to ``size`` (W, H), dilated; bool (H, W)."""
+def union_mask(masks: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Union of person probability masks (n, h, w) > 0.5, resized to ``size`` (W, H); bool (H, W)."""
     if len(masks) == 0:
         return np.zeros(size[::-1], bool)
-    m = cv2.resize((masks > 0.5).any(0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    if dilate:
-        m = cv2.dilate(m, np.ones((2 * dilate + 1,) * 2, np.uint8))
-    return m > 0
+    return cv2.resize((masks > 0.5).any(0).astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
 
 
 @dataclass

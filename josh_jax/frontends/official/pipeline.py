@@ -20,7 +20,8 @@ import cv2
 import numpy as np
 
 from ...body.model import BodyModel
-from ..onnx_models import FrontEndError, default_models_dir
+from ...bundle import pair_fields
+from ..onnx_models import FrontEndError
 from ..pipeline import FrontEndConfig, FrontEndOutput, _bar, _window, clip_keyframes
 from ..video import VideoInfo, iter_frames
 from . import images as im
@@ -56,7 +57,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     T = info.num_frames
     if T < 2 * cfg.opt_interval + 1:
         raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1}")
-    models = OfficialModels(cfg.models_dir or default_models_dir(), cfg.device, cfg.threads)
+    models = OfficialModels(cfg.models_dir, cfg.device, cfg.threads)
     log(f"[frontends] official models from {models.dir} on {models.providers[0]}")
     if cfg.static_camera:
         log("[frontends] --static-camera is not used by the official front ends (Pi3X and MASt3R need no "
@@ -77,6 +78,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     seg_size = _seg_size(models, W0, H0)
     focal0 = float(np.hypot(W0, H0))  # TRAM's image-diagonal focal (original px)
     centre0 = np.array([W0 / 2, H0 / 2], np.float32)
+    kern = np.ones((2 * cfg.mask_dilate + 1,) * 2, np.uint8)
     seconds = {}
 
     # ---- one pass: segmenter, tracker, VIMO backbone on every crop, DECO + masks + images on keyframes
@@ -109,11 +111,8 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
                 rs = cv2.resize(frame, resized, interpolation=cv2.INTER_AREA)
                 imgs_work[i] = im.centre_crop(rs, work)
                 imgs_p3[i] = cv2.resize(frame, p3, interpolation=cv2.INTER_AREA)
-                full = union_mask(masks, (int(round(W0 * k)), int(round(H0 * k))))
-                person[i] = im.centre_crop(cv2.resize(full.astype(np.uint8), resized,
-                                                      interpolation=cv2.INTER_NEAREST) > 0, work)
+                person[i] = im.centre_crop(union_mask(masks, resized), work)
                 if cfg.mask_dilate:
-                    kern = np.ones((2 * cfg.mask_dilate + 1,) * 2, np.uint8)
                     person[i] = cv2.dilate(person[i].astype(np.uint8), kern) > 0
                 if len(boxes):
                     s = time.perf_counter()
@@ -195,21 +194,12 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             bar.update(1)
     out_windows = []
     for kf, (idx, depth, conf, focal) in zip(windows_kf, scenes):
-        pair_index, pair_score, corr_pair, corr_pix, corr_conf = [], [], [], [], []
+        matches = []
         for a, b in window_pairs(len(kf), cfg.pair_window):
             xa, xb, cc = matched[(int(kf[a]), int(kf[b]))]
-            ok = cc > 0
-            for i, j, pi, pj in ((a, b, xa, xb), (b, a, xb, xa)):
-                corr_pair.append(np.full(int(ok.sum()), len(pair_index)))
-                corr_pix.append(np.stack([pi[ok], pj[ok]], 1))
-                corr_conf.append(cc[ok])
-                pair_index.append((i, j))
-                pair_score.append(float(ok.sum()))  # the reference's spanning-tree weight: matches with conf > 0
-        scene = dict(depth=depth, conf=conf, pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
-                     pair_score=np.asarray(pair_score, np.float64),
-                     corr_pair=np.concatenate(corr_pair).astype(np.int64) if corr_pair else np.zeros(0, np.int64),
-                     corr_pix=(np.concatenate(corr_pix) if corr_pix else np.zeros((0, 2, 2))).astype(np.float32),
-                     corr_conf=(np.concatenate(corr_conf) if corr_conf else np.zeros(0)).astype(np.float32))
+            ok = cc > 0  # the reference's spanning-tree weight counts these
+            matches.append((a, b, xa[ok], xb[ok], cc[ok]))
+        scene = dict(depth=depth, conf=conf, **pair_fields(matches))
         principal = np.array([work[0] / 2, work[1] / 2])
         out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
                                    principal, work, info, cfg, hmr_focal=hmr_focal,

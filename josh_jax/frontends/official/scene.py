@@ -17,9 +17,7 @@ import functools
 import cv2
 import numpy as np
 
-
-def sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+from ..blazepose import sigmoid
 
 
 def view_plane_uv(width: int, height: int) -> np.ndarray:
@@ -123,18 +121,22 @@ def argmax_dot(q: np.ndarray, db) -> np.ndarray:
     return np.asarray(_argmax_dot_jax()(qp, db))[:n]
 
 
-def reciprocal_nns(A: np.ndarray, B: np.ndarray, subsample: int = 8, max_iter: int = 10):
-    """MASt3R's ``fast_reciprocal_NNs`` with the dot product: flat pixel indices (idx_A, idx_B) of the
-    grid points of ``A`` (H1, W1, D) whose nearest-neighbour walk A -> B -> A comes back within
-    ``max_iter`` steps."""
-    H1, W1, D = A.shape
-    a, b = A.reshape(-1, D), B.reshape(-1, D)
+def _searchable(flat: np.ndarray):
+    """What :func:`argmax_dot` searches: the flat descriptors, on the GPU when JAX has one."""
     if _use_gpu():
         import jax.numpy as jnp
 
-        da, db = jnp.asarray(a), jnp.asarray(b)
-    else:
-        da, db = a, b
+        return jnp.asarray(flat)
+    return flat
+
+
+def reciprocal_nns(A: np.ndarray, B: np.ndarray, subsample: int = 8, max_iter: int = 10, search=None):
+    """MASt3R's ``fast_reciprocal_NNs`` with the dot product: flat pixel indices (idx_A, idx_B) of the
+    grid points of ``A`` (H1, W1, D) whose nearest-neighbour walk A -> B -> A comes back within
+    ``max_iter`` steps. ``search``: :func:`_searchable` of A and B, when the caller reuses them."""
+    H1, W1, D = A.shape
+    a, b = A.reshape(-1, D), B.reshape(-1, D)
+    da, db = search or (_searchable(a), _searchable(b))
     y, x = np.mgrid[subsample // 2:H1:subsample, subsample // 2:W1:subsample].reshape(2, -1)
     xy1 = np.unique(x + W1 * y).astype(np.int64)
     xy2 = np.full_like(xy1, -1)
@@ -170,8 +172,9 @@ def match_pair(desc: np.ndarray, desc_conf: np.ndarray, person1: np.ndarray | No
     d /= np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
     idx1, idx2, c1, c2 = [], [], [], []
     for A, B, QA, QB in ((d[0], d[1], q[0], q[1]), (d[3], d[2], q[3], q[2])):
-        a1, b1 = reciprocal_nns(A, B, subsample)
-        b2, a2 = reciprocal_nns(B, A, subsample)
+        sa, sb = _searchable(A.reshape(-1, D)), _searchable(B.reshape(-1, D))  # once per map (GPU upload)
+        a1, b1 = reciprocal_nns(A, B, subsample, search=(sa, sb))
+        b2, a2 = reciprocal_nns(B, A, subsample, search=(sb, sa))
         i1, i2 = np.r_[a1, a2], np.r_[b1, b2]
         idx1.append(i1)
         idx2.append(i2)
