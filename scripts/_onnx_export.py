@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from josh_jax.frontends.official.contracts import CONTRACTS  # noqa: E402
+from josh_jax.frontends.official.contracts import contract_entry  # noqa: E402
 
 
 def parser(description: str) -> argparse.ArgumentParser:
@@ -157,10 +157,7 @@ def write_entry(out: Path, name: str, args, fixed: dict | None = None, check: di
 
     ``fixed`` replaces the export-time axes (e.g. {"H": 288, "W": 512}) in the shapes.
     """
-    entry = json.loads(json.dumps(CONTRACTS[name]))
-    for kind in ("inputs", "outputs"):
-        for spec in entry[kind].values():
-            spec["shape"] = [(fixed or {}).get(d, d) if isinstance(d, str) else d for d in spec["shape"]]
+    entry = contract_entry(name, fixed)
     path = out / entry["file"]
     entry["sha256"] = sha256(path)
     entry["made_from"] = dict(checkpoint=str(args.checkpoint) if args.checkpoint else "random initialisation",

@@ -162,17 +162,14 @@ def build(folder: Path, pi3x_size=(672, 378), mast3r_size=(512, 288), seed: int 
         "mast3r": (Mast3r(), {"img1": torch.rand(1, 3, mh, mw), "img2": torch.rand(1, 3, mh, mw)},
                    ["conf", "desc", "desc_conf"], {}),
     }
-    from josh_jax.frontends.official.contracts import CONTRACTS
+    from josh_jax.frontends.official.contracts import CONTRACTS, contract_entry
 
     manifest = {"format": "josh-onnx-manifest", "version": 1, "models": {}}
     for name, (module, inputs, outputs, dynamic) in specs.items():
         _export(module, inputs, folder / CONTRACTS[name]["file"], outputs, dynamic)
-        entry = json.loads(json.dumps(CONTRACTS[name]))
         fixed = {"pi3x": {"H": ph, "W": pw, **({"N": pi3x_frames} if pi3x_frames else {})},
                  "mast3r": {"H": mh, "W": mw}}.get(name, {})
-        for kind in ("inputs", "outputs"):
-            for spec in entry[kind].values():
-                spec["shape"] = [fixed.get(d, d) if isinstance(d, str) else d for d in spec["shape"]]
+        entry = contract_entry(name, fixed)
         manifest["models"][name] = entry
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return folder

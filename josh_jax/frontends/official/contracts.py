@@ -135,6 +135,18 @@ CONTRACTS: dict[str, dict] = {
 REQUIRED = ("person_segmenter", "vimo_backbone", "vimo_temporal", "deco", "pi3x", "mast3r")
 
 
+def contract_entry(name: str, fixed: dict | None = None) -> dict:
+    """A copy of ``name``'s contract with the export-time axes in ``fixed`` (e.g. {"H": 288, "W": 512})
+    written as numbers, as the manifest of an exported file states them."""
+    import copy
+
+    entry = copy.deepcopy(CONTRACTS[name])
+    for kind in ("inputs", "outputs"):
+        for spec in entry[kind].values():
+            spec["shape"] = [(fixed or {}).get(d, d) if isinstance(d, str) else d for d in spec["shape"]]
+    return entry
+
+
 def write_manifest(path) -> None:
     """Put the contracts (sha256 unknown: no official export is shipped) into a ``manifest.json``."""
     import json
