@@ -45,7 +45,7 @@ def main():
         steady = min(times)
         n_it = cfg.iters_stage1 + cfg.iters_stage2
         row = dict(keyframes=K, image=f"{W}x{H}", correspondences=int((pr.scene.corr_w > 0).sum()),
-                   sizes=problem_sizes(pr), first_call_s=round(first, 2), compile_s=round(first - steady, 2),
+                   sizes=problem_sizes(pr)._asdict(), first_call_s=round(first, 2), compile_s=round(first - steady, 2),
                    steady_solve_s=round(steady, 3), ms_per_iteration=round(1000 * steady / n_it, 2))
         rows.append(row)
         print(row, flush=True)

@@ -152,7 +152,7 @@ def batch_worker(batch: int, device: str) -> dict:
     size = dict(keyframes=11, tracks=1, cpp=500)
     first, model, _ = make_problem(**size, seed=0)
     sizes = problem_sizes(first)
-    sizes = {k: int(v * 1.5) if k != "K" else v for k, v in sizes.items()}
+    sizes = {k: int(v * 1.5) if k != "keyframes" else v for k, v in sizes._asdict().items()}
     problems = []
     for s in range(batch):
         _, _, w = make_problem(**size, seed=s)

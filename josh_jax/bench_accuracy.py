@@ -27,7 +27,7 @@ from . import body as jbody
 from .losses import LossWeights
 from .metrics import evaluate, umeyama
 from .problem import build_problem
-from .results import build_results
+from .results import as_results, build_results
 from .solve import SolveConfig, front_ends_only, solve
 from .synth import PRESETS, make_world
 
@@ -80,8 +80,11 @@ def write_tables(rows, path_md: Path, machine: str, seconds: float) -> str:
     return text
 
 
-def plot_world(preset: str, results: dict, gt: dict, out_dir: Path) -> None:
+def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
+    """Top-down paths of the ground truth and each variant's Results (``results``: name -> Results)."""
     import matplotlib
+
+    gt = as_results(gt, "ground truth")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -89,15 +92,15 @@ def plot_world(preset: str, results: dict, gt: dict, out_dir: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
     for name, style in (("init", ":"), ("joint", "-")):
         r = results[name]
-        c = r["cam_to_world"][:, :3, 3]
+        c = r.cam_to_world[:, :3, 3]
         ax.plot(c[:, 0], c[:, 2], style, color="tab:blue", label=f"camera {name}")
-        for p in range(len(r["person_ids"])):
-            j = r["joints_world"][p][r["visible"][p], 0]
+        for p in range(len(r.person_ids)):
+            j = r.joints_world[p][r.visible[p], 0]
             ax.plot(j[:, 0], j[:, 2], style, color=f"C{p + 3}", label=f"person {p} {name}")
-    c = gt["cam_to_world"][:, :3, 3]
+    c = gt.cam_to_world[:, :3, 3]
     ax.plot(c[:, 0], c[:, 2], "--", color="k", lw=2, label="ground truth")
-    for p in range(len(gt["person_ids"])):
-        j = gt["joints_world"][p][:, 0]
+    for p in range(len(gt.person_ids)):
+        j = gt.joints_world[p][:, 0]
         ax.plot(j[:, 0], j[:, 2], "--", color="k", lw=2)
     ax.set_aspect("equal", "datalim")
     ax.set_xlabel("x (m)"); ax.set_ylabel("z (m)")
@@ -110,12 +113,12 @@ def plot_world(preset: str, results: dict, gt: dict, out_dir: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=100)
     for name, style in (("init", ":"), ("joint", "-")):
         r = results[name]
-        common, ri, gi = np.intersect1d(r["frame_index"], gt["frame_index"], return_indices=True)
-        for p in range(len(gt["person_ids"])):
-            vis = r["visible"][p, ri]
+        common, ri, gi = np.intersect1d(r.frame_index, gt.frame_index, return_indices=True)
+        for p in range(len(gt.person_ids)):
+            vis = r.visible[p, ri]
             if vis.sum() < 3:
                 continue
-            pr, g = r["joints_world"][p, ri][vis, 0], gt["joints_world"][p, gi][vis, 0]
+            pr, g = r.joints_world[p, ri][vis, 0], gt.joints_world[p, gi][vis, 0]
             s, R, t = umeyama(pr, g, with_scale=False)
             err = np.linalg.norm(pr @ R.T + t - g, axis=-1)
             ax.plot(common[vis], err, style, color=f"C{p + 3}", label=f"person {p} {name}")

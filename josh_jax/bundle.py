@@ -20,7 +20,9 @@ key                    shape, dtype        meaning
 frame_index            (K,) int64          video frame of each keyframe, increasing
 image_size             (2,) int64          working image W, H
 scale_to_original      () float64          original pixels per working pixel
-base_focal             (K,) float64        focal of each keyframe's point map (working px)
+base_focal             (K,) float64        focal of each keyframe's point map (working px); the
+                                           problem reads depth with the initial focal instead,
+                                           as the reference (ProblemConfig.base_focal="initial")
 init_focal             () float64          shared initial focal (working px)
 principal_point        (2,) float64        cx, cy (working px)
 depth                  (K, H, W) float32   scene depth per pixel (> 0, any global scale)

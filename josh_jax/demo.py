@@ -102,17 +102,17 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
     for name, it in res.nan_stages():
         _log(f"warning: non-finite loss at {name} iteration {it} of frames "
              f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
-    save_npz(out_prefix.with_name(out_prefix.name + "_init.npz"), build_results(base.params, base_problem, w, model))
+    build_results(base.params, base_problem, w, model).save(out_prefix.with_name(out_prefix.name + "_init.npz"))
     hist = {f"s1_{k}": np.asarray(v) for k, v in res.stage1.history._asdict().items()}
     hist.update({f"s2_{k}": np.asarray(v) for k, v in res.stage2.history._asdict().items()})
     save_npz(out_prefix.with_name(out_prefix.name + "_loss.npz"), hist)
     info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
-            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem), **entry_counts(problem),
+            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem)._asdict(), **entry_counts(problem),
             "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
             "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
-    save_npz(out_prefix.with_name(out_prefix.name + "_results.npz"), build_results(res.params, problem, w, model))
+    build_results(res.params, problem, w, model).save(out_prefix.with_name(out_prefix.name + "_results.npz"))
     return info
 
 
@@ -137,13 +137,13 @@ def plot_losses(solved: Path, n: int, path: Path) -> None:
     plt.close(fig)
 
 
-def _example_check(res: dict, gt_path: Path) -> dict:
+def _example_check(res, gt_path: Path) -> dict:
     """Camera path length and per-frame camera error (after aligning the first frames) vs the clip's truth."""
     with np.load(gt_path) as z:
         T = z["cam_to_world"].astype(np.float64)
     Tg = np.linalg.inv(T[0]) @ T
-    f = res["frame_index"]
-    c, cg = res["cam_to_world"][:, :3, 3].astype(np.float64), Tg[f, :3, 3]
+    f = res.frame_index
+    c, cg = res.cam_to_world[:, :3, 3].astype(np.float64), Tg[f, :3, 3]
     length = lambda x: float(np.linalg.norm(np.diff(x, axis=0), axis=1).sum())
     return {"camera_path_m": length(c), "true_camera_path_m": length(cg),
             "camera_error_max_m": float(np.linalg.norm(c - cg, axis=1).max()),
@@ -158,7 +158,7 @@ def run(args) -> dict:
     from .frontends.official import require_models, run_official
     from .atomic import atomic_folder
     from .join import join_windows
-    from .results import load_results, save_npz
+    from .results import Results
 
     t_all = time.perf_counter()
     seconds: dict[str, float] = {}
@@ -231,12 +231,12 @@ def run(args) -> dict:
 
     # ---- join, export (into a temp folder moved into place at the end)
     t = time.perf_counter()
-    res, sims = join_windows([load_results(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
-    init, _ = join_windows([load_results(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
+    res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
+    init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
     seconds["join"] = time.perf_counter() - t
     with atomic_folder(out, out.name) as tmp:
-        save_npz(tmp / "results.npz", res)
-        save_npz(tmp / "init.npz", init)
+        res.save(tmp / "results.npz")
+        init.save(tmp / "init.npz")
         t = time.perf_counter()
         from .demo_synthetic import plot_trajectory
 
@@ -254,7 +254,7 @@ def run(args) -> dict:
             t = time.perf_counter()
             stills = tmp / "overlay_frames"
             stills.mkdir()
-            fr = res["frame_index"]
+            fr = res.frame_index
             picks = {int(fr[int(q * (len(fr) - 1))]): stills / f"frame_{int(fr[int(q * (len(fr) - 1))]):05d}.png"
                      for q in (0.0, 0.5, 1.0)}
             write_overlay(res, model, info, tmp / "overlay.mp4", cfg.output.overlay_side, sample_png=picks)

@@ -14,29 +14,30 @@ from pathlib import Path
 import numpy as np
 
 
-def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
+def plot_trajectory(out_dir: Path, gt=None) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .results import load_results
+    from .results import Results, as_results
 
-    res = load_results(out_dir / "results.npz")
-    init = load_results(out_dir / "init.npz")
+    res = Results.load(out_dir / "results.npz")
+    init = Results.load(out_dir / "init.npz")
+    gt = None if gt is None else as_results(gt, "ground truth")
     fig, ax = plt.subplots(figsize=(7, 6), dpi=100)
-    pts = res["points"][::7]
-    ax.scatter(pts[:, 0], pts[:, 2], s=0.3, c=res["point_colors"][::7] / 255.0, alpha=0.4, label="scene (joint)")
+    pts = res.points[::7]
+    ax.scatter(pts[:, 0], pts[:, 2], s=0.3, c=res.point_colors[::7] / 255.0, alpha=0.4, label="scene (joint)")
     for name, r, style in (("front ends only", init, "--"), ("joint", res, "-")):
-        c = r["cam_to_world"][:, :3, 3]
+        c = r.cam_to_world[:, :3, 3]
         ax.plot(c[:, 0], c[:, 2], style, color="tab:blue", label=f"camera, {name}")
-        for p in range(len(r["person_ids"])):
-            j = r["joints_world"][p][r["visible"][p], 0]
-            ax.plot(j[:, 0], j[:, 2], style, color="tab:red", label=f"person {r['person_ids'][p]}, {name}")
+        for p in range(len(r.person_ids)):
+            j = r.joints_world[p][r.visible[p], 0]
+            ax.plot(j[:, 0], j[:, 2], style, color="tab:red", label=f"person {r.person_ids[p]}, {name}")
     if gt is not None:
-        c = gt["cam_to_world"][:, :3, 3]
+        c = gt.cam_to_world[:, :3, 3]
         ax.plot(c[:, 0], c[:, 2], ":", lw=2.5, color="k", label="camera, ground truth")
-        j = gt["joints_world"][0][:, 0]
+        j = gt.joints_world[0][:, 0]
         ax.plot(j[:, 0], j[:, 2], "--", lw=2.5, color="k", label="person, ground truth")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m, forward)")
@@ -82,9 +83,9 @@ def main(argv=None) -> int:
     np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
     plot_trajectory(args.out, gt)
     from .export import write_glb
-    from .results import load_results
+    from .results import Results
 
-    write_glb(load_results(args.out / "results.npz"), model, args.out / "scene.glb")
+    write_glb(Results.load(args.out / "results.npz"), model, args.out / "scene.glb")
     s = summary["seconds"]
     print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
           f"{summary['contact_scale_entries']} contact-scale entries; solve {s['steady_state_solve']:.1f} s "

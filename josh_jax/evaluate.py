@@ -10,21 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 
 from .metrics import evaluate
-
-NEEDED = ("frame_index", "cam_to_world", "person_ids", "visible", "joints_world", "foot_vertices_world")
-
-
-def _load(path: Path) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist")
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in NEEDED if k not in z.files]
-        if missing:
-            raise ValueError(f"{path} lacks {', '.join(missing)}: not a results.npz-layout file")
-        return {k: z[k] for k in z.files}
+from .results import Results
 
 
 def main(argv=None) -> int:
@@ -35,7 +23,7 @@ def main(argv=None) -> int:
     ap.add_argument("--fps", type=float, default=30.0)
     args = ap.parse_args(argv)
     try:
-        m = evaluate(_load(args.results), _load(args.ground_truth), args.fps)
+        m = evaluate(Results.load(args.results), Results.load(args.ground_truth), args.fps)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

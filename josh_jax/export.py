@@ -28,22 +28,26 @@ def _frustum(T: np.ndarray, size: float) -> np.ndarray:
     return np.array([[w[a], w[b]] for a, b in edges])
 
 
-def build_scene(results: dict, model, every: int = 15, max_points: int = 200_000):
-    """A trimesh.Scene of the results (see the module docstring)."""
+def build_scene(results, model, every: int = 15, max_points: int = 200_000):
+    """A trimesh.Scene of the results (see the module docstring); ``results``: a
+    :class:`~josh_jax.results.Results` or a mapping in its layout."""
     import trimesh
 
     from .body import forward
+    from .results import as_results
+
+    results = as_results(results)
 
     scene = trimesh.Scene()
-    pts = np.asarray(results["points"], np.float64)
+    pts = np.asarray(results.points, np.float64)
     if len(pts):
-        cols = np.asarray(results["point_colors"], np.uint8)
+        cols = np.asarray(results.point_colors, np.uint8)
         if len(pts) > max_points:
             keep = np.random.default_rng(0).choice(len(pts), max_points, replace=False)
             pts, cols = pts[keep], cols[keep]
         rgba = np.concatenate([cols, np.full((len(cols), 1), 255, np.uint8)], 1)
         scene.add_geometry(trimesh.PointCloud(pts @ Y_UP.T, colors=rgba), geom_name="scene_points")
-    cams = np.asarray(results["cam_to_world"], np.float64)
+    cams = np.asarray(results.cam_to_world, np.float64)
     centres = cams[:, :3, 3] @ Y_UP.T
     if len(centres) > 1:
         scene.add_geometry(trimesh.load_path(np.stack([centres[:-1], centres[1:]], 1)), geom_name="camera_path")
@@ -52,19 +56,19 @@ def build_scene(results: dict, model, every: int = 15, max_points: int = 200_000
     scene.add_geometry(trimesh.load_path(segs @ Y_UP.T), geom_name="cameras")
     faces = np.asarray(model.faces)
     palette = np.array([[230, 90, 70], [70, 140, 230], [90, 190, 90], [220, 180, 60]], np.uint8)
-    for p, pid in enumerate(results["person_ids"]):
-        frames = np.where(results["visible"][p])[0][::every]
+    for p, pid in enumerate(results.person_ids):
+        frames = np.where(results.visible[p])[0][::every]
         for f in frames:
-            rot = np.concatenate([results["global_orient"][p, f][None], results["body_pose"][p, f]], 0)
-            v = np.asarray(forward(model, results["betas"][p], rot.astype(np.float32),
-                                   np.asarray(results["transl"][p, f], np.float32)).vertices, np.float64)
+            rot = np.concatenate([results.global_orient[p, f][None], results.body_pose[p, f]], 0)
+            v = np.asarray(forward(model, results.betas[p], rot.astype(np.float32),
+                                   np.asarray(results.transl[p, f], np.float32)).vertices, np.float64)
             mesh = trimesh.Trimesh(v @ Y_UP.T, faces, process=False)
             mesh.visual.face_colors = np.append(palette[p % len(palette)], 255)
-            scene.add_geometry(mesh, geom_name=f"person_{int(pid)}_frame_{int(results['frame_index'][f])}")
+            scene.add_geometry(mesh, geom_name=f"person_{int(pid)}_frame_{int(results.frame_index[f])}")
     return scene
 
 
-def write_glb(results: dict, model, path: str | Path, every: int = 15) -> Path:
+def write_glb(results, model, path: str | Path, every: int = 15) -> Path:
     """Write ``scene.glb`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +83,7 @@ def write_glb(results: dict, model, path: str | Path, every: int = 15) -> Path:
 
 def main(argv=None) -> int:
     from . import body as jbody
-    from .results import load_results
+    from .results import Results
 
     ap = argparse.ArgumentParser(prog="python -m josh_jax.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path)
@@ -88,10 +92,10 @@ def main(argv=None) -> int:
     ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames")
     args = ap.parse_args(argv)
     try:
-        res = load_results(args.results)
-        name = args.body_model or ("open" if str(res["body_model"]) == "josh-open-body" else None)
+        res = Results.load(args.results)
+        name = args.body_model or ("open" if str(res.body_model) == "josh-open-body" else None)
         if name is None:
-            raise jbody.BodyModelError(f"{args.results} was made with body model {str(res['body_model'])!r}; "
+            raise jbody.BodyModelError(f"{args.results} was made with body model {str(res.body_model)!r}; "
                                        "pass its file with --body-model PATH")
         model = jbody.load(name)
         out = write_glb(res, model, args.out or args.results.with_name("scene.glb"), args.every)

@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from .body.model import kinematic_chain
+from .body.model import forward
 from .geometry import make_se3, quat_to_matrix
 from .problem import HumanData, Problem, SceneData
 
@@ -278,25 +278,20 @@ class PosedBodies(NamedTuple):
     verts_cam: jax.Array  # (P, K, U, 3) the contact-vertex table, camera frame
 
 
-def pose_bodies(hp: HumanParams, human: HumanData, parents: tuple) -> PosedBodies:
-    """Forward kinematics + skinning of only the vertices the losses read."""
+def pose_bodies(hp: HumanParams, human: HumanData, parents: tuple | None = None) -> PosedBodies:
+    """Forward kinematics + skinning of only the vertices the losses read.
+
+    One call of :func:`josh_jax.body.forward` on the problem's body-model view
+    (``human.body``, a :meth:`~josh_jax.body.BodyModel.subset` on the U contact
+    vertices): the same code the body layer's smplx checks run. ``parents`` is
+    accepted for compatibility and must equal ``human.body.parents`` when given.
+    """
+    if parents is not None and tuple(parents) != tuple(human.body.parents):
+        raise ValueError("pose_bodies: parents differ from the problem's body model")
     R_root = quat_to_matrix(hp.quat)[..., None, :, :]  # (P, K, 1, 3, 3)
     rot = jnp.concatenate([R_root, hp.body], -3)  # (P, K, 24, 3, 3)
-    betas = hp.betas[:, None, :]  # (P, 1, B)
-    J = human.J_template + jnp.einsum("jcb,pkb->pkjc", human.J_shapedirs, betas)
-    J = jnp.broadcast_to(J, rot.shape[:2] + J.shape[-2:])
-    T = kinematic_chain(parents, rot, J)  # (P, K, 24, 4, 4)
-    joints = T[..., :3, 3] + hp.transl[..., None, :]
-    v = human.vert_template + jnp.einsum("ucb,pkb->pkuc", human.vert_shapedirs, betas)
-    if human.vert_posedirs.shape[-1]:
-        feat = (rot[..., 1:, :, :] - jnp.eye(3, dtype=rot.dtype)).reshape(rot.shape[:2] + (-1,))
-        v = v + jnp.einsum("ucq,pkq->pkuc", human.vert_posedirs, feat)
-    Rj = T[..., :3, :3]
-    tj = T[..., :3, 3] - (Rj @ J[..., None])[..., 0]
-    A_R = jnp.einsum("uj,pkjab->pkuab", human.vert_weights, Rj)
-    A_t = jnp.einsum("uj,pkja->pkua", human.vert_weights, tj)
-    verts = (A_R @ v[..., None])[..., 0] + A_t + hp.transl[..., None, :]
-    return PosedBodies(joints_cam=joints, verts_cam=verts)
+    out = forward(human.body, hp.betas[:, None, :], rot, hp.transl)
+    return PosedBodies(joints_cam=out.joints, verts_cam=out.vertices)
 
 
 def to_world(cam_to_world: jax.Array, x_cam: jax.Array) -> jax.Array:

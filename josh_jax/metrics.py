@@ -120,27 +120,31 @@ def pve(pred_verts: np.ndarray, gt_verts: np.ndarray, pred_joints: np.ndarray, g
     return float(np.linalg.norm(a - b, axis=-1).mean() * 1000)
 
 
-def evaluate(results: dict, gt: dict, fps: float = 30.0) -> dict:
-    """Metrics of a results dict against a ground-truth dict with the same keys
-    (``results.npz`` layout), over the frames both have and each person visible in both."""
-    common, ri, gi = np.intersect1d(results["frame_index"], gt["frame_index"], return_indices=True)
+def evaluate(results, gt, fps: float = 30.0) -> dict:
+    """Metrics of :class:`~josh_jax.results.Results` against a ground truth in the same
+    layout (a ``Results`` or a mapping with its keys, e.g. ``josh_jax.synth``'s), over the
+    frames both have and each person visible in both."""
+    from .results import as_results
+
+    results, gt = as_results(results), as_results(gt, "ground truth")
+    common, ri, gi = np.intersect1d(results.frame_index, gt.frame_index, return_indices=True)
     out: dict = {"frames": int(len(common)), "people": []}
     per = []
-    for p, pid in enumerate(gt["person_ids"]):
-        rp = np.where(results["person_ids"] == pid)[0]
+    for p, pid in enumerate(gt.person_ids):
+        rp = np.where(results.person_ids == pid)[0]
         if len(rp) == 0:
             continue
         rp = int(rp[0])
-        vis = results["visible"][rp, ri] & gt["visible"][p, gi]
+        vis = results.visible[rp, ri] & gt.visible[p, gi]
         if vis.sum() < 4:
             continue
-        pj, gj = results["joints_world"][rp, ri][vis], gt["joints_world"][p, gi][vis]
-        pf, gf = results["foot_vertices_world"][rp, ri][vis], gt["foot_vertices_world"][p, gi][vis]
+        pj, gj = results.joints_world[rp, ri][vis], gt.joints_world[p, gi][vis]
+        pf, gf = results.foot_vertices_world[rp, ri][vis], gt.foot_vertices_world[p, gi][vis]
         m = {"person": int(pid), "frames": int(vis.sum()), "w_mpjpe100": w_mpjpe(pj, gj), "wa_mpjpe100": wa_mpjpe(pj, gj),
              "rte": rte(pj[:, 0], gj[:, 0]), "jitter": jitter(pj, fps), "foot_sliding": foot_sliding(pf, gf)}
         per.append(m)
     out["people"] = per
     for k in ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding"):
         out[k] = float(np.mean([m[k] for m in per])) if per else float("nan")
-    out["camera_ate"] = camera_ate(results["cam_to_world"][ri, :3, 3], gt["cam_to_world"][gi, :3, 3])
+    out["camera_ate"] = camera_ate(results.cam_to_world[ri, :3, 3], gt.cam_to_world[gi, :3, 3])
     return out

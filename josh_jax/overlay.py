@@ -9,40 +9,42 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .body import BodyModel, forward
+from .body import BodyModel, forward_jit as _forward
 from .frontends.video import VideoInfo, iter_frames
 from .render import draw_mesh
 
+if TYPE_CHECKING:
+    from .results import Results
+
 PALETTE = np.array([(230, 120, 60), (70, 150, 230), (90, 200, 110), (220, 80, 180), (240, 200, 60)], float)
 
-_forward = jax.jit(forward)
 
 
-def person_vertices(model: BodyModel, res: dict, p: int) -> np.ndarray:
+def person_vertices(model: BodyModel, res: Results, p: int) -> np.ndarray:
     """(F, V, 3) world vertices of person ``p`` on every frame (zeros where not visible)."""
-    rot = np.concatenate([res["global_orient"][p][:, None], res["body_pose"][p]], 1).astype(np.float32)
-    out = _forward(model, jnp.asarray(res["betas"][p]), jnp.asarray(rot), jnp.asarray(res["transl"][p]))
+    rot = np.concatenate([res.global_orient[p][:, None], res.body_pose[p]], 1).astype(np.float32)
+    out = _forward(model, jnp.asarray(res.betas[p]), jnp.asarray(rot), jnp.asarray(res.transl[p]))
     return np.asarray(out.vertices)
 
 
-def write_overlay(res: dict, model: BodyModel, info: VideoInfo, path: str | Path, long_side: int = 960,
+def write_overlay(res: Results, model: BodyModel, info: VideoInfo, path: str | Path, long_side: int = 960,
                   alpha: float = 0.75, progress: bool = True, sample_png: dict | None = None) -> Path:
     """Write ``path`` (mp4) for the frames of ``res``; ``sample_png`` {frame: png path} saves stills."""
     from tqdm.auto import tqdm
 
     path = Path(path)
     size = info.size_at(long_side)
-    k = size[0] / float(res["image_size"][0])
-    Kmat = res["intrinsics"].astype(np.float64)
+    k = size[0] / float(res.image_size[0])
+    Kmat = res.intrinsics.astype(np.float64)
     focal, principal = Kmat[0, 0] * k, Kmat[:2, 2] * k
-    frames = res["frame_index"]
-    verts = [person_vertices(model, res, p) for p in range(len(res["person_ids"]))]
+    frames = res.frame_index
+    verts = [person_vertices(model, res, p) for p in range(len(res.person_ids))]
     faces = np.asarray(model.faces)
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), info.fps, size)
     if not writer.isOpened():
@@ -54,14 +56,14 @@ def write_overlay(res: dict, model: BodyModel, info: VideoInfo, path: str | Path
             i = pos.get(int(fi))
             if i is None:
                 continue
-            W2C = np.linalg.inv(res["cam_to_world"][i].astype(np.float64))
+            W2C = np.linalg.inv(res.cam_to_world[i].astype(np.float64))
             order = []
             for p in range(len(verts)):
-                if res["visible"][p, i]:
+                if res.visible[p, i]:
                     vc = verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3]
                     order.append((float(np.median(vc[:, 2])), p, vc))
             for _, p, vc in sorted(order, key=lambda x: -x[0]):
-                col = PALETTE[int(res["person_ids"][p]) % len(PALETTE)]
+                col = PALETTE[int(res.person_ids[p]) % len(PALETTE)]
                 img = draw_mesh(img, vc, faces, focal, principal, color=col, alpha=alpha)
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if sample_png and int(fi) in sample_png:

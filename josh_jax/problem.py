@@ -7,7 +7,16 @@ triples and the per-vertex rest data of every vertex a loss reads. Everything
 is padded to size buckets with masks (weight 0 = padding), so windows of
 similar size share one compiled solver.
 
-Deviations from the reference (josh/joint_opt.py), on purpose:
+``build_problem`` runs the named pieces below in order: :func:`scene_anchors`,
+:func:`correspondences`, :func:`contact_entries`, :func:`smooth_triples`,
+:func:`bucket_sizes` (a :class:`Sizes`), then :func:`scene_data` and
+:func:`human_data` pad and assemble.
+
+By default every choice follows the reference (josh/joint_opt.py and
+josh/utils/josh_utils.py): the lower median of the anchor depths, the nearest
+valid pixel from the exact projected point, the depth-ratio filter on the
+relative depth map, the initial focal as every keyframe's base focal
+(:class:`ProblemConfig` switches keep the alternatives). Deviations, on purpose:
 - static-contact and contact-scale entries index the track's keyframe
   directly; the reference counts only keyframes that had a contact joint, so
   its indices drift after a keyframe without contacts;
@@ -18,7 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Mapping, NamedTuple
 
 import numpy as np
 import scipy.ndimage
@@ -27,10 +36,8 @@ import scipy.sparse.csgraph
 
 import jax
 
-from .body import BodyModel, forward
+from .body import BodyModel, forward_jit as _forward_jit
 from .bundle import Window
-
-_forward_jit = jax.jit(forward)
 
 # ------------------------------------------------------------------ keyframes and windows
 
@@ -88,12 +95,12 @@ def keyframe_bucket(k: int) -> int:
 
 
 class SceneData(NamedTuple):
-    """Scene part of a problem. K keyframes (padded), A anchors, C correspondences."""
+    """Scene part of a problem. K keyframes (padded), A anchors, Pr pair rows of M slots."""
 
     kf_valid: np.ndarray  # (K,) bool
     anchor_depth: np.ndarray  # (K, A) anchor depths / their median (padding: 1)
     median_depth: np.ndarray  # (K,) median anchor depth, scene units
-    base_focal: np.ndarray  # (K,) point-map focal per keyframe, working px
+    base_focal: np.ndarray  # (K,) focal the depth maps are read with, working px (ProblemConfig.base_focal)
     image_size: np.ndarray  # (2,) W, H working px
     pp: np.ndarray  # (2,) principal point as a fraction of W, H
     tree_parent: np.ndarray  # (K,) parent keyframe in the camera tree (root: itself)
@@ -116,13 +123,8 @@ class HumanData(NamedTuple):
     init_transl: np.ndarray  # (P, K, 3) camera-frame translation, z rescaled by f_init / f_hmr
     init_body: np.ndarray  # (P, K, 23, 3, 3)
     init_betas: np.ndarray  # (P, B) mean over the track's keyframes
-    J_template: np.ndarray  # (24, 3) body model rest joints
-    J_shapedirs: np.ndarray  # (24, 3, B)
+    body: BodyModel  # the body model's view on the U vertices the losses read (BodyModel.subset)
     vert_ids: np.ndarray  # (U,) body-model vertex id of each table row (padding: 0)
-    vert_template: np.ndarray  # (U, 3) rest data of the vertices the losses read
-    vert_shapedirs: np.ndarray  # (U, 3, B)
-    vert_posedirs: np.ndarray  # (U, 3, Pd)
-    vert_weights: np.ndarray  # (U, 24)
     scale_track: np.ndarray  # (E,) contact-scale entries: track
     scale_kf: np.ndarray  # (E,) keyframe
     scale_anchor: np.ndarray  # (E,) anchor in that keyframe
@@ -134,9 +136,9 @@ class HumanData(NamedTuple):
     static_kf_prev: np.ndarray  # (S,) previous keyframe of the track
     static_vert: np.ndarray  # (S,) index into the vertex table
     static_w: np.ndarray  # (S,) 1 or 0 (padding)
-    smooth_track: np.ndarray  # (M,) smoothness triples: track
-    smooth_kf: np.ndarray  # (M, 3) three consecutive keyframes of the track
-    smooth_w: np.ndarray  # (M,) 1 or 0 (padding)
+    smooth_track: np.ndarray  # (Ms,) smoothness triples: track
+    smooth_kf: np.ndarray  # (Ms, 3) three consecutive keyframes of the track
+    smooth_w: np.ndarray  # (Ms,) 1 or 0 (padding)
 
 
 @jax.tree_util.register_dataclass
@@ -153,15 +155,69 @@ class Problem:
         return dataclasses.replace(self, **kw)
 
 
+class Sizes(NamedTuple):
+    """Bucket sizes of a padded problem (the leading axis of each padded table)."""
+
+    keyframes: int  # K
+    pair_rows: int  # Pr: rows of the dense pair layout
+    row_slots: int  # M: correspondence slots per pair row
+    tracks: int  # P
+    scale_entries: int  # E: contact-scale entries
+    static_entries: int  # S: static-contact entries
+    smooth_triples: int  # Ms: smoothness triples
+    contact_vertices: int  # U: rows of the contact-vertex table
+
+
+PROBLEM_CHOICES = {
+    "median": ("lower", "mean"),
+    "nearest_valid": ("exact", "pixel"),
+    "depth_filter": ("relative", "absolute"),
+    "base_focal": ("initial", "bundle"),
+}
+
+
 @dataclass(frozen=True)
 class ProblemConfig:
-    """Host-side choices of the reference (josh/config.py)."""
+    """Host-side choices of the reference (josh/config.py, josh/joint_opt.py).
+
+    The four string switches default to the reference; the other value of each
+    is josh_jax's earlier convention, kept for comparison:
+
+    - ``median``: "lower" takes the lower middle anchor depth of a keyframe for
+      an even count, as ``torch.median``; "mean" averages the two (``np.median``).
+    - ``nearest_valid``: "exact" searches the nearest confident scene pixel of a
+      contact vertex from its exact projected point (the reference's
+      ``find_closest_valid``, first minimum in row-major order); "pixel" from the
+      truncated integer pixel (Euclidean distance transform).
+    - ``depth_filter``: the contact entry's depth-ratio filter compares the human
+      pixel with the nearest valid pixel on the "relative" depth map (each pixel's
+      depth / the depth at its anchor's centre, the reference's canonical
+      ``canon2``) or on the "absolute" depth map.
+    - ``base_focal``: "initial" reads every keyframe's depth with the initial
+      shared focal (the reference overwrites its base focals with it before the
+      problem is built); "bundle" with the bundle's per-keyframe point-map focals.
+    """
 
     conf_thres: float = 0.1
     subsample: int = 8
     depth_filter_ratio: float = 1.01
     contact_joint_radius: float = 0.05  # metres: a contact vertex must lie this close to a joint
     init_focal: float | None = None  # override the bundle's initial focal (working px)
+    median: str = "lower"
+    nearest_valid: str = "exact"
+    depth_filter: str = "relative"
+    base_focal: str = "initial"
+
+    def __post_init__(self):
+        for name, allowed in PROBLEM_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if self.subsample < 1:
+            raise ValueError(f"subsample must be >= 1, got {self.subsample}")
+        if self.init_focal is not None and not self.init_focal > 0:
+            raise ValueError(f"init_focal must be positive (working px), got {self.init_focal}")
+        if self.init_focal is not None:
+            object.__setattr__(self, "init_focal", float(self.init_focal))  # e.g. 400 from --set
 
 
 def anchor_grid_shape(H: int, W: int, s: int) -> tuple[int, int]:
@@ -179,6 +235,21 @@ def pixel_anchor(px: np.ndarray, py: np.ndarray, H: int, W: int, s: int) -> np.n
 def anchor_depths(depth: np.ndarray, s: int) -> np.ndarray:
     """(K, H, W) -> (K, A) depth at the anchor centres (grid from s // 2, every s)."""
     return depth[:, s // 2::s, s // 2::s].reshape(depth.shape[0], -1)
+
+
+def median_lower(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """``torch.median``: the lower of the two middle values for an even count."""
+    n = x.shape[axis]
+    return np.take(np.partition(x, (n - 1) // 2, axis=axis), (n - 1) // 2, axis=axis)
+
+
+def relative_depth(depth: np.ndarray, s: int) -> np.ndarray:
+    """(K, H, W) -> (K, H, W) each pixel's depth / the depth at its anchor's centre
+    (the reference's canonical relative map ``canon2`` for a single point map)."""
+    K, H, W = depth.shape
+    yy, xx = np.mgrid[0:H, 0:W]
+    a = pixel_anchor(xx, yy, H, W, s)
+    return depth / anchor_depths(depth, s)[:, a]
 
 
 def camera_tree(pair_index: np.ndarray, pair_score: np.ndarray, K: int) -> tuple[np.ndarray, np.ndarray]:
@@ -225,57 +296,168 @@ def _pose_np(model: BodyModel, betas, rotmats, transl) -> tuple[np.ndarray, np.n
     return v, np.asarray(model.J_regressor) @ v
 
 
-def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfig(), sizes: dict | None = None) -> Problem:
-    """Turn one bundle window into a padded :class:`Problem`.
+# ------------------------------------------------------------------ the pieces of build_problem
 
-    ``sizes`` can force bucket sizes (keys K, Pr, M, P, E, S, Ms, U); by default
-    each is rounded up to its bucket.
-    """
-    s = cfg.subsample
-    K0 = w.num_keyframes
+
+class SceneAnchors(NamedTuple):
+    """Anchor depths of every keyframe (K keyframes, A anchors)."""
+
+    depth: np.ndarray  # (K, A) depth at the anchor centres, scene units
+    median: np.ndarray  # (K,) median of each keyframe's anchor depths (ProblemConfig.median)
+    normalized: np.ndarray  # (K, A) depth / median
+
+
+class Correspondences(NamedTuple):
+    """The live correspondences of a window, flat (C matches with confidence > 0)."""
+
+    pairs: np.ndarray  # (C, 2) keyframes i, j
+    pix: np.ndarray  # (C, 2 [in i, in j], 2 [x, y]) pixels, float64
+    anchor: np.ndarray  # (C, 2) anchor of the pixel in i, in j
+    ratio: np.ndarray  # (C, 2) depth at the rounded pixel / its anchor's depth
+    conf: np.ndarray  # (C,) confidence, float64
+
+
+class ScaleEntries(NamedTuple):
+    """Contact-scale entries, one per (track, keyframe, contact vertex) kept (E,)."""
+
+    track: np.ndarray  # (E,) int
+    keyframe: np.ndarray  # (E,) int
+    anchor: np.ndarray  # (E,) anchor of the nearest valid scene pixel
+    ratio: np.ndarray  # (E,) depth there / its anchor's depth
+    conf: np.ndarray  # (E,) scene confidence there
+    vertex: np.ndarray  # (E,) row of the contact-vertex table
+
+
+class StaticEntries(NamedTuple):
+    """Static-contact entries: a contact vertex kept on a keyframe and the one before (S,)."""
+
+    track: np.ndarray  # (S,) int
+    keyframe: np.ndarray  # (S,) keyframe t
+    keyframe_prev: np.ndarray  # (S,) the track's previous keyframe
+    vertex: np.ndarray  # (S,) row of the contact-vertex table
+
+
+class SmoothTriples(NamedTuple):
+    """Smoothness triples: three consecutive keyframes of a track (Ms,)."""
+
+    track: np.ndarray  # (Ms,) int
+    keyframes: np.ndarray  # (Ms, 3) int
+
+
+class ContactEntries(NamedTuple):
+    """What :func:`contact_entries` selects: the entry tables and the vertex table's ids."""
+
+    scale: ScaleEntries
+    static: StaticEntries
+    vertex_ids: np.ndarray  # (U,) body-model vertex of each table row, in order of first use
+
+
+def scene_anchors(depth: np.ndarray, subsample: int, median: str = "lower") -> SceneAnchors:
+    """(K, H, W) depth -> anchor depths, their per-keyframe median and the normalised anchors."""
+    a = anchor_depths(depth, subsample)
+    med = median_lower(a, axis=1) if median == "lower" else np.median(a, axis=1)
+    return SceneAnchors(depth=a, median=med, normalized=a / med[:, None])
+
+
+def correspondences(w: Window, anchors: np.ndarray, subsample: int) -> Correspondences:
+    """The window's live matches (confidence > 0) with their anchors and depth ratios."""
     W, H = (int(x) for x in w.image_size)
-    f_init = float(cfg.init_focal or w.init_focal)
-
-    # ---- scene
-    anchors = anchor_depths(w.depth, s)
-    median = np.median(anchors, axis=1)
-    anchor_norm = anchors / median[:, None]
-    parent, order = camera_tree(w.pair_index, w.pair_score, K0)
-
     keep = w.corr_conf > 0
     pi = w.pair_index[w.corr_pair[keep]]  # (C, 2)
     pix = w.corr_pix[keep].astype(np.float64)
     cw = w.corr_conf[keep].astype(np.float64)
-    anc = np.stack([pixel_anchor(pix[:, k, 0], pix[:, k, 1], H, W, s) for k in range(2)], 1)
+    anc = np.stack([pixel_anchor(pix[:, k, 0], pix[:, k, 1], H, W, subsample) for k in range(2)], 1)
     ratio = np.empty_like(cw, shape=(len(cw), 2))
     for k in range(2):
         xi = np.clip(np.round(pix[:, k, 0]).astype(int), 0, W - 1)
         yi = np.clip(np.round(pix[:, k, 1]).astype(int), 0, H - 1)
         ratio[:, k] = w.depth[pi[:, k], yi, xi] / anchors[pi[:, k], anc[:, k]]
+    return Correspondences(pairs=pi, pix=pix, anchor=anc, ratio=ratio, conf=cw)
 
-    # ---- humans: contact entries (SPEC "Contact entries")
-    P0 = w.num_tracks
-    valid = w.track_valid.copy()
+
+def initial_focal(w: Window, cfg: "ProblemConfig") -> float:
+    """The shared initial focal (working px): ``cfg.init_focal`` or the bundle's."""
+    return float(cfg.init_focal or w.init_focal)
+
+
+def camera_frame_translations(w: Window, f_init: float) -> np.ndarray:
+    """(P, K, 3) track translations with z rescaled from the human front end's focal to f_init."""
     transl = w.track_transl.astype(np.float64).copy()
     transl[..., 2] *= f_init / w.hmr_focal
+    return transl
+
+
+def contact_joint_vertices(model: BodyModel, betas, rotmats, transl, contact: np.ndarray, radius: float):
+    """Contact vertices kept on one keyframe: for each joint, the nearest labelled
+    vertex if closer than ``radius`` (reference). Returns (kept vertex ids, posed vertices (V, 3))."""
+    cids = np.where(contact)[0]
+    if not len(cids):
+        return [], None
+    v, joints = _pose_np(model, betas, rotmats, transl)
+    d = np.linalg.norm(joints[:, None] - v[cids][None], axis=-1)  # (24, n)
+    best = d.argmin(1)
+    return [int(cids[b]) for j, b in enumerate(best) if d[j, b] < radius], v
+
+
+def nearest_valid_pixel(valid_yx: np.ndarray, u: float, v: float) -> tuple[int, int]:
+    """The reference's ``find_closest_valid``: the valid pixel (x, y) nearest to the
+    exact point (u, v), squared distances in float32 and the first minimum in
+    row-major order. ``valid_yx`` (N, 2) is ``np.argwhere(mask)``."""
+    d = (valid_yx[:, 0].astype(np.float32) - np.float32(v)) ** 2 + (valid_yx[:, 1].astype(np.float32) - np.float32(u)) ** 2
+    i = int(np.argmin(d))
+    return int(valid_yx[i, 1]), int(valid_yx[i, 0])
+
+
+class _KeyframeScene:
+    """Per-keyframe lookups of the contact-entry selection, computed once per keyframe."""
+
+    def __init__(self, w: Window, cfg: "ProblemConfig"):
+        self.w, self.cfg = w, cfg
+        self.masks = w.conf > cfg.conf_thres
+        self.rel = relative_depth(w.depth, cfg.subsample) if cfg.depth_filter == "relative" else None
+        self._valid_yx: dict[int, np.ndarray] = {}
+        self._edt: dict[int, np.ndarray] = {}
+
+    def nearest(self, k: int, u: float, v: float) -> tuple[int, int]:
+        if self.cfg.nearest_valid == "exact":
+            if k not in self._valid_yx:
+                self._valid_yx[k] = np.argwhere(self.masks[k])
+            return nearest_valid_pixel(self._valid_yx[k], u, v)
+        if k not in self._edt:
+            _, self._edt[k] = scipy.ndimage.distance_transform_edt(~self.masks[k], return_indices=True)
+        py, px = (int(a) for a in self._edt[k][:, int(v), int(u)])
+        return px, py
+
+    def depth_for_filter(self, k: int) -> np.ndarray:
+        return self.rel[k] if self.rel is not None else self.w.depth[k]
+
+
+def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: float,
+                    anchors: np.ndarray) -> ContactEntries:
+    """Contact-scale and static-contact entries of every track (SPEC "Contact entries").
+
+    On each keyframe of a track, the contact vertices nearest a joint are kept
+    (:func:`contact_joint_vertices`). A kept vertex also kept on the track's
+    previous keyframe with contacts gives a static entry (indexed by the track's
+    previous keyframe). A kept vertex that projects (initial focal, principal
+    point) inside the image onto a pixel that is not confident scene gives a
+    contact-scale entry at the nearest confident pixel, unless the depth ratio of
+    the two pixels exceeds ``cfg.depth_filter_ratio``.
+    """
+    s = cfg.subsample
+    W, H = (int(x) for x in w.image_size)
+    transl = camera_frame_translations(w, f_init)
     K_init = np.array([[f_init, 0, w.principal_point[0]], [0, f_init, w.principal_point[1]], [0, 0, 1.0]])
+    ks = _KeyframeScene(w, cfg)
     vert_ids: dict[int, int] = {}
-    scale_rows, static_rows, smooth_rows = [], [], []
-    masks = w.conf > cfg.conf_thres
-    nearest_cache: dict[int, np.ndarray] = {}
-    for p in range(P0):
-        kfs = np.where(valid[p])[0]
+    scale_rows, static_rows = [], []
+    for p in range(w.num_tracks):
+        kfs = np.where(w.track_valid[p])[0]
         prev_kept: list[int] = []
         prev_k = -1
         for k in kfs:
-            kept: list[int] = []
-            cids = np.where(w.track_contact[p, k])[0]
-            if len(cids):
-                v, joints = _pose_np(model, w.track_betas[p, k], w.track_rotmats[p, k], transl[p, k])
-                pts = v[cids]
-                d = np.linalg.norm(joints[:, None] - pts[None], axis=-1)  # (24, n)
-                best = d.argmin(1)
-                kept = [int(cids[b]) for j, b in enumerate(best) if d[j, b] < cfg.contact_joint_radius]
+            kept, v = contact_joint_vertices(model, w.track_betas[p, k], w.track_rotmats[p, k], transl[p, k],
+                                             w.track_contact[p, k], cfg.contact_joint_radius)
             for vid in kept:
                 if prev_k >= 0 and vid in prev_kept:
                     static_rows.append((p, k, prev_k, vert_ids.setdefault(vid, len(vert_ids))))
@@ -283,106 +465,67 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
                 if x[2] <= 0:
                     continue
                 u, vv = x[0] / x[2], x[1] / x[2]
-                if not (0 <= u < W and 0 <= vv < H) or not masks[k].any():
+                if not (0 <= u < W and 0 <= vv < H) or not ks.masks[k].any():
                     continue
                 ui, vi = int(u), int(vv)
-                if masks[k][vi, ui]:
+                if ks.masks[k][vi, ui]:
                     continue  # projects onto valid scene: no entry (reference)
-                if k not in nearest_cache:
-                    _, idx = scipy.ndimage.distance_transform_edt(~masks[k], return_indices=True)
-                    nearest_cache[k] = idx
-                py, px = (int(a) for a in nearest_cache[k][:, vi, ui])
+                px, py = ks.nearest(k, u, vv)
                 a = int(pixel_anchor(np.array([px]), np.array([py]), H, W, s)[0])
-                pts_z, human_z = w.depth[k, py, px], w.depth[k, vi, ui]
+                dmap = ks.depth_for_filter(k)
+                pts_z, human_z = dmap[py, px], dmap[vi, ui]
                 if max(human_z / pts_z, pts_z / human_z) > cfg.depth_filter_ratio:
                     continue
-                scale_rows.append((p, k, a, pts_z / anchors[k, a], float(w.conf[k, py, px]),
+                scale_rows.append((p, k, a, w.depth[k, py, px] / anchors[k, a], float(w.conf[k, py, px]),
                                    vert_ids.setdefault(vid, len(vert_ids))))
             if kept:
                 prev_kept = kept
             prev_k = k
             # note: a keyframe without kept contacts resets nothing, as in the reference
-        for t in range(len(kfs) - 2):
-            smooth_rows.append((p, kfs[t], kfs[t + 1], kfs[t + 2]))
+    sc = np.array(scale_rows, np.float64).reshape(-1, 6)
+    st = np.array(static_rows, np.int64).reshape(-1, 4)
+    scale = ScaleEntries(track=sc[:, 0].astype(np.int64), keyframe=sc[:, 1].astype(np.int64),
+                         anchor=sc[:, 2].astype(np.int64), ratio=sc[:, 3], conf=sc[:, 4],
+                         vertex=sc[:, 5].astype(np.int64))
+    static = StaticEntries(track=st[:, 0], keyframe=st[:, 1], keyframe_prev=st[:, 2], vertex=st[:, 3])
+    vids = np.array(sorted(vert_ids, key=vert_ids.get), dtype=np.int64)
+    return ContactEntries(scale=scale, static=static, vertex_ids=vids)
 
-    # ---- sizes: correspondences in a dense (pair, slot) layout, so that per-pair camera
-    # parameters broadcast over a pair's matches instead of being gathered per match
-    # parameters broadcast over a pair's matches instead of being gathered per match.
-    # A pair longer than CHUNK slots spans several rows, which keeps padding small.
-    pair_ids, pair_of = np.unique(pi[:, 0] * K0 + pi[:, 1], return_inverse=True)
-    counts = np.bincount(pair_of, minlength=len(pair_ids))
+
+def smooth_triples(track_valid: np.ndarray) -> SmoothTriples:
+    """Every three consecutive keyframes of each track (its valid keyframes in order)."""
+    rows = []
+    for p in range(len(track_valid)):
+        kfs = np.where(track_valid[p])[0]
+        rows += [(p, kfs[t], kfs[t + 1], kfs[t + 2]) for t in range(len(kfs) - 2)]
+    sm = np.array(rows, np.int64).reshape(-1, 4)
+    return SmoothTriples(track=sm[:, 0], keyframes=sm[:, 1:])
+
+
+def bucket_sizes(num_keyframes: int, num_tracks: int, corr: Correspondences, contacts: ContactEntries,
+                 smooth: SmoothTriples) -> Sizes:
+    """Each table's length rounded up to its bucket. Correspondences use a dense
+    (pair row, slot) layout, so that per-pair camera parameters broadcast over a
+    pair's matches instead of being gathered per match; a pair longer than CHUNK
+    slots spans several rows, which keeps padding small."""
+    counts = np.bincount(_pair_rows(corr.pairs, num_keyframes)[1]) if len(corr.pairs) else np.zeros(0, np.int64)
     M = min(CHUNK, bucket(counts.max() if len(counts) else 1, 16))
     rows = int(np.ceil(counts / M).sum())
-    sz = dict(K=keyframe_bucket(K0), Pr=bucket(rows, 16), M=M, P=bucket(max(P0, 1), 1),
-              E=bucket(len(scale_rows), 16), S=bucket(len(static_rows), 16), Ms=bucket(len(smooth_rows), 16),
-              U=bucket(len(vert_ids), 16))
-    if sizes:
-        sz.update(sizes)
-    K, P = sz["K"], sz["P"]
-    if K < K0 or P < P0:
-        raise ValueError(f"sizes {sz} are smaller than the window (K={K0}, P={P0})")
-
-    kf_valid = _pad(np.ones(K0, bool), K, False)
-    tree_parent = np.concatenate([parent, np.full(K - K0, order[0], np.int32)])
-    tree_order = np.concatenate([order, np.arange(K0, K, dtype=np.int32)])
-    scene = SceneData(
-        kf_valid=kf_valid,
-        anchor_depth=_pad(anchor_norm, K, 1.0).astype(np.float32),
-        median_depth=_pad(median, K, 1.0).astype(np.float32),
-        base_focal=_pad(w.base_focal, K, f_init).astype(np.float32),
-        image_size=np.array([W, H], np.float32),
-        pp=(np.asarray(w.principal_point) / np.array([W, H])).astype(np.float32),
-        tree_parent=tree_parent.astype(np.int32),
-        tree_order=tree_order.astype(np.int32),
-        **_pair_layout(pair_ids, pair_of, K0, pix, anc, ratio, cw, sz["Pr"], sz["M"]),
-        enforce_scale=np.array(len(scale_rows) == 0),
-    )
-
-    B = w.track_betas.shape[-1] if P0 else model.num_betas
-    eye = np.broadcast_to(np.eye(3), (P, K, 23, 3, 3))
-    rot = np.asarray(w.track_rotmats, np.float64) if P0 else np.zeros((0, K0, 24, 3, 3))
-    valid_p = _pad(np.pad(valid, ((0, 0), (0, K - K0))), P, False) if P0 else np.zeros((P, K), bool)
-    quat = _pad(np.pad(_rotmat_to_quat_np(rot[:, :, 0]), ((0, 0), (0, K - K0), (0, 0))), P) if P0 else np.zeros((P, K, 4))
-    quat[~valid_p] = [1, 0, 0, 0]
-    body = np.array(eye)
-    if P0:
-        body[:P0, :K0] = rot[:, :, 1:]
-        body[~valid_p] = np.eye(3)
-    tr = _pad(np.pad(transl, ((0, 0), (0, K - K0), (0, 0))), P) if P0 else np.zeros((P, K, 3))
-    tr[~valid_p] = [0, 0, 1.0]  # keep padded bodies in front of the camera
-    n_frames = valid_p.sum(1)
-    betas = np.zeros((P, B))
-    for p in range(P0):
-        betas[p] = w.track_betas[p][valid[p]].mean(0) if valid[p].any() else 0.0
-
-    vids = np.array(sorted(vert_ids, key=vert_ids.get), dtype=np.int64)
-    U = sz["U"]
-    vt = np.asarray(model.v_template)[vids] if len(vids) else np.zeros((0, 3))
-    Bm = model.num_betas
-    if B > Bm:
-        raise ValueError(f"the bundle has {B} betas, the body model {model.name!r} {Bm}")
-    human = HumanData(
-        valid=valid_p,
-        n_frames=n_frames.astype(np.float32),
-        init_quat=quat.astype(np.float32),
-        init_transl=tr.astype(np.float32),
-        init_body=body.astype(np.float32),
-        init_betas=betas.astype(np.float32),
-        J_template=np.asarray(model.J_template, np.float32),
-        J_shapedirs=np.asarray(model.J_shapedirs, np.float32)[..., :B],
-        vert_ids=_pad(vids, U).astype(np.int32),
-        vert_template=_pad(vt, U).astype(np.float32),
-        vert_shapedirs=_pad(np.asarray(model.shapedirs)[vids][..., :B], U).astype(np.float32),
-        vert_posedirs=_pad(np.asarray(model.posedirs)[vids], U).astype(np.float32),
-        vert_weights=_pad(np.asarray(model.weights)[vids], U).astype(np.float32),
-        **_entries(scale_rows, static_rows, smooth_rows, sz),
-    )
-    return Problem(scene=scene, human=human, init_focal=np.array(f_init, np.float32), parents=model.parents)
+    return Sizes(keyframes=keyframe_bucket(num_keyframes), pair_rows=bucket(rows, 16), row_slots=M,
+                 tracks=bucket(max(num_tracks, 1), 1), scale_entries=bucket(len(contacts.scale.track), 16),
+                 static_entries=bucket(len(contacts.static.track), 16),
+                 smooth_triples=bucket(len(smooth.track), 16), contact_vertices=bucket(len(contacts.vertex_ids), 16))
 
 
-def _pair_layout(pair_ids, pair_of, K0, pix, anc, ratio, cw, Pr, M) -> dict:
+def _pair_rows(pairs: np.ndarray, K0: int):
+    """(C, 2) keyframe pairs -> (unique pair ids i * K0 + j, pair of each match)."""
+    return np.unique(pairs[:, 0] * K0 + pairs[:, 1], return_inverse=True)
+
+
+def pair_layout(corr: Correspondences, K0: int, Pr: int, M: int) -> dict:
     """Flat correspondences -> dense (row, slot) arrays, each row one pair's next M
-    matches; padding has weight 0."""
+    matches; padding has weight 0. Returns SceneData's pair_img, corr_* fields."""
+    pair_ids, pair_of = _pair_rows(corr.pairs, K0)
     order = np.argsort(pair_of, kind="stable")
     starts = np.searchsorted(pair_of[order], np.arange(len(pair_ids)))
     idx_in_pair = np.empty(len(order), np.int64)
@@ -392,42 +535,133 @@ def _pair_layout(pair_ids, pair_of, K0, pix, anc, ratio, cw, Pr, M) -> dict:
     if row_start[-1] > Pr:
         raise ValueError(f"cannot pad {row_start[-1]} rows of {M} matches into {Pr}")
     row_pair = np.repeat(np.arange(len(pair_ids)), np.diff(row_start))
-    pair_of = row_start[pair_of] + idx_in_pair // M  # now: the row of each match
+    row = row_start[pair_of] + idx_in_pair // M  # the row of each match
     slot = idx_in_pair % M
     pair_ids = pair_ids[row_pair]
     out = dict(pair_img=np.zeros((Pr, 2), np.int32), corr_pix=np.zeros((2, 2, Pr, M), np.float32),
                corr_anchor=np.zeros((2, Pr, M), np.int32), corr_ratio=np.ones((2, Pr, M), np.float32),
                corr_w=np.zeros((Pr, M), np.float32))
     out["pair_img"][:len(pair_ids)] = np.stack([pair_ids // K0, pair_ids % K0], 1)
-    out["corr_pix"][:, :, pair_of, slot] = pix.transpose(1, 2, 0)
-    out["corr_anchor"][:, pair_of, slot] = anc.T
-    out["corr_ratio"][:, pair_of, slot] = ratio.T
-    out["corr_w"][pair_of, slot] = cw
+    out["corr_pix"][:, :, row, slot] = corr.pix.transpose(1, 2, 0)
+    out["corr_anchor"][:, row, slot] = corr.anchor.T
+    out["corr_ratio"][:, row, slot] = corr.ratio.T
+    out["corr_w"][row, slot] = corr.conf
     return out
 
 
-def _entries(scale_rows, static_rows, smooth_rows, sz) -> dict:
-    sc = np.array(scale_rows, np.float64).reshape(-1, 6)
-    st = np.array(static_rows, np.int64).reshape(-1, 4)
-    sm = np.array(smooth_rows, np.int64).reshape(-1, 4)
-    E, S, M = sz["E"], sz["S"], sz["Ms"]
+def padded_entries(contacts: ContactEntries, smooth: SmoothTriples, sz: Sizes) -> dict:
+    """Entry tables padded to their buckets (weight 0 = padding): HumanData's scale_*, static_*, smooth_*."""
+    sc, st, sm = contacts.scale, contacts.static, smooth
+    E, S, Ms = sz.scale_entries, sz.static_entries, sz.smooth_triples
     return dict(
-        scale_track=_pad(sc[:, 0], E).astype(np.int32), scale_kf=_pad(sc[:, 1], E).astype(np.int32),
-        scale_anchor=_pad(sc[:, 2], E).astype(np.int32), scale_ratio=_pad(sc[:, 3], E, 1.0).astype(np.float32),
-        scale_w=_pad(sc[:, 4], E).astype(np.float32), scale_vert=_pad(sc[:, 5], E).astype(np.int32),
-        static_track=_pad(st[:, 0], S).astype(np.int32), static_kf=_pad(st[:, 1], S).astype(np.int32),
-        static_kf_prev=_pad(st[:, 2], S).astype(np.int32), static_vert=_pad(st[:, 3], S).astype(np.int32),
-        static_w=_pad(np.ones(len(st)), S).astype(np.float32),
-        smooth_track=_pad(sm[:, 0], M).astype(np.int32), smooth_kf=_pad(sm[:, 1:], M).astype(np.int32),
-        smooth_w=_pad(np.ones(len(sm)), M).astype(np.float32),
+        scale_track=_pad(sc.track, E).astype(np.int32), scale_kf=_pad(sc.keyframe, E).astype(np.int32),
+        scale_anchor=_pad(sc.anchor, E).astype(np.int32), scale_ratio=_pad(sc.ratio, E, 1.0).astype(np.float32),
+        scale_w=_pad(sc.conf, E).astype(np.float32), scale_vert=_pad(sc.vertex, E).astype(np.int32),
+        static_track=_pad(st.track, S).astype(np.int32), static_kf=_pad(st.keyframe, S).astype(np.int32),
+        static_kf_prev=_pad(st.keyframe_prev, S).astype(np.int32), static_vert=_pad(st.vertex, S).astype(np.int32),
+        static_w=_pad(np.ones(len(st.track)), S).astype(np.float32),
+        smooth_track=_pad(sm.track, Ms).astype(np.int32), smooth_kf=_pad(sm.keyframes, Ms).astype(np.int32),
+        smooth_w=_pad(np.ones(len(sm.track)), Ms).astype(np.float32),
     )
 
 
-def problem_sizes(problem: Problem) -> dict:
+def scene_data(w: Window, anchors: SceneAnchors, corr: Correspondences, f_init: float, base_focal: str,
+               enforce_scale: bool, sz: Sizes) -> SceneData:
+    """Assemble the padded scene part (camera tree, anchors, pair layout)."""
+    K0, K = w.num_keyframes, sz.keyframes
+    W, H = (int(x) for x in w.image_size)
+    parent, order = camera_tree(w.pair_index, w.pair_score, K0)
+    bf = np.full(K0, f_init) if base_focal == "initial" else w.base_focal
+    return SceneData(
+        kf_valid=_pad(np.ones(K0, bool), K, False),
+        anchor_depth=_pad(anchors.normalized, K, 1.0).astype(np.float32),
+        median_depth=_pad(anchors.median, K, 1.0).astype(np.float32),
+        base_focal=_pad(bf, K, f_init).astype(np.float32),
+        image_size=np.array([W, H], np.float32),
+        pp=(np.asarray(w.principal_point) / np.array([W, H])).astype(np.float32),
+        tree_parent=np.concatenate([parent, np.full(K - K0, order[0], np.int32)]).astype(np.int32),
+        tree_order=np.concatenate([order, np.arange(K0, K, dtype=np.int32)]).astype(np.int32),
+        **pair_layout(corr, K0, sz.pair_rows, sz.row_slots),
+        enforce_scale=np.array(enforce_scale),
+    )
+
+
+def human_data(w: Window, model: BodyModel, f_init: float, contacts: ContactEntries, smooth: SmoothTriples,
+               sz: Sizes) -> HumanData:
+    """Assemble the padded human part: front-end values per (track, keyframe) slot,
+    the body model's view on the contact vertices, the entry tables."""
+    P0, K0 = w.num_tracks, w.num_keyframes
+    P, K = sz.tracks, sz.keyframes
+    B = w.track_betas.shape[-1] if P0 else model.num_betas
+    if B > model.num_betas:
+        raise ValueError(f"the bundle has {B} betas, the body model {model.name!r} {model.num_betas}")
+    valid = w.track_valid
+    eye = np.broadcast_to(np.eye(3), (P, K, 23, 3, 3))
+    rot = np.asarray(w.track_rotmats, np.float64) if P0 else np.zeros((0, K0, 24, 3, 3))
+    valid_p = _pad(np.pad(valid, ((0, 0), (0, K - K0))), P, False) if P0 else np.zeros((P, K), bool)
+    quat = _pad(np.pad(_rotmat_to_quat_np(rot[:, :, 0]), ((0, 0), (0, K - K0), (0, 0))), P) if P0 else np.zeros((P, K, 4))
+    quat[~valid_p] = [1, 0, 0, 0]
+    body = np.array(eye)
+    if P0:
+        body[:P0, :K0] = rot[:, :, 1:]
+        body[~valid_p] = np.eye(3)
+    transl = camera_frame_translations(w, f_init)
+    tr = _pad(np.pad(transl, ((0, 0), (0, K - K0), (0, 0))), P) if P0 else np.zeros((P, K, 3))
+    tr[~valid_p] = [0, 0, 1.0]  # keep padded bodies in front of the camera
+    betas = np.zeros((P, B))
+    for p in range(P0):
+        betas[p] = w.track_betas[p][valid[p]].mean(0) if valid[p].any() else 0.0
+    vids = _pad(contacts.vertex_ids, sz.contact_vertices)
+    return HumanData(
+        valid=valid_p,
+        n_frames=valid_p.sum(1).astype(np.float32),
+        init_quat=quat.astype(np.float32),
+        init_transl=tr.astype(np.float32),
+        init_body=body.astype(np.float32),
+        init_betas=betas.astype(np.float32),
+        body=model.subset(vids),
+        vert_ids=vids.astype(np.int32),
+        **padded_entries(contacts, smooth, sz),
+    )
+
+
+def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfig(),
+                  sizes: Sizes | Mapping | None = None) -> Problem:
+    """Turn one bundle window into a padded :class:`Problem`.
+
+    Steps: :func:`scene_anchors`, :func:`correspondences`, :func:`contact_entries`,
+    :func:`smooth_triples`, :func:`bucket_sizes`, then :func:`scene_data` and
+    :func:`human_data` pad and assemble. ``sizes`` forces bucket sizes (a
+    :class:`Sizes`, or a mapping of some of its field names); by default each
+    table is rounded up to its bucket.
+    """
+    f_init = initial_focal(w, cfg)
+    anchors = scene_anchors(w.depth, cfg.subsample, cfg.median)
+    corr = correspondences(w, anchors.depth, cfg.subsample)
+    contacts = contact_entries(w, model, cfg, f_init, anchors.depth)
+    smooth = smooth_triples(w.track_valid)
+    sz = bucket_sizes(w.num_keyframes, w.num_tracks, corr, contacts, smooth)
+    if isinstance(sizes, Sizes):
+        sz = sizes
+    elif sizes:
+        unknown = set(sizes) - set(Sizes._fields)
+        if unknown:
+            raise ValueError(f"unknown size names {sorted(unknown)}; known: {', '.join(Sizes._fields)}")
+        sz = sz._replace(**sizes)
+    if sz.keyframes < w.num_keyframes or sz.tracks < w.num_tracks:
+        raise ValueError(f"sizes {sz} are smaller than the window (keyframes={w.num_keyframes}, "
+                         f"tracks={w.num_tracks})")
+    scene = scene_data(w, anchors, corr, f_init, cfg.base_focal, len(contacts.scale.track) == 0, sz)
+    human = human_data(w, model, f_init, contacts, smooth, sz)
+    return Problem(scene=scene, human=human, init_focal=np.array(f_init, np.float32), parents=model.parents)
+
+
+def problem_sizes(problem: Problem) -> Sizes:
     """The bucket sizes of a problem (stack problems of equal sizes to vmap them)."""
     s, h = problem.scene, problem.human
-    return dict(K=len(s.kf_valid), Pr=s.corr_w.shape[0], M=s.corr_w.shape[1], P=len(h.n_frames), E=len(h.scale_w),
-                S=len(h.static_w), Ms=len(h.smooth_w), U=len(h.vert_template))
+    return Sizes(keyframes=len(s.kf_valid), pair_rows=s.corr_w.shape[0], row_slots=s.corr_w.shape[1],
+                 tracks=len(h.n_frames), scale_entries=len(h.scale_w), static_entries=len(h.static_w),
+                 smooth_triples=len(h.smooth_w), contact_vertices=len(h.vert_ids))
 
 
 def entry_counts(problem: Problem) -> dict:

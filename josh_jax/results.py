@@ -22,12 +22,17 @@ foot_vertices_world    (P, F, 4, 3)         heel/toe markers (left heel, left to
 points                 (N, 3) float32       scene points, world
 point_colors           (N, 3) uint8
 body_model             () str               e.g. "josh-open-body" or "smpl"
+format_version         () int64             RESULTS_FORMAT_VERSION (files without it: version 1)
 =====================  ===================  =================================================
+
+In Python the file is a :class:`Results` (``Results.load(path)``,
+``results.save(path)``, ``results.validate()``).
 
 Frames where a person is not visible hold the identity/zeros and ``visible`` False.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -39,12 +44,146 @@ import numpy as np
 from .body import BodyModel, forward, rest_joints
 from .bundle import Window
 from .geometry import quat_to_matrix, se3_interpolate, matrix_slerp
+from .geometry.rotations import nearest_rotation
 from .losses import Params, scene_geometry
 from .problem import Problem, anchor_depths, pixel_anchor
 
 RESULT_KEYS = ("frame_index", "cam_to_world", "intrinsics", "image_size", "person_ids", "visible", "betas",
                "global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world", "points",
                "point_colors", "body_model")
+RESULTS_FORMAT_VERSION = 1
+
+
+class ResultsError(ValueError):
+    """A results file or object is missing a field or has a bad one; the message names the field."""
+
+
+# field -> (dtype kind: f float, i integer, b bool, u uint8, U str; shape with named axes)
+_SPEC = {
+    "frame_index": ("i", ("F",)), "cam_to_world": ("f", ("F", 4, 4)), "intrinsics": ("f", (3, 3)),
+    "image_size": ("i", (2,)), "person_ids": ("i", ("P",)), "visible": ("b", ("P", "F")),
+    "betas": ("f", ("P", "B")), "global_orient": ("f", ("P", "F", 3, 3)), "body_pose": ("f", ("P", "F", 23, 3, 3)),
+    "transl": ("f", ("P", "F", 3)), "joints_world": ("f", ("P", "F", 24, 3)),
+    "foot_vertices_world": ("f", ("P", "F", 4, 3)), "points": ("f", ("N", 3)), "point_colors": ("u", ("N", 3)),
+    "body_model": ("U", ()),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Results:
+    """The per-frame reconstruction of ``results.npz`` (fields: the table in the module docstring).
+
+    World frame = the first keyframe's camera (OpenCV axes), metres; F frames,
+    P people. ``save`` writes the npz layout (plus ``format_version``) atomically,
+    ``load`` reads and validates it. Reading a field by key (``res["points"]``)
+    works too, so code written for the plain dict and ground-truth dicts in
+    the same layout keep working.
+    """
+
+    frame_index: np.ndarray
+    cam_to_world: np.ndarray
+    intrinsics: np.ndarray
+    image_size: np.ndarray
+    person_ids: np.ndarray
+    visible: np.ndarray
+    betas: np.ndarray
+    global_orient: np.ndarray
+    body_pose: np.ndarray
+    transl: np.ndarray
+    joints_world: np.ndarray
+    foot_vertices_world: np.ndarray
+    points: np.ndarray
+    point_colors: np.ndarray
+    body_model: np.ndarray
+
+    @property
+    def num_frames(self) -> int:
+        return len(self.frame_index)
+
+    @property
+    def num_people(self) -> int:
+        return len(self.person_ids)
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        if key not in RESULT_KEYS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def keys(self) -> tuple:
+        return RESULT_KEYS
+
+    def __iter__(self):
+        return iter(RESULT_KEYS)
+
+    def to_dict(self) -> dict:
+        return {k: getattr(self, k) for k in RESULT_KEYS}
+
+    def replace(self, **fields) -> "Results":
+        return dataclasses.replace(self, **fields)
+
+    @classmethod
+    def from_dict(cls, d, source: str = "results") -> "Results":
+        """From a mapping with (at least) every field; validated."""
+        missing = [k for k in RESULT_KEYS if k not in d]
+        if missing:
+            raise ResultsError(f"{source} is not a josh_jax results file: missing {', '.join(missing)}")
+        return cls(**{k: np.asarray(d[k]) for k in RESULT_KEYS}).validate(source)
+
+    def validate(self, source: str = "results") -> "Results":
+        """Check every field's dtype kind, shape (F, P, B, N consistent) and finiteness;
+        returns ``self`` or raises :class:`ResultsError` naming the field."""
+        axes: dict[str, int] = {}
+        for key, (kind, shape) in _SPEC.items():
+            a = np.asarray(getattr(self, key))
+            ok_kind = {"f": a.dtype.kind == "f", "i": a.dtype.kind in "iu", "b": a.dtype.kind == "b",
+                       "u": a.dtype == np.uint8, "U": a.dtype.kind in "US"}[kind]
+            if not ok_kind:
+                raise ResultsError(f"{source} field {key!r}: dtype {a.dtype} is not {_KIND_NAMES[kind]}")
+            if a.ndim != len(shape):
+                raise ResultsError(f"{source} field {key!r}: shape {a.shape}, expected {_shape_text(shape)}")
+            for n, want in zip(a.shape, shape):
+                if isinstance(want, str):
+                    want = axes.setdefault(want, n)
+                if n != want:
+                    raise ResultsError(f"{source} field {key!r}: shape {a.shape}, expected {_shape_text(shape, axes)}")
+            if kind == "f" and not np.all(np.isfinite(a)):
+                raise ResultsError(f"{source} field {key!r}: holds NaN or inf")
+        return self
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``results.npz`` atomically (validated first)."""
+        self.validate(str(path))
+        return save_npz(path, {**self.to_dict(), "format_version": np.array(RESULTS_FORMAT_VERSION, np.int64)})
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Results":
+        """Read and validate a ``results.npz``-layout file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ResultsError(f"{path} does not exist")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                d = {k: z[k] for k in z.files}
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{path} is not a readable npz file ({exc})") from None
+        version = int(d.pop("format_version", 1))
+        if version > RESULTS_FORMAT_VERSION:
+            raise ResultsError(f"{path} has results format version {version}; this josh_jax reads up to "
+                               f"{RESULTS_FORMAT_VERSION}: upgrade josh_jax")
+        return cls.from_dict(d, str(path))
+
+
+def as_results(x, source: str = "results") -> Results:
+    """A :class:`Results` as is; a mapping in the results layout (e.g. a synthetic
+    ground truth with extra keys) converted and validated."""
+    return x if isinstance(x, Results) else Results.from_dict(x, source)
+
+
+_KIND_NAMES = {"f": "a float", "i": "an integer", "b": "bool", "u": "uint8", "U": "a string"}
+
+
+def _shape_text(shape, axes=None) -> str:
+    return "(" + ", ".join(str((axes or {}).get(n, n)) for n in shape) + ")"
 
 
 def _bracket(keys: np.ndarray, frames: np.ndarray):
@@ -88,8 +227,8 @@ def scene_points(window: Window, problem: Problem, geo, T_fix: np.ndarray, conf_
     return pts.astype(np.float32), cols.astype(np.uint8)
 
 
-def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> dict:
-    """Keyframe variables -> per-frame results dict (keys of RESULT_KEYS)."""
+def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> Results:
+    """Keyframe variables -> per-frame :class:`Results`."""
     scene = jax.tree_util.tree_map(jnp.asarray, problem.scene)
     geo = scene_geometry(params.cam, scene)
     K0 = window.num_keyframes
@@ -125,8 +264,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
         t_w = np.einsum("kab,kb->ka", R_wc, J0 + t_c) + c_w - J0
         body = np.asarray(hp.body[p])[vk]
         # project the raw 3x3 body entries back onto SO(3) for export
-        u, _, vt = np.linalg.svd(body)
-        body = u @ vt * np.where(np.linalg.det(u @ vt) < 0, -1, 1)[..., None, None]
+        body = nearest_rotation(body)
         keys = kf[vk]
         sel = (frames >= keys[0]) & (frames <= keys[-1])
         fr = frames[sel]
@@ -154,7 +292,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     )
     for k in ("global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world"):
         res[k] = res[k].astype(np.float32)
-    return res
+    return Results(**res)
 
 
 def save_npz(path: str | Path, arrays: dict) -> Path:
@@ -173,9 +311,6 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     return path
 
 
-def load_results(path: str | Path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        missing = [k for k in RESULT_KEYS if k not in z.files]
-        if missing:
-            raise ValueError(f"{path} is not a josh_jax results file: missing {', '.join(missing)}")
-        return {k: z[k] for k in z.files}
+def load_results(path: str | Path) -> Results:
+    """``Results.load`` (kept as a function for older callers)."""
+    return Results.load(path)

@@ -30,12 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-import jax
 
-from .body import BodyModel, forward
+from .body import BodyModel, forward_jit as _forward
 from .bundle import Window, validate
 
-_forward = jax.jit(forward)
 
 
 @dataclass(frozen=True)

@@ -82,6 +82,27 @@ def test_vertex_subset_equals_full(smpl_files):
     np.testing.assert_allclose(sub.joints, full.joints, atol=1e-6)
 
 
+def test_subset_model_is_the_same_body_on_fewer_vertices(smpl_files):
+    """BodyModel.subset: forward on the view = the full forward's rows (the losses pose
+    their contact vertices this way), also with repeated ids, under vmap and jit."""
+    m = jb.load(smpl_files["plain"])
+    betas, aa, transl = random_inputs(5, (3,))
+    rot = jb.rotmats_from_axis_angle(aa)
+    ids = [6889, 0, 17, 17, 3216]
+    view = m.subset(ids)
+    assert view.num_vertices == 5 and view.J_regressor.shape == (24, 0) and view.faces.shape == (0, 3)
+    assert view.parents == m.parents and view.vertex_sets == ()
+    full = jb.forward(m, betas, rot, transl)
+    part = jax.jit(jb.forward)(view, betas, rot, transl)
+    np.testing.assert_allclose(part.vertices, full.vertices[:, ids], atol=1e-6)
+    np.testing.assert_allclose(part.joints, full.joints, atol=1e-6)
+    # only the betas a caller passes are used, as for the full model
+    np.testing.assert_allclose(jb.forward(view, betas[:, :4], rot, transl).vertices,
+                               jb.forward(m, betas[:, :4], rot, transl).vertices[:, ids], atol=1e-6)
+    with pytest.raises(ValueError, match="vertex ids must lie in"):
+        m.subset([m.num_vertices])
+
+
 def test_rot6d_and_axis_angle_inputs_agree(open_model):
     _, aa, transl = random_inputs(4)
     R = jb.rotmats_from_axis_angle(aa.reshape(72))

@@ -7,7 +7,7 @@ import pytest
 
 from josh_jax import demo
 from josh_jax.demo import EXAMPLE_CLIP, main
-from josh_jax.results import RESULT_KEYS, load_results
+from josh_jax.results import Results
 
 from conftest import run_isolated
 
@@ -54,6 +54,7 @@ def _no_output(tmp_path, name="o"):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(f".{name}-")]
 
 
+@pytest.mark.slow
 def test_default_demo_writes_every_output(tmp_path):
     """The README's newcomer command: no argument -> the bundled clip, every output, a true summary."""
     out = tmp_path / "demo"
@@ -64,9 +65,8 @@ def test_default_demo_writes_every_output(tmp_path):
         assert (out / name).is_file() and (out / name).stat().st_size > 1000, name
     assert len(list((out / "overlay_frames").glob("*.png"))) == 3
     assert not (tmp_path / "demo.work").exists()
-    res = load_results(out / "results.npz")
-    assert set(RESULT_KEYS) <= set(res)
-    assert len(res["frame_index"]) == 120 and res["visible"].mean() > 0.8
+    res = Results.load(out / "results.npz")
+    assert res.num_frames == 120 and res.visible.mean() > 0.8  # Results.load validated every field
     cap = cv2.VideoCapture(str(out / "overlay.mp4"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 120
     import trimesh
@@ -78,7 +78,7 @@ def test_default_demo_writes_every_output(tmp_path):
     check = s["example_clip_check"]
     # metric scale from the human: the camera path within 25 % of the truth (front ends alone are ~2.5x off)
     assert abs(check["camera_path_m"] / check["true_camera_path_m"] - 1) < 0.25, check
-    init = load_results(out / "init.npz")
+    init = Results.load(out / "init.npz")
     path = lambda r: np.linalg.norm(np.diff(r["cam_to_world"][:, :3, 3], axis=0), axis=1).sum()
     assert abs(path(init) / check["true_camera_path_m"] - 1) > abs(path(res) / check["true_camera_path_m"] - 1)
     assert "outputs in" in err
@@ -99,6 +99,7 @@ def _interrupted_run(argv):
     return _main_capture(argv)
 
 
+@pytest.mark.slow
 def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
     args = ["--frames", "100", "--set", "frontends.window=41", "--set", "frontends.stride=30"] + FAST
     out = tmp_path / "o"
@@ -111,7 +112,7 @@ def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
     assert not (tmp_path / "o.work").exists()
     fresh = tmp_path / "fresh"
     assert _demo(["--out", str(fresh)] + args)[0] == 0
-    a, b = load_results(out / "results.npz"), load_results(fresh / "results.npz")
+    a, b = Results.load(out / "results.npz"), Results.load(fresh / "results.npz")
     for k in ("cam_to_world", "joints_world", "transl", "points"):
         np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
     s = json.loads((out / "summary.json").read_text())
@@ -176,6 +177,7 @@ def test_no_person(tmp_path):
     _no_output(tmp_path)
 
 
+@pytest.mark.slow
 def test_static_camera_is_refused_with_the_fix_and_the_fix_works(tmp_path):
     from josh_jax.synth_video import render_clip
 
@@ -185,8 +187,8 @@ def test_static_camera_is_refused_with_the_fix_and_the_fix_works(tmp_path):
     assert rc == 2 and "--static-camera" in _error_line(err)
     _no_output(tmp_path)
     assert _demo([str(p), "--out", str(tmp_path / "o"), "--static-camera"] + FAST)[0] == 0
-    res = load_results(tmp_path / "o" / "results.npz")
-    c = res["cam_to_world"][:, :3, 3]
+    res = Results.load(tmp_path / "o" / "results.npz")
+    c = res.cam_to_world[:, :3, 3]
     assert np.abs(c - c[0]).max() < 0.2  # the camera stays (nearly) where it is
 
 
@@ -238,6 +240,7 @@ def _poisoned_run(argv):
     return _main_capture(argv)
 
 
+@pytest.mark.slow
 def test_nan_from_a_front_end(tmp_path):
     rc, err = run_isolated(_poisoned_run, ["--frames", "30", "--out", str(tmp_path / "o")] + FAST)
     assert rc == 2 and "track_transl" in _error_line(err)
@@ -263,6 +266,7 @@ def test_config_file_and_reference_names():
     assert cfg.solve.lr_stage1 == 0.1 and cfg.solve.optimize_focal is False
 
 
+@pytest.mark.slow
 def test_person_leaving_the_frame(tmp_path):
     """The person walks out for 20 frames: tracks stop there and the bundle marks those keyframes invalid."""
     run_isolated(_leaving_body, tmp_path)
@@ -291,6 +295,7 @@ def _leaving_body(tmp_path):
     assert not w.track_valid[:, gone].any() and w.track_valid[:, ~gone].any(0).mean() > 0.7
 
 
+@pytest.mark.slow
 def test_rerun_recording(tmp_path):
     """--rerun writes a recording with the scene, the camera, its images and the person."""
     pytest.importorskip("rerun", reason="rerun-sdk is the [viz] extra; .ci/run installs it")

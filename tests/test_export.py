@@ -2,6 +2,7 @@
 import numpy as np
 import trimesh
 
+from josh_jax.body import forward
 from josh_jax.export import Y_UP, main, write_glb
 from josh_jax.synth import SynthConfig, make_world
 
@@ -15,11 +16,17 @@ def test_glb_round_trip_and_y_up(open_model, tmp_path):
     people = [n for n in names if n.startswith("person_0_frame_")]
     assert len(people) == len(range(0, gt["visible"].shape[1], 5))
     mesh = scene.geometry["person_0_frame_0"]
-    # the exported mesh is the results' body turned y-up: head above feet
+    # the exported mesh is the results' body turned y-up (vertex by vertex, as read back from the file)
+    rot = np.concatenate([gt["global_orient"][0, 0][None], gt["body_pose"][0, 0]], 0).astype(np.float32)
+    want = np.asarray(forward(open_model, gt["betas"][0], rot, gt["transl"][0, 0].astype(np.float32)).vertices) @ Y_UP.T
+    assert mesh.vertices.shape == want.shape
+    np.testing.assert_allclose(mesh.vertices, want, atol=1e-4)
+    # and standing upright in the viewer's frame: the head joint well above the ankles, the mesh's
+    # top at the head (an upside-down export puts the feet on top and fails both)
     joints = gt["joints_world"][0, 0] @ Y_UP.T
     assert joints[15, 1] > joints[7, 1] + 1.0
-    assert abs(mesh.vertices[:, 1].max() - (open_model.v_template[:, 1].max() - open_model.v_template[:, 1].min())
-               - mesh.vertices[:, 1].min()) < 0.3  # about one body height tall, standing upright
+    top = mesh.vertices[np.argmax(mesh.vertices[:, 1])]
+    assert np.linalg.norm(top - joints[15]) < 0.3 and mesh.vertices[:, 1].min() < joints[7, 1] + 0.1
 
 
 def test_export_cli(open_model, tmp_path, capsys):

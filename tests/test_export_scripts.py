@@ -37,6 +37,7 @@ def scripts(monkeypatch):
         sys.modules.pop(name, None)
 
 
+@pytest.mark.slow
 def test_export_deco_on_a_stand_in_repository(scripts, tmp_path, capsys):
     import export_deco
 

@@ -62,6 +62,7 @@ def test_contract_mismatches_are_named(tmp_path):
         OfficialModels(tmp_path / "b")
 
 
+@pytest.mark.slow
 def test_providers_cpu_and_fallback(tiny):
     import onnxruntime as ort
 
@@ -75,6 +76,7 @@ def test_providers_cpu_and_fallback(tiny):
             OfficialModels(tiny, device="gpu")
 
 
+@pytest.mark.slow
 def test_export_size_mismatch_names_the_export_command(tiny, tmp_path, smpl_files):
     import josh_jax.body as jb
     from josh_jax.frontends import FrontEndConfig, probe
@@ -227,6 +229,7 @@ def test_matching_recovers_a_shift_and_masks_people():
 # ---------------------------------------------------------------- end to end on tiny models
 
 
+@pytest.mark.slow
 def test_pi3x_groups_of_the_exported_frame_count(tiny):
     from josh_jax.frontends.official.pipeline import _pi3x
 
@@ -262,6 +265,7 @@ def _official_bundle(models, smpl, out):
                 track_contact=w.track_contact, track_rotmats=w.track_rotmats, seconds=fo.seconds)
 
 
+@pytest.mark.slow
 def test_official_runners_write_a_bundle(tiny, smpl_files, tmp_path):
     from tiny_official import PI3X_DEPTH, PI3X_FOCAL_FRACTION
 
@@ -296,6 +300,7 @@ def _demo_official(argv):
     return rc, buf.getvalue()
 
 
+@pytest.mark.slow
 def test_demo_runs_the_official_path(tiny, smpl_files, tmp_path):
     out = tmp_path / "o"
     rc, err = run_isolated(_demo_official, [str(CLIP), "--frames", "31", "--frontends", "official", "--models",
@@ -331,6 +336,7 @@ def _bundle_with_a_bad_focal(models, smpl, out):
     return _official_bundle(models, smpl, out)
 
 
+@pytest.mark.slow
 def test_an_unusable_pi3x_focal_falls_back_to_the_diagonal(tiny, smpl_files, tmp_path):
     b = run_isolated(_bundle_with_a_bad_focal, tiny, smpl_files["plain"], tmp_path / "bundle")
     assert b["init_focal"] == pytest.approx(b["hmr_focal"]) == pytest.approx(np.hypot(640, 360) * 256 / 640)

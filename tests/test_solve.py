@@ -9,7 +9,7 @@ import pytest
 from josh_jax import bundle as jbundle
 from josh_jax.losses import LossWeights, scene_geometry
 from josh_jax.problem import build_problem, problem_sizes
-from josh_jax.results import build_results, load_results
+from josh_jax.results import Results, build_results
 from josh_jax.solve import SolveConfig, front_ends_only, solve, solve_batch, stack_problems
 from josh_jax.solve.solver import _solve_jit
 from josh_jax.synth import SynthConfig, make_world
@@ -29,6 +29,7 @@ def camera_positions(params, problem, K0):
     return (np.linalg.inv(T[0]) @ T)[:, :3, 3]
 
 
+@pytest.mark.slow
 def test_joint_solve_recovers_metric_cameras(world, open_model):
     w, gt = world
     pr = build_problem(w, open_model)
@@ -57,11 +58,12 @@ def test_joint_solve_recovers_metric_cameras(world, open_model):
     assert np.mean(np.linalg.norm(est_j - gt_j, axis=-1)) < 0.25
 
 
+@pytest.mark.slow
 def test_result_does_not_depend_on_padding(world, open_model):
     w, _ = world
     small = build_problem(w, open_model)
     sz = problem_sizes(small)
-    big = build_problem(w, open_model, sizes={**{k: 2 * v for k, v in sz.items()}, "K": 21})
+    big = build_problem(w, open_model, sizes={**{k: 2 * v for k, v in sz._asdict().items()}, "keyframes": 21})
     cfg = SolveConfig(iters_stage1=30, iters_stage2=10)
     a = solve(small, LossWeights(), cfg)
     b = solve(big, LossWeights(), cfg)
@@ -109,12 +111,13 @@ def test_nan_in_bundle_is_named(world, tmp_path):
         jbundle.validate(jbundle.Window(**{**w.__dict__, "pair_index": idx}))
 
 
+@pytest.mark.slow
 def test_vmapped_batch_matches_single_solves(open_model):
     cfg = SolveConfig(iters_stage1=20, iters_stage2=10)
     worlds = [make_world(open_model, seed=s, cfg=WORLD)[0] for s in (4, 5)]
     first = build_problem(worlds[0], open_model)
-    sizes = {k: 2 * v for k, v in problem_sizes(first).items()}
-    sizes["K"] = 11
+    sizes = {k: 2 * v for k, v in problem_sizes(first)._asdict().items()}
+    sizes["keyframes"] = 11
     probs = [build_problem(w, open_model, sizes=sizes) for w in worlds]
     batch = solve_batch(stack_problems(probs), LossWeights(), cfg)
     for i, pr in enumerate(probs):
@@ -135,10 +138,11 @@ def test_bundle_roundtrip_and_cli(world, tmp_path, capsys):
     assert main(args) == 0
     for name in ("results.npz", "init.npz", "summary.json", "loss_curve.png"):
         assert (out / name).is_file()
-    r = load_results(out / "results.npz")
-    assert r["visible"].any() and np.isfinite(r["joints_world"]).all()
+    r = Results.load(out / "results.npz")
+    assert r.visible.any() and np.isfinite(r.joints_world).all()
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iterations"] == [20, 10]
+    assert summary["problem"]["median"] == "lower" and summary["problem"]["base_focal"] == "initial"
     # an existing output is refused with one line; a broken bundle names the problem
     assert main(args) == 2
     assert "exists" in capsys.readouterr().err
@@ -147,3 +151,26 @@ def test_bundle_roundtrip_and_cli(world, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "format" in err
     assert not (tmp_path / "o2").exists()
+
+
+def test_cli_has_a_flag_for_every_problem_setting():
+    import argparse
+    import dataclasses
+
+    from josh_jax.problem import ProblemConfig
+    from josh_jax.solve.__main__ import add_problem_args, problem_config
+
+    ap = argparse.ArgumentParser()
+    add_problem_args(ap)
+    assert problem_config(ap.parse_args([])) == ProblemConfig()
+    args = ap.parse_args(["--median", "mean", "--nearest-valid", "pixel", "--depth-filter", "absolute",
+                          "--base-focal", "bundle", "--conf-thres", "0.2", "--subsample", "4",
+                          "--depth-filter-ratio", "1.05", "--contact-joint-radius", "0.08", "--init-focal", "400"])
+    want = ProblemConfig(median="mean", nearest_valid="pixel", depth_filter="absolute", base_focal="bundle",
+                         conf_thres=0.2, subsample=4, depth_filter_ratio=1.05, contact_joint_radius=0.08,
+                         init_focal=400.0)
+    assert problem_config(args) == want
+    flags = {a.dest for a in ap._actions}
+    assert flags >= {f"p_{f.name}" for f in dataclasses.fields(ProblemConfig)}
+    with pytest.raises(SystemExit):
+        ap.parse_args(["--median", "avg"])

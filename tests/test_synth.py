@@ -58,6 +58,26 @@ def test_presets_and_metrics_pipeline(open_model):
     # the ground truth scores perfectly against itself
     m = evaluate(gt, gt)
     assert m["w_mpjpe100"] < 1e-2 and m["rte"] < 1e-4 and m["camera_ate"] < 1e-5  # float32 data
+    # a prediction that is the truth in another world frame, at twice the scale: the
+    # similarity-aligned joint errors stay ~0, the rigidly aligned camera and root paths do not
+    ang = 0.3
+    R = np.array([[np.cos(ang), 0, np.sin(ang)], [0, 1, 0], [-np.sin(ang), 0, np.cos(ang)]])
+    s, t = 2.0, np.array([1.0, -0.5, 3.0])
+    moved = lambda x: (s * np.asarray(x, np.float64) @ R.T + t).astype(np.float32)  # noqa: E731
+    cams = np.array(gt["cam_to_world"], np.float64)
+    cams[:, :3, :3] = R @ cams[:, :3, :3]
+    cams[:, :3, 3] = moved(cams[:, :3, 3])
+    pred = {**gt, "joints_world": moved(gt["joints_world"]), "foot_vertices_world": moved(gt["foot_vertices_world"]),
+            "cam_to_world": cams.astype(np.float32)}
+    m2 = evaluate(pred, gt)
+    assert m2["w_mpjpe100"] < 0.5 and m2["wa_mpjpe100"] < 0.5  # mm
+    path = np.linalg.norm(np.diff(gt["cam_to_world"][:, :3, 3], axis=0), axis=1).sum()
+    assert m2["camera_ate"] > 0.05 * path and m2["rte"] > 1.0  # m, %: scale 2 is not aligned away
+    # a 10 cm offset of one person's joints on the second half: W-MPJPE sees it
+    late = {**gt, "joints_world": np.array(gt["joints_world"])}
+    F = late["joints_world"].shape[1]
+    late["joints_world"][0, F // 2:, :, 1] += 0.1
+    assert evaluate(late, gt)["w_mpjpe100"] > 5.0
 
 
 def test_synth_and_evaluate_clis(tmp_path, capsys):

@@ -20,8 +20,12 @@ import torch
 def to_torch(problem, device="cpu", dtype=torch.float32) -> dict:
     """The problem's arrays as tensors (indices as int64)."""
     out = {}
-    for group in (problem.scene, problem.human):
-        for k, v in group._asdict().items():
+    b = problem.human.body  # the body-model view on the contact vertices: its tables under the names below
+    B = np.asarray(problem.human.init_betas).shape[-1]
+    tables = dict(J_template=b.J_template, J_shapedirs=np.asarray(b.J_shapedirs)[..., :B], vert_template=b.v_template,
+                  vert_shapedirs=np.asarray(b.shapedirs)[..., :B], vert_posedirs=b.posedirs, vert_weights=b.weights)
+    for group in (problem.scene._asdict(), {k: v for k, v in problem.human._asdict().items() if k != "body"}, tables):
+        for k, v in group.items():
             a = np.asarray(v)
             if a.dtype.kind in "iu":
                 out[k] = torch.as_tensor(a.astype(np.int64), device=device)

@@ -12,6 +12,7 @@ from .model import (
     BodyModel,
     BodyOutput,
     forward,
+    forward_jit,
     kinematic_chain,
     make_model,
     rest_joints,
@@ -21,6 +22,6 @@ from .model import (
 
 __all__ = [
     "BodyModel", "BodyModelError", "BodyOutput", "NUM_JOINTS", "SMPL_JOINT_NAMES", "SMPL_PARENTS",
-    "derive_vertex_sets", "forward", "kinematic_chain", "load", "load_open", "make_model",
+    "derive_vertex_sets", "forward", "forward_jit", "kinematic_chain", "load", "load_open", "make_model",
     "open_model_info", "rest_joints", "rotmats_from_axis_angle", "rotmats_from_rot6d",
 ]

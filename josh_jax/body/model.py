@@ -82,6 +82,27 @@ class BodyModel:
         raise KeyError(f"body model {self.name!r} has no vertex set {key!r}; "
                        f"known: {[k for k, _ in self.vertex_sets]}")
 
+    def subset(self, vertex_ids) -> "BodyModel":
+        """A view of the body restricted to the vertices ``vertex_ids`` (U,) (repeats allowed).
+
+        :func:`forward` on the view returns the same joints as on the full body
+        and vertices equal to ``forward(full).vertices[..., vertex_ids, :]``: the
+        joint bases ``J_template`` / ``J_shapedirs`` stay the full body's, the
+        per-vertex tables (template, shape and pose blend shapes, skinning
+        weights) keep only the chosen rows. The view has no faces, no vertex sets
+        and an empty (24, 0) ``J_regressor`` (its joints cannot be regressed from
+        a subset). The losses skin their contact vertices through such a view, so
+        the solver runs the smplx-checked :func:`forward`.
+        """
+        ids = np.asarray(vertex_ids, dtype=np.int64).reshape(-1)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.num_vertices):
+            raise ValueError(f"vertex ids must lie in [0, {self.num_vertices}), got {ids.min()}..{ids.max()}")
+        take = lambda a: jnp.asarray(a)[ids]  # noqa: E731
+        return dataclasses.replace(
+            self, v_template=take(self.v_template), shapedirs=take(self.shapedirs), posedirs=take(self.posedirs),
+            weights=take(self.weights), J_regressor=jnp.zeros((NUM_JOINTS, 0), jnp.asarray(self.J_regressor).dtype),
+            faces=jnp.zeros((0, 3), jnp.int32), vertex_sets=())
+
 
 def make_model(v_template, shapedirs, posedirs, J_regressor, weights, faces, parents=SMPL_PARENTS,
                name="body", vertex_sets=(), dtype=jnp.float32) -> BodyModel:
@@ -206,6 +227,11 @@ def forward(model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.
         joints = joints + transl[..., None, :]
         T = T.at[..., :3, 3].add(transl[..., None, :])
     return BodyOutput(vertices=verts, joints=joints, T_world_joint=T)
+
+
+forward_jit = jax.jit(forward)
+"""``jax.jit(forward)`` (``vertex_ids`` must then be omitted): the one compiled forward the host-side
+code shares (problem building, synthetic worlds, the overlay), so each shape compiles once per process."""
 
 
 def rotmats_from_axis_angle(pose: jax.Array) -> jax.Array:

@@ -13,6 +13,7 @@ Every function takes arbitrary leading batch axes.
 from __future__ import annotations
 
 import jax.numpy as jnp
+import numpy as np
 
 # Below this angle (rad) the small-angle series replace sin/theta terms.
 _EPS = {jnp.dtype("float32"): 1e-4, jnp.dtype("float64"): 1e-8}
@@ -171,3 +172,15 @@ def se3_inverse(T: jnp.ndarray) -> jnp.ndarray:
     R = T[..., :3, :3]
     Rt = jnp.swapaxes(R, -1, -2)
     return make_se3(Rt, -(Rt @ T[..., :3, 3:4])[..., 0])
+
+
+def nearest_rotation(M: np.ndarray) -> np.ndarray:
+    """The rotation nearest (Frobenius) to each 3x3 matrix, by SVD (host side, numpy).
+
+    (..., 3, 3) -> (..., 3, 3): ``U diag(1, 1, det(U V^T)) V^T``.
+    """
+    u, _, vt = np.linalg.svd(np.asarray(M))
+    d = np.sign(np.linalg.det(u @ vt)).astype(u.dtype)
+    D = np.broadcast_to(np.eye(3, dtype=u.dtype), d.shape + (3, 3)).copy()
+    D[..., 2, 2] = d
+    return u @ D @ vt  # in the input's precision (float32 stays float32)

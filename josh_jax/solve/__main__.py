@@ -23,8 +23,8 @@ from .. import body as jbody
 from ..atomic import atomic_folder
 from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
-from ..problem import ProblemConfig, build_problem, entry_counts, problem_sizes
-from ..results import build_results, save_npz
+from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
+from ..results import build_results
 from .solver import SolveConfig, front_ends_only, solve
 
 
@@ -93,12 +93,12 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
               "updates stopped there and the last finite state was kept", file=sys.stderr)
 
     with atomic_folder(out_dir, "solve") as tmp:
-        save_npz(tmp / "results.npz", build_results(res.params, problem, w, model))
-        save_npz(tmp / "init.npz", build_results(base.params, base_problem, w, model))
+        build_results(res.params, problem, w, model).save(tmp / "results.npz")
+        build_results(base.params, base_problem, w, model).save(tmp / "init.npz")
         plot_losses(res, tmp / "loss_curve.png")
         summary = {
             "bundle": str(bundle_dir), "window": window, "num_windows": len(windows), "body_model": model.name,
-            "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem),
+            "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem)._asdict(),
             **entry_counts(problem),
             "iterations": [cfg.iters_stage1, cfg.iters_stage2],
             "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
@@ -108,11 +108,30 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
             "seconds": {"problem_build": t_build, "first_solve_incl_compile": timings["front ends only"],
                         "steady_state_solve": steady, "compile_estimate": max(timings["front ends only"] - steady, 0.0),
                         "joint_solve_first_call": timings["joint optimization"]},
-            "config": dataclasses.asdict(cfg), "weights": {k: float(v) for k, v in weights._asdict().items()},
+            "config": dataclasses.asdict(cfg), "problem": dataclasses.asdict(pcfg),
+            "weights": {k: float(v) for k, v in weights._asdict().items()},
             "device": str(jax.devices()[0]),
         }
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def add_problem_args(ap: argparse.ArgumentParser) -> None:
+    """One flag per :class:`ProblemConfig` setting (``--conf-thres``, ``--median lower|mean``, ...)."""
+    g = ap.add_argument_group("problem building (josh_jax.problem.ProblemConfig; defaults: the reference)")
+    for f in dataclasses.fields(ProblemConfig):
+        flag = f"--{f.name.replace('_', '-')}"
+        if f.name in PROBLEM_CHOICES:
+            g.add_argument(flag, choices=PROBLEM_CHOICES[f.name], default=f.default, dest=f"p_{f.name}")
+        elif f.name == "init_focal":
+            g.add_argument(flag, type=float, default=None, dest=f"p_{f.name}", metavar="PX",
+                           help="initial shared focal, working px (default: the bundle's)")
+        else:
+            g.add_argument(flag, type=type(f.default), default=f.default, dest=f"p_{f.name}")
+
+
+def problem_config(args) -> ProblemConfig:
+    return ProblemConfig(**{f.name: getattr(args, f"p_{f.name}") for f in dataclasses.fields(ProblemConfig)})
 
 
 def main(argv=None) -> int:
@@ -133,11 +152,14 @@ def main(argv=None) -> int:
             ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
     for name, default in LossWeights()._asdict().items():
         ap.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=default, dest=f"w_{name}")
+    add_problem_args(ap)
     args = ap.parse_args(argv)
     cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name != "progress_every"})
     weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})
     try:
-        summary = run(args.bundle, args.out, args.body_model, cfg, weights, window=args.window, overwrite=args.overwrite)
+        pcfg = problem_config(args)
+        summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
+                      overwrite=args.overwrite)
     except (BundleError, jbody.BodyModelError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
