@@ -156,3 +156,97 @@ def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, he
     else:
         gt["frames"] = np.stack(imgs)
     return gt
+
+
+# ------------------------------------------------------------------ camera-motion test clips (issue 14)
+
+
+def look_at(c: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """World-from-camera rotation (3, 3) of a camera at ``c`` looking at ``target``, no roll (world y down)."""
+    z = target - c
+    z /= np.linalg.norm(z)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x /= np.linalg.norm(x)
+    return np.stack([x, np.cross(z, x), z], 1)
+
+
+def _smooth_path(x: np.ndarray, sigma: float = 6.0) -> np.ndarray:
+    return scipy.ndimage.gaussian_filter1d(np.asarray(x, np.float64), sigma, axis=0, mode="nearest")
+
+
+def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Camera-to-world poses (F, 4, 4) and per-frame focal (F,) px of a camera-motion test clip.
+
+    ``kind``: "ptz": a broadcast camera on a fixed point that pans and tilts to follow the
+    person and zooms (focal 0.75 -> 1.0 x width, no translation at all); "handheld": a phone
+    held in front of the walker, 2-5 cm of smooth hand motion, following the person (focal
+    0.9 x width, fixed).
+    """
+    F = len(pelvis)
+    target = _smooth_path(pelvis + [0.0, 0.3, 0.0])
+    s = np.linspace(0.0, 1.0, F)
+    if kind == "ptz":
+        centres = np.repeat(np.array([[0.4, -1.9, -2.0]]), F, 0)
+        focal = width * (0.75 + 0.25 * (3 * s**2 - 2 * s**3))  # smooth zoom-in
+    elif kind == "handheld":
+        c0 = np.array([-0.6, -1.55, -1.2])
+        ph = rng.uniform(0, 2 * np.pi, 3)
+        wob = 0.018 * np.stack([np.sin(2 * np.pi * s + ph[0]), 0.6 * np.sin(3 * np.pi * s + ph[1]),
+                                np.sin(np.pi * s + ph[2])], 1)
+        centres = c0 + wob + _smooth_path(rng.normal(0, 0.002, (F, 3)), 3.0)
+        focal = np.full(F, 0.9 * width)
+    else:
+        raise ValueError(f"unknown camera clip kind {kind!r} (ptz | handheld)")
+    T = np.tile(np.eye(4), (F, 1, 1))
+    for t in range(F):
+        T[t, :3, :3] = look_at(centres[t], target[t])
+        T[t, :3, 3] = centres[t]
+    return T, focal
+
+
+def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int = 50, width: int = 448,
+                       height: int = 252, seed: int = 5, fps: float = 30.0) -> dict:
+    """A camera-motion test clip (``kind`` "ptz" or "handheld", see :func:`camera_clip_motion`) of one
+    walking person in the textured room, with exact ground truth.
+
+    Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the clip needs: "rotation" for
+    ptz, "sfm" for handheld), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
+    fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres.
+    """
+    rng = np.random.default_rng(seed)
+    model = body.load("open")
+    W, H, F = width, height, frames
+    cfg = SynthConfig(width=W, height=H, focal=0.9 * W, room=7.0, person_z=4.0, fps=fps)
+    betas = np.zeros(model.num_betas, np.float32)
+    betas[0] = 0.5
+    rots, trans = _walk(model, betas, F, np.array([-1.8, 0.0, 3.2]), -np.pi / 2 - 0.25, rng, cfg)
+    out = body.forward(model, jnp.asarray(betas), jnp.asarray(rots, jnp.float32), jnp.asarray(trans, jnp.float32))
+    verts = np.asarray(out.vertices, np.float64)
+    joints = np.asarray(out.joints, np.float64)
+    T_wc, focal = camera_clip_motion(kind, joints[:, 0], W, rng)
+    boxes = np.array([[[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]], [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
+                      [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]], [[-4.5, -1.5, 2.0], [-3.6, 0.0, 3.2]]])
+    tex = textures(rng)
+    colors = body_colors(model)
+    faces = np.asarray(model.faces)
+    writer = None
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    imgs = []
+    for t in range(F):
+        img = render_room(T_wc[t], focal[t], W, H, cfg.room, boxes, tex)
+        Tcw = np.linalg.inv(T_wc[t])
+        img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
+                        vertex_colors=colors)
+        if writer is not None:
+            writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        else:
+            imgs.append(img)
+    if writer is not None:
+        writer.release()
+    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation" if kind == "ptz" else "sfm",
+              rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
+    if writer is None:
+        gt["frames"] = np.stack(imgs)
+    return gt
