@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--body-model", "--smpl", dest="body_model", default="open",
                     help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder")
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="for JAX and onnxruntime")
+    ap.add_argument("--compile-cache", default=None, metavar="DIR",
+                    help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)")
     ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50")
@@ -94,10 +96,12 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
 
     t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
-    res = jax.block_until_ready(solve(problem, cfg.weights, dataclasses.replace(cfg.solve, progress_every=25)))
+    # one compiled program for both solves: progress and labels are data, not compile-time constants
+    scfg = dataclasses.replace(cfg.solve, progress_every=25)
+    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label="joint"))
     t1 = time.perf_counter()
     base_problem, base_w = front_ends_only(problem, cfg.weights)
-    base = jax.block_until_ready(solve(base_problem, base_w, cfg.solve))
+    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label="front ends only"))
     t2 = time.perf_counter()
     for name, it in res.nan_stages():
         _log(f"warning: non-finite loss at {name} iteration {it} of frames "
@@ -303,6 +307,9 @@ def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.device == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    from .solve.compile_cache import enable as enable_compile_cache
+
+    enable_compile_cache(args.compile_cache)
     if args.synthetic:
         from .demo_synthetic import main as synthetic_main
 

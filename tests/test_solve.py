@@ -1,4 +1,5 @@
 """The two-stage solve: recovery on synthetic worlds, padding, recompiles, NaN guard, vmap, CLI."""
+import dataclasses
 import json
 
 import numpy as np
@@ -82,7 +83,31 @@ def test_same_bucket_does_not_recompile(open_model):
     jax.block_until_ready(solve(p1, LossWeights(), cfg))
     before = _solve_jit._cache_size()
     jax.block_until_ready(solve(p2, LossWeights(prior=50.0), cfg))  # new data and new weights
+    # new hyper-parameters, progress on with a label, an Adam early stop: all traced
+    new_hp = dataclasses.replace(cfg, lr_stage1=0.03, lr_stage2=0.02, b1=0.8, b2=0.95, eps=1e-7, tol=1e-3,
+                                 progress_every=2, damping=0.1, gn_tol=1e-5)
+    jax.block_until_ready(solve(p2, LossWeights(), new_hp, label="joint"))
+    # the front-ends-only baseline of the same window
+    base, base_w = front_ends_only(p1)
+    jax.block_until_ready(solve(base, base_w, new_hp, label="front ends only"))
     assert _solve_jit._cache_size() == before
+    # a structural change does compile (the counter counts)
+    jax.block_until_ready(solve(p1, LossWeights(), dataclasses.replace(cfg, iters_stage2=4)))
+    assert _solve_jit._cache_size() == before + 1
+
+
+def test_demo_window_compiles_the_solver_once(open_model, tmp_path):
+    """The demo's joint solve and front-ends-only baseline of a window share one program."""
+    from josh_jax.config import DemoConfig
+    from josh_jax.demo import _solve_window
+
+    w, _ = make_world(open_model, seed=3, cfg=SynthConfig(num_keyframes=11, cam_speed=0.03))
+    cfg = DemoConfig()
+    cfg = dataclasses.replace(cfg, solve=SolveConfig(iters_stage1=3, iters_stage2=7))  # a bucket of its own
+    before = _solve_jit._cache_size()
+    info = _solve_window(w, open_model, cfg, tmp_path / "window_000")
+    assert _solve_jit._cache_size() == before + 1
+    assert np.isfinite(info["final_loss"]) and (tmp_path / "window_000_results.npz").is_file()
 
 
 def test_nan_in_problem_is_reported_not_propagated(world, open_model):

@@ -19,9 +19,62 @@ from ..losses import LossTerms, LossWeights, Params, init_params, total_loss
 from ..problem import Problem
 
 
+METHODS = ("adam", "gn")
+
+
+class HyperParams(NamedTuple):
+    """Traced numeric solver settings (changing one does not recompile; like :class:`LossWeights`).
+
+    Adam: ``lr_stage1/2`` (cosine-decayed), ``b1``, ``b2``, ``eps``; ``tol`` > 0 stops a stage
+    early once the relative loss decrease over ``tol_window`` iterations falls below it (0: off, the
+    reference's fixed schedule). Gauss-Newton (``method="gn"``): ``gn_tol`` relative-decrease stop,
+    ``damping`` the initial Levenberg-Marquardt lambda (relative to the Hessian diagonal),
+    ``cg_tol`` the inner conjugate-gradient tolerance, ``irls_eps`` the residual norm below which
+    IRLS weights are capped (rho'(r) / max(r, irls_eps), finite at r = 0).
+    ``progress_every`` > 0 reports progress to the host every this many iterations (0: silent).
+    """
+
+    lr_stage1: jax.Array
+    lr_stage2: jax.Array
+    b1: jax.Array
+    b2: jax.Array
+    eps: jax.Array
+    tol: jax.Array
+    gn_tol: jax.Array
+    damping: jax.Array
+    cg_tol: jax.Array
+    irls_eps: jax.Array
+    progress_every: jax.Array
+
+
+class Structure(NamedTuple):
+    """The static part of a :class:`SolveConfig`: what changes the compiled program."""
+
+    method: str
+    iters_stage1: int
+    iters_stage2: int
+    gn_iters_stage1: int
+    gn_iters_stage2: int
+    cg_iters: int
+    optimize_focal: bool
+    optimize_depth: bool
+    optimize_smpl: bool
+    optimize_cameras: bool
+    focal_updates: str
+
+
 @dataclasses.dataclass(frozen=True)
 class SolveConfig:
-    """Static solver settings; defaults are the reference's (josh/config.py, josh/inference.py).
+    """Solver settings; defaults are the reference's (josh/config.py, josh/inference.py).
+
+    Only the fields of :class:`Structure` (method, iteration counts, trained groups,
+    ``focal_updates``) are compiled into the program; every number of
+    :class:`HyperParams` (learning rates, Adam constants, tolerances, damping,
+    ``progress_every``) is traced, so changing it reuses the compiled solver.
+
+    ``method``: "adam" (default) runs the reference's fixed schedule; "gn" runs
+    Levenberg-Marquardt Gauss-Newton with IRLS weights for the robust terms (see
+    :mod:`josh_jax.solve.gauss_newton`), at most ``gn_iters_stage1/2`` iterations per stage.
 
     ``focal_updates``: "reference" applies the focal's Adam update once per
     keyframe per step, as the PyTorch reference does on CPU (the shared focal
@@ -41,11 +94,31 @@ class SolveConfig:
     optimize_smpl: bool = True
     optimize_cameras: bool = True  # False holds camera poses and depth sizes (static-camera bundles)
     focal_updates: str = "reference"
-    progress_every: int = 0  # > 0: report progress to the host every this many iterations
+    progress_every: int = 0  # > 0: report progress to the host every this many iterations (traced)
+    method: str = "adam"
+    tol: float = 0.0  # Adam early stop (relative decrease over tol_window iterations); 0 = off
+    gn_iters_stage1: int = 12
+    gn_iters_stage2: int = 12
+    gn_tol: float = 1e-4
+    damping: float = 1e-3
+    cg_iters: int = 60
+    cg_tol: float = 1e-6
+    irls_eps: float = 1e-6
 
     def __post_init__(self):
         if self.focal_updates not in ("reference", "single"):
             raise ValueError(f"focal_updates must be 'reference' or 'single', got {self.focal_updates!r}")
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if self.method == "gn" and self.optimize_depth:
+            raise ValueError("method 'gn' does not train the anchor depths; use method 'adam' with optimize_depth")
+
+    def structure(self) -> Structure:
+        return Structure(**{f: getattr(self, f) for f in Structure._fields})
+
+    def hyper(self) -> HyperParams:
+        return HyperParams(**{f: jnp.asarray(getattr(self, f), jnp.int32 if f == "progress_every" else jnp.float32)
+                              for f in HyperParams._fields})
 
 
 class StageResult(NamedTuple):
@@ -105,7 +178,7 @@ def repeated_adam_direction(repeats, b1: float, b2: float, eps: float) -> optax.
     return optax.GradientTransformation(init, update)
 
 
-def _labels(params: Params, stage: int, cfg: SolveConfig) -> Params:
+def _labels(params: Params, stage: int, cfg: Structure) -> Params:
     """Which optimizer each leaf uses in a stage: 'adam', 'focal' or 'frozen'."""
     pose = "adam" if cfg.optimize_cameras else "frozen"
     cam = params.cam._replace(
@@ -118,34 +191,48 @@ def _labels(params: Params, stage: int, cfg: SolveConfig) -> Params:
     return Params(cam=cam, human=human)
 
 
-def make_optimizer(params: Params, problem: Problem, stage: int, cfg: SolveConfig) -> optax.GradientTransformation:
-    n, lr = (cfg.iters_stage1, cfg.lr_stage1) if stage == 1 else (cfg.iters_stage2, cfg.lr_stage2)
+def make_optimizer(params: Params, problem: Problem, stage: int, cfg: Structure,
+                   hp: HyperParams) -> optax.GradientTransformation:
+    n, lr = (cfg.iters_stage1, hp.lr_stage1) if stage == 1 else (cfg.iters_stage2, hp.lr_stage2)
     schedule = cosine_lr(lr, n)
-    adam = optax.adam(schedule, b1=cfg.b1, b2=cfg.b2, eps=cfg.eps)
+    adam = optax.adam(schedule, b1=hp.b1, b2=hp.b2, eps=hp.eps)
     repeats = (jnp.sum(problem.scene.kf_valid).astype(jnp.int32) if cfg.focal_updates == "reference" else 1)
-    focal = optax.chain(repeated_adam_direction(repeats, cfg.b1, cfg.b2, cfg.eps), optax.scale_by_schedule(schedule),
+    focal = optax.chain(repeated_adam_direction(repeats, hp.b1, hp.b2, hp.eps), optax.scale_by_schedule(schedule),
                         optax.scale(-1.0))
     return optax.multi_transform({"adam": adam, "focal": focal, "frozen": optax.set_to_zero()},
                                  _labels(params, stage, cfg))
 
 
-def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: SolveConfig) -> StageResult:
+def progress_tick(hp: HyperParams, label, stage: int, it, n) -> None:
+    """Report iteration ``it`` of ``n`` to the host when ``hp.progress_every`` divides it. The
+    callback is always in the program (under a traced condition), so progress on/off and the
+    label (an int from :func:`label_id`) do not change what is compiled."""
+    every = hp.progress_every
+    fire = (every > 0) & ((it % jnp.maximum(every, 1) == 0) | (it == n))
+    jax.lax.cond(fire, lambda: jax.debug.callback(_progress, label, stage, it, n), lambda: None)
+
+
+TOL_WINDOW = 20  # Adam's early stop compares the loss with the one this many iterations back
+
+
+def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: Structure,
+              hp: HyperParams, label=0) -> StageResult:
     """One stage: fresh optimizer state, ``lax.scan`` over iterations; quaternions of
-    the cameras renormalised after each step; a non-finite loss stops all updates."""
+    the cameras renormalised after each step; a non-finite loss stops all updates.
+    With ``hp.tol`` > 0 updates also stop once the loss decreased by less than ``tol``
+    (relative) over the last ``TOL_WINDOW`` iterations (the history keeps its length)."""
     n = cfg.iters_stage1 if stage == 1 else cfg.iters_stage2
-    opt = make_optimizer(params, problem, stage, cfg)
+    opt = make_optimizer(params, problem, stage, cfg, hp)
     loss_fn = functools.partial(total_loss, problem=problem, weights=weights, stage=stage)
 
-    def body(carry, it):
-        p, state, nan_at = carry
-        if cfg.progress_every > 0:
-            jax.lax.cond((it + 1) % cfg.progress_every == 0,
-                         lambda: jax.debug.callback(_progress, stage, it + 1, n), lambda: None)
+    def step(p, state, nan_at, ring, it):
         terms, grads = jax.value_and_grad(lambda q: _total_with_terms(loss_fn, q), has_aux=True)(p)
         terms = terms[1]
         finite = jnp.isfinite(terms.total) & jnp.all(jnp.array(
             [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
-        ok = finite & (nan_at < 0)
+        old = ring[it % TOL_WINDOW]
+        converged = (hp.tol > 0) & (it >= TOL_WINDOW) & (old - terms.total <= hp.tol * jnp.abs(old))
+        ok = finite & (nan_at < 0) & ~converged
         updates, new_state = opt.update(grads, state, p)
         new_p = optax.apply_updates(p, updates)
         q = new_p.cam.quat
@@ -153,30 +240,53 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
         p = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_p, p)
         state = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), new_state, state)
         nan_at = jnp.where((nan_at < 0) & ~finite, it, nan_at)
-        return (p, state, nan_at), terms
+        ring = ring.at[it % TOL_WINDOW].set(terms.total)
+        return p, state, nan_at, converged, ring, terms
 
-    (p, _, nan_at), history = jax.lax.scan(body, (params, opt.init(params), jnp.array(-1, jnp.int32)),
-                                           jnp.arange(n, dtype=jnp.int32))
+    def body(carry, it):
+        p, state, nan_at, done, ring, last = carry
+        progress_tick(hp, label, stage, it + 1, n)
+        # once converged (tol > 0), the remaining iterations are skipped (single solves; under
+        # vmap both branches run and the mask keeps the state)
+        p, state, nan_at, done, ring, terms = jax.lax.cond(
+            done, lambda: (p, state, nan_at, done, ring, last), lambda: step(p, state, nan_at, ring, it))
+        return (p, state, nan_at, done, ring, terms), terms
+
+    zero_terms = LossTerms(*([jnp.zeros((), jnp.float32)] * len(LossTerms._fields)))
+    init = (params, opt.init(params), jnp.array(-1, jnp.int32), jnp.array(False), jnp.zeros(TOL_WINDOW, jnp.float32),
+            zero_terms)
+    (p, _, nan_at, _, _, _), history = jax.lax.scan(body, init, jnp.arange(n, dtype=jnp.int32))
     return StageResult(params=p, history=history, nan_at=nan_at)
 
 
 class _Bars:
-    """Host-side progress bars, one per stage, driven by ``jax.debug.callback``."""
+    """Host-side progress bars, one per (label, stage), driven by ``jax.debug.callback``;
+    labels are passed to the program as ints (data, not a compile-time constant)."""
 
     bars: dict = {}
+    labels: list = [""]
 
 
-def _progress(stage, it, n) -> None:
+def label_id(label: str) -> int:
+    """The int a progress label travels as through the compiled program."""
+    if label not in _Bars.labels:
+        _Bars.labels.append(label)
+    return _Bars.labels.index(label)
+
+
+def _progress(label, stage, it, n) -> None:
     from tqdm.auto import tqdm
 
-    stage, it, n = int(np.max(stage)), int(np.max(it)), int(np.max(n))
-    bar = _Bars.bars.get(stage)
+    label, stage, it, n = int(np.max(label)), int(np.max(stage)), int(np.max(it)), int(np.max(n))
+    key = (label, stage)
+    bar = _Bars.bars.get(key)
     if bar is None or bar.n > it:
-        bar = _Bars.bars[stage] = tqdm(total=n, desc=f"stage {stage}", unit="it", leave=True)
+        name = _Bars.labels[label] if label < len(_Bars.labels) else ""
+        bar = _Bars.bars[key] = tqdm(total=n, desc=f"{name + ': ' if name else ''}stage {stage}", unit="it", leave=True)
     bar.update(it - bar.n)
     if it >= n:
         bar.close()
-        _Bars.bars.pop(stage, None)
+        _Bars.bars.pop(key, None)
 
 
 def _total_with_terms(loss_fn, params):
@@ -184,11 +294,19 @@ def _total_with_terms(loss_fn, params):
     return terms.total, terms
 
 
+def _stage(params, problem, weights, stage, cfg: Structure, hp: HyperParams, label) -> StageResult:
+    if cfg.method == "gn":
+        from .gauss_newton import run_stage_gn
+
+        return run_stage_gn(params, problem, weights, stage, cfg, hp, label)
+    return run_stage(params, problem, weights, stage, cfg, hp, label)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _solve_jit(problem: Problem, weights: LossWeights, cfg: SolveConfig) -> SolveResult:
+def _solve_jit(problem: Problem, weights: LossWeights, hp: HyperParams, label, cfg: Structure) -> SolveResult:
     p0 = init_params(problem)
-    s1 = run_stage(p0, problem, weights, 1, cfg)
-    s2 = run_stage(s1.params, problem, weights, 2, cfg)
+    s1 = _stage(p0, problem, weights, 1, cfg, hp, label)
+    s2 = _stage(s1.params, problem, weights, 2, cfg, hp, label)
     return SolveResult(params=s2.params, init=p0, stage1=s1, stage2=s2)
 
 
@@ -205,14 +323,24 @@ def _as_jax(problem: Problem) -> Problem:
     return jax.tree_util.tree_map(jnp.asarray, problem)
 
 
-def solve(problem: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig()) -> SolveResult:
-    """Solve one window (both stages, one compiled program per bucket and config)."""
-    return _solve_jit(_as_jax(problem), LossWeights(*(jnp.asarray(x, jnp.float32) for x in weights)), cfg)
+def _weights(weights: LossWeights) -> LossWeights:
+    return LossWeights(*(jnp.asarray(x, jnp.float32) for x in weights))
+
+
+def solve(problem: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(),
+          label: str = "") -> SolveResult:
+    """Solve one window (both stages, one compiled program per bucket and :class:`Structure`).
+
+    ``label`` names the progress bars (shown when ``cfg.progress_every`` > 0); it is data,
+    so solves that differ only in label, progress, weights or hyper-parameters share a program.
+    """
+    return _solve_jit(_as_jax(problem), _weights(weights), cfg.hyper(), jnp.asarray(label_id(label), jnp.int32),
+                      cfg.structure())
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def _solve_batch_jit(problems: Problem, weights: LossWeights, cfg: SolveConfig) -> SolveResult:
-    return jax.vmap(lambda pr: _solve_jit.__wrapped__(pr, weights, cfg))(problems)
+def _solve_batch_jit(problems: Problem, weights: LossWeights, hp: HyperParams, label, cfg: Structure) -> SolveResult:
+    return jax.vmap(lambda pr: _solve_jit.__wrapped__(pr, weights, hp, label, cfg))(problems)
 
 
 def stack_problems(problems: list[Problem]) -> Problem:
@@ -220,6 +348,8 @@ def stack_problems(problems: list[Problem]) -> Problem:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *problems)
 
 
-def solve_batch(problems: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig()) -> SolveResult:
+def solve_batch(problems: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(),
+                label: str = "") -> SolveResult:
     """vmap the solve over a stacked batch of windows (see :func:`stack_problems`)."""
-    return _solve_batch_jit(problems, LossWeights(*(jnp.asarray(x, jnp.float32) for x in weights)), cfg)
+    return _solve_batch_jit(problems, _weights(weights), cfg.hyper(), jnp.asarray(label_id(label), jnp.int32),
+                            cfg.structure())
