@@ -55,7 +55,8 @@ def bvh_text(m: Motion, model, p: int) -> str:
         lines.append(f"{ind}{{")
         lines.append(f"{ind}  OFFSET {off[0]:.6f} {off[1]:.6f} {off[2]:.6f}")
         rot = "Zrotation Xrotation Yrotation"
-        lines.append(f"{ind}  CHANNELS 6 Xposition Yposition Zposition {rot}" if par < 0 else f"{ind}  CHANNELS 3 {rot}")
+        lines.append(f"{ind}  CHANNELS 6 Xposition Yposition Zposition {rot}" if par < 0
+                     else f"{ind}  CHANNELS 3 {rot}")
         order.append(j)
         for c in ch[j]:
             emit(c, depth + 1)

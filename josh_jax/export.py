@@ -95,7 +95,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="scene.glb path (default: scene.glb in the output folder)")
     ap.add_argument("--out-dir", type=Path, default=None, help="folder of the outputs (default: beside the results)")
     ap.add_argument("--fps", type=float, default=None, help="video fps (default: summary.json's, else 30)")
-    ap.add_argument("--body-model", default=None, help="default: the one named in the results ('open' for josh-open-body)")
+    ap.add_argument("--body-model", default=None,
+                    help="default: the one named in the results ('open' for josh-open-body)")
     ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames (scene.glb)")
     args = ap.parse_args(argv)
     try:

@@ -148,8 +148,9 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
         gl.skins.append(g.Skin(name=f"person_{int(pid)}", joints=list(range(base, base + 24)), skeleton=base,
                                inverseBindMatrices=ibm_acc))
         col = PALETTE[p % len(PALETTE)]
-        gl.materials.append(g.Material(name=f"person_{int(pid)}", doubleSided=True, pbrMetallicRoughness=g.PbrMetallicRoughness(
-            baseColorFactor=[float(col[0]), float(col[1]), float(col[2]), 1.0], metallicFactor=0.0, roughnessFactor=0.8)))
+        pbr = g.PbrMetallicRoughness(baseColorFactor=[float(col[0]), float(col[1]), float(col[2]), 1.0],
+                                     metallicFactor=0.0, roughnessFactor=0.8)
+        gl.materials.append(g.Material(name=f"person_{int(pid)}", doubleSided=True, pbrMetallicRoughness=pbr))
         pos_acc = blob.accessor(verts, "VEC3", target=g.ARRAY_BUFFER, minmax=True)
         prim = g.Primitive(attributes=g.Attributes(POSITION=pos_acc, JOINTS_0=j_acc, WEIGHTS_0=w_acc), indices=i_acc,
                            material=len(gl.materials) - 1)

@@ -88,7 +88,8 @@ def test_gltf_structure_and_validator(world, open_model, tmp_path):
     node_dir = os.environ.get("GLTF_VALIDATOR_DIR", str(REPO / ".ci" / "node"))
     if shutil.which("node") and (Path(node_dir) / "node_modules" / "gltf-validator").is_dir():
         path = write_animation(motion_of(world, 30.0), open_model, tmp_path / "animation.glb")
-        script = ("const v=require('gltf-validator');const d=new Uint8Array(require('fs').readFileSync(process.argv[1]));"
+        script = ("const v=require('gltf-validator');"
+                  "const d=new Uint8Array(require('fs').readFileSync(process.argv[1]));"
                   "v.validateBytes(d).then(r=>console.log(JSON.stringify(r.issues)))")
         out = subprocess.run(["node", "-e", script, str(path)], cwd=node_dir, capture_output=True, text=True,
                              timeout=120, check=True)
