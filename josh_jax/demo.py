@@ -9,7 +9,7 @@ windows are kept there, so an interrupted run resumes where it stopped) and
 moved to DIR only when complete.
 
 Outputs in DIR: results.npz, init.npz (front ends only), scene.glb,
-overlay.mp4, overlay_frames/*.png, trajectory.png, loss_curve.png,
+animation.glb, bvh/person_<ID>.bvh, overlay.mp4, overlay_frames/*.png, trajectory.png, loss_curve.png,
 summary.json, and with --rerun recording.rrd. ``--synthetic`` runs the older
 synthetic-world demo (no video; writes ground_truth.npz as well).
 """
@@ -197,6 +197,9 @@ def run(args) -> dict:
     seconds["decode_check"] = time.perf_counter() - t
     _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
          f"body model {model.name}")
+    from .intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
+
+    cfg = apply_to_config(cfg, args.intrinsics, info, args.frontends, args.free_intrinsics, _log)
 
     work = _prepare_work(out, _fingerprint(info.path, args, cfg), args.fresh)
     bundle_dir, solved = work / "bundle", work / "solved"
@@ -252,6 +255,9 @@ def run(args) -> dict:
             write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
         seconds["export"] = time.perf_counter() - t
         outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (["scene.glb"] if cfg.output.glb else [])
+        from .export_anim import write_motion_exports
+
+        outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
         if cfg.output.overlay:
             from .overlay import write_overlay
 

@@ -6,6 +6,12 @@ y-up frame for viewers: josh_jax's world (OpenCV axes, y down) is turned by
 180 degrees about x.
 
     python -m josh_jax.export RESULTS.npz --out scene.glb [--body-model open] [--every 15]
+    python -m josh_jax.export DIR --formats glb,gltf-anim,bvh     # re-export a demo/solve output folder
+
+``--formats`` also writes the animated exports of :mod:`josh_jax.export_anim`
+(``animation.glb``) and :mod:`josh_jax.bvh` (``bvh/person_<ID>.bvh``) beside
+the results (or into ``--out-dir``); the video's fps is read from summary.json
+(or ``--fps``). The inputs (results.npz, summary.json) are never overwritten.
 """
 from __future__ import annotations
 
@@ -83,26 +89,50 @@ def write_glb(results, model, path: str | Path, every: int = 15) -> Path:
 
 def main(argv=None) -> int:
     from . import body as jbody
-    from .results import Results
+    from .export_anim import FORMATS, OUTPUT_NAMES, write_motion_exports
+    from .result_access import body_model_for, motion_of, results_path, video_fps
+    from .results import load_results
 
     ap = argparse.ArgumentParser(prog="python -m josh_jax.export", description=__doc__.split("\n\n")[0])
-    ap.add_argument("results", type=Path)
-    ap.add_argument("--out", type=Path, default=None, help="default: scene.glb beside the results")
-    ap.add_argument("--body-model", default=None, help="default: the one named in the results ('open' for josh-open-body)")
-    ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames")
+    ap.add_argument("results", type=Path, help="results.npz or an output folder holding it")
+    ap.add_argument("--formats", default="glb", help=f"comma-separated, of {','.join(FORMATS)} (default: glb)")
+    ap.add_argument("--out", type=Path, default=None, help="scene.glb path (default: scene.glb in the output folder)")
+    ap.add_argument("--out-dir", type=Path, default=None, help="folder of the outputs (default: beside the results)")
+    ap.add_argument("--fps", type=float, default=None, help="video fps (default: summary.json's, else 30)")
+    ap.add_argument("--body-model", default=None,
+                    help="default: the one named in the results ('open' for josh-open-body)")
+    ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames (scene.glb)")
     args = ap.parse_args(argv)
     try:
-        res = Results.load(args.results)
-        name = args.body_model or ("open" if str(res.body_model) == "josh-open-body" else None)
-        if name is None:
-            raise jbody.BodyModelError(f"{args.results} was made with body model {str(res.body_model)!r}; "
-                                       "pass its file with --body-model PATH")
-        model = jbody.load(name)
-        out = write_glb(res, model, args.out or args.results.with_name("scene.glb"), args.every)
-    except (OSError, ValueError) as exc:
+        formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+        bad = [f for f in formats if f not in FORMATS]
+        if bad or not formats:
+            raise ValueError(f"--formats takes a comma-separated list of {', '.join(FORMATS)}; got {args.formats!r}")
+        src = results_path(args.results)
+        folder = args.out_dir or src.parent
+        targets = {f: (args.out if f == "glb" and args.out else folder / OUTPUT_NAMES[f]) for f in formats}
+        inputs = {src.resolve(), (src.parent / "summary.json").resolve()}
+        for t in targets.values():
+            if Path(t).resolve() in inputs:
+                raise ValueError(f"{t} is an input; choose another --out/--out-dir")
+        if args.fps is not None and not args.fps > 0:
+            raise ValueError(f"--fps must be positive, got {args.fps}")
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} not found (expected results.npz or an output folder holding it)")
+        res = load_results(src)
+        model = body_model_for(motion_of(res), args.body_model)
+        written = []
+        if "glb" in formats:
+            written.append(write_glb(res, model, targets["glb"], args.every))
+        rest = [f for f in formats if f != "glb"]
+        if rest:
+            names = write_motion_exports(res, model, folder, args.fps or video_fps(src.parent), rest)
+            written += [folder / n for n in names]
+    except (OSError, ValueError, jbody.BodyModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out}")
+    for w in written:
+        print(f"wrote {w}")
     return 0
 
 

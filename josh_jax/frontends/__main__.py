@@ -24,6 +24,11 @@ def add_frontend_args(ap: argparse.ArgumentParser) -> None:
                     "motion and take the ground plane under the people's feet as the scene")
     ap.add_argument("--focal", type=float, default=None, help="focal length in working pixels (long side "
                     f"{FrontEndConfig.work_side}); default: from structure from motion")
+    ap.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY|FILE",
+                    help="known intrinsics in original-image pixels, or a JSON / OpenCV calibration file "
+                    "(docs/intrinsics.md); held fixed unless --free-intrinsics")
+    ap.add_argument("--free-intrinsics", action="store_true",
+                    help="with --intrinsics: start from them but let SfM and the solve refine the focal")
     ap.add_argument("--max-people", type=int, default=FrontEndConfig.max_people)
     ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
 
@@ -62,7 +67,11 @@ def main(argv=None) -> int:
         info = probe(args.video, args.start, args.frames)
         log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} at {info.fps:.1f} fps")
         run = run_frontends if args.frontends == "default" else run_official
-        out = run(info, model, frontend_config(args, args.device), log=log)
+        from ..intrinsics import apply_to_frontends
+
+        fe_cfg = apply_to_frontends(frontend_config(args, args.device), args.intrinsics, info, args.frontends,
+                                    args.free_intrinsics, log)
+        out = run(info, model, fe_cfg, log=log)
         save(args.out, out.windows, {"body_model": args.body_model,
                                      "source": f"josh_jax.frontends ({args.frontends})",
                                      **out.meta, "seconds": out.seconds}, extras={"tracks.npz": save_tracks(out.tracks)})

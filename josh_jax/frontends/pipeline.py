@@ -46,6 +46,8 @@ class FrontEndConfig:
     min_track_frames: int = 15
     static_camera: bool = False  # skip SfM: fixed camera, ground plane from the feet
     focal: float | None = None  # working px; default: SfM's, or 1.2 x long side for a static camera
+    principal: tuple | None = None  # (cx, cy) working px (from --intrinsics); default: the image centre
+    fixed_intrinsics: bool = False  # SfM holds focal and principal (--intrinsics without --free-intrinsics)
     device: str = "auto"  # onnxruntime: auto | cpu | gpu
     models_dir: str | None = None
     threads: int | None = None
@@ -158,14 +160,15 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                             "(truncated video?)")
     if not cfg.static_camera:
         log(f"[frontends] structure from motion on {len(all_kf)} keyframes ({work[0]}x{work[1]}) ...")
-        sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap)
+        sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
+                      principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics)
         focal, principal = sfm.focal, sfm.principal
         log(f"[frontends] registered {sfm.registered.sum()}/{len(all_kf)} keyframes, {len(sfm.points)} points, "
             f"focal {focal:.1f} px")
     else:
         sfm = None
         focal = float(cfg.focal or 1.2 * max(work))
-        principal = np.array([work[0] / 2, work[1] / 2])
+        principal = np.array(cfg.principal or [work[0] / 2, work[1] / 2], np.float64)
     seconds["scene"] = time.perf_counter() - t0
 
     # ---- bodies

@@ -57,7 +57,7 @@ class SfmResult:
 
 def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, focal_prior: float | None = None,
             overlap: int = 10, num_threads: int = -1, work_dir: Path | None = None, min_registered: float = 0.5,
-            deterministic: bool = True) -> SfmResult:
+            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
     ``focal_prior`` (px) seeds the shared camera (default 1.2 x the long side,
@@ -71,6 +71,10 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
     changed the result here), so that the same video always gives the same
     scene, e.g. when an interrupted demo resumes. Costs a few seconds on
     keyframe-sized problems; ``num_threads`` applies when False.
+
+    ``principal_prior`` (cx, cy) px, pixel centres at integers (default: the
+    image centre); ``fixed_intrinsics`` holds focal and principal point in
+    bundle adjustment (known intrinsics, ``--intrinsics``).
     """
     import pycolmap
 
@@ -81,6 +85,7 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         raise FrontEndError(f"structure from motion needs at least 3 keyframes, got {K}; use a longer clip")
     h, w = images[0].shape[:2]
     f0 = float(focal_prior or 1.2 * max(h, w))
+    c0 = (w / 2, h / 2) if principal_prior is None else (principal_prior[0] + 0.5, principal_prior[1] + 0.5)
     with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
         tmp = Path(tmp)
         img_dir, mask_dir = tmp / "images", tmp / "masks"
@@ -94,7 +99,7 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
                 cv2.imwrite(str(mask_dir / f"{name}.png"), keep)
         reader = pycolmap.ImageReaderOptions()
         reader.camera_model = "SIMPLE_PINHOLE"
-        reader.camera_params = f"{f0},{w / 2},{h / 2}"
+        reader.camera_params = f"{f0},{c0[0]},{c0[1]}"
         if masks is not None:
             reader.mask_path = str(mask_dir)
         ext = pycolmap.FeatureExtractionOptions()
@@ -114,6 +119,9 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = 1 if deterministic else num_threads
         opts.ba_refine_principal_point = False
+        if fixed_intrinsics:
+            opts.ba_refine_focal_length = False
+            opts.ba_refine_extra_params = False
         opts.min_model_size = 3
         opts.random_seed = 0
         (tmp / "sparse").mkdir()

@@ -200,7 +200,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             ok = cc > 0  # the reference's spanning-tree weight counts these
             matches.append((a, b, xa[ok], xb[ok], cc[ok]))
         scene = dict(depth=depth, conf=conf, **pair_fields(matches))
-        principal = np.array([work[0] / 2, work[1] / 2])
+        principal = np.array(cfg.principal or [work[0] / 2, work[1] / 2], np.float64)  # --intrinsics
         out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
                                    principal, work, info, cfg, hmr_focal=hmr_focal,
                                    scale_to_original=W0 / resized[0]))
