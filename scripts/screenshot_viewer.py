@@ -22,7 +22,7 @@ def main():
     ap.add_argument("--out", type=Path, default=Path("docs/viewer.jpg"))
     ap.add_argument("--frame", type=int, default=None, help="default: the middle frame")
     ap.add_argument("--init", action="store_true", help="also show the front-ends-only result")
-    ap.add_argument("--size", default="1100x640")
+    ap.add_argument("--size", default="1400x700")
     ap.add_argument("--port", type=int, default=8097)
     args = ap.parse_args()
     w, h = (int(x) for x in args.size.split("x"))
@@ -40,11 +40,6 @@ def main():
                 v.gui_show["init"].value = True
                 v.groups["init"].visible = True
             time.sleep(4)
-            for txt in ("×",):  # close the software-WebGL notice if shown
-                try:
-                    page.locator("button.mantine-Notification-closeButton").first.click(timeout=1000)
-                except Exception:  # noqa: BLE001 - the notice may not be there
-                    pass
             time.sleep(1)
             buf = page.screenshot()
             b.close()
