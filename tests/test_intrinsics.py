@@ -122,3 +122,16 @@ def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model,
     s = float(w.scale_to_original)
     assert abs(focals[True] - 80.0 * s) < 1e-3 * s, focals
     assert abs(focals[False] - 80.0 * s) > 1e-2 * s, focals  # free: the solve moves it
+
+
+def test_working_transform_of_each_front_end_path():
+    """Original -> working pixels: the default path's resize; the official path's resize and centred crop."""
+    from josh_jax.intrinsics import working_transform
+
+    info = type("Info", (), {"width": 1000, "height": 600,
+                             "size_at": lambda self, s: (s, round(600 * s / 1000))})()
+    s, off = working_transform(info, 512)
+    assert s == 512 / 1000 and off == (0.0, 0.0)
+    # official: DUSt3R's resize to 512 x 307, then the crop about (256, 153) to 512 x 304: one row off the top
+    s, off = working_transform(info, 512, "official")
+    assert s == 512 / 1000 and tuple(off) == (0, 1)
