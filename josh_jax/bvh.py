@@ -1,6 +1,8 @@
 """BVH motion files, one per person (``bvh/person_<ID>.bvh``), for retargeting tools.
 
-The skeleton is SMPL's 24 joints in SMPL order and names (root ``pelvis``),
+The skeleton is SMPL's 24 joints with SMPL's parents and names (root
+``pelvis``; listed depth first, as BVH's nesting requires, so the channel
+order is not SMPL's index order),
 with bone offsets from the person's fitted betas (rest pose, metres) and an
 ``End Site`` continuing each leaf bone (head, hands, feet) by half its length.
 The root has 6 channels (``Xposition Yposition Zposition Zrotation Xrotation
@@ -73,7 +75,7 @@ def bvh_text(m: Motion, model, p: int) -> str:
     root = (m.transl[p][rows] + J[0]) @ Y_UP.T
     F = rot.shape[0]
     eul = Rotation.from_matrix(rot[:, order].reshape(-1, 3, 3)).as_euler(EULER, degrees=True).reshape(F, 24 * 3)
-    lines += ["MOTION", f"Frames: {F}", f"Frame Time: {1.0 / m.fps:.8f}"]
+    lines += ["MOTION", f"Frames: {F}", f"Frame Time: {1.0 / m.fps:.10f}"]
     vals = np.concatenate([root, eul], 1)
     lines += [" ".join(f"{v:.6f}" for v in row) for row in vals]
     return "\n".join(lines) + "\n"

@@ -101,7 +101,10 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
 
     from .body import rest_joints
 
-    gl = g.GLTF2(asset=g.Asset(generator="josh_jax.export_anim", version="2.0"))
+    # glTF has no frame rate; asset.extras records the video's (keyframe i = results row i = video frame
+    # first_video_frame + i, when every frame is a row)
+    gl = g.GLTF2(asset=g.Asset(generator="josh_jax.export_anim", version="2.0",
+                               extras={"fps": float(m.fps), "first_video_frame": int(m.frame_index[0])}))
     gl.scenes.append(g.Scene(nodes=[]))
     gl.scene = 0
     blob = _Blob(gl)

@@ -40,6 +40,7 @@ def test_gltf_joints_equal_results(world, open_model, tmp_path):
     times = r.times()
     F = len(m.frame_index)
     assert len(times) == F and np.allclose(times, np.arange(F) / 25.0, atol=1e-6)
+    assert r.gl.asset.extras == {"fps": 25.0, "first_video_frame": int(m.frame_index[0])}
     pid = int(m.person_ids[0])
     idx = [r.names[f"p{pid}_{n}"] for n in SMPL_JOINT_NAMES]
     for f in _frames(F):

@@ -100,3 +100,38 @@ def test_demo_wrong_intrinsics_is_one_line(tmp_path, capsys):
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(err) == 1 and "fx,fy,cx,cy" in err[0], err
     assert not (tmp_path / "o").exists()
+
+
+def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model, tmp_path):
+    """A bundle made with --intrinsics records fixed_intrinsics; the solve CLI then keeps its focal."""
+    import dataclasses
+
+    import josh_jax.bundle as jbundle
+    from josh_jax.solve.__main__ import main
+    from josh_jax.synth import SynthConfig, make_world
+
+    w, _ = make_world(open_model, 0, SynthConfig(num_keyframes=4, width=96, height=72, focal=90.0, pair_window=2))
+    w = dataclasses.replace(w, init_focal=80.0)  # start away from the truth (90 px)
+    focals = {}
+    for held in (True, False):
+        b = tmp_path / f"b{held}"
+        jbundle.save(b, [w], {"body_model": "open", "fixed_intrinsics": held})
+        out = tmp_path / f"o{held}"
+        assert main([str(b), "--out", str(out), "--iters-stage1", "5", "--iters-stage2", "20"]) == 0
+        focals[held] = float(load_results(out / "results.npz")["intrinsics"][0, 0])
+    s = float(w.scale_to_original)
+    assert abs(focals[True] - 80.0 * s) < 1e-3 * s, focals
+    assert abs(focals[False] - 80.0 * s) > 1e-2 * s, focals  # free: the solve moves it
+
+
+def test_working_transform_of_each_front_end_path():
+    """Original -> working pixels: the default path's resize; the official path's resize and centred crop."""
+    from josh_jax.intrinsics import working_transform
+
+    info = type("Info", (), {"width": 1000, "height": 600,
+                             "size_at": lambda self, s: (s, round(600 * s / 1000))})()
+    s, off = working_transform(info, 512)
+    assert s == 512 / 1000 and off == (0.0, 0.0)
+    # official: DUSt3R's resize to 512 x 307, then the crop about (256, 153) to 512 x 304: one row off the top
+    s, off = working_transform(info, 512, "official")
+    assert s == 512 / 1000 and tuple(off) == (0, 1)

@@ -155,6 +155,22 @@ def test_viewer_in_headless_chromium(out_dir, open_model, tmp_path):
                 while not v.groups["init"].visible and time.time() - t0 < 30:
                     time.sleep(0.2)
                 assert v.groups["init"].visible
+                # the view from above: the browser's camera looks down the world's up (+y is down) and the
+                # image changes
+                before = _shot(page)
+                page.get_by_text("Trajectory from above").click()
+
+                def looks_down():
+                    (c,) = v.server.get_clients().values()
+                    d = np.asarray(c.camera.look_at) - np.asarray(c.camera.position)
+                    return d[1] / np.linalg.norm(d) > 0.99
+
+                t0 = time.time()
+                while not looks_down() and time.time() - t0 < 30:
+                    time.sleep(0.2)
+                assert looks_down()
+                top = _wait_for(page, lambda im: (np.abs(im.astype(int) - before).max(-1) > 30).mean() > 0.02)
+                assert (np.abs(top.astype(int) - before).max(-1) > 30).mean() > 0.02
             finally:
                 browser.close()
     finally:

@@ -234,6 +234,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                             contact=contacts[tid], landmarks=lm_work[tid]) for tid, f in fits.items()}
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
                 focal=float(focal), principal=[float(x) for x in principal], static_camera=cfg.static_camera,
+                fixed_intrinsics=cfg.fixed_intrinsics,
                 registered=None if sfm is None else int(sfm.registered.sum()), keyframes=int(len(all_kf)),
                 people=len(tracks))
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)

@@ -64,6 +64,8 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     w = windows[window]
     if meta.get("static_camera"):  # see josh_jax.demo: known identical cameras are held
         cfg = dataclasses.replace(cfg, optimize_cameras=False, optimize_focal=False)
+    if meta.get("fixed_intrinsics"):  # front ends given known intrinsics (--intrinsics): hold the focal
+        cfg = dataclasses.replace(cfg, optimize_focal=False)
     if w.track_contact.shape[-1] != model.num_vertices:
         raise BundleError(f"bundle field 'track_contact' has {w.track_contact.shape[-1]} vertices, the body model "
                           f"{model.name!r} has {model.num_vertices}; pass the --body-model the bundle was made with")

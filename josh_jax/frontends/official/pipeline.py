@@ -208,7 +208,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     seconds.update({f"scene_{k}": v for k, v in dt.items()})
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
                 focal=float(np.mean([sc[3] for sc in scenes])), principal=[work[0] / 2, work[1] / 2],
-                static_camera=False,
+                static_camera=False, fixed_intrinsics=cfg.fixed_intrinsics,
                 registered=int(len(all_kf)), keyframes=int(len(all_kf)), people=len(keep), frontends="official",
                 hmr_focal=float(hmr_focal))
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
