@@ -27,6 +27,10 @@ depth_filter_ratio        problem.depth_filter_ratio
 update_correspondences    not implemented (only the reference's default, False)
 use_depth_model           not applicable (the scene front end is chosen by --frontends)
 visualize_results         output.overlay / output.glb
+(joint_opt.py code)       problem.median, problem.nearest_valid,
+                          problem.depth_filter, problem.base_focal: defaults as
+                          the reference's code, alternatives documented in
+                          josh_jax.problem.ProblemConfig
 ========================  ======================================================
 """
 from __future__ import annotations

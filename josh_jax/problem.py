@@ -403,7 +403,9 @@ def nearest_valid_pixel(valid_yx: np.ndarray, u: float, v: float) -> tuple[int, 
     """The reference's ``find_closest_valid``: the valid pixel (x, y) nearest to the
     exact point (u, v), squared distances in float32 and the first minimum in
     row-major order. ``valid_yx`` (N, 2) is ``np.argwhere(mask)``."""
-    d = (valid_yx[:, 0].astype(np.float32) - np.float32(v)) ** 2 + (valid_yx[:, 1].astype(np.float32) - np.float32(u)) ** 2
+    dy = valid_yx[:, 0].astype(np.float32) - np.float32(v)
+    dx = valid_yx[:, 1].astype(np.float32) - np.float32(u)
+    d = dy * dy + dx * dx
     i = int(np.argmin(d))
     return int(valid_yx[i, 1]), int(valid_yx[i, 0])
 
@@ -599,7 +601,10 @@ def human_data(w: Window, model: BodyModel, f_init: float, contacts: ContactEntr
     eye = np.broadcast_to(np.eye(3), (P, K, 23, 3, 3))
     rot = np.asarray(w.track_rotmats, np.float64) if P0 else np.zeros((0, K0, 24, 3, 3))
     valid_p = _pad(np.pad(valid, ((0, 0), (0, K - K0))), P, False) if P0 else np.zeros((P, K), bool)
-    quat = _pad(np.pad(_rotmat_to_quat_np(rot[:, :, 0]), ((0, 0), (0, K - K0), (0, 0))), P) if P0 else np.zeros((P, K, 4))
+    if P0:
+        quat = _pad(np.pad(_rotmat_to_quat_np(rot[:, :, 0]), ((0, 0), (0, K - K0), (0, 0))), P)
+    else:
+        quat = np.zeros((P, K, 4))
     quat[~valid_p] = [1, 0, 0, 0]
     body = np.array(eye)
     if P0:

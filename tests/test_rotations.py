@@ -87,3 +87,22 @@ def test_slerp_and_se3_interpolation():
     np.testing.assert_allclose(g.se3_inverse(T0) @ T0, np.eye(4), atol=1e-5)
     # slerp of identical quaternions is well defined (no 0/0)
     assert np.all(np.isfinite(jax.grad(lambda t: jnp.sum(g.quat_slerp(q[0], q[0], t)))(0.3)))
+
+
+def test_nearest_rotation_by_svd():
+    from scipy.spatial.transform import Rotation
+
+    from josh_jax.geometry import nearest_rotation
+
+    rng = np.random.default_rng(0)
+    R = Rotation.random(5, random_state=1).as_matrix()
+    noisy = R + 0.01 * rng.normal(size=R.shape)
+    out = nearest_rotation(noisy)
+    np.testing.assert_allclose(out @ np.swapaxes(out, -1, -2), np.broadcast_to(np.eye(3), (5, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(np.linalg.det(out), 1.0, atol=1e-12)
+    assert np.abs(out - R).max() < 0.03
+    np.testing.assert_allclose(nearest_rotation(R[0]), R[0], atol=1e-12)  # unbatched, a rotation stays itself
+    # a reflection: the nearest proper rotation flips the smallest singular direction, det +1
+    F = np.diag([1.0, 1.0, -1.0]) @ R[1]
+    assert np.linalg.det(nearest_rotation(F)) == pytest.approx(1.0)
+    assert nearest_rotation(noisy.astype(np.float32)).dtype == np.float32  # precision kept
