@@ -1,0 +1,488 @@
+"""Levenberg-Marquardt Gauss-Newton with IRLS on the JOSH objective (``SolveConfig(method="gn")``).
+
+Each loss term is written as robust distances of residual vectors,
+``term = sum_g c_g rho_gamma(||r_g||)`` (``c_g`` the term's linear weights: loss weight,
+per-track n_k weighting and the weighted means). Iteratively reweighted least squares
+replaces rho by the quadratic ``c_g w_g ||r_g||^2 / 2`` with ``w_g = rho'(n) / max(n, eps)``
+(n = ||r_g||, finite at n = 0), which touches rho from above at the current point (rho
+is concave in n^2 for every gamma used here), so a step that lowers it lowers the loss.
+The Gauss-Newton matrix ``H = J^T W J`` is built from the structure instead of a dense
+Jacobian:
+
+- scene terms (each correspondence touches one pair's relative pose, the depth scales of
+  its two keyframes and the focal): per-match Jacobians over those 17 local variables
+  (forward mode, vmapped over matches), summed per pair row into 17 x 17 blocks, chained
+  to the two keyframes' world poses and the focal (29 variables), scattered into a small
+  keyframe matrix and chained once through the camera tree to the camera parameters
+  (a dense (14 K + 1) x (8 K + 1) Jacobian of the cheap pose chain);
+- human terms (cheap): matrix-free products ``J^T W J v`` through ``jax.linearize`` of
+  the weighted residuals, plus their explicit camera block (one forward tangent per
+  camera parameter).
+
+The damped system ``(H + lambda D) dx = -g`` is solved by conjugate gradients
+preconditioned with the exact camera block (Cholesky) and the human diagonal; lambda
+adapts per step (accepted: / 3, rejected: x 4); a stage stops at a relative decrease
+below ``gn_tol`` or after ``gn_iters_stage*`` iterations (a fixed-size ``lax.scan`` whose
+finished iterations are skipped, so the solve stays one program and still vmaps).
+Camera quaternions are renormalised after each step; frozen groups keep dx = 0.
+
+Internals this module relies on (keep in step with :mod:`josh_jax.losses`):
+``scene_geometry`` (focal, cam_to_world; the depth formula g (z + (a - 1) median size)
+is mirrored in :func:`keyframe_locals` and checked by the tests), ``pose_bodies``,
+``to_world``, the Problem fields used by the term functions, and the term definitions
+(mirrored in :func:`human_groups` / :func:`scene_groups`; the tests check that
+``sum c rho`` reproduces ``total_loss`` term by term).
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.flatten_util import ravel_pytree
+
+from ..losses import (CameraParams, LossTerms, LossWeights, Params, _partner_in_own_frame, _pixels,
+                      _safe_sqrt, pose_bodies, scene_geometry, to_world, total_loss)
+from ..problem import Problem
+
+# ------------------------------------------------------------------ IRLS
+
+
+def _c_of(gamma):
+    return (1.0 / gamma) ** (1.0 / (gamma - 1.0))
+
+
+def rho_from_sq(sq, gamma):
+    """rho_gamma(sqrt(sq)) = (n + c)^gamma - c^gamma (the losses' robust distance)."""
+    n = _safe_sqrt(sq)
+    c = _c_of(gamma)
+    return (n + c) ** gamma - c**gamma
+
+
+def irls_weight(sq, gamma, eps):
+    """IRLS weight rho'(n) / max(n, eps) of a residual with squared norm ``sq``: finite at
+    n = 0 (where it is rho'(0) / eps = 1 / eps), exact above eps."""
+    n = _safe_sqrt(sq)
+    c = _c_of(gamma)
+    return gamma * (n + c) ** (gamma - 1.0) / jnp.maximum(n, eps)
+
+
+class Group(NamedTuple):
+    """Residuals of one robust term: ``sum_g c[g] rho_gamma(||r[g]||)``."""
+
+    r: jax.Array  # (G, d)
+    c: jax.Array  # (G,) linear weight of each residual in the total loss
+    gamma: jax.Array  # ()
+
+
+def _seg_c(w, seg, num, track_w):
+    """Weights of a per-segment weighted mean, then combined with per-segment weights."""
+    den = jax.ops.segment_sum(w, seg, num)[seg]
+    return jnp.where(den > 0, w / jnp.where(den > 0, den, 1.0), 0.0) * track_w[seg]
+
+
+def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) -> list[Group]:
+    """The human terms of :func:`josh_jax.losses.total_loss` as residual groups (loss weights included)."""
+    human, hp = problem.human, params.human
+    bodies = pose_bodies(hp, human, problem.parents)
+    P, K = human.valid.shape
+    n = human.n_frames
+    tw = n / jnp.maximum(jnp.sum(n), 1.0)
+    g = jnp.asarray(weights.gamma_human, jnp.float32)
+    out = []
+    # contact scale
+    scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
+    vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
+    out.append(Group((scene_d - vz * geo.focal / problem.init_focal)[:, None],
+                     weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw), g))
+    # prior: per keyframe quat, transl, body; per track betas
+    track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
+    cpf = weights.prior * _seg_c(human.valid.astype(jnp.float32).reshape(-1), track, P, tw)
+    for x, x0 in ((hp.quat, human.init_quat), (hp.transl, human.init_transl), (hp.body, human.init_body)):
+        out.append(Group((x - x0).reshape(P * K, -1), cpf, g))
+    out.append(Group(hp.betas - human.init_betas, weights.prior * tw * (n > 0), g))
+    # static contact
+    vw = to_world(geo.cam_to_world, bodies.verts_cam)
+    a = vw[human.static_track, human.static_kf, human.static_vert]
+    b = vw[human.static_track, human.static_kf_prev, human.static_vert]
+    out.append(Group(a - b, weights.static * _seg_c(human.static_w, human.static_track, P, tw), g))
+    # smoothness: mean over joints of world-joint velocity changes, tracks with > 2 keyframes
+    jw = to_world(geo.cam_to_world, bodies.joints_cam)
+    p = human.smooth_track
+    k0, k1, k2 = human.smooth_kf[:, 0], human.smooth_kf[:, 1], human.smooth_kf[:, 2]
+    gap1 = jnp.maximum(k1 - k0, 1).astype(jw.dtype)[:, None, None]
+    gap2 = jnp.maximum(k2 - k1, 1).astype(jw.dtype)[:, None, None]
+    r = (jw[p, k2] - jw[p, k1]) / gap2 - (jw[p, k1] - jw[p, k0]) / gap1  # (Ms, J, 3)
+    J = r.shape[1]
+    c = weights.smooth * _seg_c(human.smooth_w, p, P, tw * (n > 2)) / J
+    out.append(Group(r.reshape(-1, 3), jnp.repeat(c, J), g))
+    return out
+
+
+def scene_groups(params: Params, problem: Problem, weights: LossWeights, stage: int, geo=None) -> list[Group]:
+    """The scene term of one stage as residual groups (dense; for checks and small problems)."""
+    scene = problem.scene
+    geo = scene_geometry(params.cam, scene) if geo is None else geo
+    x, y = _partner_in_own_frame(geo, scene)
+    cw = scene.corr_w.reshape(-1)
+    if stage == 1:
+        r = (x[:, 0] - y[:, 0]).reshape(3, -1).T
+        tot = jnp.sum(cw)
+        return [Group(r, jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0), weights.gamma_scene_3d)]
+    uv = _pixels(geo, y)
+    r = (scene.corr_pix - jnp.swapaxes(uv, 0, 1)).reshape(2, 2, -1)  # (side, xy, Pr M)
+    r = jnp.moveaxis(r, 1, -1).reshape(-1, 2)
+    tot = 2 * jnp.sum(cw)
+    c = jnp.tile(jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0), 2)
+    return [Group(r, c, weights.gamma_scene_2d)]
+
+
+def groups_loss(groups: list[Group]) -> jax.Array:
+    return sum(jnp.sum(gr.c * rho_from_sq(jnp.sum(gr.r * gr.r, -1), gr.gamma)) for gr in groups)
+
+
+# ------------------------------------------------------------------ variables
+
+
+class Layout(NamedTuple):
+    """Flat variable vector: camera block (quat 4K, trans 3K, log_size K, log_focal 1), then humans."""
+
+    K: int
+    n_cam: int
+    n: int
+
+
+def cam_vector(cam: CameraParams) -> jax.Array:
+    return jnp.concatenate([cam.quat.reshape(-1), cam.trans.reshape(-1), cam.log_size, cam.log_focal[None]])
+
+
+def cam_from_vector(v: jax.Array, like: CameraParams) -> CameraParams:
+    K = like.quat.shape[0]
+    return like._replace(quat=v[:4 * K].reshape(K, 4), trans=v[4 * K:7 * K].reshape(K, 3), log_size=v[7 * K:8 * K],
+                         log_focal=v[8 * K])
+
+
+def to_vector(params: Params):
+    hv, unravel = ravel_pytree(params.human)
+    cv = cam_vector(params.cam)
+    K = params.cam.quat.shape[0]
+
+    def unflatten(x):
+        return Params(cam=cam_from_vector(x[:cv.shape[0]], params.cam), human=unravel(x[cv.shape[0]:]))
+
+    return jnp.concatenate([cv, hv]), unflatten, Layout(K=K, n_cam=cv.shape[0], n=cv.shape[0] + hv.shape[0])
+
+
+def stage_mask(lay: Layout, stage: int, cfg) -> jax.Array:
+    """1 for the variables trained in this stage (the Adam solver's groups), else 0."""
+    K = lay.K
+    pose = 1.0 if cfg.optimize_cameras else 0.0
+    focal = 1.0 if (stage == 2 and cfg.optimize_focal) else 0.0
+    h = 1.0 if cfg.optimize_smpl else 0.0
+    return jnp.concatenate([jnp.full(8 * K, pose), jnp.full(1, focal), jnp.full(lay.n - lay.n_cam, h)]).astype(jnp.float32)
+
+
+# ------------------------------------------------------------------ scene normal equations
+
+
+def keyframe_locals(cam: CameraParams, scene) -> jax.Array:
+    """Per-keyframe quantities the scene residuals read: (K, 14) = world rotation (9), world
+    translation (3), a, b with metric anchor depth = a + (anchor_depth - 1) b; then the focal.
+    Returns (14 K + 1,)."""
+    geo = scene_geometry(cam, scene)
+    sizes = jnp.exp(cam.log_size)
+    min_size = jnp.min(jnp.where(scene.kf_valid, sizes, jnp.inf))
+    g = jnp.where(scene.enforce_scale, 1.0 / min_size, 1.0)
+    a = g * sizes * scene.median_depth * geo.focal / scene.base_focal
+    b = g * scene.median_depth * sizes
+    T = geo.cam_to_world
+    u = jnp.concatenate([T[:, :3, :3].reshape(-1, 9), T[:, :3, 3], a[:, None], b[:, None]], 1)
+    return jnp.concatenate([u.reshape(-1), geo.focal[None]])
+
+
+def _pair_locals(u29):
+    """(u_i (14), u_j (14), f) -> relative pose j -> i (9 + 3), a_i, b_i, a_j, b_j, f (17)."""
+    Ri, ti, Rj, tj = u29[:9].reshape(3, 3), u29[9:12], u29[14:23].reshape(3, 3), u29[23:26]
+    R = Ri.T @ Rj
+    t = Ri.T @ (tj - ti)
+    return jnp.concatenate([R.reshape(-1), t, u29[12:14], u29[26:28], u29[28:29]])
+
+
+def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
+    """Residuals of every pair row, SoA (matches innermost): (nr, Pr, M), nr = 3 (stage 1:
+    x_i - (R x_j + t)) or 4 (stage 2: u, v of side i, then of side j; pixels minus projection).
+
+    ``v`` (Pr, 17): each row's locals (relative pose j -> i: R (9), t (3); a_i, b_i, a_j, b_j;
+    f); ``dv`` (Pr, 11): a perturbation (omega (3): R (I + [omega]_x), tau (3): t + tau,
+    then the 5 scalars added), evaluated at dv = 0 for the value and differentiated for
+    the per-match Jacobians.
+    """
+    R = v[:, :9].reshape(-1, 3, 3)
+    w = dv[:, :3]
+    zero = jnp.zeros_like(w[:, 0])
+    W = jnp.stack([jnp.stack([zero, -w[:, 2], w[:, 1]], -1), jnp.stack([w[:, 2], zero, -w[:, 0]], -1),
+                   jnp.stack([-w[:, 1], w[:, 0], zero], -1)], -2)
+    R = R + R @ W
+    t = v[:, 9:12] + dv[:, 3:6]
+    sc = v[:, 12:17] + dv[:, 6:11]
+    f = sc[:, 4][:, None]
+    c = rows.c
+    xs = []
+    for s_, (a, b) in enumerate(((sc[:, 0], sc[:, 1]), (sc[:, 2], sc[:, 3]))):
+        d = (a[:, None] + (rows.ad[:, s_] - 1.0) * b[:, None]) * (1.0 + (rows.ratio[:, s_] - 1.0) * rows.bf[:, s_, None] / f)
+        xs.append(jnp.stack([(rows.pix[:, s_, 0] - c[0]) / f * d, (rows.pix[:, s_, 1] - c[1]) / f * d, d]))
+    Rm = R[:, :, :, None]
+    xj = xs[1]
+    y0 = jnp.stack([Rm[:, k, 0] * xj[0] + Rm[:, k, 1] * xj[1] + Rm[:, k, 2] * xj[2] + t[:, k, None] for k in range(3)])
+    if stage == 1:
+        return xs[0] - y0
+
+    def px(p):
+        z = jnp.maximum(p[2], 1e-3)
+        return jnp.clip(jnp.stack([f * p[0] / z + c[0], f * p[1] / z + c[1]]), -1000.0, 2000.0)
+
+    e = xs[0] - t.T[:, :, None]
+    y1 = jnp.stack([Rm[:, 0, k] * e[0] + Rm[:, 1, k] * e[1] + Rm[:, 2, k] * e[2] for k in range(3)])
+    return jnp.concatenate([rows.pix[:, 0].transpose(1, 0, 2) - px(y0), rows.pix[:, 1].transpose(1, 0, 2) - px(y1)])
+
+
+class SceneRows(NamedTuple):
+    """Per-row data of the scene term (precomputed once per stage)."""
+
+    pix: jax.Array  # (Pr, 2 side, 2 xy, M)
+    ad: jax.Array  # (Pr, 2, M) anchor depth / median of each match's anchor (held)
+    ratio: jax.Array  # (Pr, 2, M)
+    bf: jax.Array  # (Pr, 2)
+    c: jax.Array  # (2,)
+    w: jax.Array  # (Pr, M) linear weight of each match (corr_w / total)
+    idx: jax.Array  # (Pr, 29) keyframe-local indices of each row
+
+
+def scene_rows(params: Params, problem: Problem, stage: int) -> SceneRows:
+    s = problem.scene
+    img = s.pair_img  # (Pr, 2)
+    ad = params.cam.anchor_depth
+    ad_sel = jnp.stack([ad[img[:, k][:, None], s.corr_anchor[k]] for k in range(2)], 1)
+    tot = jnp.sum(s.corr_w) * (1.0 if stage == 1 else 2.0)
+    w = jnp.where(tot > 0, s.corr_w / jnp.where(tot > 0, tot, 1.0), 0.0)
+    K = s.kf_valid.shape[0]
+    base = img[:, :, None] * 14 + jnp.arange(14)[None, None]  # (Pr, 2, 14)
+    idx = jnp.concatenate([base.reshape(-1, 28), jnp.full((img.shape[0], 1), 14 * K)], 1)
+    return SceneRows(pix=jnp.moveaxis(s.corr_pix, 2, 0), ad=ad_sel, ratio=jnp.moveaxis(s.corr_ratio, 1, 0),
+                     bf=s.base_focal[img], c=s.pp * s.image_size, w=w, idx=idx)
+
+
+def _tangent_chain(v, E17):
+    """d(11 tangent locals) / d(29 keyframe locals) from d(17 locals) / d(29): omega = vee(R^T dR)."""
+    R = v[:, :9].reshape(-1, 3, 3)
+    dR = E17[:, :9].reshape(-1, 3, 3, E17.shape[-1])
+    A = jnp.einsum("pba,pbcj->pacj", R, dR)  # R^T dR, skew to first order
+    om = 0.5 * jnp.stack([A[:, 2, 1] - A[:, 1, 2], A[:, 0, 2] - A[:, 2, 0], A[:, 1, 0] - A[:, 0, 1]], 1)
+    return jnp.concatenate([om, E17[:, 9:]], 1)  # (Pr, 11, 29)
+
+
+def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows, gamma, eps, stage: int):
+    """IRLS Gauss-Newton matrix and gradient of the scene term w.r.t. the camera vector:
+    (H (n_cam, n_cam), g (n_cam,), loss ())."""
+    scene = problem.scene
+    cv = cam_vector(cam)
+    u_of = lambda v: keyframe_locals(cam_from_vector(v, cam), scene)  # noqa: E731
+    u = u_of(cv)
+    C = jax.jacfwd(u_of)(cv)  # (14K+1, n_cam)
+    K = scene.kf_valid.shape[0]
+    u29 = jnp.take(u, rows.idx)  # (Pr, 29)
+    v, E17 = jax.vmap(lambda z: (_pair_locals(z), jax.jacfwd(_pair_locals)(z)))(u29)  # (Pr, 17), (Pr, 17, 29)
+    E = _tangent_chain(v, E17)
+    Pr = v.shape[0]
+    dv0 = jnp.zeros((Pr, 11), v.dtype)
+    f = lambda dv: _rows_residuals(v, dv, rows, stage)  # noqa: E731
+    r, lin = jax.linearize(f, dv0)
+    J = jax.vmap(lambda e: lin(jnp.broadcast_to(e, (Pr, 11))))(jnp.eye(11, dtype=v.dtype))  # (11, nr, Pr, M)
+    nr = r.shape[0]
+    sides = 1 if stage == 1 else 2
+    rs = r.reshape(sides, nr // sides, *r.shape[1:])
+    sq = jnp.sum(rs * rs, 1)  # (sides, Pr, M)
+    loss = jnp.sum(rows.w * rho_from_sq(sq, gamma))
+    wt = jnp.repeat(rows.w * irls_weight(sq, gamma, eps), nr // sides, axis=0)  # (nr, Pr, M)
+    Jw = J * wt
+    H11 = jnp.einsum("arpm,brpm->pab", Jw, J)
+    g11 = jnp.einsum("arpm,rpm->pa", Jw, r)
+    H29 = jnp.einsum("pai,pab,pbj->pij", E, H11, E)
+    g29 = jnp.einsum("pai,pa->pi", E, g11)
+    nu = 14 * K + 1
+    Hu = jnp.zeros((nu, nu), H29.dtype).at[rows.idx[:, :, None], rows.idx[:, None, :]].add(H29)
+    gu = jnp.zeros((nu,), g29.dtype).at[rows.idx].add(g29)
+    return C.T @ Hu @ C, C.T @ gu, loss
+
+
+# ------------------------------------------------------------------ the LM stage
+
+
+def _weighted_residuals(groups: list[Group], sw: list[jax.Array]) -> jax.Array:
+    return jnp.concatenate([(gr.r * s[:, None]).reshape(-1) for gr, s in zip(groups, sw)])
+
+
+def _pcg(matvec, b, precond, x0, iters: int, tol):
+    """Preconditioned conjugate gradients, at most ``iters`` iterations (while_loop)."""
+    r = b - matvec(x0)
+    z = precond(r)
+    p = z
+    rz = jnp.vdot(r, z)
+    bnorm = jnp.maximum(jnp.vdot(b, b), 1e-30)
+
+    def cond(st):
+        i, x, r, z, p, rz = st
+        return (i < iters) & (jnp.vdot(r, r) > tol * tol * bnorm)
+
+    def body(st):
+        i, x, r, z, p, rz = st
+        Ap = matvec(p)
+        alpha = rz / jnp.where(jnp.vdot(p, Ap) != 0, jnp.vdot(p, Ap), 1.0)
+        x = x + alpha * p
+        r = r - alpha * Ap
+        z = precond(r)
+        rz_new = jnp.vdot(r, z)
+        p = z + (rz_new / jnp.where(rz != 0, rz, 1.0)) * p
+        return i + 1, x, r, z, p, rz_new
+
+    _, x, *_ = jax.lax.while_loop(cond, body, (jnp.array(0), x0, r, z, p, rz))
+    return x
+
+
+class StageSystem(NamedTuple):
+    """The pieces of one LM stage (functions closed over the problem), for the solver and the tests."""
+
+    x0: jax.Array
+    unflatten: object
+    lay: Layout
+    mask: jax.Array
+    loss_terms: object  # x -> LossTerms
+    scene_lin: object  # x -> (H_scene (nc, nc), g_scene (nc,))
+    human_lin: object  # x -> (r0, jvp, vjp, diag_h)
+    system: object  # (x, lam, Hs, gs) -> (matvec, precond, g, finite)
+    renorm: object
+
+
+def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp) -> StageSystem:
+    x0, unflatten, lay = to_vector(params)
+    mask = stage_mask(lay, stage, cfg)
+    rows = scene_rows(params, problem, stage)
+    gamma_s = weights.gamma_scene_3d if stage == 1 else weights.gamma_scene_2d
+    eps = hp.irls_eps
+    nc = lay.n_cam
+    K = lay.K
+
+    def loss_terms(x):
+        return total_loss(unflatten(x), problem, weights, stage)
+
+    def renorm(x):
+        q = x[:4 * K].reshape(K, 4)
+        return x.at[:4 * K].set((q / jnp.linalg.norm(q, axis=-1, keepdims=True)).reshape(-1))
+
+    def human_lin(x):
+        """Human IRLS pieces at x: weighted residuals (weights frozen), their linear map and transpose."""
+        p = unflatten(x)
+        groups = human_groups(p, problem, weights, scene_geometry(p.cam, problem.scene))
+        sw = [jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps)))
+              for gr in groups]
+
+        def rw(z):
+            pz = unflatten(z)
+            return _weighted_residuals(human_groups(pz, problem, weights, scene_geometry(pz.cam, problem.scene)), sw)
+
+        r0, jvp = jax.linearize(rw, x)
+        vjp = jax.linear_transpose(jvp, x)
+        # exact diagonal of the prior part (identity Jacobian): the human variables' damping scale
+        pri = [s * s for s in sw[1:5]]
+        diag_h = jnp.concatenate([jnp.repeat(pri[0], 4), jnp.repeat(pri[1], 3), jnp.repeat(pri[2], groups[3].r.shape[1]),
+                                  jnp.repeat(pri[3], groups[4].r.shape[1])])
+        return r0, jvp, vjp, diag_h
+
+    def scene_lin(x):
+        p = unflatten(x)
+        H, g, _ = scene_normal_equations(p.cam, problem, rows, gamma_s, eps, stage)
+        return H, g
+
+    def system(x, lam, Hs, gs):
+        r0, jvp, vjp, diag_h = human_lin(x)
+        (gh,) = vjp(r0)
+        g = (jnp.concatenate([gs, jnp.zeros(lay.n - nc, gs.dtype)]) + gh) * mask
+        # explicit camera block of the human part: one tangent per camera variable
+        basis = jnp.eye(lay.n, nc, dtype=x.dtype)
+        Jc = jax.vmap(jvp, in_axes=1, out_axes=1)(basis)  # (nres_h, nc)
+        Hcc = Hs + Jc.T @ Jc
+        dc = jnp.diag(Hcc)
+        floor_c = 1e-6 * jnp.maximum(jnp.max(dc), 1e-30)
+        floor_h = 1e-6 * jnp.maximum(jnp.max(diag_h), 1e-30)
+        D = jnp.concatenate([dc + floor_c, diag_h + floor_h])
+        mc, mh = mask[:nc], mask[nc:]
+
+        def matvec(v):
+            v = v * mask
+            (hv,) = vjp(jvp(v))
+            hv = hv + jnp.concatenate([Hs @ v[:nc], jnp.zeros(lay.n - nc, v.dtype)]) + lam * D * v
+            return hv * mask + (1.0 - mask) * v
+
+        # camera block of the preconditioner: Cholesky of the Jacobi-scaled damped block (unit
+        # diagonal + lambda, well conditioned in float32); a failed factorisation falls back to Jacobi
+        sc = mc / jnp.sqrt(dc + floor_c)
+        A = Hcc * (sc[:, None] * sc[None, :]) + jnp.diag(lam * mc + (1.0 - mc) + 1e-6)
+        chol = jnp.linalg.cholesky(A)
+        chol_ok = jnp.all(jnp.isfinite(chol))
+        chol = jnp.where(chol_ok, chol, jnp.eye(nc, dtype=chol.dtype))
+        dcl = jnp.where(chol_ok, 1.0, 1.0 + lam)
+        dh = (diag_h + floor_h) * (1.0 + lam)
+
+        def precond(rv):
+            zc = sc * jax.scipy.linalg.cho_solve((chol, True), sc * rv[:nc]) / dcl
+            return jnp.concatenate([zc, rv[nc:] / jnp.where(mh > 0, dh, 1.0)])
+
+        return matvec, precond, g, jnp.all(jnp.isfinite(g))
+
+    return StageSystem(x0=x0, unflatten=unflatten, lay=lay, mask=mask, loss_terms=loss_terms, scene_lin=scene_lin,
+                       human_lin=human_lin, system=system, renorm=renorm)
+
+
+def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp, label=0):
+    """One stage of Levenberg-Marquardt Gauss-Newton (same frozen groups and terms as Adam's).
+    The history holds the loss at the start and after each iteration (``gn_iters + 1`` entries)."""
+    from .solver import StageResult, progress_tick
+
+    n_it = cfg.gn_iters_stage1 if stage == 1 else cfg.gn_iters_stage2
+    ss = stage_system(params, problem, weights, stage, cfg, hp)
+    x0, unflatten, lay, mask, loss_terms = ss.x0, ss.unflatten, ss.lay, ss.mask, ss.loss_terms
+    nc = lay.n_cam
+
+    def step(x, f, lam, Hs, gs, stale, it):
+        Hs, gs = jax.lax.cond(stale, lambda: ss.scene_lin(x), lambda: (Hs, gs))
+        matvec, precond, g, finite_g = ss.system(x, lam, Hs, gs)
+        dx = _pcg(matvec, -g, precond, jnp.zeros_like(x), cfg.cg_iters, hp.cg_tol) * mask
+        x_new = ss.renorm(x + dx)
+        return x_new, loss_terms(x_new), Hs, gs, finite_g
+
+    f0_terms = loss_terms(x0)
+
+    def body(carry, it):
+        x, terms, lam, Hs, gs, stale, done, nan_at = carry
+        progress_tick(hp, label, stage, it + 1, n_it)
+
+        def do():
+            x_new, t_new, Hs2, gs2, finite_g = step(x, terms.total, lam, Hs, gs, stale, it)
+            f, f_new = terms.total, t_new.total
+            ok = jnp.isfinite(f_new) & (f_new < f)
+            rel = (f - f_new) / jnp.maximum(jnp.abs(f), 1e-30)
+            x2 = jnp.where(ok, x_new, x)
+            t2 = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), t_new, terms)
+            lam2 = jnp.where(ok, jnp.maximum(lam / 3.0, 1e-9), lam * 4.0)
+            done2 = (ok & (rel < hp.gn_tol)) | (lam2 > 1e9) | ~finite_g
+            nan2 = jnp.where((nan_at < 0) & ~finite_g, it, nan_at)
+            return x2, t2, lam2, Hs2, gs2, ok, done2, nan2
+
+        new = jax.lax.cond(done, lambda: (x, terms, lam, Hs, gs, stale, done, nan_at), do)
+        return new, new[1]
+
+    init = (x0, f0_terms, hp.damping, jnp.zeros((nc, nc), jnp.float32), jnp.zeros((nc,), jnp.float32), jnp.array(True),
+            ~jnp.isfinite(f0_terms.total), jnp.where(jnp.isfinite(f0_terms.total), -1, 0).astype(jnp.int32))
+    (x, _, _, _, _, _, _, nan_at), history = jax.lax.scan(body, init, jnp.arange(n_it, dtype=jnp.int32))
+    history = jax.tree_util.tree_map(lambda h0, h: jnp.concatenate([h0[None], h]), f0_terms, history)
+    return StageResult(params=unflatten(x), history=LossTerms(*history), nan_at=nan_at)

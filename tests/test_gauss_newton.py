@@ -1,0 +1,157 @@
+"""The Gauss-Newton / IRLS solver (method="gn"): weights, normal equations, recovery, vmap, recompiles."""
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import x64
+from josh_jax.losses import LossWeights, init_params, scene_geometry, total_loss
+from josh_jax.problem import build_problem, problem_sizes
+from josh_jax.solve import SolveConfig, solve, solve_batch, stack_problems
+from josh_jax.solve import gauss_newton as gn
+from josh_jax.solve.solver import _solve_jit
+from josh_jax.synth import SynthConfig, make_world
+
+GN = SolveConfig(method="gn", gn_iters_stage1=10, gn_iters_stage2=6)
+WORLD = SynthConfig(num_keyframes=11)
+TINY = SynthConfig(num_keyframes=4, width=48, height=36, focal=45.0, cam_speed=0.08, pair_window=3)
+
+
+@pytest.fixture(scope="module")
+def world(open_model):
+    return make_world(open_model, seed=0, cfg=WORLD)
+
+
+def test_irls_weights_finite_at_zero_and_exact_above_eps():
+    for gamma in (1.1, 0.4):
+        rho = lambda n: gn.rho_from_sq(n * n, gamma)  # noqa: E731
+        w0 = gn.irls_weight(jnp.zeros(()), gamma, 1e-6)
+        assert np.isfinite(float(w0))
+        np.testing.assert_allclose(float(w0), float(jax.grad(rho)(1e-12)) / 1e-6, rtol=1e-4)  # rho'(0) / eps
+        assert np.isfinite(float(jax.grad(lambda s: gn.irls_weight(s, gamma, 1e-6))(jnp.zeros(()))))
+        for n in (1e-3, 0.5, 3.0):
+            np.testing.assert_allclose(float(gn.irls_weight(jnp.array(n * n), gamma, 1e-6)),
+                                       float(jax.grad(rho)(n)) / n, rtol=1e-5)
+
+
+def test_gn_step_on_linear_least_squares_is_the_closed_form():
+    """One damping-free step of the normal equations (built as vjp(jvp), solved by the PCG)
+    lands on the (weighted) least-squares solution."""
+    with x64():
+        rng = np.random.default_rng(0)
+        A = rng.normal(size=(40, 7))
+        b = rng.normal(size=40)
+        w = rng.uniform(0.5, 2.0, size=40)
+        x0 = jnp.asarray(rng.normal(size=7))
+        res = lambda x: jnp.sqrt(w) * (A @ x - b)  # noqa: E731
+        r0, jvp = jax.linearize(res, x0)
+        vjp = jax.linear_transpose(jvp, x0)
+        (g,) = vjp(r0)
+        mv = lambda v: vjp(jvp(v))[0]  # noqa: E731
+        dx = gn._pcg(mv, -g, lambda r: r, jnp.zeros(7), 50, 1e-14)
+        closed = np.linalg.solve(A.T @ (w[:, None] * A), A.T @ (w * b))
+        np.testing.assert_allclose(np.asarray(x0 + dx), closed, rtol=1e-9, atol=1e-9)
+
+
+def test_residual_groups_reproduce_the_loss(world, open_model):
+    w, _ = world
+    pr = jax.tree_util.tree_map(jnp.asarray, build_problem(w, open_model))
+    p = init_params(pr)
+    x, unflatten, _ = gn.to_vector(p)
+    p = unflatten(x + 0.01 * jax.random.normal(jax.random.PRNGKey(1), x.shape))
+    W = LossWeights(prior=50.0, static=0.3, smooth=0.2)
+    for stage in (1, 2):
+        t = total_loss(p, pr, W, stage)
+        geo = scene_geometry(p.cam, pr.scene)
+        np.testing.assert_allclose(float(gn.groups_loss(gn.scene_groups(p, pr, W, stage))), float(t.scene), rtol=1e-5)
+        np.testing.assert_allclose(float(gn.groups_loss(gn.human_groups(p, pr, W, geo))), float(t.total - t.scene),
+                                   rtol=1e-5)
+        # the per-keyframe locals reproduce the metric anchor depths of scene_geometry
+        u = gn.keyframe_locals(p.cam, pr.scene)[:-1].reshape(-1, 14)
+        depth = u[:, 12:13] + (p.cam.anchor_depth - 1.0) * u[:, 13:14]
+        np.testing.assert_allclose(np.asarray(depth), np.asarray(geo.anchor_depth), rtol=1e-5)
+
+
+def test_structured_normal_equations_equal_dense_jacobian(open_model):
+    """On a tiny window in float64: the structured scene block, the camera block with the human
+    terms, H v products and the gradient equal a dense jax.jacfwd J^T W J and jax.grad."""
+    w, _ = make_world(open_model, seed=2, cfg=TINY)
+    pr = build_problem(w, open_model, sizes={"K": w.num_keyframes})  # no keyframe padding: a small dense J
+    with x64():
+        pr = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32
+                                    else jnp.asarray(a), pr)
+        W = LossWeights()
+        p0 = init_params(pr)
+        p0 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), p0)
+        x, unflatten, lay = gn.to_vector(p0)
+        x = x + 0.02 * jax.random.normal(jax.random.PRNGKey(0), x.shape, jnp.float64)
+        p = unflatten(x)
+        hp = SolveConfig(method="gn").hyper()._replace(irls_eps=jnp.float64(1e-6))
+        for stage in (1, 2):
+            cfg = SolveConfig(method="gn").structure()
+            ss = gn.stage_system(p, pr, W, stage, cfg, hp)
+            groups_at = lambda z: (gn.scene_groups(unflatten(z), pr, W, stage)  # noqa: E731
+                                   + gn.human_groups(unflatten(z), pr, W, scene_geometry(unflatten(z).cam, pr.scene)))
+            sw = [jnp.sqrt(gr.c * gn.irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, 1e-6)) for gr in groups_at(x)]
+            rw = lambda z: gn._weighted_residuals(groups_at(z), sw)  # noqa: E731
+            J = jax.jacfwd(rw)(x)
+            m = np.asarray(ss.mask)
+            H_dense = np.asarray(J.T @ J) * np.outer(m, m)
+            nc = lay.n_cam
+            ns = gn.scene_groups(p, pr, W, stage)[0].r.size
+            Js = np.asarray(J[:ns, :nc])
+            Hs, gs = ss.scene_lin(x)
+            scale = np.abs(H_dense).max()
+            np.testing.assert_allclose(np.asarray(Hs), Js.T @ Js, atol=1e-9 * scale)
+            np.testing.assert_allclose(np.asarray(gs), Js.T @ np.asarray(rw(x))[:ns], atol=1e-9 * np.abs(gs).max())
+            matvec, _, g, finite = ss.system(x, 0.0, Hs, gs)
+            assert bool(finite)
+            grad = np.asarray(jax.grad(lambda z: total_loss(unflatten(z), pr, W, stage).total)(x)) * m
+            np.testing.assert_allclose(np.asarray(g), grad, atol=1e-8 * np.abs(grad).max())
+            rng = np.random.default_rng(stage)
+            for _ in range(3):
+                v = jnp.asarray(rng.normal(size=lay.n))
+                hv = np.asarray(matvec(v)) * m
+                np.testing.assert_allclose(hv, H_dense @ (np.asarray(v) * m), atol=1e-8 * np.abs(H_dense @ v).max())
+
+
+def camera_positions(params, problem, K0):
+    geo = scene_geometry(params.cam, jax.tree_util.tree_map(jnp.asarray, problem.scene))
+    T = np.asarray(geo.cam_to_world, np.float64)[:K0]
+    return (np.linalg.inv(T[0]) @ T)[:, :3, 3]
+
+
+def test_gn_recovers_metric_cameras(world, open_model):
+    w, gt = world
+    pr = build_problem(w, open_model)
+    res = solve(pr, LossWeights(), GN)
+    assert int(res.stage1.nan_at) == -1 and int(res.stage2.nan_at) == -1
+    h1, h2 = np.asarray(res.stage1.history.total), np.asarray(res.stage2.history.total)
+    assert h1[-1] < 0.5 * h1[0] and np.all(np.diff(h1) <= 0) and np.all(np.diff(h2) <= 0)  # LM only accepts decreases
+    pos = camera_positions(res.params, pr, w.num_keyframes)
+    gt_pos = gt["cam_to_world"][w.frame_index, :3, 3]
+    err = np.linalg.norm(pos - gt_pos, axis=1)
+    path = np.linalg.norm(gt_pos[-1] - gt_pos[0])
+    assert err.max() < 0.1 * path, err
+    # as good as the Adam schedule on the same problem (its final loss, +1 %)
+    adam = solve(pr, LossWeights(), SolveConfig(iters_stage1=200, iters_stage2=80))
+    assert h2[-1] <= 1.01 * float(adam.stage2.history.total[-1])
+
+
+def test_gn_batch_matches_single_solves_and_does_not_recompile(open_model):
+    cfg = dataclasses.replace(GN, gn_iters_stage1=4, gn_iters_stage2=3)
+    worlds = [make_world(open_model, seed=s, cfg=WORLD)[0] for s in (4, 5)]
+    first = build_problem(worlds[0], open_model)
+    sizes = {k: 2 * v for k, v in problem_sizes(first).items()}
+    sizes["K"] = 11
+    probs = [build_problem(w, open_model, sizes=sizes) for w in worlds]
+    batch = solve_batch(stack_problems(probs), LossWeights(), cfg)
+    for i, pr in enumerate(probs):
+        single = solve(pr, LossWeights(), cfg)
+        np.testing.assert_allclose(batch.stage2.history.total[i], single.stage2.history.total, rtol=2e-4)
+    before = _solve_jit._cache_size()
+    new = dataclasses.replace(cfg, damping=0.1, gn_tol=1e-6, irls_eps=1e-4, cg_tol=1e-5, progress_every=1)
+    jax.block_until_ready(solve(probs[0], LossWeights(prior=30.0), new, label="joint"))
+    assert _solve_jit._cache_size() == before
