@@ -300,7 +300,7 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
             imgs.append(img)
     gt = dict(cam_to_world=T_wc, focal=float(focal), fps=fps, rotmats=np.stack(rots).astype(np.float32),
               betas=np.stack(betas_all), transl=np.stack(trans).astype(np.float32), joints=joints.astype(np.float32),
-              boxes=boxes, visible=visible)
+              boxes=boxes, visible=visible, size=np.array([W, H]))
     if writer is not None:
         writer.release()
     else:
@@ -327,12 +327,19 @@ def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
     return np.stack([(landmarks[..., a, :2] + landmarks[..., b, :2]) / 2 for a, b in pairs], -2)
 
 
+def smpl_centres(joints_px: np.ndarray) -> np.ndarray:
+    """(..., 24, 2) SMPL-order joints in pixels -> (..., 4, 2) mid-points of hips, shoulders, knees, ankles."""
+    return np.stack([(joints_px[..., a, :] + joints_px[..., b, :]) / 2 for a, b in ((1, 2), (16, 17), (4, 5), (7, 8))],
+                    -2)
+
+
 def tracking_report(gt: dict, track_landmarks: dict, scale: float = 1.0, max_dist: float = 0.2,
                     min_visible: float = 0.5) -> list[dict]:
     """Score person tracks against :func:`render_people_clip`'s truth.
 
-    ``track_landmarks``: {track id: {frame: (33, 2) BlazePose landmarks}} in pixels of a frame ``scale``
-    times the clip's size. Per frame, tracks and the true people visible there (>= ``min_visible`` of
+    ``track_landmarks``: {track id: {frame: (33, 2) BlazePose landmarks, or (4, 2) centres as
+    :func:`landmark_centres` / :func:`smpl_centres` give}} in pixels of a frame ``scale`` times the
+    clip's size. Per frame, tracks and the true people visible there (>= ``min_visible`` of
     their joints seen) are matched one to one (Hungarian) on the mean distance between the mid-points
     of hips, shoulders, knees and ankles (left/right-free), divided by the person's projected height;
     a pair counts when that is below ``max_dist``. Per true person: visible frames, the fraction of
@@ -353,7 +360,8 @@ def tracking_report(gt: dict, track_landmarks: dict, scale: float = 1.0, max_dis
         for r, p in enumerate(people):
             height = max(np.ptp(true[p, t, :, 1]) * 1.3, 1.0)  # shoulders to ankles ~ 3/4 of the body
             for c, i in enumerate(ids):
-                mine = landmark_centres(np.asarray(track_landmarks[i][t], float))
+                mine = np.asarray(track_landmarks[i][t], float)
+                mine = landmark_centres(mine) if len(mine) == 33 else mine
                 d[r, c] = np.linalg.norm(mine - true[p, t], axis=-1).mean() / height
         rows, cols = linear_sum_assignment(d)
         for r, c in zip(rows, cols):
