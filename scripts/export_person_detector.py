@@ -164,9 +164,9 @@ def _sample_images(video: Path, n: int = 8) -> list[np.ndarray]:
 
 
 def _check(gd, path: Path, video: Path) -> dict:
-    import onnxruntime as ort
-
     import importlib.util
+
+    import onnxruntime as ort
 
     # the runner's own postprocessing, loaded by path (the package needs JAX; this venv has none)
     spec = importlib.util.spec_from_file_location("person_detector", ROOT / "josh_jax/frontends/person_detector.py")

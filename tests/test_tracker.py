@@ -4,7 +4,13 @@ import pytest
 
 from josh_jax.frontends import person_detector as pdet
 from josh_jax.frontends.onnx_models import FrontEndError
-from josh_jax.frontends.tracker import Observation, Tracker, TrackerConfig, hist_similarity, merge_same
+from josh_jax.frontends.tracker import (
+    Observation,
+    Tracker,
+    TrackerConfig,
+    hist_similarity,
+    merge_same,
+)
 
 
 def _hist(hue_bin: int) -> np.ndarray:
@@ -17,9 +23,9 @@ def _box(cx, cy=200.0, w=60.0, h=160.0):
     return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
 
 
-def _run(seq, cfg=TrackerConfig()):
+def _run(seq, cfg=None):
     """seq: per frame a list of (person, box, hist); returns {person: [track id per frame seen]}."""
-    tr = Tracker(cfg)
+    tr = Tracker(cfg or TrackerConfig())
     got = {}
     for t, people in enumerate(seq):
         obs = [Observation(b, 0.9, hist=h, payload=p) for p, b, h in people]
@@ -84,7 +90,8 @@ def test_merge_same_keeps_one_observation_per_person():
     o = [Observation(_box(100), 0.6), Observation(_box(104), 0.9), Observation(_box(300), 0.7)]
     kept = merge_same(o, 0.5)
     assert sorted(k.score for k in kept) == [0.7, 0.9]
-    assert hist_similarity(_hist(3), _hist(3)) > 0.99 > 0.2 > hist_similarity(_hist(3), _hist(30))
+    assert hist_similarity(_hist(3), _hist(3)) > 0.99
+    assert hist_similarity(_hist(3), _hist(30)) < 0.2
 
 
 def test_box_decoding_and_nms():

@@ -80,7 +80,13 @@ class PersonDetector:
     """The SSDLite ONNX session, checked against its manifest entry before use."""
 
     def __init__(self, models_dir: Path | None = None, device: str = "auto", threads: int | None = None):
-        from .onnx_models import FrontEndError, check_contract, default_models_dir, load_manifest, open_session
+        from .onnx_models import (
+            FrontEndError,
+            check_contract,
+            default_models_dir,
+            load_manifest,
+            open_session,
+        )
 
         d = Path(models_dir) if models_dir else default_models_dir()
         entry = load_manifest(d).get(NAME)

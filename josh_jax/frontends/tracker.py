@@ -1,10 +1,12 @@
 """People tracking by global assignment: every person a track, a track never two people.
 
 Per frame, the pipeline gathers person **observations**: BlazePose landmarks
-run at each live track's predicted region, and at the boxes of two detectors
-for people no track covers yet (the SSDLite person detector of
-:mod:`.person_detector`, which needs no face, and BlazePose's own face-keyed
-detector). Observations that describe the same person (landmark boxes
+run at each track's region predicted from its previous landmarks; for a
+track lost (occluded) or whose region slid onto somebody else, at its region
+moved by its velocity on the frame with the people already seen painted out;
+and at the boxes of two detectors for people no track covers yet (the
+SSDLite person detector of :mod:`.person_detector`, which needs no face, and
+BlazePose's own face-keyed detector). Observations that describe the same person (landmark boxes
 overlapping by IoU > ``same_iou`` and landmarks that coincide; see
 :func:`same_person`) are merged, keeping the most confident.
 Then one global assignment (Hungarian, ``scipy.optimize.linear_sum_assignment``)
@@ -18,8 +20,8 @@ appearance: Bhattacharyya coefficient of hue/saturation histograms of the
 torso and the legs). A pair is allowed only when it passes the gates
 (appearance >= ``min_app``, and box IoU >= ``min_iou`` or, for a track
 unseen for a few frames, a centre within ``reid_radius`` person sizes per
-missed frame). Unmatched observations start tracks (at most ``max_people``
-live at once), tracks unmatched for more than ``max_gap`` frames end;
+missed frame). Unmatched observations with presence >= ``birth_score`` start tracks
+(at most ``max_people`` live at once), tracks unmatched for more than ``max_gap`` frames end;
 a track matched again after a short occlusion keeps its id (re-identification).
 
 :class:`Tracker` holds only boxes, landmarks and histograms (no models), so
@@ -29,8 +31,9 @@ Pixel coordinates are (x right, y down) in the frame given to BlazePose.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -71,6 +74,7 @@ class TrackerConfig:
     w_app: float = 1.0
     lm_k: float = 0.08  # landmark similarity scale, fraction of the person's size
     hist_rate: float = 0.1  # running update of a track's appearance
+    birth_score: float = 0.9  # an observation starts a track only this sure (BlazePose presence)
 
 
 def box_size(box: np.ndarray) -> float:
@@ -86,35 +90,46 @@ def hist_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
     return float(np.mean(np.sqrt(a * b).sum(-1)))
 
 
+# BlazePose landmark order with left and right swapped (a person seen from behind is often mirrored)
+FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25,
+                 28, 27, 30, 29, 32, 31])
+
+
 def landmark_similarity(a: np.ndarray | None, va, b: np.ndarray | None, vb, size: float, k: float) -> float:
-    """OKS-like similarity of two landmark sets (33, 2) given visibilities; 0.5 when unknown."""
+    """OKS-like similarity of two landmark sets (33, 2) given visibilities, the better of b and b
+    mirrored (left/right swapped); 0.5 when unknown."""
     if a is None or b is None:
         return 0.5
-    w = np.ones(len(a)) if va is None or vb is None else np.minimum(va, vb)
-    if w.sum() < 1e-6:
-        return 0.5
-    d2 = ((a - b) ** 2).sum(-1)
-    return float((w * np.exp(-d2 / (2 * (k * size) ** 2))).sum() / w.sum())
+    best = 0.0
+    for perm in (slice(None), FLIP):
+        bb = b[perm]
+        w = np.ones(len(a)) if va is None or vb is None else np.minimum(va, np.asarray(vb)[perm])
+        if w.sum() < 1e-6:
+            return 0.5
+        d2 = ((a - bb) ** 2).sum(-1)
+        best = max(best, float((w * np.exp(-d2 / (2 * (k * size) ** 2))).sum() / w.sum()))
+    return best
 
 
-def same_person(a: Observation, b: Observation, same_iou: float, lm_k: float = 0.08) -> bool:
+def same_person(a: Observation, b: Observation, same_iou: float, k: float = 0.15) -> bool:
     """Two observations of one person: boxes overlapping by IoU > ``same_iou`` and, when both have
-    landmarks, landmarks that coincide (similarity > 0.5); two people side by side or one behind the
-    other overlap in boxes but not in landmarks."""
-    if bp.box_iou(a.box, b.box) <= same_iou:
-        return False
+    landmarks, landmarks that roughly coincide (similarity at scale ``k`` > 0.3, mirror-free), or
+    landmarks that mostly coincide (> 0.6) whatever the boxes (a box stretched by a stray limb); two
+    people side by side or one behind the other overlap in boxes but not in landmarks."""
+    iou = bp.box_iou(a.box, b.box)
     if a.landmarks is None or b.landmarks is None:
-        return True
+        return iou > same_iou
     size = max(box_size(a.box), box_size(b.box), 1.0)
-    return landmark_similarity(a.landmarks, a.visibility, b.landmarks, b.visibility, size, lm_k) > 0.5
+    lm = landmark_similarity(a.landmarks, a.visibility, b.landmarks, b.visibility, size, k)
+    return (iou > same_iou and lm > 0.3) or lm > 0.6  # or most landmarks on the same spots, whatever the boxes
 
 
-def merge_same(obs: list[Observation], same_iou: float, lm_k: float = 0.08) -> list[Observation]:
+def merge_same(obs: list[Observation], same_iou: float) -> list[Observation]:
     """Keep one observation per person (:func:`same_person`): greedy by score."""
     order = sorted(range(len(obs)), key=lambda i: -obs[i].score)
     kept: list[Observation] = []
     for i in order:
-        if not any(same_person(obs[i], k, same_iou, lm_k) for k in kept):
+        if not any(same_person(obs[i], k, same_iou) for k in kept):
             kept.append(obs[i])
     return kept
 
@@ -189,8 +204,10 @@ class Tracker:
         for k in sorted(set(range(len(obs))) - used, key=lambda i: -obs[i].score):
             if n_live >= c.max_people:
                 break
+            if obs[k].score < c.birth_score:
+                continue
             # never start a track on a person a live track already covers this frame
-            if any(same_person(Observation(s.box, 1.0, s.landmarks, s.visibility), obs[k], c.same_iou, c.lm_k)
+            if any(same_person(Observation(s.box, 1.0, s.landmarks, s.visibility), obs[k], c.same_iou)
                    for s in self.tracks if s.last_frame == t):
                 continue
             o = obs[k]
@@ -217,9 +234,10 @@ class Tracker:
 # ------------------------------------------------------------------ appearance
 
 
-def appearance(image_hsv: np.ndarray, landmarks: np.ndarray, visibility: np.ndarray | None = None) -> np.ndarray | None:
+def appearance(image_hsv: np.ndarray, landmarks: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray | None:
     """(2, 12 * 4) hue/saturation histograms of the torso (shoulders to hips) and the legs (hips to ankles),
-    each summing to 1; None when the regions fall outside the frame. ``image_hsv``: OpenCV HSV (H in 0-179)."""
+    each summing to 1; None when the regions fall outside the frame. ``image_hsv``: OpenCV HSV (H in 0-179);
+    ``valid`` (H, W) uint8: only pixels where it is non-zero count (e.g. not another person's)."""
     h, w = image_hsv.shape[:2]
     parts = ((bp.L_SHOULDER, bp.R_SHOULDER, bp.L_HIP, bp.R_HIP), (bp.L_HIP, bp.R_HIP, bp.L_KNEE, bp.R_KNEE,
                                                                   bp.L_ANKLE, bp.R_ANKLE))
@@ -236,8 +254,11 @@ def appearance(image_hsv: np.ndarray, landmarks: np.ndarray, visibility: np.ndar
         x1, y1 = np.clip(np.ceil(hi), 0, [w, h]).astype(int)
         if x1 - x0 < 2 or y1 - y0 < 2:
             return None
-        roi = image_hsv[y0:y1, x0:x1]
-        hist = cv2.calcHist([roi], [0, 1], None, list(HIST_BINS), [0, 180, 0, 256]).ravel()
+        roi = np.ascontiguousarray(image_hsv[y0:y1, x0:x1])
+        m = None if valid is None else np.ascontiguousarray(valid[y0:y1, x0:x1])
+        hist = cv2.calcHist([roi], [0, 1], m, list(HIST_BINS), [0, 180, 0, 256]).ravel()
+        if hist.sum() < 4:
+            return None
         out.append(hist / max(hist.sum(), 1e-9))
     return np.stack(out)
 
@@ -285,33 +306,52 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
         want = mask_frames is not None and t in mask_frames
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
 
-        def observe(roi: bp.Roi, refine: int = 0, proposal: np.ndarray | None = None):
-            r = pose.landmarks(image, roi, want_mask=want and refine == 0, mask_size=mask_size)
+        def observe(roi: bp.Roi, refine: int = 0, proposal: np.ndarray | None = None, img=image, valid=None,
+                    hsv=hsv):
+            r = pose.landmarks(img, roi, want_mask=refine == 0)
             for _ in range(refine):  # a box seed: re-centre on the landmarks' own region, then once more
                 roi = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
-                r = pose.landmarks(image, roi, want_mask=want, mask_size=mask_size)
+                r = pose.landmarks(img, roi, want_mask=True)
             if r["presence"] < min_presence:
                 return None
             box = _landmark_box(r["image"], r["visibility"])
             if proposal is not None and bp.box_iou(box, proposal) < 0.3:
                 return None  # the landmarks found someone else (or nothing) in the box
             return Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
-                               appearance(hsv, r["image"], r["visibility"]), r)
+                               appearance(hsv, r["image"], valid), r)
 
+        # 1. tracks seen on the previous frame: their landmarks predict the region
+        live = tracker.live(t)
         obs: list[Observation] = []
-        for s in tracker.live(t):
+        for s in live:
             run = runs.get(s.track_id)
-            if run is None:
-                continue
-            if run.last == t - 1:  # tracked on the previous frame: its landmarks predict the region
+            if run is not None and run.last == t - 1:
                 o = observe(run.next_roi)
-            else:  # lost for a few frames (occluded?): look where its motion would have taken it
-                shift = (s.velocity[:2] + s.velocity[2:]) / 2 * (t - 1 - run.last)
-                r0 = run.next_roi
-                o = observe(bp.Roi(r0.cx + shift[0], r0.cy + shift[1], r0.size, r0.angle), refine=1)
-            if o is not None:
+                if o is not None:
+                    o.payload["from"] = s.track_id
+                    obs.append(o)
+        obs = merge_same(obs, cfg.same_iou)
+        # 2. tracks lost (occluded?) or whose region slid onto somebody else: look where their motion
+        # would have taken them, with the people already seen painted out
+        seen = {o.payload.get("from") for o in obs}
+        hidden = None
+        for s in live:
+            run = runs.get(s.track_id)
+            if run is None or s.track_id in seen:
+                continue
+            if hidden is None:
+                occ = np.zeros(image.shape[:2], bool)
+                for o in obs:
+                    occ |= o.payload["mask"] > 0.5
+                hidden = image.copy()
+                hidden[occ] = np.uint8(127)
+                valid = (~occ).astype(np.uint8)
+            shift = (s.velocity[:2] + s.velocity[2:]) / 2 * (t - 1 - run.last)
+            r0 = run.next_roi
+            o = observe(bp.Roi(r0.cx + shift[0], r0.cy + shift[1], r0.size, r0.angle), refine=1, img=hidden,
+                        valid=valid)
+            if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
                 obs.append(o)
-        obs = merge_same(obs, cfg.same_iou, cfg.lm_k)
         proposals = []
         if detector is not None:
             boxes, scores = detector.detect(image, min_score=det_score)
@@ -325,7 +365,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
                 o = observe(bp.roi_from_points(prop[2].keypoints[0], prop[2].keypoints[1]), refine=1)
             else:
                 o = observe(box_roi(box), refine=2, proposal=box)
-            if o is not None and not any(same_person(o, k, cfg.same_iou, cfg.lm_k) for k in obs):
+            if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
                 obs.append(o)
         union = None
         for tid, k in tracker.step(t, obs):
@@ -347,8 +387,10 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
             run.last = t
         if want:  # every person seen, tracked or not (the scene must not match on people)
             for o in obs:
-                if "mask" in o.payload:
-                    union = o.payload["mask"] if union is None else np.maximum(union, o.payload["mask"])
+                m = o.payload["mask"]
+                union = m if union is None else np.maximum(union, m)
+            if union is not None and mask_size is not None:
+                union = cv2.resize(union, tuple(mask_size), interpolation=cv2.INTER_LINEAR)
             if union is None:
                 h, w = image.shape[:2] if mask_size is None else mask_size[::-1]
                 union = np.zeros((h, w), np.float32)
