@@ -205,8 +205,8 @@ def _label_map(shape, verts_list, faces, focal, principal, near: float = 0.05) -
 PEOPLE_PRESETS = {
     # four people walking side by side away from a camera that follows them (seen from behind)
     "walk_away": dict(people=4, heading=np.pi, spacing=0.85, depth_step=0.0, start_z=2.0, cam="follow"),
-    # two people crossing in front of a camera that dollies sideways: the nearer one hides the other
-    "crossing": dict(people=2, heading=None, spacing=0.0, depth_step=1.3, start_z=4.0, cam="dolly"),
+    # two people crossing in front of a camera on a tripod: the nearer one hides the other
+    "crossing": dict(people=2, heading=None, spacing=0.0, depth_step=1.3, start_z=4.0, cam="static"),
 }
 
 
@@ -253,11 +253,12 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
     pelvis = joints[:, :, 0].mean(0)  # (F, 3) the group's centre
     if spec["cam"] == "follow":
         T_wc = follow_cameras(pelvis, rng, back=4.0, side=0.0, height=1.7, shake=0.003)
-    else:  # a slow sideways dolly 5 m in front of the crossing point, looking along +z
+    else:  # 5 m in front of the crossing point, looking along +z; "dolly": sliding 0.8 m sideways
         T_wc = np.repeat(np.eye(4)[None], F, 0)
         centre_z = spec["start_z"] + (P - 1) * spec["depth_step"] / 2
         for t in range(F):
-            T_wc[t, :3, 3] = [-0.4 + 0.8 * t / max(F - 1, 1), -1.5, centre_z - 5.0]
+            x = -0.4 + 0.8 * t / max(F - 1, 1) if spec["cam"] == "dolly" else 0.0
+            T_wc[t, :3, 3] = [x, -1.5, centre_z - 5.0]
             pitch = np.deg2rad(8.0)  # looking slightly down (world y down)
             T_wc[t, :3, :3] = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)],
                                         [0, -np.sin(pitch), np.cos(pitch)]])
