@@ -21,7 +21,8 @@ torso and the legs). A pair is allowed only when it passes the gates
 (appearance >= ``min_app``, and box IoU >= ``min_iou`` or, for a track
 unseen for a few frames, a centre within ``reid_radius`` person sizes per
 missed frame). Unmatched observations with presence >= ``birth_score`` start tracks
-(at most ``max_people`` live at once), tracks unmatched for more than ``max_gap`` frames end;
+(at most ``max_people`` live at once; a new track is followed back through
+the last ``backfill`` frames, so a person found late is not cut short), tracks unmatched for more than ``max_gap`` frames end;
 a track matched again after a short occlusion keeps its id (re-identification).
 
 :class:`Tracker` holds only boxes, landmarks and histograms (no models), so
@@ -75,6 +76,7 @@ class TrackerConfig:
     lm_k: float = 0.08  # landmark similarity scale, fraction of the person's size
     hist_rate: float = 0.1  # running update of a track's appearance
     birth_score: float = 0.9  # an observation starts a track only this sure (BlazePose presence)
+    backfill: int = 15  # a new track is followed back over up to this many earlier frames
 
 
 def box_size(box: np.ndarray) -> float:
@@ -302,6 +304,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
     tracker = Tracker(cfg)
     runs: dict[int, _Run] = {}
     masks: dict[int, np.ndarray] = {}
+    recent: list[tuple] = []  # (frame, image, hsv, observations) of the last cfg.backfill frames
     for t, image in enumerate(frames):
         want = mask_frames is not None and t in mask_frames
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
@@ -368,9 +371,12 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
             if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
                 obs.append(o)
         union = None
+        born = []
         for tid, k in tracker.step(t, obs):
             r = obs[k].payload
             run = runs.get(tid)
+            if run is None:
+                born.append((tid, k))
             if run is None or run.last < t - 1:  # new, or back after an occlusion: restart the smoothing
                 run = runs[tid] = _Run(run.track if run else bp.PoseTrack(tid), bp.OneEuro(), None, t)
             roi_size = max(box_size(obs[k].box), 1.0)
@@ -395,9 +401,55 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
                 h, w = image.shape[:2] if mask_size is None else mask_size[::-1]
                 union = np.zeros((h, w), np.float32)
             masks[t] = union
+        for tid, k in born:  # a person found late: follow it back through the frames before
+            _backfill(pose, runs[tid].track, obs[k], recent, cfg, min_presence, masks, mask_size)
+        recent = (recent + [(t, image, hsv, obs)])[-cfg.backfill:] if cfg.backfill else []
         if progress is not None:
             progress(1)
     tracks = sorted((r.track for r in runs.values() if len(r.track.frames) >= min_frames), key=lambda tr: tr.frames[0])
     for i, tr in enumerate(tracks):
         tr.track_id = i
     return tracks, masks
+
+
+def _backfill(pose: bp.BlazePose, track: bp.PoseTrack, first: Observation, recent: list, cfg: TrackerConfig,
+              min_presence: float, masks: dict, mask_size) -> int:
+    """Follow a newly born track backwards through ``recent`` frames (newest first) from its first
+    observation, with the same checks as forward (presence, appearance gate, not a person another
+    observation of that frame already covers); prepend what it finds. Returns the frames added."""
+    r = first.payload
+    roi = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+    hist, prev = first.hist, first
+    found = []
+    for f, img, hsv, others in reversed(recent):
+        r = pose.landmarks(img, roi, want_mask=True)
+        roi2 = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+        r = pose.landmarks(img, roi2, want_mask=True)
+        if r["presence"] < min_presence:
+            break
+        box = _landmark_box(r["image"], r["visibility"])
+        o = Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
+                        appearance(hsv, r["image"]), r)
+        if hist_similarity(hist, o.hist) < cfg.min_app or bp.box_iou(box, prev.box) < cfg.min_iou:
+            break
+        if any(same_person(o, q, cfg.same_iou) for q in others):
+            break  # somebody tracked there already: not this person, or this person's older track
+        found.append((f, o))
+        prev, roi = o, bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+    if not found:
+        return 0
+    found.reverse()  # oldest first
+    r_ = [o.payload for _, o in found]
+    track.frames[:0] = [f for f, _ in found]
+    track.image[:0] = [p["image"][:33] for p in r_]
+    track.visibility[:0] = [p["visibility"][:33] for p in r_]
+    track.world[:0] = [p["world"][:33] for p in r_]
+    track.score[:0] = [p["presence"] for p in r_]
+    track.box[:0] = [np.asarray(o.box, np.float32) for _, o in found]
+    for f, o in found:
+        if f in masks:
+            m = o.payload["mask"]
+            if mask_size is not None:
+                m = cv2.resize(m, tuple(mask_size), interpolation=cv2.INTER_LINEAR)
+            masks[f] = np.maximum(masks[f], m)
+    return len(found)
