@@ -229,6 +229,118 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
+
+
+# ------------------------------------------------------------------ several people (issue 14, people half)
+
+# clothes and skin of up to four people (RGB): distinct shirts, trousers, skin tones and hair, so that
+# appearance tells them apart and a COCO-style detector sees dressed people rather than one-colour shapes
+OUTFITS = (
+    dict(skin=(224, 172, 140), shirt=(190, 40, 40), trousers=(50, 70, 120), shoes=(30, 30, 30), hair=(70, 45, 30)),
+    dict(skin=(150, 100, 70), shirt=(235, 235, 225), trousers=(30, 30, 35), shoes=(90, 60, 40), hair=(20, 15, 10)),
+    dict(skin=(240, 200, 170), shirt=(60, 140, 60), trousers=(170, 150, 110), shoes=(240, 240, 240), hair=(200, 160, 90)),
+    dict(skin=(110, 75, 55), shirt=(230, 180, 40), trousers=(90, 90, 95), shoes=(40, 30, 30), hair=(30, 25, 20)),
+)
+
+
+def outfit_colors(model, outfit: dict) -> np.ndarray:
+    """(V, 3) uint8 vertex colours of the open body dressed in ``outfit`` (keys skin, shirt, trousers, shoes, hair)."""
+    base = body_colors(model)
+    out = base.copy()
+    for old, key in ((SKIN, "skin"), (SHIRT, "shirt"), (TROUSERS, "trousers"), (SHOES, "shoes"), (HAIR, "hair")):
+        out[(base == np.array(old, np.uint8)).all(1)] = outfit[key]
+    return out
+
+
+def _label_map(shape, verts_list, faces, focal, principal, near: float = 0.05) -> np.ndarray:
+    """(H, W) int: index of the front-most person at each pixel (-1: none); painter's algorithm over all people."""
+    from .render import project
+
+    h, w = shape
+    tris, ids, depth = [], [], []
+    for p, v in enumerate(verts_list):
+        tri = v[faces]
+        ok = (tri[..., 2] > near).all(1)
+        n = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+        ok &= (n * tri.mean(1)).sum(1) < 0
+        px = project(v, focal, principal)[faces][ok]
+        tris.append(px)
+        ids.append(np.full(len(px), p))
+        depth.append(tri.mean(1)[ok, 2])
+    tris, ids, depth = np.concatenate(tris), np.concatenate(ids), np.concatenate(depth)
+    lab = np.zeros((h, w), np.uint8)
+    pts = np.round(tris * 16).astype(np.int32)
+    for k in np.argsort(-depth):
+        cv2.fillConvexPoly(lab, pts[k], int(ids[k]) + 1, shift=4)
+    return lab.astype(np.int64) - 1
+
+
+PEOPLE_PRESETS = {
+    # four people walking side by side away from a camera that follows them (seen from behind)
+    "walk_away": dict(people=4, heading=np.pi, spacing=0.85, depth_step=0.0, start_z=2.0, cam="follow"),
+    # two people crossing in front of a camera on a tripod: the nearer one hides the other
+    "crossing": dict(people=2, heading=None, spacing=0.0, depth_step=1.3, start_z=4.0, cam="static"),
+}
+
+
+def render_people_clip(path: str | Path | None, preset: str = "walk_away", frames: int = 48, width: int = 480,
+                       height: int = 270, seed: int = 7, fps: float = 30.0, people: int | None = None) -> dict:
+    """Render a clip with several people (``PEOPLE_PRESETS``) and return exact ground truth.
+
+    Returns cam_to_world (F, 4, 4), focal (px), fps and per person (leading axis P):
+    rotmats (P, F, 24, 3, 3), betas (P, 10), transl (P, F, 3), joints (P, F, 24, 3) world,
+    boxes (P, F, 4) projected vertex boxes clipped to the frame [xmin, ymin, xmax, ymax] (NaN when
+    off-frame), visible (P, F) fraction of the 24 joints in the frame and not hidden by another
+    person (from a label map), and, when ``path`` is None, frames (F, H, W, 3) RGB uint8.
+    Writes ``path`` (mp4v) when given. World: y down, metres (as :func:`render_clip`).
+    """
+    if preset not in PEOPLE_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PEOPLE_PRESETS)}")
+    spec = PEOPLE_PRESETS[preset]
+    P = int(people or spec["people"])
+    rng = np.random.default_rng(seed)
+    model = body.load("open")
+    W, H, F = width, height, frames
+    focal = 0.9 * W
+    cfg = SynthConfig(width=W, height=H, focal=focal, room=7.0, fps=fps)
+    rots, trans, betas_all, verts, joints = [], [], [], [], []
+    for p in range(P):
+        betas = np.zeros(model.num_betas, np.float32)
+        betas[0] = rng.uniform(-1.0, 1.0)  # height
+        betas[1] = rng.uniform(-0.8, 0.8)
+        if spec["heading"] is not None:  # side by side, all the same way
+            start = np.array([(p - (P - 1) / 2) * spec["spacing"], 0.0, spec["start_z"] + rng.uniform(-0.15, 0.15)])
+            heading = spec["heading"] + rng.uniform(-0.04, 0.04)
+        else:  # crossing: alternate directions, at increasing depth
+            side = 1 if p % 2 == 0 else -1
+            start = np.array([-0.9 * side, 0.0, spec["start_z"] + p * spec["depth_step"]])
+            heading = -np.pi / 2 if side == 1 else np.pi / 2
+        r, tr = _walk(model, betas, F, start, heading, rng, cfg)
+        out = body.forward(model, jnp.asarray(betas), jnp.asarray(r, jnp.float32), jnp.asarray(tr, jnp.float32))
+        rots.append(r)
+        trans.append(tr)
+        betas_all.append(betas)
+        verts.append(np.asarray(out.vertices, np.float64))
+        joints.append(np.asarray(out.joints, np.float64))
+    verts, joints = np.stack(verts), np.stack(joints)
+    pelvis = joints[:, :, 0].mean(0)  # (F, 3) the group's centre
+    if spec["cam"] == "follow":
+        T_wc = follow_cameras(pelvis, rng, back=4.0, side=0.0, height=1.7, shake=0.003)
+    else:  # 5 m in front of the crossing point, looking along +z; "dolly": sliding 0.8 m sideways
+        T_wc = np.repeat(np.eye(4)[None], F, 0)
+        centre_z = spec["start_z"] + (P - 1) * spec["depth_step"] / 2
+        for t in range(F):
+            x = -0.4 + 0.8 * t / max(F - 1, 1) if spec["cam"] == "dolly" else 0.0
+            T_wc[t, :3, 3] = [x, -1.5, centre_z - 5.0]
+            pitch = np.deg2rad(8.0)  # looking slightly down (world y down)
+            T_wc[t, :3, :3] = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)],
+                                        [0, -np.sin(pitch), np.cos(pitch)]])
+    boxes_room = np.array([[[-3.0, -1.2, 8.5], [-1.8, 0.0, 9.3]], [[1.5, -0.8, 8.0], [2.6, 0.0, 8.8]],
+                           [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]]])
+    tex = textures(rng)
+    faces = np.asarray(model.faces)
+    colors = np.concatenate([outfit_colors(model, OUTFITS[p % len(OUTFITS)]) for p in range(P)])
+    all_faces = np.concatenate([faces + p * model.num_vertices for p in range(P)])
     writer = None
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -239,6 +351,30 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
         Tcw = np.linalg.inv(T_wc[t])
         img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
                         vertex_colors=colors)
+
+
+    boxes = np.full((P, F, 4), np.nan)
+    visible = np.zeros((P, F))
+    for t in range(F):
+        img = render_room(T_wc[t], focal, W, H, cfg.room, boxes_room, tex)
+        Tcw = np.linalg.inv(T_wc[t])
+        vc = verts[:, t] @ Tcw[:3, :3].T + Tcw[:3, 3]  # (P, V, 3)
+        img = draw_mesh(img, vc.reshape(-1, 3), all_faces, focal, (W / 2, H / 2), vertex_colors=colors)
+        lab = _label_map((H, W), list(vc), faces, focal, (W / 2, H / 2))
+        jc = joints[:, t] @ Tcw[:3, :3].T + Tcw[:3, 3]
+        for p in range(P):
+            z = vc[p, :, 2]
+            if (z <= 0.05).any():
+                continue
+            px = vc[p, :, :2] / z[:, None] * focal + [W / 2, H / 2]
+            lo, hi = np.clip(px.min(0), 0, [W, H]), np.clip(px.max(0), 0, [W, H])
+            if (hi - lo).min() > 2:
+                boxes[p, t] = [lo[0], lo[1], hi[0], hi[1]]
+            jp = jc[p, :, :2] / jc[p, :, 2:] * focal + [W / 2, H / 2]
+            inside = (jp[:, 0] >= 0) & (jp[:, 0] < W) & (jp[:, 1] >= 0) & (jp[:, 1] < H)
+            ji = np.clip(np.round(jp).astype(int), 0, [W - 1, H - 1])
+            seen = lab[ji[:, 1], ji[:, 0]] == p  # the surface in front of the joint is this person's
+            visible[p, t] = float((inside & seen).mean())
         if writer is not None:
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         else:
@@ -250,3 +386,85 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     if writer is None:
         gt["frames"] = np.stack(imgs)
     return gt
+
+
+    gt = dict(cam_to_world=T_wc, focal=float(focal), fps=fps, rotmats=np.stack(rots).astype(np.float32),
+              betas=np.stack(betas_all), transl=np.stack(trans).astype(np.float32), joints=joints.astype(np.float32),
+              boxes=boxes, visible=visible, size=np.array([W, H]))
+    if writer is not None:
+        writer.release()
+    else:
+        gt["frames"] = np.stack(imgs)
+    return gt
+
+
+def _true_centres(gt: dict) -> np.ndarray:
+    """(P, F, 4, 2) pixels: projected mid-points of the hips, shoulders, knees and ankles of each true person."""
+    J = gt["joints"]  # (P, F, 24, 3) world
+    T_cw = np.linalg.inv(gt["cam_to_world"])  # (F, 4, 4)
+    Jc = np.einsum("fij,pfkj->pfki", T_cw[:, :3, :3], J) + T_cw[None, :, None, :3, 3]
+    H, W = gt["frames"].shape[1:3] if "frames" in gt else gt["size"][::-1]
+    px = Jc[..., :2] / np.maximum(Jc[..., 2:], 1e-6) * gt["focal"] + [W / 2, H / 2]
+    pairs = ((1, 2), (16, 17), (4, 5), (7, 8))
+    return np.stack([(px[:, :, a] + px[:, :, b]) / 2 for a, b in pairs], 2)
+
+
+def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
+    """(..., 33, 2) BlazePose landmarks -> (..., 4, 2) mid-points of the hips, shoulders, knees and ankles."""
+    from .frontends import blazepose as bp
+
+    pairs = ((bp.L_HIP, bp.R_HIP), (bp.L_SHOULDER, bp.R_SHOULDER), (bp.L_KNEE, bp.R_KNEE), (bp.L_ANKLE, bp.R_ANKLE))
+    return np.stack([(landmarks[..., a, :2] + landmarks[..., b, :2]) / 2 for a, b in pairs], -2)
+
+
+def smpl_centres(joints_px: np.ndarray) -> np.ndarray:
+    """(..., 24, 2) SMPL-order joints in pixels -> (..., 4, 2) mid-points of hips, shoulders, knees, ankles."""
+    return np.stack([(joints_px[..., a, :] + joints_px[..., b, :]) / 2 for a, b in ((1, 2), (16, 17), (4, 5), (7, 8))],
+                    -2)
+
+
+def tracking_report(gt: dict, track_landmarks: dict, scale: float = 1.0, max_dist: float = 0.2,
+                    min_visible: float = 0.5) -> list[dict]:
+    """Score person tracks against :func:`render_people_clip`'s truth.
+
+    ``track_landmarks``: {track id: {frame: (33, 2) BlazePose landmarks, or (4, 2) centres as
+    :func:`landmark_centres` / :func:`smpl_centres` give}} in pixels of a frame ``scale`` times the
+    clip's size. Per frame, tracks and the true people visible there (>= ``min_visible`` of
+    their joints seen) are matched one to one (Hungarian) on the mean distance between the mid-points
+    of hips, shoulders, knees and ankles (left/right-free), divided by the person's projected height;
+    a pair counts when that is below ``max_dist``. Per true person: visible frames, the fraction of
+    them it is matched on (``tracked``), identity switches (changes of the matched track id), the track
+    ids it got, and the tracks that also matched another person (``shared_tracks``).
+    """
+    from scipy.optimize import linear_sum_assignment
+
+    true = _true_centres(gt) * scale  # (P, F, 4, 2)
+    P, F = gt["visible"].shape
+    match = np.full((P, F), -1)
+    for t in range(F):
+        ids = [i for i, b in track_landmarks.items() if t in b]
+        people = [p for p in range(P) if gt["visible"][p, t] >= min_visible]
+        if not ids or not people:
+            continue
+        d = np.empty((len(people), len(ids)))
+        for r, p in enumerate(people):
+            height = max(np.ptp(true[p, t, :, 1]) * 1.3, 1.0)  # shoulders to ankles ~ 3/4 of the body
+            for c, i in enumerate(ids):
+                mine = np.asarray(track_landmarks[i][t], float)
+                mine = landmark_centres(mine) if len(mine) == 33 else mine
+                d[r, c] = np.linalg.norm(mine - true[p, t], axis=-1).mean() / height
+        rows, cols = linear_sum_assignment(d)
+        for r, c in zip(rows, cols):
+            if d[r, c] <= max_dist:
+                match[people[r], t] = ids[c]
+    people_of = {i: sorted({int(p) for p in range(P) if (match[p] == i).any()}) for i in track_landmarks}
+    out = []
+    for p in range(P):
+        vis = gt["visible"][p] >= min_visible
+        m = match[p][match[p] >= 0]
+        switches = int((np.diff(m) != 0).sum()) if len(m) else 0
+        out.append(dict(person=p, visible_frames=int(vis.sum()), visible_fraction=float(vis.mean()),
+                        tracked=float((match[p][vis] >= 0).mean()) if vis.any() else 0.0, switches=switches,
+                        track_ids=sorted({int(x) for x in m}),
+                        shared_tracks=sorted(int(i) for i in set(m.tolist()) if len(people_of[int(i)]) > 1)))
+    return out

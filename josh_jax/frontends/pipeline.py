@@ -1,7 +1,8 @@
 """The embedded default front ends, end to end: video -> front-end bundle.
 
-Stages (each timed, with a progress bar): BlazePose people tracking on every
-frame -> structure from motion on the keyframes with people masked (or the
+Stages (each timed, with a progress bar): people tracking on every frame
+(SSDLite person boxes and BlazePose landmarks, global assignment; see
+:mod:`.tracker`) -> structure from motion on the keyframes with people masked (or the
 static-camera scene) -> body fit per track -> stance contacts (feet that stay put in
 the reconstructed world; see :mod:`.contact`) -> one bundle
 window per solve window. The whole clip shares one reconstruction, so windows
@@ -28,7 +29,9 @@ from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
 from .contact import label_soles, motion_stance, stance_contacts
 from .onnx_models import FrontEndError
+from .person_detector import PersonDetector
 from .sfm import depth_and_conf, run_sfm, scene_arrays
+from .tracker import track_people
 from .video import VideoInfo, iter_frames
 
 
@@ -139,14 +142,15 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     # ---- people
     t0 = time.perf_counter()
     model_bp = bp.BlazePose(cfg.models_dir, cfg.device, cfg.threads)
-    with _bar(T, "people (BlazePose)", progress) as bar:
+    detector = PersonDetector(cfg.models_dir, cfg.device, cfg.threads)
+    with _bar(T, "people (SSDLite + BlazePose)", progress) as bar:
         frames = (im for _, im in iter_frames(info, cfg.pose_side))
-        tracks, masks = bp.track_people(model_bp, frames, info.fps, cfg.max_people, cfg.min_track_frames,
-                                        mask_frames=set(int(k) for k in all_kf), mask_size=work, progress=bar.update)
+        tracks, masks = track_people(model_bp, detector, frames, info.fps, cfg.max_people, cfg.min_track_frames,
+                                     mask_frames=set(int(k) for k in all_kf), mask_size=work, progress=bar.update)
     seconds["people"] = time.perf_counter() - t0
     if not tracks:
-        raise FrontEndError(f"no person was found in {info.path.name} (BlazePose needs a person facing the camera at "
-                            f"some point, at least {cfg.min_track_frames} frames long)")
+        raise FrontEndError(f"no person was found in {info.path.name} (a person must be seen whole, at least "
+                            f"{cfg.min_track_frames} frames long)")
     log(f"[frontends] {len(tracks)} person track(s): " + ", ".join(
         f"#{t.track_id} frames {t.frames[0]}-{t.frames[-1]} ({len(t.frames)})" for t in tracks))
     kernel = np.ones((2 * cfg.mask_dilate + 1,) * 2, np.uint8)

@@ -1,0 +1,455 @@
+"""People tracking by global assignment: every person a track, a track never two people.
+
+Per frame, the pipeline gathers person **observations**: BlazePose landmarks
+run at each track's region predicted from its previous landmarks; for a
+track lost (occluded) or whose region slid onto somebody else, at its region
+moved by its velocity on the frame with the people already seen painted out;
+and at the boxes of two detectors for people no track covers yet (the
+SSDLite person detector of :mod:`.person_detector`, which needs no face, and
+BlazePose's own face-keyed detector). Observations that describe the same person (landmark boxes
+overlapping by IoU > ``same_iou`` and landmarks that coincide; see
+:func:`same_person`) are merged, keeping the most confident.
+Then one global assignment (Hungarian, ``scipy.optimize.linear_sum_assignment``)
+matches tracks to observations with the similarity
+
+    s = w_iou * IoU(predicted box, box) + w_lm * landmark similarity + w_app * appearance similarity
+
+(landmark similarity: OKS-like mean of exp(-d^2 / 2(k * size)^2) over landmarks
+both see, against the track's last landmarks moved by its velocity;
+appearance: Bhattacharyya coefficient of hue/saturation histograms of the
+torso and the legs). A pair is allowed only when it passes the gates
+(appearance >= ``min_app``, and box IoU >= ``min_iou`` or, for a track
+unseen for a few frames, a centre within ``reid_radius`` person sizes per
+missed frame). Unmatched observations with presence >= ``birth_score`` start tracks
+(at most ``max_people`` live at once; a new track is followed back through
+the last ``backfill`` frames, so a person found late is not cut short), tracks unmatched for more than ``max_gap`` frames end;
+a track matched again after a short occlusion keeps its id (re-identification).
+
+:class:`Tracker` holds only boxes, landmarks and histograms (no models), so
+the association is unit-tested on synthetic box sequences; :func:`track_people`
+runs it on video with the models.
+Pixel coordinates are (x right, y down) in the frame given to BlazePose.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from . import blazepose as bp
+
+HIST_BINS = (12, 4)  # hue, saturation
+
+
+class Observation(NamedTuple):
+    """One person seen on one frame.
+
+    box (4,) pixels [xmin, ymin, xmax, ymax]; score in [0, 1]; landmarks (33, 2)
+    pixels or None; visibility (33,) or None; hist (appearance histogram, sums
+    to 1 per part) or None; payload: whatever the caller attaches (landmark
+    results) and gets back with the assignment.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+    visibility: np.ndarray | None = None
+    hist: np.ndarray | None = None
+    payload: object = None
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    max_people: int = 4  # live tracks at once
+    max_gap: int = 15  # frames a track may go unmatched and still be re-identified
+    same_iou: float = 0.5  # observations overlapping more are one person
+    min_iou: float = 0.1  # gate for a track seen on the previous frame
+    min_app: float = 0.55  # gate: appearance similarity (Bhattacharyya) of a match
+    reid_radius: float = 0.35  # gate for a track missed for g frames: centre within (1 + g) * this * size
+    w_iou: float = 1.0
+    w_lm: float = 1.0
+    w_app: float = 1.0
+    lm_k: float = 0.08  # landmark similarity scale, fraction of the person's size
+    hist_rate: float = 0.1  # running update of a track's appearance
+    birth_score: float = 0.9  # an observation starts a track only this sure (BlazePose presence)
+    backfill: int = 15  # a new track is followed back over up to this many earlier frames
+
+
+def box_size(box: np.ndarray) -> float:
+    return float(np.hypot(box[2] - box[0], box[3] - box[1]))
+
+
+def hist_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
+    """Bhattacharyya coefficient averaged over histogram parts (1: same colours; 1.0 when one is unknown)."""
+    if a is None or b is None:
+        return 1.0
+    a = a.reshape(-1, a.shape[-1]) if a.ndim > 1 else a[None]
+    b = b.reshape(-1, b.shape[-1]) if b.ndim > 1 else b[None]
+    return float(np.mean(np.sqrt(a * b).sum(-1)))
+
+
+# BlazePose landmark order with left and right swapped (a person seen from behind is often mirrored)
+FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25,
+                 28, 27, 30, 29, 32, 31])
+
+
+def landmark_similarity(a: np.ndarray | None, va, b: np.ndarray | None, vb, size: float, k: float) -> float:
+    """OKS-like similarity of two landmark sets (33, 2) given visibilities, the better of b and b
+    mirrored (left/right swapped); 0.5 when unknown."""
+    if a is None or b is None:
+        return 0.5
+    best = 0.0
+    for perm in (slice(None), FLIP):
+        bb = b[perm]
+        w = np.ones(len(a)) if va is None or vb is None else np.minimum(va, np.asarray(vb)[perm])
+        if w.sum() < 1e-6:
+            return 0.5
+        d2 = ((a - bb) ** 2).sum(-1)
+        best = max(best, float((w * np.exp(-d2 / (2 * (k * size) ** 2))).sum() / w.sum()))
+    return best
+
+
+def same_person(a: Observation, b: Observation, same_iou: float, k: float = 0.15) -> bool:
+    """Two observations of one person: boxes overlapping by IoU > ``same_iou`` and, when both have
+    landmarks, landmarks that roughly coincide (similarity at scale ``k`` > 0.3, mirror-free), or
+    landmarks that mostly coincide (> 0.6) whatever the boxes (a box stretched by a stray limb); two
+    people side by side or one behind the other overlap in boxes but not in landmarks."""
+    iou = bp.box_iou(a.box, b.box)
+    if a.landmarks is None or b.landmarks is None:
+        return iou > same_iou
+    size = max(box_size(a.box), box_size(b.box), 1.0)
+    lm = landmark_similarity(a.landmarks, a.visibility, b.landmarks, b.visibility, size, k)
+    return (iou > same_iou and lm > 0.3) or lm > 0.6  # or most landmarks on the same spots, whatever the boxes
+
+
+def merge_same(obs: list[Observation], same_iou: float) -> list[Observation]:
+    """Keep one observation per person (:func:`same_person`): greedy by score."""
+    order = sorted(range(len(obs)), key=lambda i: -obs[i].score)
+    kept: list[Observation] = []
+    for i in order:
+        if not any(same_person(obs[i], k, same_iou) for k in kept):
+            kept.append(obs[i])
+    return kept
+
+
+@dataclass
+class TrackState:
+    track_id: int
+    box: np.ndarray
+    velocity: np.ndarray  # (4,) pixels per frame of the box corners
+    landmarks: np.ndarray | None
+    visibility: np.ndarray | None
+    hist: np.ndarray | None
+    last_frame: int
+    hits: int = 1
+
+    def predict(self, t: int) -> np.ndarray:
+        return self.box + self.velocity * (t - self.last_frame)
+
+
+@dataclass
+class Tracker:
+    """Global-assignment tracker over per-frame observations (see the module docstring)."""
+
+    cfg: TrackerConfig = TrackerConfig()
+    tracks: list[TrackState] = field(default_factory=list)
+    next_id: int = 0
+
+    def live(self, t: int) -> list[TrackState]:
+        return [s for s in self.tracks if t - s.last_frame <= self.cfg.max_gap]
+
+    def similarity(self, s: TrackState, o: Observation, t: int) -> float:
+        """The assignment's similarity of track ``s`` and observation ``o`` on frame ``t``; -inf when gated out."""
+        c = self.cfg
+        gap = t - s.last_frame
+        pred = s.predict(t)
+        size = max(box_size(pred), 1.0)
+        iou = float(bp.box_iou(pred, o.box))
+        app = hist_similarity(s.hist, o.hist)
+        if app < c.min_app:
+            return -np.inf
+        if gap <= 1:
+            if iou < c.min_iou:
+                return -np.inf
+        else:
+            dc = np.hypot(*((pred[:2] + pred[2:]) / 2 - (o.box[:2] + o.box[2:]) / 2))
+            if iou < c.min_iou and dc > (1 + gap) * c.reid_radius * size:
+                return -np.inf
+        lm_pred = None
+        if s.landmarks is not None:
+            shift = ((pred[:2] + pred[2:]) - (s.box[:2] + s.box[2:])) / 2
+            lm_pred = s.landmarks + shift
+        lm = landmark_similarity(lm_pred, s.visibility, o.landmarks, o.visibility, size, c.lm_k)
+        return c.w_iou * iou + c.w_lm * lm + c.w_app * app
+
+    def step(self, t: int, obs: list[Observation]) -> list[tuple[int, int]]:
+        """Assign frame ``t``'s observations (already one per person) to tracks; returns (track_id, index) pairs,
+        starting tracks for unmatched observations while fewer than ``max_people`` are live."""
+        c = self.cfg
+        live = self.live(t)
+        pairs: list[tuple[int, int]] = []
+        used = set()
+        if live and obs:
+            S = np.array([[self.similarity(s, o, t) for o in obs] for s in live])
+            cost = np.where(np.isfinite(S), -S, 1e6)
+            rows, cols = linear_sum_assignment(cost)
+            for r, k in zip(rows, cols):
+                if np.isfinite(S[r, k]):
+                    self._update(live[r], obs[k], t)
+                    pairs.append((live[r].track_id, int(k)))
+                    used.add(int(k))
+        n_live = len([s for s in self.live(t)])
+        for k in sorted(set(range(len(obs))) - used, key=lambda i: -obs[i].score):
+            if n_live >= c.max_people:
+                break
+            if obs[k].score < c.birth_score:
+                continue
+            # never start a track on a person a live track already covers this frame
+            if any(same_person(Observation(s.box, 1.0, s.landmarks, s.visibility), obs[k], c.same_iou)
+                   for s in self.tracks if s.last_frame == t):
+                continue
+            o = obs[k]
+            s = TrackState(self.next_id, np.asarray(o.box, float), np.zeros(4), o.landmarks, o.visibility,
+                           o.hist, t)
+            self.tracks.append(s)
+            self.next_id += 1
+            n_live += 1
+            pairs.append((s.track_id, k))
+        return pairs
+
+    def _update(self, s: TrackState, o: Observation, t: int) -> None:
+        box = np.asarray(o.box, float)
+        gap = max(t - s.last_frame, 1)
+        v = (box - s.box) / gap
+        s.velocity = v if s.hits == 1 else 0.5 * s.velocity + 0.5 * v
+        s.box, s.last_frame, s.hits = box, t, s.hits + 1
+        if o.landmarks is not None:
+            s.landmarks, s.visibility = o.landmarks, o.visibility
+        if o.hist is not None:
+            s.hist = o.hist if s.hist is None else (1 - self.cfg.hist_rate) * s.hist + self.cfg.hist_rate * o.hist
+
+
+# ------------------------------------------------------------------ appearance
+
+
+def appearance(image_hsv: np.ndarray, landmarks: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray | None:
+    """(2, 12 * 4) hue/saturation histograms of the torso (shoulders to hips) and the legs (hips to ankles),
+    each summing to 1; None when the regions fall outside the frame. ``image_hsv``: OpenCV HSV (H in 0-179);
+    ``valid`` (H, W) uint8: only pixels where it is non-zero count (e.g. not another person's)."""
+    h, w = image_hsv.shape[:2]
+    parts = ((bp.L_SHOULDER, bp.R_SHOULDER, bp.L_HIP, bp.R_HIP), (bp.L_HIP, bp.R_HIP, bp.L_KNEE, bp.R_KNEE,
+                                                                  bp.L_ANKLE, bp.R_ANKLE))
+    out = []
+    for idx in parts:
+        p = landmarks[list(idx), :2]
+        lo, hi = p.min(0), p.max(0)
+        pad = 0.15 * (hi - lo)
+        lo, hi = lo + pad, hi - pad
+        if idx[0] == bp.L_HIP:  # legs: a band around the leg joints, at least a quarter of the height wide
+            cx, half = (lo[0] + hi[0]) / 2, max((hi[0] - lo[0]) / 2, 0.12 * (hi[1] - lo[1]))
+            lo[0], hi[0] = cx - half, cx + half
+        x0, y0 = np.clip(np.floor(lo), 0, [w, h]).astype(int)
+        x1, y1 = np.clip(np.ceil(hi), 0, [w, h]).astype(int)
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        roi = np.ascontiguousarray(image_hsv[y0:y1, x0:x1])
+        m = None if valid is None else np.ascontiguousarray(valid[y0:y1, x0:x1])
+        hist = cv2.calcHist([roi], [0, 1], m, list(HIST_BINS), [0, 180, 0, 256]).ravel()
+        if hist.sum() < 4:
+            return None
+        out.append(hist / max(hist.sum(), 1e-9))
+    return np.stack(out)
+
+
+# ------------------------------------------------------------------ on video
+
+
+def box_roi(box: np.ndarray, enlarge: float = 1.25) -> bp.Roi:
+    """An upright BlazePose region for a person box: centred on the box, side ``enlarge`` x its longer side."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return bp.Roi(float(cx), float(cy), float(enlarge * max(box[2] - box[0], box[3] - box[1])), 0.0)
+
+
+def _landmark_box(img: np.ndarray, vis: np.ndarray) -> np.ndarray:
+    xy = img[:33, :2]
+    sel = vis[:33] > 0.3
+    if sel.sum() < 4:
+        sel = np.ones(33, bool)
+    return np.concatenate([xy[sel].min(0), xy[sel].max(0)])
+
+
+@dataclass
+class _Run:
+    track: bp.PoseTrack
+    filt: bp.OneEuro
+    next_roi: bp.Roi
+    last: int
+
+
+def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps: float, max_people: int = 4,
+                 min_frames: int = 10, mask_frames: set | None = None, mask_size=None, progress=None,
+                 cfg: TrackerConfig | None = None, min_presence: float = 0.5, det_score: float = 0.3):
+    """Detect, track and landmark people over a frame sequence (RGB uint8 frames).
+
+    ``detector``: a :class:`~.person_detector.PersonDetector` (or None: BlazePose's detector alone).
+    Returns (tracks: list[PoseTrack] with >= ``min_frames`` frames, ids from 0 in order of appearance;
+    masks: {frame: (h, w) float32 union person probability} for frames in ``mask_frames``), as
+    :func:`.blazepose.track_people` does.
+    """
+    cfg = cfg or TrackerConfig(max_people=max_people)
+    tracker = Tracker(cfg)
+    runs: dict[int, _Run] = {}
+    masks: dict[int, np.ndarray] = {}
+    recent: list[tuple] = []  # (frame, image, hsv, observations) of the last cfg.backfill frames
+    for t, image in enumerate(frames):
+        want = mask_frames is not None and t in mask_frames
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
+
+        def observe(roi: bp.Roi, refine: int = 0, proposal: np.ndarray | None = None, img=image, valid=None,
+                    hsv=hsv):
+            r = pose.landmarks(img, roi, want_mask=refine == 0)
+            for _ in range(refine):  # a box seed: re-centre on the landmarks' own region, then once more
+                roi = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+                r = pose.landmarks(img, roi, want_mask=True)
+            if r["presence"] < min_presence:
+                return None
+            box = _landmark_box(r["image"], r["visibility"])
+            if proposal is not None and bp.box_iou(box, proposal) < 0.3:
+                return None  # the landmarks found someone else (or nothing) in the box
+            return Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
+                               appearance(hsv, r["image"], valid), r)
+
+        # 1. tracks seen on the previous frame: their landmarks predict the region
+        live = tracker.live(t)
+        obs: list[Observation] = []
+        for s in live:
+            run = runs.get(s.track_id)
+            if run is not None and run.last == t - 1:
+                o = observe(run.next_roi)
+                if o is not None:
+                    o.payload["from"] = s.track_id
+                    obs.append(o)
+        obs = merge_same(obs, cfg.same_iou)
+        # 2. tracks lost (occluded?) or whose region slid onto somebody else: look where their motion
+        # would have taken them, with the people already seen painted out
+        seen = {o.payload.get("from") for o in obs}
+        hidden = None
+        for s in live:
+            run = runs.get(s.track_id)
+            if run is None or s.track_id in seen:
+                continue
+            if hidden is None:
+                occ = np.zeros(image.shape[:2], bool)
+                for o in obs:
+                    occ |= o.payload["mask"] > 0.5
+                hidden = image.copy()
+                hidden[occ] = np.uint8(127)
+                valid = (~occ).astype(np.uint8)
+            shift = (s.velocity[:2] + s.velocity[2:]) / 2 * (t - 1 - run.last)
+            r0 = run.next_roi
+            o = observe(bp.Roi(r0.cx + shift[0], r0.cy + shift[1], r0.size, r0.angle), refine=1, img=hidden,
+                        valid=valid)
+            if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
+                obs.append(o)
+        proposals = []
+        if detector is not None:
+            boxes, scores = detector.detect(image, min_score=det_score)
+            proposals += [(s, b) for b, s in zip(boxes, scores) if (b[3] - b[1]) >= 0.8 * (b[2] - b[0])]
+        proposals += [(d.score, d.box, d) for d in pose.detect(image)]
+        for prop in sorted(proposals, key=lambda p: -p[0]):
+            box = prop[1]
+            if any(bp.box_iou(o.box, box) > 0.6 for o in obs):
+                continue  # somebody already seen there
+            if len(prop) == 3:  # BlazePose detection: its own keypoints give the region
+                o = observe(bp.roi_from_points(prop[2].keypoints[0], prop[2].keypoints[1]), refine=1)
+            else:
+                o = observe(box_roi(box), refine=2, proposal=box)
+            if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
+                obs.append(o)
+        union = None
+        born = []
+        for tid, k in tracker.step(t, obs):
+            r = obs[k].payload
+            run = runs.get(tid)
+            if run is None:
+                born.append((tid, k))
+            if run is None or run.last < t - 1:  # new, or back after an occlusion: restart the smoothing
+                run = runs[tid] = _Run(run.track if run else bp.PoseTrack(tid), bp.OneEuro(), None, t)
+            roi_size = max(box_size(obs[k].box), 1.0)
+            img = r["image"].copy()
+            img[:35] = run.filt(img[:35], t / fps, scale=roi_size)
+            tr = run.track
+            tr.frames.append(t)
+            tr.image.append(img[:33])
+            tr.visibility.append(r["visibility"][:33])
+            tr.world.append(r["world"][:33])
+            tr.score.append(r["presence"])
+            tr.box.append(np.asarray(obs[k].box, np.float32))
+            run.next_roi = bp.roi_from_points(img[33, :2], img[34, :2])
+            run.last = t
+        if want:  # every person seen, tracked or not (the scene must not match on people)
+            for o in obs:
+                m = o.payload["mask"]
+                union = m if union is None else np.maximum(union, m)
+            if union is not None and mask_size is not None:
+                union = cv2.resize(union, tuple(mask_size), interpolation=cv2.INTER_LINEAR)
+            if union is None:
+                h, w = image.shape[:2] if mask_size is None else mask_size[::-1]
+                union = np.zeros((h, w), np.float32)
+            masks[t] = union
+        for tid, k in born:  # a person found late: follow it back through the frames before
+            _backfill(pose, runs[tid].track, obs[k], recent, cfg, min_presence, masks, mask_size)
+        recent = (recent + [(t, image, hsv, obs)])[-cfg.backfill:] if cfg.backfill else []
+        if progress is not None:
+            progress(1)
+    tracks = sorted((r.track for r in runs.values() if len(r.track.frames) >= min_frames), key=lambda tr: tr.frames[0])
+    for i, tr in enumerate(tracks):
+        tr.track_id = i
+    return tracks, masks
+
+
+def _backfill(pose: bp.BlazePose, track: bp.PoseTrack, first: Observation, recent: list, cfg: TrackerConfig,
+              min_presence: float, masks: dict, mask_size) -> int:
+    """Follow a newly born track backwards through ``recent`` frames (newest first) from its first
+    observation, with the same checks as forward (presence, appearance gate, not a person another
+    observation of that frame already covers); prepend what it finds. Returns the frames added."""
+    r = first.payload
+    roi = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+    hist, prev = first.hist, first
+    found = []
+    for f, img, hsv, others in reversed(recent):
+        r = pose.landmarks(img, roi, want_mask=True)
+        roi2 = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+        r = pose.landmarks(img, roi2, want_mask=True)
+        if r["presence"] < min_presence:
+            break
+        box = _landmark_box(r["image"], r["visibility"])
+        o = Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
+                        appearance(hsv, r["image"]), r)
+        if hist_similarity(hist, o.hist) < cfg.min_app or bp.box_iou(box, prev.box) < cfg.min_iou:
+            break
+        if any(same_person(o, q, cfg.same_iou) for q in others):
+            break  # somebody tracked there already: not this person, or this person's older track
+        found.append((f, o))
+        prev, roi = o, bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
+    if not found:
+        return 0
+    found.reverse()  # oldest first
+    r_ = [o.payload for _, o in found]
+    track.frames[:0] = [f for f, _ in found]
+    track.image[:0] = [p["image"][:33] for p in r_]
+    track.visibility[:0] = [p["visibility"][:33] for p in r_]
+    track.world[:0] = [p["world"][:33] for p in r_]
+    track.score[:0] = [p["presence"] for p in r_]
+    track.box[:0] = [np.asarray(o.box, np.float32) for _, o in found]
+    for f, o in found:
+        if f in masks:
+            m = o.payload["mask"]
+            if mask_size is not None:
+                m = cv2.resize(m, tuple(mask_size), interpolation=cv2.INTER_LINEAR)
+            masks[f] = np.maximum(masks[f], m)
+    return len(found)

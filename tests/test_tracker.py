@@ -1,0 +1,166 @@
+"""The people tracker's global assignment on synthetic box sequences, and the face-free person detector."""
+import numpy as np
+import pytest
+
+from josh_jax.frontends import person_detector as pdet
+from josh_jax.frontends.onnx_models import FrontEndError
+from josh_jax.frontends.tracker import (
+    Observation,
+    Tracker,
+    TrackerConfig,
+    hist_similarity,
+    merge_same,
+)
+
+
+def _hist(hue_bin: int) -> np.ndarray:
+    h = np.full((2, 48), 0.02 / 47)
+    h[:, hue_bin] = 0.98
+    return h / h.sum(-1, keepdims=True)
+
+
+def _box(cx, cy=200.0, w=60.0, h=160.0):
+    return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
+
+
+def _run(seq, cfg=None):
+    """seq: per frame a list of (person, box, hist); returns {person: [track id per frame seen]}."""
+    tr = Tracker(cfg or TrackerConfig())
+    got = {}
+    for t, people in enumerate(seq):
+        obs = [Observation(b, 0.9, hist=h, payload=p) for p, b, h in people]
+        for tid, k in tr.step(t, obs):
+            got.setdefault(obs[k].payload, []).append(tid)
+    return got, tr
+
+
+def test_two_people_crossing_keep_their_ids():
+    # A walks right, B walks left; they overlap (B hidden behind A for 4 frames) and come out
+    seq = []
+    for t in range(40):
+        a, b = 100 + 8 * t, 420 - 8 * t
+        people = [("A", _box(a), _hist(3))]
+        if abs(a - b) > 20:  # B is hidden while A passes in front
+            people.append(("B", _box(b, 205), _hist(30)))
+        seq.append(people)
+    got, tr = _run(seq)
+    assert set(got) == {"A", "B"}
+    for p, ids in got.items():
+        assert len(set(ids)) == 1, (p, ids)  # no identity switch, re-identified after the occlusion
+    assert got["A"][0] != got["B"][0]
+    assert tr.next_id == 2
+
+
+def test_two_people_side_by_side_never_share_a_track():
+    seq = [[("L", _box(200 + t), _hist(5)), ("R", _box(262 + t), _hist(20))] for t in range(30)]
+    got, _ = _run(seq)
+    assert len(set(got["L"])) == 1 and len(set(got["R"])) == 1
+    assert got["L"][0] != got["R"][0]
+    assert len(got["L"]) == len(got["R"]) == 30
+
+
+def test_identical_looking_neighbours_swap_nothing_when_boxes_jitter():
+    rng = np.random.default_rng(0)
+    seq = [[("L", _box(200 + rng.normal(0, 4)), _hist(5)), ("R", _box(270 + rng.normal(0, 4)), _hist(5))]
+           for _ in range(40)]
+    got, _ = _run(seq)
+    assert len(set(got["L"])) == 1 and len(set(got["R"])) == 1 and got["L"][0] != got["R"][0]
+
+
+def test_a_long_absence_starts_a_new_track_and_max_people_caps_live_tracks():
+    cfg = TrackerConfig(max_gap=5, max_people=2)
+    seq = [[("A", _box(100), _hist(3))] for _ in range(5)] + [[] for _ in range(10)] + \
+          [[("A", _box(100), _hist(3))] for _ in range(5)]
+    got, _ = _run(seq, cfg)
+    assert len(set(got["A"])) == 2  # gone longer than max_gap: a new track
+    seq = [[(p, _box(100 + 80 * i), _hist(4 * i)) for i, p in enumerate("ABC")] for _ in range(5)]
+    got, tr = _run(seq, cfg)
+    assert len(tr.tracks) == 2 and "C" not in got
+
+
+def test_a_different_person_is_not_taken_for_a_lost_track():
+    # A leaves at frame 10; at frame 13 C (other colours) appears where A was: a new id
+    seq = [[("A", _box(200), _hist(3))] for _ in range(10)] + [[] for _ in range(3)] + \
+          [[("C", _box(205), _hist(30))] for _ in range(5)]
+    got, _ = _run(seq)
+    assert got["A"][0] != got["C"][0]
+
+
+def test_merge_same_keeps_one_observation_per_person():
+    o = [Observation(_box(100), 0.6), Observation(_box(104), 0.9), Observation(_box(300), 0.7)]
+    kept = merge_same(o, 0.5)
+    assert sorted(k.score for k in kept) == [0.7, 0.9]
+    assert hist_similarity(_hist(3), _hist(3)) > 0.99
+    assert hist_similarity(_hist(3), _hist(30)) < 0.2
+
+
+def test_box_decoding_and_nms():
+    # anchors (ymin, xmin, ymax, xmax); zero encodings give the anchor itself
+    anchors = np.array([[0.1, 0.2, 0.5, 0.4], [0.12, 0.2, 0.52, 0.4], [0.5, 0.5, 0.9, 0.7]], np.float32)
+    enc = np.zeros((3, 4), np.float32)
+    enc[2] = [10 * 0.1 / 0.4 * 1.0, 0.0, 5 * np.log(1.5), 0.0]  # centre y moved by 0.1, height x 1.5
+    logits = np.array([[0, 3.0], [0, 2.0], [0, 1.0]], np.float32)
+    boxes, scores = pdet.postprocess(enc, logits, anchors, min_score=0.5)
+    assert len(boxes) == 2  # anchor 1 overlaps anchor 0 (IoU ~0.9): suppressed
+    np.testing.assert_allclose(boxes[0], [0.2, 0.1, 0.4, 0.5], atol=1e-6)
+    np.testing.assert_allclose(boxes[1], [0.5, 0.5, 0.7, 1.0], atol=1e-6)  # y 0.8 +- 0.3, clipped at 1
+    np.testing.assert_allclose(scores, 1 / (1 + np.exp(-np.array([3.0, 1.0]))), rtol=1e-6)
+
+
+def test_detector_contract_is_checked(tmp_path):
+    import json
+    import shutil
+
+    from josh_jax.frontends.onnx_models import default_models_dir
+
+    src = default_models_dir()
+    shutil.copy(src / pdet.FILE, tmp_path / pdet.FILE)
+    m = json.loads((src / "manifest.json").read_text())
+    entry = m["models"][pdet.NAME]
+    entry["outputs"]["class_logits"]["shape"] = [1, 1917, 91]
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {pdet.NAME: entry}}))
+    with pytest.raises(FrontEndError, match="class_logits") as e:
+        pdet.PersonDetector(tmp_path, device="cpu", threads=1)
+    assert "\n" not in str(e.value)
+    (tmp_path / "manifest.json").write_text(json.dumps({"models": {}}))
+    with pytest.raises(FrontEndError, match="no entry"):
+        pdet.PersonDetector(tmp_path, device="cpu", threads=1)
+    (tmp_path / pdet.FILE).unlink()
+    with pytest.raises(FrontEndError, match="missing"):
+        pdet.PersonDetector(tmp_path, device="cpu", threads=1)
+
+
+def _people_stage(preset):
+    """Render a multi-person clip, run the people stage on its decoded frames, score the tracks."""
+    import tempfile
+    from pathlib import Path
+
+    from josh_jax.frontends import blazepose as bp
+    from josh_jax.frontends.tracker import track_people
+    from josh_jax.frontends.video import iter_frames, probe
+    from josh_jax.synth_video import render_people_clip, tracking_report
+
+    with tempfile.TemporaryDirectory() as d:
+        clip = Path(d) / f"{preset}.mp4"
+        gt = render_people_clip(clip, preset)
+        info = probe(clip)
+        tracks, _ = track_people(bp.BlazePose(threads=2), pdet.PersonDetector(threads=2),
+                                 (im for _, im in iter_frames(info, 1280)), info.fps)
+    return gt, tracking_report(gt, {tr.track_id: dict(zip(map(int, tr.frames), tr.image)) for tr in tracks})
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["walk_away", "crossing"])
+def test_every_person_tracked_without_identity_switch(preset):
+    from conftest import run_isolated
+
+    gt, rep = run_isolated(_people_stage, preset)
+    assert len(rep) == len(gt["betas"])
+    for r in rep:
+        assert r["switches"] == 0 and not r["shared_tracks"], r  # one track per person, one person per track
+        assert len(r["track_ids"]) == 1, r
+        if r["visible_fraction"] >= 0.9:  # the issue's criterion
+            assert r["tracked"] >= 0.9, r
+        else:  # the crossing's far walker, hidden behind the near one for ~8 frames
+            assert r["tracked"] >= 0.6, r
+    assert len({r["track_ids"][0] for r in rep}) == len(rep)  # distinct people, distinct tracks
