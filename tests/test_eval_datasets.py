@@ -350,3 +350,39 @@ def test_accel_error_hand_computed():
     spike[1] += 0.01 * np.array([1.0, 0, 0])
     # differences 0 and 1 see it (|.| = 0.02 and 0.01); of the 10, 1..8 are kept: one holds 0.01
     assert M.accel_error(spike, gt, 1.0) == pytest.approx(0.01 / 8)
+
+
+def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
+    """SMPL-format files in --smpl-dir: the male ground truth goes through SMPL_MALE.pkl, the
+    prediction's vertices (body_model "smpl") through SMPL_NEUTRAL.pkl, as the reference."""
+    from josh_jax.body import forward_jit, rotmats_from_axis_angle
+    from smpl_fixtures import synthetic_smpl_arrays, write_plain_pickle
+
+    _, gt, _ = world
+    smpl = tmp_path / "smpl"
+    smpl.mkdir()
+    male = synthetic_smpl_arrays(seed=1)
+    write_plain_pickle(smpl / "SMPL_MALE.pkl", male)
+    write_plain_pickle(smpl / "SMPL_NEUTRAL.pkl", synthetic_smpl_arrays(seed=2))
+    name = write_emdb(tmp_path / "EMDB", world)
+    poses, trans, w2c, betas = dataset_truth(world)
+    m_male = load_body(str(smpl / "SMPL_MALE.pkl"))
+    J0 = np.asarray(m_male.J_template + np.einsum("jcb,b->jc", m_male.J_shapedirs, betas))[0]
+    E0 = w2c[0]
+    rot = np.asarray(rotmats_from_axis_angle(poses), np.float64)
+    rot[:, 0] = E0[:3, :3] @ rot[:, 0]
+    transl = (trans + J0) @ E0[:3, :3].T + E0[:3, 3] - J0
+    out = forward_jit(m_male, betas.astype(np.float32), rot.astype(np.float32), transl.astype(np.float32))
+    p = {k: np.array(v) for k, v in gt.items()}
+    p.update(global_orient=rot[None, :, 0].astype(np.float32), body_pose=rot[None, :, 1:].astype(np.float32),
+             transl=transl[None].astype(np.float32), joints_world=np.asarray(out.joints)[None],
+             foot_vertices_world=np.asarray(out.vertices)[None][:, :, m_male.vertex_set("foot_markers")],
+             body_model=np.array("smpl"))
+    save_pred(tmp_path / "res", name, p)
+    out_json = tmp_path / "m.json"
+    assert emdb.main([str(tmp_path / "EMDB"), str(tmp_path / "res"), "--smpl-dir", str(smpl),
+                      "--json", str(out_json)]) == 0
+    s = json.loads(out_json.read_text())["sequences"][0]
+    for k in ("pa_mpjpe", "mpjpe", "w_mpjpe100", "wa_mpjpe100", "rte", "accel"):
+        assert abs(s[k]) < 0.05, (k, s[k])
+    assert s["pve"] > 5  # the prediction's vertices come from the neutral body, which differs from the male one
