@@ -355,8 +355,10 @@ def test_accel_error_hand_computed():
 def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
     """SMPL-format files in --smpl-dir: the male ground truth goes through SMPL_MALE.pkl, the
     prediction's vertices (body_model "smpl") through SMPL_NEUTRAL.pkl, as the reference."""
-    from josh_jax.body import forward_jit, rotmats_from_axis_angle
     from smpl_fixtures import synthetic_smpl_arrays, write_plain_pickle
+
+    from josh_jax.body import rotmats_from_axis_angle
+    from josh_jax.eval.common import _body
 
     _, gt, _ = world
     smpl = tmp_path / "smpl"
@@ -372,11 +374,11 @@ def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
     rot = np.asarray(rotmats_from_axis_angle(poses), np.float64)
     rot[:, 0] = E0[:3, :3] @ rot[:, 0]
     transl = (trans + J0) @ E0[:3, :3].T + E0[:3, 3] - J0
-    out = forward_jit(m_male, betas.astype(np.float32), rot.astype(np.float32), transl.astype(np.float32))
+    verts, joints = _body(m_male, np.broadcast_to(betas, (len(rot), len(betas))), rot, transl)
     p = {k: np.array(v) for k, v in gt.items()}
     p.update(global_orient=rot[None, :, 0].astype(np.float32), body_pose=rot[None, :, 1:].astype(np.float32),
-             transl=transl[None].astype(np.float32), joints_world=np.asarray(out.joints)[None],
-             foot_vertices_world=np.asarray(out.vertices)[None][:, :, m_male.vertex_set("foot_markers")],
+             transl=transl[None].astype(np.float32), joints_world=joints[None].astype(np.float32),
+             foot_vertices_world=verts[None][:, :, m_male.vertex_set("foot_markers")].astype(np.float32),
              body_model=np.array("smpl"))
     save_pred(tmp_path / "res", name, p)
     out_json = tmp_path / "m.json"
@@ -386,3 +388,18 @@ def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
     for k in ("pa_mpjpe", "mpjpe", "w_mpjpe100", "wa_mpjpe100", "rte", "accel"):
         assert abs(s[k]) < 0.05, (k, s[k])
     assert s["pve"] > 5  # the prediction's vertices come from the neutral body, which differs from the male one
+
+
+def test_body_in_chunks_equals_one_batch(world):
+    """The chunked ground-truth forward (padded last chunk) gives the single-batch answer."""
+    from josh_jax.eval.common import _body
+
+    model, gt, _ = world
+    rot = np.concatenate([gt["global_orient"][0][:, None], gt["body_pose"][0]], 1)
+    b = np.broadcast_to(gt["betas"][0], (len(rot), gt["betas"].shape[1]))
+    v1, j1 = _body(model, b, rot, gt["transl"][0], chunk=64)  # one chunk
+    v2, j2 = _body(model, b, rot, gt["transl"][0], chunk=16)  # 41 = 16 + 16 + 9 (+7 padding)
+    v3, _ = _body(model, b[:5], rot[:5], gt["transl"][0][:5])  # one chunk of 64, mostly padding
+    assert np.abs(v3 - v1[:5]).max() < 1e-6
+    assert v2.shape == v1.shape and np.abs(v2 - v1).max() < 1e-6 and np.abs(j2 - j1).max() < 1e-6
+    assert np.abs(j1 - gt["joints_world"][0]).max() < 1e-4

@@ -125,11 +125,22 @@ def _h(T: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nkj->nki", T[:, :3, :3], x) + T[:, :3, 3][:, None]
 
 
-def _body(model, betas, rotmats, transl):
-    """Batched forward in float64 numpy: (N, V, 3) vertices, (N, 24, 3) joints."""
-    out = forward_jit(model, np.asarray(betas, np.float32), np.asarray(rotmats, np.float32),
-                      np.asarray(transl, np.float32))
-    return np.asarray(out.vertices, np.float64), np.asarray(out.joints, np.float64)
+def _body(model, betas, rotmats, transl, chunk: int = 64):
+    """Batched forward in float64 numpy: (N, V, 3) vertices, (N, 24, 3) joints.
+
+    Runs ``chunk`` frames at a time, the last chunk padded (one compile per model
+    whatever the sequence length; memory bounded on sequences of thousands of frames)."""
+    betas, rotmats, transl = (np.asarray(x, np.float32) for x in (betas, rotmats, transl))
+    n = len(rotmats)
+    size = chunk
+    verts, joints = [], []
+    for a in range(0, n, size):
+        idx = np.minimum(np.arange(a, a + size), n - 1)
+        out = forward_jit(model, betas[idx], rotmats[idx], transl[idx])
+        keep = min(size, n - a)
+        verts.append(np.asarray(out.vertices, np.float64)[:keep])
+        joints.append(np.asarray(out.joints, np.float64)[:keep])
+    return np.concatenate(verts), np.concatenate(joints)
 
 
 def _pelvis(x, joints):
