@@ -17,6 +17,9 @@ SMPL's 24 (metres).
 - ``camera_ate``: camera centres after rigid alignment (no scale), RMSE in m.
 - ``pa_mpjpe`` / ``mpjpe`` / ``pve``: camera-frame errors after subtracting
   the pelvis (mean of the two hips), Procrustes-aligned for PA, mm.
+- ``accel_error``: mean joint error of the second finite difference x fps^2
+  (m/s^2), on the frames the reference keeps (its ``compute_error_accel``
+  output without the first and last value).
 """
 from __future__ import annotations
 
@@ -118,6 +121,18 @@ def pve(pred_verts: np.ndarray, gt_verts: np.ndarray, pred_joints: np.ndarray, g
     a = pred_verts - pred_joints[:, 1:3].mean(1, keepdims=True)
     b = gt_verts - gt_joints[:, 1:3].mean(1, keepdims=True)
     return float(np.linalg.norm(a - b, axis=-1).mean() * 1000)
+
+
+def accel_error(pred: np.ndarray, gt: np.ndarray, fps: float = 30.0) -> float:
+    """(F, J, 3) each -> mean ||a_pred - a_gt|| in m/s^2 over frames 2..F-3, a = second difference x fps^2.
+
+    The reference (JOSH / WHAM ``compute_error_accel(...)[1:-1] * fps**2``) drops the
+    first and last of its F-2 per-frame values; so does this. NaN for F < 5."""
+    if len(pred) < 5:
+        return float("nan")
+    a_p = pred[:-2] - 2 * pred[1:-1] + pred[2:]
+    a_g = gt[:-2] - 2 * gt[1:-1] + gt[2:]
+    return float(np.linalg.norm(a_p - a_g, axis=-1).mean(-1)[1:-1].mean() * fps**2)
 
 
 def evaluate(results, gt, fps: float = 30.0) -> dict:
