@@ -464,7 +464,7 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
 
     def body(carry, it):
         x, terms, lam, Hs, gs, stale, done, nan_at = carry
-        progress_tick(hp, label, stage, it + 1, n_it)
+        progress_tick(cfg, hp, label, stage, it + 1, n_it)
 
         def do():
             x_new, t_new, Hs2, gs2, finite_g = step(x, terms.total, lam, Hs, gs, stale, it)
