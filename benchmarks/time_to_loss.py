@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default=None, help="JSON dict of keyframes/tracks/cpp (overrides the grid)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--adam-from", type=Path, default=None,
+                    help="reuse the Adam rows of an earlier JSON of this script (same sizes) instead of rerunning them")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -186,12 +188,17 @@ def main(argv=None) -> int:
     methods = args.methods.split(",")
     if "adam" not in methods:
         methods = ["adam"] + methods  # the target comes from the Adam schedule
+    earlier = json.loads(args.adam_from.read_text())["rows"] if args.adam_from else []
     grid = [json.loads(args.size)] if args.size else sizes_grid(args.quick)
     rows = []
     for size in grid:
         best: dict = {}
         for _ in range(args.rounds):
             for m in methods:
+                old = [x for x in earlier if x["method"] == m and all(x[k] == v for k, v in size.items())]
+                if old:
+                    best[m] = old[0]
+                    continue
                 r = spawn(["--worker", m, "--size", json.dumps(size), "--repeats", str(args.repeats)])
                 print(f"  {m:>5} K={size['keyframes']} P={size['tracks']}: solve {r['solve_s']:.2f} s, compile "
                       f"{r['compile_s']:.1f} s, final loss {r['final_loss']:.5f}", file=sys.stderr, flush=True)
