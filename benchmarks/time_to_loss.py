@@ -195,7 +195,7 @@ def main(argv=None) -> int:
         best: dict = {}
         for _ in range(args.rounds):
             for m in methods:
-                old = [x for x in earlier if x["method"] == m and all(x[k] == v for k, v in size.items())]
+                old = [x for x in earlier if x["method"] == m == "adam" and all(x[k] == v for k, v in size.items())]
                 if old:
                     best[m] = old[0]
                     continue
