@@ -75,7 +75,7 @@ def worker(method: str, size: dict, repeats: int) -> dict:
 
     solver._progress = record  # before the first trace: the callback is bound when compiled
     problem, _, window = make_problem(**size)
-    cfg = config(method)
+    cfg = _with_progress(config(method))  # the timed program: with the per-iteration stamps
     t = time.perf_counter()
     jax.block_until_ready(solve(problem, LossWeights(), cfg))
     first = time.perf_counter() - t
@@ -83,7 +83,7 @@ def worker(method: str, size: dict, repeats: int) -> dict:
     for _ in range(repeats):
         stamps.clear()
         t0 = time.perf_counter()
-        res = jax.block_until_ready(solve(problem, LossWeights(), _with_progress(cfg)))
+        res = jax.block_until_ready(solve(problem, LossWeights(), cfg))
         t1 = time.perf_counter()
         if best is None or t1 - t0 < best[0]:
             best = (t1 - t0, t0, t1, list(stamps), res)
@@ -178,6 +178,8 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default=None, help="JSON dict of keyframes/tracks/cpp (overrides the grid)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
+    ap.add_argument("--adam-from", type=Path, default=None,
+                    help="reuse the Adam rows of an earlier JSON of this script (same sizes) instead of rerunning them")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -186,12 +188,17 @@ def main(argv=None) -> int:
     methods = args.methods.split(",")
     if "adam" not in methods:
         methods = ["adam"] + methods  # the target comes from the Adam schedule
+    earlier = json.loads(args.adam_from.read_text())["rows"] if args.adam_from else []
     grid = [json.loads(args.size)] if args.size else sizes_grid(args.quick)
     rows = []
     for size in grid:
         best: dict = {}
         for _ in range(args.rounds):
             for m in methods:
+                old = [x for x in earlier if x["method"] == m == "adam" and all(x[k] == v for k, v in size.items())]
+                if old:
+                    best[m] = old[0]
+                    continue
                 r = spawn(["--worker", m, "--size", json.dumps(size), "--repeats", str(args.repeats)])
                 print(f"  {m:>5} K={size['keyframes']} P={size['tracks']}: solve {r['solve_s']:.2f} s, compile "
                       f"{r['compile_s']:.1f} s, final loss {r['final_loss']:.5f}", file=sys.stderr, flush=True)

@@ -96,7 +96,7 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
 
     t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
-    # one compiled program for both solves: progress and labels are data, not compile-time constants
+    # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label="joint"))
     t1 = time.perf_counter()

@@ -87,17 +87,22 @@ def test_same_bucket_does_not_recompile(open_model):
     jax.block_until_ready(solve(p1, LossWeights(), cfg))
     before = _solve_jit._cache_size()
     jax.block_until_ready(solve(p2, LossWeights(prior=50.0), cfg))  # new data and new weights
-    # new hyper-parameters, progress on with a label, an Adam early stop: all traced
+    # new hyper-parameters and an Adam early stop: all traced
     new_hp = dataclasses.replace(cfg, lr_stage1=0.03, lr_stage2=0.02, b1=0.8, b2=0.95, eps=1e-7, tol=1e-3,
-                                 progress_every=2, damping=0.1, gn_tol=1e-5)
-    jax.block_until_ready(solve(p2, LossWeights(), new_hp, label="joint"))
-    # the front-ends-only baseline of the same window
-    base, base_w = front_ends_only(p1)
-    jax.block_until_ready(solve(base, base_w, new_hp, label="front ends only"))
+                                 damping=0.1, gn_tol=1e-5)
+    jax.block_until_ready(solve(p2, LossWeights(), new_hp))
     assert _solve_jit._cache_size() == before
+    # progress bars: one program with the callback (a host callback keeps a program out of the
+    # persistent cache, so "no progress" is its own program); rate and label are data
+    with_bars = dataclasses.replace(new_hp, progress_every=2)
+    jax.block_until_ready(solve(p2, LossWeights(), with_bars, label="joint"))
+    assert _solve_jit._cache_size() == before + 1
+    base, base_w = front_ends_only(p1)  # the front-ends-only baseline of the same window
+    jax.block_until_ready(solve(base, base_w, dataclasses.replace(with_bars, progress_every=3), label="front ends only"))
+    assert _solve_jit._cache_size() == before + 1
     # a structural change does compile (the counter counts)
     jax.block_until_ready(solve(p1, LossWeights(), dataclasses.replace(cfg, iters_stage2=4)))
-    assert _solve_jit._cache_size() == before + 1
+    assert _solve_jit._cache_size() == before + 2
 
 
 def test_demo_window_compiles_the_solver_once(open_model, tmp_path):

@@ -144,6 +144,8 @@ def main(argv=None) -> int:
     ap.add_argument("--body-model", default=None, help="'open' or a path to SMPL_NEUTRAL.pkl (default: the bundle's)")
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true")
+    ap.add_argument("--no-progress", action="store_true",
+                    help="no progress bars (a program with them cannot be kept in the compile cache)")
     ap.add_argument("--compile-cache", default=None, metavar="DIR",
                     help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, "
                          "else ~/.cache/josh_jax/jax)")
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
     cache_dir = enable(args.compile_cache)
     try:
         summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
-                      overwrite=args.overwrite, cache_dir=cache_dir)
+                      overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir)
     except (BundleError, jbody.BodyModelError, FileExistsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -455,8 +455,15 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
 
     def step(x, f, lam, Hs, gs, stale, it):
         Hs, gs = jax.lax.cond(stale, lambda: ss.scene_lin(x), lambda: (Hs, gs))
+        # a non-finite entry in the linearisation is zeroed (the step is still checked against the
+        # true loss, which only accepts decreases) and reported through nan_at
+        finite_lin = jnp.all(jnp.isfinite(Hs)) & jnp.all(jnp.isfinite(gs))
+        Hs, gs = jnp.nan_to_num(Hs, nan=0.0, posinf=0.0, neginf=0.0), jnp.nan_to_num(gs, nan=0.0, posinf=0.0, neginf=0.0)
         matvec, precond, g, finite_g = ss.system(x, lam, Hs, gs)
+        finite_g = finite_g & finite_lin
+        g = jnp.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
         dx = _pcg(matvec, -g, precond, jnp.zeros_like(x), cfg.cg_iters, hp.cg_tol) * mask
+        dx = jnp.where(jnp.isfinite(dx), dx, 0.0)
         x_new = ss.renorm(x + dx)
         return x_new, loss_terms(x_new), Hs, gs, finite_g
 
@@ -464,7 +471,7 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
 
     def body(carry, it):
         x, terms, lam, Hs, gs, stale, done, nan_at = carry
-        progress_tick(hp, label, stage, it + 1, n_it)
+        progress_tick(cfg, hp, label, stage, it + 1, n_it)
 
         def do():
             x_new, t_new, Hs2, gs2, finite_g = step(x, terms.total, lam, Hs, gs, stale, it)
@@ -474,7 +481,7 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
             x2 = jnp.where(ok, x_new, x)
             t2 = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), t_new, terms)
             lam2 = jnp.where(ok, jnp.maximum(lam / 3.0, 1e-9), lam * 4.0)
-            done2 = (ok & (rel < hp.gn_tol)) | (lam2 > 1e9) | ~finite_g
+            done2 = (ok & (rel < hp.gn_tol)) | (lam2 > 1e9)
             nan2 = jnp.where((nan_at < 0) & ~finite_g, it, nan_at)
             return x2, t2, lam2, Hs2, gs2, ok, done2, nan2
 

@@ -61,6 +61,8 @@ class Structure(NamedTuple):
     optimize_smpl: bool
     optimize_cameras: bool
     focal_updates: str
+    progress: bool  # the progress callback is in the program (a program with a host callback
+    # cannot go to JAX's persistent compilation cache); its rate and label are traced
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,7 +116,8 @@ class SolveConfig:
             raise ValueError("method 'gn' does not train the anchor depths; use method 'adam' with optimize_depth")
 
     def structure(self) -> Structure:
-        return Structure(**{f: getattr(self, f) for f in Structure._fields})
+        return Structure(**{f: getattr(self, f) for f in Structure._fields if f != "progress"},
+                         progress=self.progress_every > 0)
 
     def hyper(self) -> HyperParams:
         return HyperParams(**{f: jnp.asarray(getattr(self, f), jnp.int32 if f == "progress_every" else jnp.float32)
@@ -203,10 +206,12 @@ def make_optimizer(params: Params, problem: Problem, stage: int, cfg: Structure,
                                  _labels(params, stage, cfg))
 
 
-def progress_tick(hp: HyperParams, label, stage: int, it, n) -> None:
-    """Report iteration ``it`` of ``n`` to the host when ``hp.progress_every`` divides it. The
-    callback is always in the program (under a traced condition), so progress on/off and the
-    label (an int from :func:`label_id`) do not change what is compiled."""
+def progress_tick(cfg: Structure, hp: HyperParams, label, stage: int, it, n) -> None:
+    """Report iteration ``it`` of ``n`` to the host when ``hp.progress_every`` divides it. Only
+    whether the callback exists is static (``cfg.progress``); the rate and the label (an int
+    from :func:`label_id`) are traced, so solves that differ in them share one program."""
+    if not cfg.progress:
+        return
     every = hp.progress_every
     fire = (every > 0) & ((it % jnp.maximum(every, 1) == 0) | (it == n))
     jax.lax.cond(fire, lambda: jax.debug.callback(_progress, label, stage, it, n), lambda: None)
@@ -245,7 +250,7 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
 
     def body(carry, it):
         p, state, nan_at, done, ring, last = carry
-        progress_tick(hp, label, stage, it + 1, n)
+        progress_tick(cfg, hp, label, stage, it + 1, n)
         # once converged (tol > 0), the remaining iterations are skipped (single solves; under
         # vmap both branches run and the mask keeps the state)
         p, state, nan_at, done, ring, terms = jax.lax.cond(
