@@ -5,7 +5,6 @@ Prints the world-frame metrics of :mod:`josh_jax.metrics` (both files in the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -18,33 +17,51 @@ NEEDED = ("frame_index", "cam_to_world", "person_ids", "visible", "joints_world"
 
 
 def _load(path: Path) -> dict:
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; give the results.npz file inside it")
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist")
-    with np.load(path, allow_pickle=False) as z:
+    try:
+        z = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not an .npz archive"
+        raise ValueError(f"{path} cannot be read as results.npz ({why})") from None
+    if not isinstance(z, np.lib.npyio.NpzFile):
+        raise ValueError(f"{path} holds a single array, not a results.npz archive")
+    with z:
         missing = [k for k in NEEDED if k not in z.files]
         if missing:
             raise ValueError(f"{path} lacks {', '.join(missing)}: not a results.npz-layout file")
-        return {k: z[k] for k in z.files}
+        try:
+            return {k: z[k] for k in z.files}
+        except (ValueError, OSError) as exc:
+            raise ValueError(f"{path} is corrupt ({type(exc).__name__}); write it again") from None
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
+    from .cli_checks import OneLineParser, error_line, positive_float
+
+    ap = OneLineParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path)
     ap.add_argument("ground_truth", type=Path)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--fps", type=positive_float, default=30.0)
     args = ap.parse_args(argv)
     try:
         m = evaluate(_load(args.results), _load(args.ground_truth), args.fps)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, IndexError, KeyError) as exc:
+        print(error_line(exc), file=sys.stderr)
         return 2
     units = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10 m/s^3", "foot_sliding": "mm",
              "camera_ate": "m"}
     for k, u in units.items():
         print(f"{k:>12}: {m[k]:9.3f} {u}")
     if args.json:
-        args.json.write_text(json.dumps(m, indent=1))
+        try:
+            args.json.write_text(json.dumps(m, indent=1))
+        except OSError as exc:
+            print(error_line(exc), file=sys.stderr)
+            return 2
     return 0
 
 

@@ -88,8 +88,36 @@ def scene_points(window: Window, problem: Problem, geo, T_fix: np.ndarray, conf_
     return pts.astype(np.float32), cols.astype(np.uint8)
 
 
+#: bytes the per-frame results take per person and frame (float64 work arrays, their float32 copies and
+#: the JAX temporaries of interpolation and skinning; ~3.6 kB measured in numpy alone), and per frame
+RESULT_BYTES_PER_PERSON_FRAME = 8192
+RESULT_BYTES_PER_FRAME = 1024
+#: the per-frame results may take at most this many times the padded problem's memory
+MEMORY_FACTOR = 4
+
+
+def check_result_size(problem: Problem, window: Window) -> int:
+    """Refuse (BundleError) a window whose frame span would make the per-frame results allocate more
+    than :data:`MEMORY_FACTOR` x the padded problem's bytes (e.g. ``frame_index`` [0, 5, 10, 2e9]);
+    returns the estimated bytes. Called before the solve and again by :func:`build_results`."""
+    from .bundle import BundleError
+
+    span = int(window.frame_index[-1] - window.frame_index[0] + 1)
+    need = span * (window.num_tracks * RESULT_BYTES_PER_PERSON_FRAME + RESULT_BYTES_PER_FRAME)
+    have = sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(problem) if hasattr(x, "nbytes"))
+    if need > MEMORY_FACTOR * have:
+        gap = int(np.diff(window.frame_index).max())
+        raise BundleError(f"bundle field 'frame_index': keyframes {int(window.frame_index[0])}..."
+                          f"{int(window.frame_index[-1])} span {span} frames (largest gap {gap}) for "
+                          f"{window.num_keyframes} keyframes; per-frame results would need {need / 2**20:.0f} MiB, "
+                          f"more than {MEMORY_FACTOR}x the problem's {have / 2**20:.1f} MiB; keyframes must be "
+                          "consecutive samples of one clip (a few frames apart)")
+    return need
+
+
 def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> dict:
     """Keyframe variables -> per-frame results dict (keys of RESULT_KEYS)."""
+    check_result_size(problem, window)
     scene = jax.tree_util.tree_map(jnp.asarray, problem.scene)
     geo = scene_geometry(params.cam, scene)
     K0 = window.num_keyframes
@@ -161,8 +189,11 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     """Write an npz atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".npz", dir=path.parent)
+    from .atomic import IN_FLIGHT, temp_name
+
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(path.stem), suffix=".npz", dir=path.parent)
     os.close(fd)
+    IN_FLIGHT.add(Path(tmp))
     try:
         np.savez_compressed(tmp, **arrays)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
@@ -170,6 +201,8 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        IN_FLIGHT.discard(Path(tmp))
     return path
 
 

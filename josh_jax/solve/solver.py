@@ -6,6 +6,7 @@ the same bucket.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import NamedTuple
@@ -164,6 +165,18 @@ class _Bars:
     """Host-side progress bars, one per stage, driven by ``jax.debug.callback``."""
 
     bars: dict = {}
+    label: str = ""  # names the bars (e.g. "window 1/2 joint"); set with progress_label()
+
+
+@contextlib.contextmanager
+def progress_label(label: str):
+    """Within the block, the solver's progress bars read ``LABEL: stage N`` (the demo and the solve CLI
+    say which window and which solve, joint or front ends only, a bar belongs to)."""
+    old, _Bars.label = _Bars.label, label
+    try:
+        yield
+    finally:
+        _Bars.label = old
 
 
 def _progress(stage, it, n) -> None:
@@ -172,7 +185,8 @@ def _progress(stage, it, n) -> None:
     stage, it, n = int(np.max(stage)), int(np.max(it)), int(np.max(n))
     bar = _Bars.bars.get(stage)
     if bar is None or bar.n > it:
-        bar = _Bars.bars[stage] = tqdm(total=n, desc=f"stage {stage}", unit="it", leave=True)
+        desc = f"{_Bars.label}: stage {stage}" if _Bars.label else f"stage {stage}"
+        bar = _Bars.bars[stage] = tqdm(total=n, desc=desc, unit="it", leave=True)
     bar.update(it - bar.n)
     if it >= n:
         bar.close()
