@@ -106,16 +106,13 @@ def _compile_notice(problem, scfg) -> None:
         _log("compiling the solver for this size (once per size) ...")
 
 
-def _check_window(w, problem, where: str) -> None:
-    """Refuse a window that would solve to nothing meaningful or allocate without bound."""
-    from .bundle import BundleError
-    from .problem import entry_counts
-    from .results import check_result_size
+def _check_window(w, problem, cfg, where: str) -> None:
+    """Refuse a window that would solve to nothing meaningful or allocate without bound; warn when
+    its metric scale rests on nothing."""
+    from .results import check_solvable
 
-    check_result_size(problem, w)
-    if entry_counts(problem)["scene_entries"] == 0:
-        raise BundleError(f"{where}: no usable scene entries (every correspondence has confidence 0 or lies on "
-                          "unconfident scene pixels); the camera path would be meaningless")
+    for line in check_solvable(problem, w, cfg.problem.conf_thres, where):
+        _log(f"warning: {line}")
 
 
 def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
@@ -130,7 +127,7 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
 
     t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
-    _check_window(w, problem, label or "window")
+    _check_window(w, problem, cfg, label or "window")
     scfg = dataclasses.replace(cfg.solve, progress_every=25)  # one program for both solves
     _compile_notice(problem, scfg)
     with progress_label(f"{label} joint".strip()):
@@ -395,6 +392,10 @@ def main(argv=None) -> int:
         print(error_line(exc) + (f"; the solved windows are kept in {work} (the same command resumes)"
                                  if kept else ""), file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # raised by Python code where the handler is not installed (not the main thread)
+        _drop_unfinished(work, False)
+        print("\n" + _interrupted_message(args.out, work), file=sys.stderr)
+        return 130
     _print_summary(summary, args.out)
     return 0
 

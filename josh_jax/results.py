@@ -92,20 +92,22 @@ def scene_points(window: Window, problem: Problem, geo, T_fix: np.ndarray, conf_
 #: the JAX temporaries of interpolation and skinning; ~3.6 kB measured in numpy alone), and per frame
 RESULT_BYTES_PER_PERSON_FRAME = 8192
 RESULT_BYTES_PER_FRAME = 1024
-#: the per-frame results may take at most this many times the padded problem's memory
+#: the per-frame results may take at most this many times the padded problem's memory (or MEMORY_FLOOR)
 MEMORY_FACTOR = 4
+MEMORY_FLOOR = 64 * 2**20
 
 
 def check_result_size(problem: Problem, window: Window) -> int:
     """Refuse (BundleError) a window whose frame span would make the per-frame results allocate more
-    than :data:`MEMORY_FACTOR` x the padded problem's bytes (e.g. ``frame_index`` [0, 5, 10, 2e9]);
+    than :data:`MEMORY_FACTOR` x the padded problem's bytes, or :data:`MEMORY_FLOOR` for small problems
+    (e.g. ``frame_index`` [0, 5, 10, 2e9]);
     returns the estimated bytes. Called before the solve and again by :func:`build_results`."""
     from .bundle import BundleError
 
     span = int(window.frame_index[-1] - window.frame_index[0] + 1)
     need = span * (window.num_tracks * RESULT_BYTES_PER_PERSON_FRAME + RESULT_BYTES_PER_FRAME)
     have = sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(problem) if hasattr(x, "nbytes"))
-    if need > MEMORY_FACTOR * have:
+    if need > max(MEMORY_FACTOR * have, MEMORY_FLOOR):
         gap = int(np.diff(window.frame_index).max())
         raise BundleError(f"bundle field 'frame_index': keyframes {int(window.frame_index[0])}..."
                           f"{int(window.frame_index[-1])} span {span} frames (largest gap {gap}) for "
@@ -113,6 +115,28 @@ def check_result_size(problem: Problem, window: Window) -> int:
                           f"more than {MEMORY_FACTOR}x the problem's {have / 2**20:.1f} MiB; keyframes must be "
                           "consecutive samples of one clip (a few frames apart)")
     return need
+
+
+def check_solvable(problem: Problem, window: Window, conf_thres: float, where: str = "window") -> list[str]:
+    """Refuse (BundleError) a window whose solve would be meaningless: no scene pixel above
+    ``conf_thres`` or no live scene correspondence; also the memory bound of :func:`check_result_size`.
+    Returns warnings (e.g. no contact-scale entry: the metric scale then rests on nothing)."""
+    from .bundle import BundleError
+    from .problem import entry_counts
+
+    check_result_size(problem, window)
+    if not np.any(window.conf > conf_thres):
+        raise BundleError(f"{where}: no scene pixel has confidence above conf_thres={conf_thres:g} (all of 'conf' "
+                          "is at or below it); the scene term would be empty: check the scene front end's output")
+    counts = entry_counts(problem)
+    if counts["scene_entries"] == 0:
+        raise BundleError(f"{where}: no usable scene entries (no correspondence with confidence > 0); the camera "
+                          "path would be meaningless: check the matcher's output (corr_pair, corr_conf)")
+    warn = []
+    if window.num_tracks and counts["contact_scale_entries"] == 0:
+        warn.append(f"{where}: no contact-scale entry (no labelled contact lies on confident scene); the metric "
+                    "scale is not constrained by the people")
+    return warn
 
 
 def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> dict:

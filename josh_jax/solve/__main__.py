@@ -57,7 +57,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         overwrite: bool = False, progress: bool = True) -> dict:
     from ..atomic import check_output
     from ..config import check_solve
-    from ..results import check_result_size
+    from ..results import check_solvable
 
     check_output(out_dir, inputs=[bundle_dir, body_model], overwrite=overwrite)
     check_solve(cfg, weights)
@@ -74,12 +74,9 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     t0 = time.perf_counter()
     problem = build_problem(w, model, pcfg)
     t_build = time.perf_counter() - t0
-    check_result_size(problem, w)
+    for line in check_solvable(problem, w, pcfg.conf_thres, f"{bundle_dir} window {window}"):
+        print(f"[josh_jax.solve] warning: {line}", file=sys.stderr)
     counts = entry_counts(problem)
-    if counts["scene_entries"] == 0:
-        raise BundleError(f"{bundle_dir}: window {window} has no usable scene entries (every correspondence has "
-                          f"confidence 0 or lies on pixels with conf <= {pcfg.conf_thres}); the camera path would "
-                          "be meaningless: check the scene front end's conf and corr_conf")
 
     # the front-end-only baseline: scene term alone, bodies held at their start values
     base_problem, base_w = front_ends_only(problem, weights)
