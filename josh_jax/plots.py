@@ -35,8 +35,8 @@ def _frame(ax, xy: np.ndarray, margin: float = 0.15, minimum: float = 1.0) -> No
 def _paths(ax, r: dict, style: str, suffix: str) -> np.ndarray:
     """Draw camera and person paths (x, z) of one results dict; returns their points."""
     c = r["cam_to_world"][:, :3, 3]
-    ax.plot(c[:, 0], c[:, 2], style, color="tab:blue", lw=1.5, label=f"camera{suffix}")
-    ax.plot(c[:1, 0], c[:1, 2], "o", color="tab:blue", ms=4)
+    ax.plot(c[:, 0], c[:, 2], style, color="0.3", lw=1.5, label=f"camera{suffix}")
+    ax.plot(c[:1, 0], c[:1, 2], "o", color="0.3", ms=4)
     pts = [c[:, [0, 2]]]
     for p, pid in enumerate(r["person_ids"]):
         j = r["joints_world"][p][r["visible"][p], 0]
@@ -49,6 +49,17 @@ def _paths(ax, r: dict, style: str, suffix: str) -> np.ndarray:
 def plot_trajectory(res: dict, init: dict | None, path: str | Path, gt: dict | None = None) -> Path:
     """Write ``path``: top-down view (x right, z forward) of ``res`` (metres) and, in its own panel,
     ``init`` (front ends only, arbitrary scale); ``gt`` (same layout as res) is drawn in black."""
+    import matplotlib.pyplot as plt
+
+    fig = trajectory_figure(res, init, gt)
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
+    """The matplotlib figure of :func:`plot_trajectory`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -87,10 +98,7 @@ def plot_trajectory(res: dict, init: dict | None, path: str | Path, gt: dict | N
         ax2.set_title("front ends only, own panel: arbitrary scale\n(structure from motion has no metric scale)")
         ax2.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 LOSS_CAPTION = ("Each stage starts with a fresh Adam state at its largest learning rate; the first steps move the "
@@ -102,6 +110,17 @@ def plot_losses(histories: list[dict], path: str | Path) -> Path:
     """Write ``path``: total loss of every window, stage 1 then stage 2 on one axis, the boundary marked.
 
     ``histories``: per window {"s1_total": (n1,), "s2_total": (n2,), ...}."""
+    import matplotlib.pyplot as plt
+
+    fig = loss_figure(histories)
+    path = Path(path)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def loss_figure(histories: list[dict]):
+    """The matplotlib figure of :func:`plot_losses`."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -123,10 +142,7 @@ def plot_losses(histories: list[dict], path: str | Path) -> Path:
     ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.0, 0.9))
     fig.text(0.01, 0.01, LOSS_CAPTION, fontsize=7.5, wrap=True, va="bottom")
     fig.tight_layout(rect=(0, 0.1, 1, 1))
-    path = Path(path)
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
 
 
 def pick_stills(res: dict, n: int = 3) -> list[int]:

@@ -21,6 +21,8 @@ import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+# preexec_fn (SIGINT back to default / a file size limit) makes subprocess fork; the child execs at once
+pytestmark = pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called")
 EXAMPLE = REPO / "josh_jax" / "data" / "example" / "walk.mp4"
 # root ignores file permissions: permission cases run the CLI without the capabilities that allow it
 DROP_CAPS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner"] if os.geteuid() == 0 else []
