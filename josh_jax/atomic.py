@@ -73,13 +73,18 @@ def _inside(a: Path, b: Path) -> bool:
     return a == b or b in a.parents
 
 
-def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=()) -> Path:
+MIN_FREE_BYTES = 64 * 2**20  # outputs and work folders of one run take tens of MB
+
+
+def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(),
+                 min_free: int = MIN_FREE_BYTES) -> Path:
     """Refuse an output path that would lose data or fail late; returns ``out``.
 
     ``inputs``: paths the run reads (a video, a bundle folder, a body model, a config file);
     ``also``: further paths the run writes besides ``out`` (e.g. the demo's ``OUT.work``).
     Raises :class:`OutputError` when ``out`` (or one of ``also``) equals or contains an input,
-    is an existing file, is a non-empty folder and ``overwrite`` is False, or cannot be written.
+    is an existing file, is a non-empty folder and ``overwrite`` is False, cannot be written, or
+    its disk has less than ``min_free`` bytes free.
     """
     out = Path(out)
     for target in (out, *map(Path, also)):
@@ -113,19 +118,28 @@ def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=()) -
         raise OutputError(f"cannot create {out}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise OutputError(f"cannot write to {parent} (permission denied); choose an output folder you can write")
+    try:
+        free = shutil.disk_usage(parent).free
+    except OSError:
+        free = None
+    if free is not None and free < min_free:
+        raise OutputError(f"only {free / 2**20:.0f} MiB free on the disk of {parent}; a run needs at least "
+                          f"{min_free / 2**20:.0f} MiB: free some space or choose another output folder")
     return out
 
 
-def describe_os_error(exc: OSError, what: str = "") -> str:
-    """One line for an OSError met while writing (disk full, read-only file system, ...)."""
+def describe_os_error(exc: OSError, where: str | Path | None = None) -> str:
+    """One line for an OSError met while writing (disk full, read-only file system, ...); ``where``
+    names the output when the error itself names no file."""
     hint = {errno.ENOSPC: "the disk is full; free some space and run again",
+            errno.EFBIG: "the file size limit or the disk is full; free some space and run again",
             errno.EDQUOT: "the disk quota is exceeded; free some space and run again",
             errno.EROFS: "the file system is read-only; choose another output folder",
             errno.EACCES: "permission denied; choose an output folder you can write",
             errno.EPERM: "permission denied; choose an output folder you can write"}.get(exc.errno, "")
-    where = f" {exc.filename}" if exc.filename else ""
-    msg = f"cannot write{where}: {exc.strerror or exc}"
-    return f"{what}{msg}" + (f" ({hint})" if hint else "")
+    name = exc.filename or where
+    msg = f"cannot write{f' {name}' if name else ''}: {exc.strerror or exc}"
+    return msg + (f" ({hint})" if hint else "")
 
 
 @contextmanager

@@ -60,10 +60,11 @@ def positive_float(text: str) -> float:
     return v
 
 
-def error_line(exc: BaseException) -> str:
-    """The one line printed for an expected failure (first line of the message only)."""
-    if isinstance(exc, OSError) and not isinstance(exc, (FileNotFoundError,)) and exc.errno is not None:
-        text = describe_os_error(exc)
+def error_line(exc: BaseException, where=None) -> str:
+    """The one line printed for an expected failure; ``where``: the output, named when an OSError
+    names no file."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        text = describe_os_error(exc, where)
     else:
         text = str(exc) or type(exc).__name__
     return "error: " + " ".join(text.split())

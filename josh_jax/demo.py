@@ -38,9 +38,8 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .frontends.__main__ import add_frontend_args
-
     from .cli_checks import OneLineParser
+    from .frontends.__main__ import add_frontend_args
 
     ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
@@ -389,7 +388,7 @@ def main(argv=None) -> int:
             summary = run(args)
     except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError) as exc:
         kept = _drop_unfinished(work, True)
-        print(error_line(exc) + (f"; the solved windows are kept in {work} (the same command resumes)"
+        print(error_line(exc, args.out) + (f"; the solved windows are kept in {work} (the same command resumes)"
                                  if kept else ""), file=sys.stderr)
         return 2
     except KeyboardInterrupt:  # raised by Python code where the handler is not installed (not the main thread)

@@ -7,7 +7,6 @@ front-ends-only vs joint vs ground truth), ``scene.glb`` and ``ground_truth.npz`
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -24,7 +23,13 @@ def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
 
 
 def main(argv=None) -> int:
-    from .cli_checks import OneLineParser, OutputError, check_output, error_line, nonnegative_int
+    from .cli_checks import (
+        OneLineParser,
+        OutputError,
+        check_output,
+        error_line,
+        nonnegative_int,
+    )
 
     ap = OneLineParser(prog="python -m josh_jax.demo --synthetic", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("josh_demo_out"))
@@ -35,7 +40,7 @@ def main(argv=None) -> int:
     try:
         check_output(args.out, inputs=[args.body_model], overwrite=args.overwrite)
     except OutputError as exc:
-        print(error_line(exc), file=sys.stderr)
+        print(error_line(exc, args.out), file=sys.stderr)
         return 2
 
     import tempfile
@@ -67,7 +72,7 @@ def main(argv=None) -> int:
 
             write_glb(load_results(args.out / "results.npz"), model, args.out / "scene.glb")
     except (OSError, ValueError) as exc:
-        print(error_line(exc), file=sys.stderr)
+        print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]
     print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "

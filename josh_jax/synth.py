@@ -391,7 +391,13 @@ def main(argv=None) -> int:
     from . import body as jbody
     from .atomic import atomic_folder
     from .bundle import save
-    from .cli_checks import OneLineParser, OutputError, check_output, error_line, nonnegative_int
+    from .cli_checks import (
+        OneLineParser,
+        OutputError,
+        check_output,
+        error_line,
+        nonnegative_int,
+    )
     from .interrupt import exit_on_interrupt
 
     def keyframes(text: str) -> int:
@@ -425,7 +431,7 @@ def main(argv=None) -> int:
                 (tmp / "bundle").rmdir()
                 np.savez_compressed(tmp / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
     except (jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
-        print(error_line(exc), file=sys.stderr)
+        print(error_line(exc, args.out), file=sys.stderr)
         return 2
     print(f"wrote {args.out} ({window.num_keyframes} keyframes, {len(window.corr_pair)} correspondences, "
           f"{window.num_tracks} people)")

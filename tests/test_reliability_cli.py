@@ -204,7 +204,7 @@ def _text_npz(d: Path) -> Path:
 
 S = "solve"
 F0 = np.arange(6) * 5  # the fixture's keyframes
-ROT = lambda a: np.zeros_like(a["track_rotmats"])  # noqa: E731
+ROT = lambda a: np.zeros_like(a["track_rotmats"])
 
 # (id, module, args(d, bundle) -> list, words of the message, True: run without root's permission override,
 #  "fsize": run with a 20 kB file size limit, as a full disk)

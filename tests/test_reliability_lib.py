@@ -18,7 +18,8 @@ import pytest
 import josh_jax.body as jb
 from josh_jax import atomic
 from josh_jax.bundle import BundleError
-from josh_jax.config import ConfigError, load as load_config
+from josh_jax.config import ConfigError
+from josh_jax.config import load as load_config
 
 REPO = Path(__file__).resolve().parents[1]
 

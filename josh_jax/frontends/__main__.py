@@ -83,7 +83,7 @@ def main(argv=None) -> int:
                                          **out.meta, "seconds": out.seconds},
                  extras={"tracks.npz": save_tracks(out.tracks)})
     except (FrontEndError, jbody.BodyModelError, OutputError, OSError) as exc:
-        log(error_line(exc))
+        log(error_line(exc, args.out))
         return 2
     log(f"[frontends] wrote {args.out} ({len(out.windows)} window(s)); seconds per stage: "
         + json.dumps({k: round(v, 1) for k, v in out.seconds.items()}))

@@ -9,7 +9,7 @@ from typing import Iterator
 # FFmpeg's own log lines ("moov atom not found") would come before our one-line message; silence them
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
-import cv2  # noqa: E402
+import cv2
 import numpy as np
 
 from .onnx_models import FrontEndError

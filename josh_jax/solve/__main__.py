@@ -9,7 +9,6 @@ windows is the demo's job).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -85,7 +84,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     for n, (label, pr, wts) in enumerate(stages):
         if progress:
             if n == 0:
-                print(f"[josh_jax.solve] compiling the solver for this size (once per size) ...", file=sys.stderr,
+                print("[josh_jax.solve] compiling the solver for this size (once per size) ...", file=sys.stderr,
                       flush=True)
             print(f"[josh_jax.solve] {label}: {cfg.iters_stage1} + {cfg.iters_stage2} iterations ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
@@ -162,7 +161,7 @@ def main(argv=None) -> int:
             summary = run(args.bundle, args.out, args.body_model, cfg, weights, window=args.window,
                           overwrite=args.overwrite)
     except (BundleError, jbody.BodyModelError, ConfigError, OutputError, ValueError, OSError) as exc:
-        print(error_line(exc), file=sys.stderr)
+        print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]
     print(f"wrote {args.out}/results.npz, init.npz, summary.json, loss_curve.png "
