@@ -62,6 +62,9 @@ def main(argv=None) -> int:
     try:
         with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"), \
                 tempfile.TemporaryDirectory() as tmp:
+            from .atomic import IN_FLIGHT
+
+            IN_FLIGHT.add(Path(tmp))  # removed by the Ctrl-C handler too
             bundle_dir = Path(tmp) / "bundle"
             save(bundle_dir, [window], {"body_model": args.body_model, "source": "josh_jax.synth"})
             summary = run(bundle_dir, args.out, args.body_model, overwrite=args.overwrite)

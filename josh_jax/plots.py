@@ -103,7 +103,8 @@ def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
 
 LOSS_CAPTION = ("Each stage starts with a fresh Adam state at its largest learning rate; the first steps move the "
                 "bodies away from the prior's minimum (the human front end's pose), so the prior term and the total "
-                "rise ~10x before they fall. This is the reference's schedule, not divergence.")
+                "rise ~10x before they fall. This is the reference's schedule, not divergence. Stage 2 optimizes a "
+                "different (2D reprojection) loss, so its level is not comparable with stage 1's.")
 
 
 def plot_losses(histories: list[dict], path: str | Path) -> Path:

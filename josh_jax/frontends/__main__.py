@@ -68,23 +68,24 @@ def main(argv=None) -> int:
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    try:
-        info = probe(args.video, args.start, args.frames)  # the input first, then the output
-        check_output(args.out, inputs=[args.video, args.body_model, args.models], overwrite=args.overwrite)
-        if args.frontends == "official":
-            require_models(args.models)
-        model = jbody.load(args.body_model)
-        log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} at {info.fps:.1f} fps")
-        run = run_frontends if args.frontends == "default" else run_official
-        with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
+    with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
+        try:
+            info = probe(args.video, args.start, args.frames)  # the input first, then the output
+            check_output(args.out, inputs=[args.video, args.body_model, args.models], overwrite=args.overwrite)
+            if args.frontends == "official":
+                require_models(args.models)
+            model = jbody.load(args.body_model)
+            log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} "
+                f"at {info.fps:.1f} fps")
+            run = run_frontends if args.frontends == "default" else run_official
             out = run(info, model, frontend_config(args, args.device, info), log=log)
             save(args.out, out.windows, {"body_model": args.body_model,
                                          "source": f"josh_jax.frontends ({args.frontends})",
                                          **out.meta, "seconds": out.seconds},
                  extras={"tracks.npz": save_tracks(out.tracks)})
-    except (FrontEndError, jbody.BodyModelError, OutputError, OSError) as exc:
-        log(error_line(exc, args.out))
-        return 2
+        except (FrontEndError, jbody.BodyModelError, OutputError, OSError) as exc:
+            log(error_line(exc, args.out))
+            return 2
     log(f"[frontends] wrote {args.out} ({len(out.windows)} window(s)); seconds per stage: "
         + json.dumps({k: round(v, 1) for k, v in out.seconds.items()}))
     log(f"[frontends] next: python -m josh_jax.solve {args.out} --out OUT_DIR")
