@@ -6,7 +6,7 @@
 - :func:`atomic_folder` writes into a temp folder beside the target and moves
   it into place when complete (a failure or Ctrl-C leaves the target as it was).
 - Temp folders and files carry the writing process's id in their name
-  (``.PREFIX-PID-xxxx``); :func:`clean_stale` removes the ones whose process is
+  (``.PREFIX.josh-tmp-PID-xxxxxxxx``); :func:`clean_stale` removes the ones whose process is
   gone (a run killed with ``kill -9``), and :data:`IN_FLIGHT` lists the live
   ones so that the Ctrl-C handler (:mod:`josh_jax.interrupt`) can delete them.
 """
@@ -40,11 +40,12 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-_TEMP = re.compile(r"^\.(?P<prefix>.+)-(?P<pid>\d+)-[A-Za-z0-9_]+(\.npz)?$")
+# ".PREFIX.josh-tmp-PID-xxxxxxxx" (mkdtemp/mkstemp's 8 random characters, ".npz" for files) or "...-PID-old"
+_TEMP = re.compile(r"^\..*\.josh-tmp-(?P<pid>\d+)-([a-z0-9_]{8}(\.npz)?|old)$")
 
 
 def clean_stale(folder: str | Path) -> list[Path]:
-    """Remove temp folders/files of our naming (``.PREFIX-PID-xxxx``) in ``folder`` whose process is gone."""
+    """Remove temp folders/files of our naming (:func:`temp_name`) in ``folder`` whose process is gone."""
     folder = Path(folder)
     removed = []
     try:
@@ -64,8 +65,9 @@ def clean_stale(folder: str | Path) -> list[Path]:
 
 
 def temp_name(prefix: str) -> str:
-    """The prefix of a temp path of this process (``.PREFIX-PID-``)."""
-    return f".{prefix}-{os.getpid()}-"
+    """The prefix of a temp path of this process (``.PREFIX.josh-tmp-PID-``); :func:`clean_stale`
+    recognises exactly this form, so no other hidden file is ever touched."""
+    return f".{prefix}.josh-tmp-{os.getpid()}-"
 
 
 def _inside(a: Path, b: Path) -> bool:

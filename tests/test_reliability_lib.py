@@ -171,16 +171,20 @@ def test_the_largest_accepted_gap_stays_within_the_bound(solved_world, open_mode
 def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
-    stale = tmp_path / f".o-{dead}-abcd1234"
+    stale = tmp_path / f".o.josh-tmp-{dead}-abcd1234"
     stale.mkdir()
     (stale / "big.npz").write_bytes(b"x" * 1000)
-    live = tmp_path / f".o-{os.getpid()}-efgh5678"
+    stale_file = tmp_path / f".window_000_results.josh-tmp-{dead}-k2j4h5g6.npz"
+    stale_file.write_bytes(b"x")
+    live = tmp_path / f".o.josh-tmp-{os.getpid()}-efgh5678"
     live.mkdir()
-    other = tmp_path / ".not-ours"
-    other.mkdir()
+    others = [tmp_path / ".not-ours", tmp_path / f".backup-{dead}-oldstuff", tmp_path / f".o-{dead}-abcd1234"]
+    for other in others:
+        other.mkdir()
     with atomic.atomic_folder(tmp_path / "o", "o") as tmp:
         (tmp / "a.txt").write_text("1")
-    assert not stale.exists() and live.exists() and other.exists()
+    assert not stale.exists() and not stale_file.exists() and live.exists()
+    assert all(o.exists() for o in others)  # a user's hidden files are never touched
     assert (tmp_path / "o" / "a.txt").read_text() == "1"
 
 
