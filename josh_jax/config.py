@@ -117,6 +117,9 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
             except (TypeError, ValueError):
                 raise ConfigError(f"max_frames: expected a whole number, got {value!r}") from None
             key, value = "frontends.window", (n - 1) * sections["frontends"].opt_interval + 1
+            fe = sections["frontends"]
+            if isinstance(value, int) and fe.stride > value - 1:  # keep windows overlapping by 3 keyframes
+                sections["frontends"] = dataclasses.replace(fe, stride=max(1, value - 1 - 2 * fe.opt_interval))
         if "." not in key:
             raise ConfigError(f"unknown setting {raw_key!r}; use section.key (sections: {', '.join(sections)}) "
                               f"or a reference name ({', '.join(sorted(REFERENCE_NAMES))}, scene_graph, max_frames)")
@@ -185,7 +188,7 @@ def check(cfg: DemoConfig) -> DemoConfig:
                           f"(>= 2 x opt_interval + 1 = {2 * fe.opt_interval + 1})")
     if fe.stride > fe.window - 1:
         raise ConfigError(f"frontends.stride ({fe.stride}) must be below frontends.window ({fe.window}): "
-                          "neighbouring windows must share frames to be joined")
+                          "neighbouring windows must share frames to be joined; set --set frontends.stride=N too")
     if fe.threads is not None:
         whole("frontends", "threads", fe.threads, 1)
     if fe.focal is not None and (not _finite(fe.focal) or fe.focal <= 0):
