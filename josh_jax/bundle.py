@@ -104,17 +104,30 @@ _DTYPES = {
 }
 
 
+#: plausible focal lengths, as multiples of the working image's long side
+FOCAL_RANGE = (0.05, 50.0)
+
+
 def _bad(field: str, why: str) -> BundleError:
     return BundleError(f"bundle field {field!r}: {why}")
 
 
 def validate(w: Window, num_vertices: int | None = None) -> Window:
-    """Check shapes, dtypes, finiteness and index ranges; returns ``w`` or raises BundleError."""
-    K = len(w.frame_index)
+    """Check shapes, dtypes, finiteness, index ranges and value ranges; returns ``w`` or raises BundleError."""
+    fi = np.asarray(w.frame_index)
+    if fi.ndim != 1:
+        raise _bad("frame_index", f"shape {fi.shape}, expected (K,): one video frame per keyframe")
+    K = len(fi)
     if K < 2:
         raise _bad("frame_index", f"needs at least 2 keyframes, got {K}")
-    if np.any(np.diff(w.frame_index) <= 0):
+    if fi.min() < 0:
+        raise _bad("frame_index", f"video frames must be >= 0, got {int(fi.min())}")
+    if np.any(np.diff(fi) <= 0):
         raise _bad("frame_index", "must be strictly increasing")
+    if np.shape(w.image_size) != (2,):
+        raise _bad("image_size", f"shape {np.shape(w.image_size)}, expected (2,): the working image W, H")
+    if np.any(np.asarray(w.image_size) < 1):
+        raise _bad("image_size", f"W and H must be >= 1, got {np.asarray(w.image_size).tolist()}")
     W, H = (int(x) for x in w.image_size)
     shapes = {
         "image_size": (2,), "base_focal": (K,), "principal_point": (2,), "depth": (K, H, W),
@@ -149,6 +162,23 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
             raise _bad(key, f"must be a positive finite number, got {v}")
     if np.any(w.base_focal <= 0):
         raise _bad("base_focal", "must be positive")
+    side = max(W, H)
+    for key in ("init_focal", "hmr_focal", "base_focal"):
+        v = np.asarray(getattr(w, key))
+        if np.any(v < FOCAL_RANGE[0] * side) or np.any(v > FOCAL_RANGE[1] * side):
+            raise _bad(key, f"a focal length of {float(v.max() if np.any(v > FOCAL_RANGE[1] * side) else v.min()):g} "
+                       f"px is implausible for a {W}x{H} working image (expected {FOCAL_RANGE[0]:g} to "
+                       f"{FOCAL_RANGE[1]:g} x the long side); focals are in working pixels")
+    if P:
+        if len(np.unique(w.track_ids)) != P:
+            raise _bad("track_ids", "holds duplicate person ids; each track needs its own id")
+        R = w.track_rotmats[w.track_valid].astype(np.float64)
+        if len(R):
+            err = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max(axis=(-1, -2))
+            det = np.linalg.det(R)
+            if np.any(err > 1e-2) or np.any(det < 0.9):
+                raise _bad("track_rotmats", f"{int(np.sum((err > 1e-2) | (det < 0.9)))} entries on valid keyframes "
+                           "are not rotation matrices (orthonormal, determinant +1)")
     if np.any(w.depth <= 0):
         raise _bad("depth", "must be positive everywhere (fill invalid pixels and lower their conf)")
     if len(w.pair_index) and (w.pair_index.min() < 0 or w.pair_index.max() >= K):
@@ -173,10 +203,20 @@ def _to_window(arrays: dict, where: str) -> Window:
                 continue
             raise BundleError(f"{where}: bundle field {f.name!r} is missing")
         v = np.asarray(arrays[f.name])
+        want = np.dtype(_DTYPES[f.name])
+        if v.dtype.kind not in "biuf":
+            raise _bad(f.name, f"holds {v.dtype} data, expected {want} numbers")
+        if want.kind in "iu" and v.dtype.kind == "f":
+            if not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
+                raise _bad(f.name, "must hold whole numbers (no NaN, no fractions)")
+        if want.kind in "iu" and v.size and (v.min() < -2**62 or v.max() > 2**62):
+            raise _bad(f.name, "values out of range")
         try:
-            v = v.astype(_DTYPES[f.name], copy=False)
-        except (TypeError, ValueError) as exc:
-            raise _bad(f.name, f"cannot be read as {np.dtype(_DTYPES[f.name])}: {exc}") from exc
+            v = v.astype(want, copy=False)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise _bad(f.name, f"cannot be read as {want}") from exc
+        if f.name in ("scale_to_original", "init_focal", "hmr_focal") and v.ndim != 0:
+            raise _bad(f.name, f"shape {v.shape}, expected a scalar")
         kw[f.name] = float(v) if v.ndim == 0 and f.name in ("scale_to_original", "init_focal", "hmr_focal") else v
     return Window(**kw)
 
@@ -241,21 +281,39 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
         raise BundleError(f"{bundle_dir} is not a bundle folder (no bundle.json); "
                           "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synth DIR`")
     try:
-        meta = json.loads(meta_path.read_text())
+        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BundleError(f"{meta_path} is not UTF-8 text; it is not a josh_jax bundle.json") from None
     except json.JSONDecodeError as exc:
-        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from exc
+        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
+    except OSError as exc:
+        raise BundleError(f"{meta_path} cannot be read: {exc.strerror or exc}") from None
+    if not isinstance(meta, dict):
+        raise BundleError(f"{meta_path}: the top level must be an object with \"format\", \"version\" and "
+                          f"\"windows\", got a {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("version") != VERSION:
         raise BundleError(f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads {VERSION})")
+    entries = meta.get("windows", [])
+    if not isinstance(entries, list):
+        raise BundleError(f"{meta_path}: \"windows\" must be a list of {{\"file\": \"window_000.npz\"}} "
+                          f"entries, got a {type(entries).__name__}")
     windows = []
-    for entry in meta.get("windows", []):
-        path = bundle_dir / entry["file"]
+    for n, entry in enumerate(entries):
+        name = entry.get("file") if isinstance(entry, dict) else None
+        if not isinstance(name, str) or not name or Path(name).name != name:
+            raise BundleError(f"{meta_path}: window entry {n} needs a \"file\" naming an .npz in the bundle "
+                              f"folder, got {entry!r}"[:300])
+        path = bundle_dir / name
         try:
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
+        except FileNotFoundError:
+            raise BundleError(f"{path}: listed in bundle.json but missing") from None
         except Exception as exc:
-            raise BundleError(f"{path}: cannot read ({type(exc).__name__}: {exc})") from exc
+            raise BundleError(f"{path}: cannot read as .npz ({type(exc).__name__}); the bundle is corrupt, "
+                              "write it again") from None
         try:
             windows.append(validate(_to_window(arrays, str(path)), num_vertices))
         except BundleError as exc:

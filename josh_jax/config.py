@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,8 +116,14 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
         if raw_key == "scene_graph":
             key, value = "frontends.pair_window", str(value).split("-")[-1]
         if raw_key == "max_frames":
-            n = int(value)
+            try:
+                n = int(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"max_frames: expected a whole number, got {value!r}") from None
             key, value = "frontends.window", (n - 1) * sections["frontends"].opt_interval + 1
+            fe = sections["frontends"]
+            if isinstance(value, int) and fe.stride > value - 1:  # keep windows overlapping by 3 keyframes
+                sections["frontends"] = dataclasses.replace(fe, stride=max(1, value - 1 - 2 * fe.opt_interval))
         if "." not in key:
             raise ConfigError(f"unknown setting {raw_key!r}; use section.key (sections: {', '.join(sections)}) "
                               f"or a reference name ({', '.join(sorted(REFERENCE_NAMES))}, scene_graph, max_frames)")
@@ -143,12 +150,78 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
     return DemoConfig(**sections)
 
 
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def check_solve(solve: SolveConfig, weights: LossWeights) -> None:
+    """ConfigError naming the setting when a solver setting or loss weight is out of range."""
+    for name in ("iters_stage1", "iters_stage2"):
+        v = getattr(solve, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(f"solve.{name} must be a whole number >= 1, got {v!r}")
+    for name in ("lr_stage1", "lr_stage2", "eps"):
+        v = getattr(solve, name)
+        if not _finite(v) or v <= 0:
+            raise ConfigError(f"solve.{name} must be a positive finite number, got {v!r}")
+    for name in ("b1", "b2"):
+        v = getattr(solve, name)
+        if not _finite(v) or not 0 <= v < 1:
+            raise ConfigError(f"solve.{name} must lie in [0, 1), got {v!r}")
+    if solve.focal_updates not in ("reference", "single"):
+        raise ConfigError(f"solve.focal_updates must be 'reference' or 'single', got {solve.focal_updates!r}")
+    for name, v in weights._asdict().items():
+        if not _finite(v) or v < 0:
+            raise ConfigError(f"weights.{name} must be a finite number >= 0, got {v!r}")
+
+
+def check(cfg: DemoConfig) -> DemoConfig:
+    """Range checks of every section (ConfigError naming the setting); returns ``cfg``."""
+    fe, pr, out = cfg.frontends, cfg.problem, cfg.output
+
+    def whole(sec: str, name: str, v, lo: int) -> None:
+        if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+            raise ConfigError(f"{sec}.{name} must be a whole number >= {lo}, got {v!r}")
+
+    for name, lo in (("opt_interval", 1), ("window", 3), ("stride", 1), ("max_people", 1), ("min_track_frames", 1),
+                     ("fit_iters", 1), ("mask_dilate", 0), ("sfm_overlap", 1), ("pair_window", 1),
+                     ("work_side", 64), ("pose_side", 64)):
+        whole("frontends", name, getattr(fe, name), lo)
+    if fe.window < 2 * fe.opt_interval + 1:
+        raise ConfigError(f"frontends.window ({fe.window} frames) must hold at least 3 keyframes "
+                          f"(>= 2 x opt_interval + 1 = {2 * fe.opt_interval + 1})")
+    if fe.stride > fe.window - 1:
+        raise ConfigError(f"frontends.stride ({fe.stride}) must be below frontends.window ({fe.window}): "
+                          "neighbouring windows must share frames to be joined; set --set frontends.stride=N too")
+    if fe.threads is not None:
+        whole("frontends", "threads", fe.threads, 1)
+    if fe.focal is not None and (not _finite(fe.focal) or fe.focal <= 0):
+        raise ConfigError(f"frontends.focal must be a positive number of pixels, got {fe.focal!r}")
+    if fe.device not in ("auto", "cpu", "gpu"):
+        raise ConfigError(f"frontends.device must be auto, cpu or gpu, got {fe.device!r}")
+    if not _finite(pr.conf_thres):
+        raise ConfigError(f"problem.conf_thres must be a finite number, got {pr.conf_thres!r}")
+    whole("problem", "subsample", pr.subsample, 1)
+    for name in ("depth_filter_ratio", "contact_joint_radius"):
+        if not _finite(getattr(pr, name)) or getattr(pr, name) <= 0:
+            raise ConfigError(f"problem.{name} must be a positive finite number, got {getattr(pr, name)!r}")
+    if pr.init_focal is not None and (not _finite(pr.init_focal) or not 1 <= pr.init_focal <= 1e5):
+        raise ConfigError(f"problem.init_focal must be a focal length in working pixels (1 to 1e5), "
+                          f"got {pr.init_focal!r}")
+    whole("output", "overlay_side", out.overlay_side, 64)
+    whole("output", "glb_every", out.glb_every, 1)
+    check_solve(cfg.solve, cfg.weights)
+    return cfg
+
+
 def load(path: str | Path | None = None, overrides: list[str] | tuple = (), base: DemoConfig | None = None) -> DemoConfig:
     """Defaults <- a JSON/TOML file <- ``key=value`` overrides."""
     cfg = base or DemoConfig()
     if path is not None:
         p = Path(path)
-        if not p.is_file():
+        if p.is_dir():
+            raise ConfigError(f"--config {p} is a folder; give a .json or .toml file")
+        if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
         try:
             if p.suffix.lower() == ".toml":
@@ -157,8 +230,13 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple = (), base
                 data = tomllib.loads(p.read_text())
             else:
                 data = json.loads(p.read_text())
+        except OSError as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
         except Exception as exc:  # noqa: BLE001 - any parse error is reported in one line
             raise ConfigError(f"config file {p} could not be parsed: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"config file {p}: the top level must be a table of sections "
+                              f"(e.g. {{\"solve\": {{\"iters_stage1\": 300}}}}), got a {type(data).__name__}")
         flat = {}
         for sec, values in data.items():
             if isinstance(values, dict):
@@ -172,4 +250,4 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple = (), base
             raise ConfigError(f"--set expects key=value, got {item!r}")
         k, v = item.split("=", 1)
         upd[k.strip()] = v
-    return apply(cfg, upd)
+    return check(apply(cfg, upd))

@@ -38,9 +38,10 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .cli_checks import OneLineParser
     from .frontends.__main__ import add_frontend_args
 
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
     ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
     ap.add_argument("--frontends", choices=("default", "official"), default="default",
@@ -54,7 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                     help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50")
     ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
-    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 (the slowest output on CPU)")
+    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
     ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
@@ -77,6 +78,10 @@ def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
     if work.exists():
         same = fp_path.is_file() and fp_path.read_text() == fp_text
         if same and not fresh:
+            from .atomic import clean_stale
+
+            clean_stale(work)
+            clean_stale(work / "solved")  # half-written files of a run killed with kill -9
             done = sorted((work / "solved").glob("window_*_results.npz")) if (work / "solved").exists() else []
             _log(f"resuming the interrupted run in {work} ({len(done)} window(s) already solved)")
             return work
@@ -86,8 +91,34 @@ def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
     return work
 
 
-def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
-    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``."""
+class _Compiled:
+    """Problem sizes (and solver settings) this process has compiled the solver for."""
+
+    seen: set = set()
+
+
+def _compile_notice(problem, scfg) -> None:
+    """Say so before the solver compiles for a new size (the first solve of a size waits ~30 s on CPU)."""
+    from .problem import problem_sizes
+
+    key = (tuple(sorted(problem_sizes(problem).items())), scfg)
+    if key not in _Compiled.seen:
+        _Compiled.seen.add(key)
+        _log("compiling the solver for this size (once per size) ...")
+
+
+def _check_window(w, problem, cfg, where: str) -> None:
+    """Refuse a window that would solve to nothing meaningful or allocate without bound; warn when
+    its metric scale rests on nothing."""
+    from .results import check_solvable
+
+    for line in check_solvable(problem, w, cfg.problem.conf_thres, where):
+        _log(f"warning: {line}")
+
+
+def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
+    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
+    ``label`` (e.g. "window 1/2") names the progress bars."""
     import jax
 
     from .problem import build_problem, entry_counts, problem_sizes
@@ -96,12 +127,14 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
 
     t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
+    _check_window(w, problem, cfg, label or "window")
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
-    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label="joint"))
+    _compile_notice(problem, scfg)
+    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
     t1 = time.perf_counter()
     base_problem, base_w = front_ends_only(problem, cfg.weights)
-    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label="front ends only"))
+    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
     t2 = time.perf_counter()
     for name, it in res.nan_stages():
         _log(f"warning: non-finite loss at {name} iteration {it} of frames "
@@ -121,24 +154,46 @@ def _solve_window(w, model, cfg, out_prefix: Path) -> dict:
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
-    import matplotlib
+    """loss_curve.png of the solved windows (see :func:`josh_jax.plots.plot_losses`)."""
+    from .plots import plot_losses as _plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    hist = []
     for i in range(n):
         with np.load(solved / f"window_{i:03d}_loss.npz") as z:
-            for ax, s in zip(axes, ("s1", "s2")):
-                ax.semilogy(z[f"{s}_total"], label=f"window {i}")
-    axes[0].set_title("stage 1 (3D matching): total loss")
-    axes[1].set_title("stage 2 (2D reprojection): total loss")
-    for ax in axes:
-        ax.set_xlabel("iteration")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+            hist.append({k: z[k] for k in z.files})
+    _plot(hist, path)
+
+
+class _Stage:
+    """A line when a stage starts and one with its elapsed time when it ends; records the seconds."""
+
+    def __init__(self, name: str, seconds: dict, key: str):
+        self.name, self.seconds, self.key = name, seconds, key
+
+    def __enter__(self):
+        _log(f"{self.name} ...")
+        self.t = time.perf_counter()
+        return self
+
+    def __exit__(self, kind, *_):
+        dt = time.perf_counter() - self.t
+        self.seconds[self.key] = self.seconds.get(self.key, 0.0) + dt
+        if kind is None:
+            _log(f"{self.name}: done in {dt:.1f} s")
+
+
+def _check_inputs_and_output(args, video: Path):
+    """The input first (a missing video is named before an occupied output folder), then the output:
+    not an input, not a file, empty unless --overwrite, writable. Returns the probed video."""
+    from .atomic import check_output
+    from .frontends import probe
+
+    info = probe(video, args.start, args.frames)
+    model_path = None if str(args.body_model).lower() in ("open", "josh-open-body", "default") else args.body_model
+    work = args.out.with_name(args.out.name + ".work")
+    check_output(args.out, inputs=[video, model_path, args.config, args.models], overwrite=args.overwrite,
+                 also=[work])
+    return info
 
 
 def _example_check(res, gt_path: Path) -> dict:
@@ -158,7 +213,7 @@ def run(args) -> dict:
     from . import body as jbody
     from . import config as jconfig
     from .bundle import load as load_bundle, save as save_bundle
-    from .frontends import load_tracks, probe, run_frontends, save_tracks
+    from .frontends import load_tracks, run_frontends, save_tracks
     from .frontends.official import require_models, run_official
     from .atomic import atomic_folder
     from .join import join_windows
@@ -168,19 +223,22 @@ def run(args) -> dict:
     seconds: dict[str, float] = {}
     video = args.video or EXAMPLE_CLIP
     out: Path = args.out
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not args.overwrite:
-        raise DemoError(f"output folder {out} exists and is not empty; pass --overwrite to replace it")
     cfg = jconfig.load(args.config, args.overrides)
+    t = time.perf_counter()
+    info = _check_inputs_and_output(args, video)
+    seconds["decode_check"] = time.perf_counter() - t
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
         flags["static_camera"] = True
-    if args.focal is not None:
-        flags["focal"] = args.focal
+    if args.focal is not None:  # given in original pixels, the front ends work at long side work_side
+        from .frontends.__main__ import working_focal
+
+        flags["focal"] = working_focal(args.focal, info, cfg.frontends.work_side)
     if args.max_people != jconfig.FrontEndConfig.max_people:
         flags["max_people"] = args.max_people
     if args.models:
         flags["models_dir"] = str(args.models)
-    cfg = dataclasses.replace(cfg, frontends=dataclasses.replace(cfg.frontends, **flags))
+    cfg = jconfig.check(dataclasses.replace(cfg, frontends=dataclasses.replace(cfg.frontends, **flags)))
     if args.no_overlay:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overlay=False))
     if args.rerun:
@@ -192,9 +250,6 @@ def run(args) -> dict:
     if args.frontends == "official":
         require_models(args.models)
     model = jbody.load(args.body_model)
-    t = time.perf_counter()
-    info = probe(video, args.start, args.frames)
-    seconds["decode_check"] = time.perf_counter() - t
     _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
          f"body model {model.name}")
     from .intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
@@ -207,7 +262,10 @@ def run(args) -> dict:
     # ---- front ends (kept in the work folder: a resumed run skips them)
     if not (bundle_dir / "bundle.json").is_file():
         run = run_frontends if args.frontends == "default" else run_official
+        t = time.perf_counter()
         fo = run(info, model, cfg.frontends, log=_log)
+        _log(f"front ends: done in {time.perf_counter() - t:.1f} s ("
+             + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items()) + ")")
         save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model),
                                              "source": f"josh_jax.frontends ({args.frontends})",
                                              **fo.meta, "seconds": fo.seconds}, extras={"tracks.npz": save_tracks(fo.tracks)})
@@ -232,50 +290,48 @@ def run(args) -> dict:
             infos.append(json.loads(prefix.with_suffix(".json").read_text()))
             continue
         _log(f"window {i + 1}/{len(windows)}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
-             f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s)")
-        infos.append(_solve_window(w, model, cfg, prefix))
+             f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only")
+        tw = time.perf_counter()
+        infos.append(_solve_window(w, model, cfg, prefix, label=f"window {i + 1}/{len(windows)}"))
+        _log(f"window {i + 1}/{len(windows)}: done in {time.perf_counter() - tw:.1f} s")
     seconds["solve"] = time.perf_counter() - t
 
     # ---- join, export (into a temp folder moved into place at the end)
-    t = time.perf_counter()
-    res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
-    init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
-    seconds["join"] = time.perf_counter() - t
+    with _Stage(f"joining {len(windows)} window(s)", seconds, "join"):
+        res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
+        init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
     with atomic_folder(out, out.name) as tmp:
-        res.save(tmp / "results.npz")
-        init.save(tmp / "init.npz")
-        t = time.perf_counter()
-        from .demo_synthetic import plot_trajectory
+        with _Stage("export: results.npz, init.npz, trajectory.png, loss_curve.png"
+                    + (", scene.glb" if cfg.output.glb else ""), seconds, "export"):
+            res.save(tmp / "results.npz")
+            init.save(tmp / "init.npz")
+            from .plots import plot_trajectory
 
-        plot_trajectory(tmp)
-        plot_losses(solved, len(windows), tmp / "loss_curve.png")
-        if cfg.output.glb:
-            from .export import write_glb
+            plot_trajectory(res, init, tmp / "trajectory.png")
+            plot_losses(solved, len(windows), tmp / "loss_curve.png")
+            if cfg.output.glb:
+                from .export import write_glb
 
-            write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
-        seconds["export"] = time.perf_counter() - t
+                write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
         outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (["scene.glb"] if cfg.output.glb else [])
         from .export_anim import write_motion_exports
 
         outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
         if cfg.output.overlay:
             from .overlay import write_overlay
+            from .plots import pick_stills
 
-            t = time.perf_counter()
             stills = tmp / "overlay_frames"
             stills.mkdir()
-            fr = res.frame_index
-            picks = {int(fr[int(q * (len(fr) - 1))]): stills / f"frame_{int(fr[int(q * (len(fr) - 1))]):05d}.png"
-                     for q in (0.0, 0.5, 1.0)}
-            write_overlay(res, model, info, tmp / "overlay.mp4", cfg.output.overlay_side, sample_png=picks)
-            seconds["overlay"] = time.perf_counter() - t
+            picks = {f: stills / f"frame_{f:05d}.png" for f in pick_stills(res, 3)}
+            with _Stage("overlay.mp4 and stills (frames with the most people tracked)", seconds, "overlay"):
+                write_overlay(res, model, info, tmp / "overlay.mp4", cfg.output.overlay_side, sample_png=picks)
             outputs += ["overlay.mp4", "overlay_frames/"]
         if cfg.output.rerun:
             from .rerun_export import write_rrd
 
-            t = time.perf_counter()
-            write_rrd(res, model, info, tmp / "recording.rrd")
-            seconds["rerun"] = time.perf_counter() - t
+            with _Stage("recording.rrd", seconds, "rerun"):
+                write_rrd(res, model, info, tmp / "recording.rrd")
             outputs.append("recording.rrd")
         tracks = load_tracks(bundle_dir / "tracks.npz")
         summary = {
@@ -301,7 +357,8 @@ def _print_summary(s: dict, out: Path) -> None:
     sec = s["seconds"]
     fe = sum(v for k, v in sec.items() if k.startswith("frontends_"))
     _log(f"done: {s['frames']} frames, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
-         f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, overlay {sec.get('overlay', 0):.0f} s)")
+         f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
+         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)")
     if "example_clip_check" in s:
         c = s["example_clip_check"]
         _log(f"example clip vs its ground truth: camera path {c['camera_path_m']:.2f} m "
@@ -321,31 +378,60 @@ def main(argv=None) -> int:
 
         return synthetic_main(["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
                               + (["--overwrite"] if args.overwrite else []))
+    from .atomic import OutputError
     from .body import BodyModelError
     from .bundle import BundleError
+    from .cli_checks import error_line
     from .config import ConfigError
     from .frontends import FrontEndError
+    from .interrupt import exit_on_interrupt
 
+    work = args.out.with_name(args.out.name + ".work")
     try:
         if args.device == "gpu":
             import jax
 
             if not any(d.platform == "gpu" for d in jax.devices()):
                 raise DemoError("--device gpu: JAX sees no GPU; install the CUDA extra (pip install -e '.[gpu]')")
-        summary = run(args)
-    except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        work = args.out.with_name(args.out.name + ".work")
-        if work.exists() and not any((work / "solved").glob("window_*_results.npz")):
-            shutil.rmtree(work, ignore_errors=True)  # nothing worth resuming: leave no trace
+        with exit_on_interrupt(lambda: _interrupted_message(args.out, work), lambda: _drop_unfinished(work, False)):
+            summary = run(args)
+    except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError) as exc:
+        kept = _drop_unfinished(work, True)
+        print(error_line(exc, args.out) + (f"; the solved windows are kept in {work} (the same command resumes)"
+                                 if kept else ""), file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        work = args.out.with_name(args.out.name + ".work")
-        print(f"\ninterrupted: finished windows are kept in {work}; run the same command again to resume "
-              f"(or pass --fresh to start over). {args.out} was not touched.", file=sys.stderr)
+    except KeyboardInterrupt:  # raised by Python code where the handler is not installed (not the main thread)
+        _drop_unfinished(work, False)
+        print("\n" + _interrupted_message(args.out, work), file=sys.stderr)
         return 130
     _print_summary(summary, args.out)
     return 0
+
+
+def _finished_work(work: Path, solved_only: bool) -> bool:
+    if any((work / "solved").glob("window_*_results.npz")):
+        return True
+    return not solved_only and (work / "bundle" / "bundle.json").is_file()
+
+
+def _drop_unfinished(work: Path, solved_only: bool) -> bool:
+    """Remove ``work`` unless it holds finished work worth resuming (solved windows; after Ctrl-C also
+    finished front ends). Returns whether it was kept. Only a folder with our fingerprint is touched."""
+    if not (work / "fingerprint.json").is_file():
+        return False
+    if _finished_work(work, solved_only):
+        return True
+    shutil.rmtree(work, ignore_errors=True)
+    return False
+
+
+def _interrupted_message(out: Path, work: Path) -> str:
+    if work.exists() and _finished_work(work, False):
+        n = len(list((work / "solved").glob("window_*_results.npz")))
+        return (f"interrupted: the finished work ({n} solved window(s)"
+                f"{', the front ends' if (work / 'bundle' / 'bundle.json').is_file() else ''}) is kept in {work}; "
+                f"run the same command again to resume (or pass --fresh to start over). {out} was not touched.")
+    return f"interrupted: nothing was finished, nothing kept. {out} was not touched."
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ Prints the world-frame metrics of :mod:`josh_jax.metrics` (both files in the
 """
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -16,23 +15,29 @@ from .results import Results
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
+    from .cli_checks import OneLineParser, error_line, positive_float
+
+    ap = OneLineParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path)
     ap.add_argument("ground_truth", type=Path)
     ap.add_argument("--json", type=Path, default=None)
-    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--fps", type=positive_float, default=30.0)
     args = ap.parse_args(argv)
     try:
         m = evaluate(Results.load(args.results), Results.load(args.ground_truth), args.fps)
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (FileNotFoundError, ValueError, IndexError, KeyError) as exc:
+        print(error_line(exc), file=sys.stderr)
         return 2
     units = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10 m/s^3", "foot_sliding": "mm",
              "camera_ate": "m"}
     for k, u in units.items():
         print(f"{k:>12}: {m[k]:9.3f} {u}")
     if args.json:
-        args.json.write_text(json.dumps(m, indent=1))
+        try:
+            args.json.write_text(json.dumps(m, indent=1))
+        except OSError as exc:
+            print(error_line(exc), file=sys.stderr)
+            return 2
     return 0
 
 

@@ -61,6 +61,8 @@ def window_starts(num_frames: int, window: int = 101, stride: int = 100) -> list
     """Starts of the windows of a long video: a new window every ``stride`` frames
     while the current one does not take the rest of the clip (neighbours share
     one frame, since window = stride + 1)."""
+    if stride < 1 or window < 2:
+        raise ValueError(f"window_starts: stride must be >= 1 and window >= 2, got stride {stride}, window {window}")
     starts = [0]
     while num_frames - starts[-1] >= 2 * window - 1:
         starts.append(starts[-1] + stride)
@@ -672,4 +674,5 @@ def problem_sizes(problem: Problem) -> Sizes:
 def entry_counts(problem: Problem) -> dict:
     """Live (non-padding) human entries: contact-scale and static-contact terms."""
     h = problem.human
-    return dict(contact_scale_entries=int((h.scale_w > 0).sum()), static_entries=int((h.static_w > 0).sum()))
+    return dict(contact_scale_entries=int((h.scale_w > 0).sum()), static_entries=int((h.static_w > 0).sum()),
+                scene_entries=int((problem.scene.corr_w > 0).sum()))

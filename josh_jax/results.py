@@ -159,13 +159,22 @@ class Results:
     def load(cls, path: str | Path) -> "Results":
         """Read and validate a ``results.npz``-layout file."""
         path = Path(path)
+        if path.is_dir():
+            raise ResultsError(f"{path} is a folder; give the results.npz file inside it")
         if not path.is_file():
             raise ResultsError(f"{path} does not exist")
         try:
-            with np.load(path, allow_pickle=False) as z:
+            z = np.load(path, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not an .npz archive"
+            raise ResultsError(f"{path} cannot be read as results.npz ({why})") from None
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise ResultsError(f"{path} holds a single array, not a results.npz archive")
+        with z:
+            try:
                 d = {k: z[k] for k in z.files}
-        except (OSError, ValueError) as exc:
-            raise ResultsError(f"{path} is not a readable npz file ({exc})") from None
+            except (ValueError, OSError, EOFError) as exc:
+                raise ResultsError(f"{path} is corrupt ({type(exc).__name__}); write it again") from None
         version = int(d.pop("format_version", 1))
         if version > RESULTS_FORMAT_VERSION:
             raise ResultsError(f"{path} has results format version {version}; this josh_jax reads up to "
@@ -227,8 +236,60 @@ def scene_points(window: Window, problem: Problem, geo, T_fix: np.ndarray, conf_
     return pts.astype(np.float32), cols.astype(np.uint8)
 
 
+#: bytes the per-frame results take per person and frame (float64 work arrays, their float32 copies and
+#: the JAX temporaries of interpolation and skinning; ~3.6 kB measured in numpy alone), and per frame
+RESULT_BYTES_PER_PERSON_FRAME = 8192
+RESULT_BYTES_PER_FRAME = 1024
+#: the per-frame results may take at most this many times the padded problem's memory (or MEMORY_FLOOR)
+MEMORY_FACTOR = 4
+MEMORY_FLOOR = 64 * 2**20
+
+
+def check_result_size(problem: Problem, window: Window) -> int:
+    """Refuse (BundleError) a window whose frame span would make the per-frame results allocate more
+    than :data:`MEMORY_FACTOR` x the padded problem's bytes, or :data:`MEMORY_FLOOR` for small problems
+    (e.g. ``frame_index`` [0, 5, 10, 2e9]);
+    returns the estimated bytes. Called before the solve and again by :func:`build_results`."""
+    from .bundle import BundleError
+
+    span = int(window.frame_index[-1] - window.frame_index[0] + 1)
+    need = span * (window.num_tracks * RESULT_BYTES_PER_PERSON_FRAME + RESULT_BYTES_PER_FRAME)
+    have = sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(problem) if hasattr(x, "nbytes"))
+    if need > max(MEMORY_FACTOR * have, MEMORY_FLOOR):
+        gap = int(np.diff(window.frame_index).max())
+        raise BundleError(f"bundle field 'frame_index': keyframes {int(window.frame_index[0])}..."
+                          f"{int(window.frame_index[-1])} span {span} frames (largest gap {gap}) for "
+                          f"{window.num_keyframes} keyframes; per-frame results would need {need / 2**20:.0f} MiB, "
+                          f"more than {MEMORY_FACTOR}x the problem's {have / 2**20:.1f} MiB; keyframes must be "
+                          "consecutive samples of one clip (a few frames apart)")
+    return need
+
+
+def check_solvable(problem: Problem, window: Window, conf_thres: float, where: str = "window") -> list[str]:
+    """Refuse (BundleError) a window whose solve would be meaningless: no scene pixel above
+    ``conf_thres`` or no live scene correspondence; also the memory bound of :func:`check_result_size`.
+    Returns warnings (e.g. no contact-scale entry: the metric scale then rests on nothing)."""
+    from .bundle import BundleError
+    from .problem import entry_counts
+
+    check_result_size(problem, window)
+    if not np.any(window.conf > conf_thres):
+        raise BundleError(f"{where}: no scene pixel has confidence above conf_thres={conf_thres:g} (all of 'conf' "
+                          "is at or below it); the scene term would be empty: check the scene front end's output")
+    counts = entry_counts(problem)
+    if counts["scene_entries"] == 0:
+        raise BundleError(f"{where}: no usable scene entries (no correspondence with confidence > 0); the camera "
+                          "path would be meaningless: check the matcher's output (corr_pair, corr_conf)")
+    warn = []
+    if window.num_tracks and counts["contact_scale_entries"] == 0:
+        warn.append(f"{where}: no contact-scale entry (no labelled contact lies on confident scene); the metric "
+                    "scale is not constrained by the people")
+    return warn
+
+
 def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> Results:
     """Keyframe variables -> per-frame :class:`Results`."""
+    check_result_size(problem, window)
     scene = jax.tree_util.tree_map(jnp.asarray, problem.scene)
     geo = scene_geometry(params.cam, scene)
     K0 = window.num_keyframes
@@ -299,8 +360,11 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     """Write an npz atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".npz", dir=path.parent)
+    from .atomic import IN_FLIGHT, temp_name
+
+    fd, tmp = tempfile.mkstemp(prefix=temp_name(path.stem), suffix=".npz", dir=path.parent)
     os.close(fd)
+    IN_FLIGHT.add(Path(tmp))
     try:
         np.savez_compressed(tmp, **arrays)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
@@ -308,6 +372,8 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        IN_FLIGHT.discard(Path(tmp))
     return path
 
 

@@ -25,6 +25,7 @@ Presets ``easy``, ``medium``, ``hard`` (:data:`PRESETS`); deterministic for a se
 from __future__ import annotations
 
 import dataclasses
+import sys
 from dataclasses import dataclass
 
 import numpy as np
@@ -383,26 +384,53 @@ def _ground_truth(model, people, verts, joints, T_wc, cfg, markers, boxes) -> di
 def main(argv=None) -> int:
     """``python -m josh_jax.synth OUT_DIR --seed N [--preset easy|medium|hard]``: write a
     synthetic bundle and its ground truth (``OUT_DIR/ground_truth.npz``)."""
-    import argparse
     from pathlib import Path
 
     from . import body as jbody
+    from .atomic import atomic_folder
     from .bundle import save
+    from .cli_checks import (
+        OneLineParser,
+        OutputError,
+        check_output,
+        error_line,
+        nonnegative_int,
+    )
+    from .interrupt import exit_on_interrupt
 
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.synth", description=main.__doc__)
-    ap.add_argument("out", type=Path)
-    ap.add_argument("--seed", type=int, default=0)
+    def keyframes(text: str) -> int:
+        v = nonnegative_int(text)
+        if v < 3:
+            raise __import__("argparse").ArgumentTypeError(f"needs at least 3 keyframes, got {v}")
+        return v
+
+    ap = OneLineParser(prog="python -m josh_jax.synth", description=main.__doc__)
+    ap.add_argument("out", type=Path, help="bundle folder to write (refused when it exists and is not empty, "
+                    "unless --overwrite)")
+    ap.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the world (>= 0)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="easy")
-    ap.add_argument("--keyframes", type=int, default=None)
+    ap.add_argument("--keyframes", type=keyframes, default=None, help="number of keyframes (>= 3)")
     ap.add_argument("--body-model", default="open")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     args = ap.parse_args(argv)
-    model = jbody.load(args.body_model)
-    cfg = PRESETS[args.preset]
-    if args.keyframes:
-        cfg = dataclasses.replace(cfg, num_keyframes=args.keyframes)
-    window, gt = make_world(model, args.seed, cfg)
-    save(args.out, [window], {"body_model": args.body_model, "source": f"josh_jax.synth {args.preset} seed {args.seed}"})
-    np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
+    try:
+        check_output(args.out, inputs=[args.body_model], overwrite=args.overwrite)
+        model = jbody.load(args.body_model)
+        cfg = PRESETS[args.preset]
+        if args.keyframes:
+            cfg = dataclasses.replace(cfg, num_keyframes=args.keyframes)
+        with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
+            window, gt = make_world(model, args.seed, cfg)
+            with atomic_folder(args.out, "synth") as tmp:
+                save(tmp / "bundle", [window], {"body_model": args.body_model,
+                                                "source": f"josh_jax.synth {args.preset} seed {args.seed}"})
+                for f in (tmp / "bundle").iterdir():
+                    f.rename(tmp / f.name)
+                (tmp / "bundle").rmdir()
+                np.savez_compressed(tmp / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
+    except (jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
+        print(error_line(exc, args.out), file=sys.stderr)
+        return 2
     print(f"wrote {args.out} ({window.num_keyframes} keyframes, {len(window.corr_pair)} correspondences, "
           f"{window.num_tracks} people)")
     return 0

@@ -7,6 +7,8 @@ numpy/scipy only.
 """
 from __future__ import annotations
 
+import codecs
+import copyreg
 import json
 import pickle
 from pathlib import Path
@@ -49,19 +51,37 @@ class _ChumpySelect(_Stub):
     pass
 
 
+# Exactly what an SMPL file (official chumpy release, or smplx's plain-numpy conversion) needs. Any
+# other global a pickle names is refused: a pickle can call whatever it names, e.g. os.system.
+_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core._multiarray_umath",
+                  "numpy._core._multiarray_umath", "numpy.core.numeric", "numpy._core.numeric", "numpy")
+_NUMPY_NAMES = ("_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer")
+_SPARSE_NAMES = ("csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array")
+_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("copy_reg", "_reconstructor"),
+             ("__builtin__", "object"), ("_codecs", "encode")}
+
+
 class _SmplUnpickler(pickle.Unpickler):
-    """Maps the names inside official SMPL pickles onto numpy/scipy without chumpy."""
+    """Reads SMPL pickles with an allow-list: numpy arrays/dtypes/scalars, scipy sparse matrices,
+    stand-ins for chumpy's classes and the object reconstructor of Python-2 pickles; anything else
+    raises ``pickle.UnpicklingError``."""
 
     def find_class(self, module, name):
-        if module.startswith("chumpy"):
+        if module.split(".")[0] == "chumpy":
             return {"Ch": _ChumpyCh, "Select": _ChumpySelect}.get(name, _Stub)
-        if module.startswith("scipy.sparse") and name.endswith("_matrix"):
+        if module.startswith("scipy.sparse") and name in _SPARSE_NAMES:
             return getattr(scipy.sparse, name)
-        if module in ("numpy.core.multiarray", "numpy.core._multiarray_umath"):
-            module = module.replace("numpy.core", "numpy._core" if np.__version__ >= "2" else "numpy.core")
-        if module == "numpy.core" and np.__version__ >= "2":
-            module = "numpy._core"
-        return super().find_class(module, name)
+        if module in _NUMPY_MODULES and name in _NUMPY_NAMES:
+            if name in ("ndarray", "dtype"):
+                return getattr(np, name)
+            core = np._core if hasattr(np, "_core") else np.core
+            sub = module.rsplit(".", 1)[-1] if module != "numpy" else "multiarray"
+            return getattr(getattr(core, "numeric" if name == "_frombuffer" else
+                                   ("multiarray" if sub == "_multiarray_umath" else sub)), name)
+        if (module, name) in _BUILTINS:
+            return {"_reconstructor": copyreg._reconstructor, "object": object, "encode": codecs.encode}[name]
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: an SMPL file holds only numpy arrays, "
+                                     "scipy sparse matrices and chumpy objects (is this file really an SMPL model?)")
 
 
 def _to_array(obj, key: str) -> np.ndarray:
@@ -135,6 +155,9 @@ def _from_dict(data: dict, path: Path, name: str, num_betas: int | None) -> Body
     if missing:
         raise BodyModelError(f"{path} lacks {', '.join(missing)}; {SMPL_HINT}")
     arr = {k: _to_array(data[k], k) for k in (*required, "posedirs", "kintree_table") if k in data}
+    for k, a in arr.items():
+        if a.dtype.kind not in "fiub":
+            raise BodyModelError(f"{path}: field {k!r} holds {a.dtype} data, not numbers; {SMPL_HINT}")
     v = arr["v_template"].astype(np.float64)
     if v.ndim != 2 or v.shape[1] != 3:
         raise BodyModelError(f"{path}: v_template has shape {v.shape}, expected (V, 3)")

@@ -179,6 +179,34 @@ def kinematic_chain(parents: tuple, rotmats: jax.Array, joints: jax.Array) -> ja
     return jnp.concatenate([top, bottom], -2)
 
 
+def _check_shapes(model: BodyModel, betas, rotmats, transl, vertex_ids) -> None:
+    """ValueError naming the argument when a shape is wrong (JAX would clamp out-of-range indices
+    and return a plausible but wrong body instead of failing)."""
+    nj = len(model.parents)
+    if betas.ndim < 1:
+        raise ValueError(f"betas: expected shape (..., B) with B <= {model.num_betas}, got a scalar")
+    if rotmats.ndim < 3 or rotmats.shape[-3:] != (nj, 3, 3):
+        raise ValueError(f"rotmats: expected shape (..., {nj}, 3, 3) (local rotations, root first), "
+                         f"got {tuple(rotmats.shape)}")
+    try:
+        batch = jnp.broadcast_shapes(betas.shape[:-1], rotmats.shape[:-3])
+    except ValueError:
+        raise ValueError(f"betas {tuple(betas.shape)} and rotmats {tuple(rotmats.shape)}: batch shapes "
+                         "do not broadcast") from None
+    if transl is not None:
+        ts = np.shape(transl)
+        if len(ts) < 1 or ts[-1] != 3:
+            raise ValueError(f"transl: expected shape (..., 3), got {tuple(ts)}")
+        try:
+            jnp.broadcast_shapes(batch, tuple(ts[:-1]))
+        except ValueError:
+            raise ValueError(f"transl {tuple(ts)} does not broadcast with the batch shape {batch}") from None
+    if vertex_ids is not None:
+        ids = np.asarray(vertex_ids)
+        if ids.size and (ids.min() < 0 or ids.max() >= model.num_vertices):
+            raise ValueError(f"vertex_ids: must lie in [0, {model.num_vertices})")
+
+
 def forward(model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.Array | None = None,
             vertex_ids=None) -> BodyOutput:
     """Pose and shape the body (SMPL's ``lbs`` with rotation-matrix input).
@@ -198,6 +226,7 @@ def forward(model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.
     """
     betas = jnp.asarray(betas)
     rotmats = jnp.asarray(rotmats)
+    _check_shapes(model, betas, rotmats, transl, vertex_ids)
     batch = jnp.broadcast_shapes(betas.shape[:-1], rotmats.shape[:-3])
     S, _ = _betas_bases(model, betas)
     v_t, W, Pd = model.v_template, model.weights, model.posedirs

@@ -18,28 +18,41 @@ from .pipeline import FrontEndConfig
 
 
 def add_frontend_args(ap: argparse.ArgumentParser) -> None:
-    ap.add_argument("--start", type=int, default=0, help="first frame of the clip")
-    ap.add_argument("--frames", type=int, default=None, help="number of frames (default: to the end)")
+    from ..cli_checks import nonnegative_int, positive_float, positive_int
+
+    ap.add_argument("--start", type=nonnegative_int, default=0, help="first frame of the clip (>= 0)")
+    ap.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: to the end)")
     ap.add_argument("--static-camera", action="store_true", help="the camera does not move: skip structure from "
                     "motion and take the ground plane under the people's feet as the scene")
-    ap.add_argument("--focal", type=float, default=None, help="focal length in working pixels (long side "
-                    f"{FrontEndConfig.work_side}); default: from structure from motion")
+    ap.add_argument("--focal", type=positive_float, default=None, help="focal length in pixels of the original "
+                    "video (as results.npz's intrinsics); default: from structure from motion")
     ap.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY|FILE",
                     help="known intrinsics in original-image pixels, or a JSON / OpenCV calibration file "
                     "(docs/intrinsics.md); held fixed unless --free-intrinsics")
     ap.add_argument("--free-intrinsics", action="store_true",
                     help="with --intrinsics: start from them but let SfM and the solve refine the focal")
-    ap.add_argument("--max-people", type=int, default=FrontEndConfig.max_people)
+    ap.add_argument("--max-people", type=positive_int, default=FrontEndConfig.max_people,
+                    help=f"track at most this many people (>= 1, default {FrontEndConfig.max_people})")
     ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
 
 
-def frontend_config(args, device: str = "auto") -> FrontEndConfig:
-    return FrontEndConfig(static_camera=args.static_camera, focal=args.focal, max_people=args.max_people,
+def working_focal(focal_original: float | None, info, work_side: int = FrontEndConfig.work_side) -> float | None:
+    """``--focal`` (pixels of the original video) -> working pixels (long side ``work_side``)."""
+    if focal_original is None:
+        return None
+    return float(focal_original) * info.size_at(work_side)[0] / info.width
+
+
+def frontend_config(args, device: str = "auto", info=None) -> FrontEndConfig:
+    focal = working_focal(args.focal, info) if info is not None else args.focal
+    return FrontEndConfig(static_camera=args.static_camera, focal=focal, max_people=args.max_people,
                           models_dir=args.models, device=device)
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.frontends", description=__doc__.split("\n\n")[0])
+    from ..cli_checks import OneLineParser
+
+    ap = OneLineParser(prog="python -m josh_jax.frontends", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", type=Path)
     ap.add_argument("--out", type=Path, required=True, help="bundle folder to write")
     ap.add_argument("--body-model", default="open", help="'open' (embedded) or a path to SMPL_NEUTRAL.pkl")
@@ -52,35 +65,36 @@ def main(argv=None) -> int:
 
     from .. import body as jbody
     from ..bundle import save
+    from ..cli_checks import OutputError, check_output, error_line
+    from ..interrupt import exit_on_interrupt
     from . import FrontEndError, probe, run_frontends, save_tracks
     from .official import require_models, run_official
 
     def log(msg):
         print(msg, file=sys.stderr, flush=True)
 
-    try:
-        if args.out.exists() and any(args.out.iterdir()) and not args.overwrite:
-            raise FrontEndError(f"output folder {args.out} exists and is not empty; pass --overwrite to replace it")
-        if args.frontends == "official":
-            require_models(args.models)
-        model = jbody.load(args.body_model)
-        info = probe(args.video, args.start, args.frames)
-        log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} at {info.fps:.1f} fps")
-        run = run_frontends if args.frontends == "default" else run_official
-        from ..intrinsics import apply_to_frontends
+    with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
+        try:
+            info = probe(args.video, args.start, args.frames)  # the input first, then the output
+            check_output(args.out, inputs=[args.video, args.body_model, args.models], overwrite=args.overwrite)
+            if args.frontends == "official":
+                require_models(args.models)
+            model = jbody.load(args.body_model)
+            log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} "
+                f"at {info.fps:.1f} fps")
+            run = run_frontends if args.frontends == "default" else run_official
+            from ..intrinsics import apply_to_frontends
 
-        fe_cfg = apply_to_frontends(frontend_config(args, args.device), args.intrinsics, info, args.frontends,
-                                    args.free_intrinsics, log)
-        out = run(info, model, fe_cfg, log=log)
-        save(args.out, out.windows, {"body_model": args.body_model,
-                                     "source": f"josh_jax.frontends ({args.frontends})",
-                                     **out.meta, "seconds": out.seconds}, extras={"tracks.npz": save_tracks(out.tracks)})
-    except (FrontEndError, jbody.BodyModelError) as exc:
-        log(f"error: {exc}")
-        return 2
-    except KeyboardInterrupt:
-        log("interrupted; nothing was written")
-        return 130
+            fe_cfg = apply_to_frontends(frontend_config(args, args.device, info), args.intrinsics, info,
+                                        args.frontends, args.free_intrinsics, log)
+            out = run(info, model, fe_cfg, log=log)
+            save(args.out, out.windows, {"body_model": args.body_model,
+                                         "source": f"josh_jax.frontends ({args.frontends})",
+                                         **out.meta, "seconds": out.seconds},
+                 extras={"tracks.npz": save_tracks(out.tracks)})
+        except (FrontEndError, jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
+            log(error_line(exc, args.out))
+            return 2
     log(f"[frontends] wrote {args.out} ({len(out.windows)} window(s)); seconds per stage: "
         + json.dumps({k: round(v, 1) for k, v in out.seconds.items()}))
     log(f"[frontends] next: python -m josh_jax.solve {args.out} --out OUT_DIR")

@@ -32,8 +32,10 @@ def providers(device: str = "auto") -> list[str]:
     return ["CUDAExecutionProvider", "CPUExecutionProvider"]
 
 
-def open_session(path: Path, device: str = "auto", threads: int | None = None):
-    """An ``onnxruntime.InferenceSession`` for ``path``; a missing file raises FrontEndError."""
+def open_session(path: Path, device: str = "auto", threads: int | None = None,
+                 remake: str = "scripts/export_blazepose.py"):
+    """An ``onnxruntime.InferenceSession`` for ``path``; a missing or unreadable file raises FrontEndError
+    (``remake`` names what writes the file again)."""
     import onnxruntime as ort
 
     path = Path(path)
@@ -46,7 +48,13 @@ def open_session(path: Path, device: str = "auto", threads: int | None = None):
     # spinning threads hurt on small CPU machines (see NOTES); one pass per call anyway
     so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     so.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
-    return ort.InferenceSession(str(path), sess_options=so, providers=providers(device))
+    provs = providers(device)
+    try:
+        return ort.InferenceSession(str(path), sess_options=so, providers=provs)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own classes (InvalidProtobuf, Fail, ...)
+        kind = type(exc).__name__
+        raise FrontEndError(f"model file {path} cannot be loaded by onnxruntime ({kind}: corrupt or truncated?); "
+                            f"write it again with {remake}") from None
 
 
 def run(session, x: np.ndarray) -> dict[str, np.ndarray]:

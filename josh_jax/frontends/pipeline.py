@@ -168,7 +168,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                       principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics)
         focal, principal = sfm.focal, sfm.principal
         log(f"[frontends] registered {sfm.registered.sum()}/{len(all_kf)} keyframes, {len(sfm.points)} points, "
-            f"focal {focal:.1f} px")
+            f"focal {focal:.1f} px (structure from motion: {time.perf_counter() - t0:.1f} s)")
     else:
         sfm = None
         focal = float(cfg.focal or 1.2 * max(work))
@@ -188,6 +188,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
             bar.update(1)
     seconds["body_fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    log(f"[frontends] contacts and scene depth for {len(fits)} track(s) ...")
     contacts = {tid: stance_contacts(model, f.rotmats, f.betas) for tid, f in fits.items()}
     depth_conf = None
     kpos = {int(k): i for i, k in enumerate(all_kf)}  # clip frame -> keyframe position
@@ -209,6 +210,7 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
             r_idx = np.array([rows[k] for k in has_nb])
             contacts[tid][r_idx] = label_soles(model, f.rotmats[r_idx], f.betas, stance[has_nb])
     seconds["contact"] = time.perf_counter() - t0
+    log(f"[frontends] contacts: done in {seconds['contact']:.1f} s")
 
     # ---- windows
     t0 = time.perf_counter()

@@ -127,10 +127,19 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         (tmp / "sparse").mkdir()
         recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
     if not recs:
-        raise FrontEndError("structure from motion found no reconstruction: the camera may be static or the scene "
-                            "textureless; rerun with --static-camera if the camera does not move")
+        raise FrontEndError(f"structure from motion found no reconstruction from {len(names)} keyframes: "
+                            + _sfm_hint(len(names)))
     rec = max(recs.values(), key=lambda r: r.num_reg_images())
     return _from_reconstruction(rec, names, K, min_registered)
+
+
+def _sfm_hint(K: int) -> str:
+    """What to do when structure from motion fails on ``K`` keyframes."""
+    if K < 8:
+        return (f"{K} keyframes are too few; use a longer clip (at least ~40 frames, or lower "
+                "--set frontends.opt_interval), or --static-camera if the camera does not move")
+    return ("the camera may barely move or the scene lacks texture; rerun with --static-camera if the camera "
+            "does not move")
 
 
 def _from_reconstruction(rec, names: list[str], K: int, min_registered: float) -> SfmResult:
@@ -161,9 +170,8 @@ def _from_reconstruction(rec, names: list[str], K: int, min_registered: float) -
                 ids.append(index[int(pid)])
         obs[k] = (np.asarray(xy, np.float64).reshape(-1, 2) - 0.5, np.asarray(ids, np.int64))
     if registered.sum() < max(3, min_registered * K):
-        raise FrontEndError(f"structure from motion registered only {registered.sum()} of {K} keyframes: the camera "
-                            "may barely move or the scene lacks texture; rerun with --static-camera if the camera "
-                            "does not move")
+        raise FrontEndError(f"structure from motion registered only {registered.sum()} of {K} keyframes: "
+                            + _sfm_hint(K))
     return SfmResult(registered, T, focal, principal, points, err, tuple(obs))
 
 

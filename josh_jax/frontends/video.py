@@ -1,9 +1,13 @@
 """Reading videos with OpenCV: checked, resized on the fly, streamed (never all frames in memory)."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
+
+# FFmpeg's own log lines ("moov atom not found") would come before our one-line message; silence them
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 import cv2
 import numpy as np
@@ -41,10 +45,23 @@ class VideoInfo:
 def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoInfo:
     """Open and check a video; count the frames that actually decode (a truncated file counts less)."""
     path = Path(path)
-    if not path.exists():
-        raise VideoError(f"video {path} does not exist")
+    if start < 0:
+        raise VideoError(f"--start must be >= 0 (a frame of the video), got {start}")
+    if frames is not None and frames < 1:
+        raise VideoError(f"--frames must be >= 1, got {frames}")
+    try:
+        path.stat()
+    except OSError as exc:
+        if path.is_symlink():
+            raise VideoError(f"video {path} is a symbolic link that cannot be followed ({exc.strerror}: "
+                             "a loop or a broken link)") from None
+        if isinstance(exc, FileNotFoundError):
+            raise VideoError(f"video {path} does not exist") from None
+        raise VideoError(f"video {path} cannot be accessed: {exc.strerror}") from None
     if path.is_dir():
         raise VideoError(f"{path} is a folder, not a video file")
+    if not os.access(path, os.R_OK):
+        raise VideoError(f"video {path} cannot be read (permission denied); check its permissions")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
@@ -67,7 +84,7 @@ def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoI
     if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
         raise VideoError(f"{path}: resolution {w}x{h} is outside what the front ends handle "
                          f"({MIN_SIDE}..{MAX_SIDE} pixels a side); resize it first")
-    if start < 0 or start >= n:
+    if start >= n:
         raise VideoError(f"{path}: --start {start} is past the end of the video ({n} decodable frames)")
     count = n - start if frames is None else min(frames, n - start)
     return VideoInfo(path, w, h, fps, start, count)

@@ -9,7 +9,6 @@ windows is the demo's job).
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import sys
@@ -25,7 +24,7 @@ from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
 from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
 from ..results import build_results
-from .solver import SolveConfig, front_ends_only, solve
+from .solver import SolveConfig, front_ends_only, progress_label, solve
 
 
 def _terms_dict(terms, idx=None) -> dict:
@@ -55,8 +54,12 @@ def plot_losses(result, path: Path) -> None:
 def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: SolveConfig = SolveConfig(),
         weights: LossWeights = LossWeights(), pcfg: ProblemConfig = ProblemConfig(), window: int = 0,
         overwrite: bool = False, progress: bool = True, cache_dir: Path | None = None) -> dict:
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"output folder {out_dir} exists and is not empty; pass --overwrite to replace it")
+    from ..atomic import check_output
+    from ..config import check_solve
+    from ..results import check_solvable
+
+    check_output(out_dir, inputs=[bundle_dir, body_model], overwrite=overwrite)
+    check_solve(cfg, weights)
     meta, windows = load_bundle(bundle_dir)
     model = jbody.load(body_model or meta.get("body_model", "open"))
     if not 0 <= window < len(windows):
@@ -72,6 +75,9 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     t0 = time.perf_counter()
     problem = build_problem(w, model, pcfg)
     t_build = time.perf_counter() - t0
+    for line in check_solvable(problem, w, pcfg.conf_thres, f"{bundle_dir} window {window}"):
+        print(f"[josh_jax.solve] warning: {line}", file=sys.stderr)
+    counts = entry_counts(problem)
 
     # the front-end-only baseline: scene term alone, bodies held at their start values
     base_problem, base_w = front_ends_only(problem, weights)
@@ -79,8 +85,11 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     timings, results = {}, {}
     if progress:
         cfg = dataclasses.replace(cfg, progress_every=25)
-    for label, pr, wts in stages:
+    for n, (label, pr, wts) in enumerate(stages):
         if progress:
+            if n == 0:
+                print("[josh_jax.solve] compiling the solver for this size (once per size) ...", file=sys.stderr,
+                      flush=True)
             n1, n2 = ((cfg.gn_iters_stage1, cfg.gn_iters_stage2) if cfg.method == "gn" else (cfg.iters_stage1, cfg.iters_stage2))
             print(f"[josh_jax.solve] {label}: {cfg.method}, {n1} + {n2} iterations ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
@@ -100,7 +109,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         summary = {
             "bundle": str(bundle_dir), "window": window, "num_windows": len(windows), "body_model": model.name,
             "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem)._asdict(),
-            **entry_counts(problem),
+            **counts,
             "iterations": [cfg.iters_stage1, cfg.iters_stage2],
             "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
             "loss_stage2_first": _terms_dict(res.stage2.history, 0), "loss_stage2_last": _terms_dict(res.stage2.history, -1),
@@ -138,7 +147,11 @@ def problem_config(args) -> ProblemConfig:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])
+    from ..cli_checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
+    from ..config import ConfigError
+    from ..interrupt import exit_on_interrupt
+
+    ap = OneLineParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle", type=Path, help="front-end bundle folder (bundle.json + window_*.npz)")
     ap.add_argument("--out", type=Path, required=True, help="output folder")
     ap.add_argument("--body-model", default=None, help="'open' or a path to SMPL_NEUTRAL.pkl (default: the bundle's)")
@@ -153,30 +166,32 @@ def main(argv=None) -> int:
         if f.name == "progress_every":
             continue
         kind = type(f.default)
+        flag = f"--{f.name.replace('_', '-')}"
         if kind is bool:
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=lambda s: s.lower() in ("1", "true", "yes"), default=f.default,
-                            metavar="BOOL")
+            ap.add_argument(flag, type=parse_bool, default=f.default, metavar="BOOL")
+        elif f.name == "focal_updates":
+            ap.add_argument(flag, choices=("reference", "single"), default=f.default)
+        elif f.name.startswith("iters_"):
+            ap.add_argument(flag, type=positive_int, default=f.default)
         else:
-            ap.add_argument(f"--{f.name.replace('_', '-')}", type=kind, default=f.default)
+            ap.add_argument(flag, type=kind, default=f.default)
     for name, default in LossWeights()._asdict().items():
         ap.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=default, dest=f"w_{name}")
     add_problem_args(ap)
     args = ap.parse_args(argv)
     try:
-        cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name != "progress_every"})
+        cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig)
+                             if f.name != "progress_every"})
         pcfg = problem_config(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})
-    from .compile_cache import enable
+        weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})
+        from .compile_cache import enable
 
-    cache_dir = enable(args.compile_cache)
-    try:
-        summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
-                      overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir)
-    except (BundleError, jbody.BodyModelError, FileExistsError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        cache_dir = enable(args.compile_cache)
+        with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
+            summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
+                          overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir)
+    except (BundleError, jbody.BodyModelError, ConfigError, OutputError, ValueError, OSError) as exc:
+        print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]
     print(f"wrote {args.out}/results.npz, init.npz, summary.json, loss_curve.png "

@@ -6,6 +6,7 @@ the same bucket.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 from typing import NamedTuple
@@ -270,6 +271,18 @@ class _Bars:
 
     bars: dict = {}
     labels: list = [""]
+    label: str = ""  # default label of solves called without one; set with progress_label()
+
+
+@contextlib.contextmanager
+def progress_label(label: str):
+    """Within the block, the solver's progress bars read ``LABEL: stage N`` (the demo and the solve CLI
+    say which window and which solve, joint or front ends only, a bar belongs to)."""
+    old, _Bars.label = _Bars.label, label
+    try:
+        yield
+    finally:
+        _Bars.label = old
 
 
 def label_id(label: str) -> int:
@@ -339,7 +352,7 @@ def solve(problem: Problem, weights: LossWeights = LossWeights(), cfg: SolveConf
     ``label`` names the progress bars (shown when ``cfg.progress_every`` > 0); it is data,
     so solves that differ only in label, progress, weights or hyper-parameters share a program.
     """
-    return _solve_jit(_as_jax(problem), _weights(weights), cfg.hyper(), jnp.asarray(label_id(label), jnp.int32),
+    return _solve_jit(_as_jax(problem), _weights(weights), cfg.hyper(), jnp.asarray(label_id(label or _Bars.label), jnp.int32),
                       cfg.structure())
 
 
@@ -356,5 +369,5 @@ def stack_problems(problems: list[Problem]) -> Problem:
 def solve_batch(problems: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(),
                 label: str = "") -> SolveResult:
     """vmap the solve over a stacked batch of windows (see :func:`stack_problems`)."""
-    return _solve_batch_jit(problems, _weights(weights), cfg.hyper(), jnp.asarray(label_id(label), jnp.int32),
+    return _solve_batch_jit(problems, _weights(weights), cfg.hyper(), jnp.asarray(label_id(label or _Bars.label), jnp.int32),
                             cfg.structure())

@@ -40,7 +40,8 @@ class OfficialModels:
         self.sessions = {}
         for name in REQUIRED:
             entry = manifest.get(name, CONTRACTS[name])
-            sess = open_session(self.dir / CONTRACTS[name]["file"], device, threads)
+            sess = open_session(self.dir / CONTRACTS[name]["file"], device, threads,
+                                remake=entry.get("export", CONTRACTS[name].get("export", "its export script")))
             check_contract(sess, entry, name)
             self.sessions[name] = sess
 
