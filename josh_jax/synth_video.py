@@ -229,6 +229,27 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
+    writer = None
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
+    imgs = []
+    for t in range(F):
+        img = render_room(T_wc[t], focal[t], W, H, cfg.room, boxes, tex)
+        Tcw = np.linalg.inv(T_wc[t])
+        img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
+                        vertex_colors=colors)
+        if writer is not None:
+            writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        else:
+            imgs.append(img)
+    if writer is not None:
+        writer.release()
+    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation" if kind == "ptz" else "sfm",
+              rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
+    if writer is None:
+        gt["frames"] = np.stack(imgs)
+    return gt
 
 
 # ------------------------------------------------------------------ several people (issue 14, people half)
@@ -346,13 +367,6 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
     imgs = []
-    for t in range(F):
-        img = render_room(T_wc[t], focal[t], W, H, cfg.room, boxes, tex)
-        Tcw = np.linalg.inv(T_wc[t])
-        img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
-                        vertex_colors=colors)
-
-
     boxes = np.full((P, F, 4), np.nan)
     visible = np.zeros((P, F))
     for t in range(F):
@@ -379,15 +393,6 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
         else:
             imgs.append(img)
-    if writer is not None:
-        writer.release()
-    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation" if kind == "ptz" else "sfm",
-              rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
-    if writer is None:
-        gt["frames"] = np.stack(imgs)
-    return gt
-
-
     gt = dict(cam_to_world=T_wc, focal=float(focal), fps=fps, rotmats=np.stack(rots).astype(np.float32),
               betas=np.stack(betas_all), transl=np.stack(trans).astype(np.float32), joints=joints.astype(np.float32),
               boxes=boxes, visible=visible, size=np.array([W, H]))

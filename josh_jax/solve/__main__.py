@@ -9,6 +9,7 @@ windows is the demo's job).
 """
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import sys
@@ -24,7 +25,7 @@ from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
 from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
 from ..results import build_results
-from .solver import SolveConfig, front_ends_only, progress_label, solve
+from .solver import SolveConfig, front_ends_only, solve
 
 
 def _terms_dict(terms, idx=None) -> dict:
