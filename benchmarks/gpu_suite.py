@@ -73,7 +73,7 @@ def main(argv=None) -> int:
                                 torch_device=torch.cuda.get_device_name(0) if tdev == "cuda" else "cpu"))
         print(out["rows"][-1], file=sys.stderr, flush=True)
 
-    sizes = {k: int(v * 1.5) if k != "K" else v for k, v in problem_sizes(problem).items()}
+    sizes = {k: int(v * 1.5) if k != "keyframes" else v for k, v in problem_sizes(problem)._asdict().items()}
     cfg = cfgs["josh_jax adam"]
     for b in [int(x) for x in args.batches.split(",") if x]:
         probs = [build_problem(make_problem(**size, seed=s)[2], model, sizes=sizes) for s in range(b)]

@@ -101,7 +101,7 @@ def _compile_notice(problem, scfg) -> None:
     """Say so before the solver compiles for a new size (the first solve of a size waits ~30 s on CPU)."""
     from .problem import problem_sizes
 
-    key = (tuple(sorted(problem_sizes(problem).items())), scfg)
+    key = (tuple(problem_sizes(problem)), scfg)
     if key not in _Compiled.seen:
         _Compiled.seen.add(key)
         _log("compiling the solver for this size (once per size) ...")

@@ -78,7 +78,7 @@ def test_structured_normal_equations_equal_dense_jacobian(open_model):
     """On a tiny window in float64: the structured scene block, the camera block with the human
     terms, H v products and the gradient equal a dense jax.jacfwd J^T W J and jax.grad."""
     w, _ = make_world(open_model, seed=2, cfg=TINY)
-    pr = build_problem(w, open_model, sizes={"K": w.num_keyframes})  # no keyframe padding: a small dense J
+    pr = build_problem(w, open_model, sizes={"keyframes": w.num_keyframes})  # no keyframe padding: a small dense J
     with x64():
         pr = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32
                                     else jnp.asarray(a), pr)
@@ -144,8 +144,8 @@ def test_gn_batch_matches_single_solves_and_does_not_recompile(open_model):
     cfg = dataclasses.replace(GN, gn_iters_stage1=4, gn_iters_stage2=3)
     worlds = [make_world(open_model, seed=s, cfg=WORLD)[0] for s in (4, 5)]
     first = build_problem(worlds[0], open_model)
-    sizes = {k: 2 * v for k, v in problem_sizes(first).items()}
-    sizes["K"] = 11
+    sizes = {k: 2 * v for k, v in problem_sizes(first)._asdict().items()}
+    sizes["keyframes"] = 11
     probs = [build_problem(w, open_model, sizes=sizes) for w in worlds]
     batch = solve_batch(stack_problems(probs), LossWeights(), cfg)
     for i, pr in enumerate(probs):
