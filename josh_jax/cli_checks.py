@@ -15,7 +15,7 @@ EXIT_BAD_INPUT = 2
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (``error: ...; see --help``), exit code 2."""
 
-    def error(self, message: str):  # noqa: D102
+    def error(self, message: str):
         sys.stderr.write(f"error: {self.prog}: {message} (see --help)\n")
         sys.exit(EXIT_BAD_INPUT)
 

@@ -224,6 +224,8 @@ def run(args) -> dict:
     video = args.video or EXAMPLE_CLIP
     out: Path = args.out
     cfg = jconfig.load(args.config, args.overrides)
+    if args.frontends == "official":
+        require_models(args.models)  # a cheap check before the video is decoded
     t = time.perf_counter()
     info = _check_inputs_and_output(args, video)
     seconds["decode_check"] = time.perf_counter() - t
@@ -247,8 +249,6 @@ def run(args) -> dict:
             import rerun  # noqa: F401
         except ImportError:
             raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
-    if args.frontends == "official":
-        require_models(args.models)
     model = jbody.load(args.body_model)
     _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
          f"body model {model.name}")

@@ -22,8 +22,8 @@ import signal
 import socket
 import sys
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 EXIT_CODE = 130
 

@@ -75,10 +75,10 @@ def main(argv=None) -> int:
 
     with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
         try:
-            info = probe(args.video, args.start, args.frames)  # the input first, then the output
-            check_output(args.out, inputs=[args.video, args.body_model, args.models], overwrite=args.overwrite)
             if args.frontends == "official":
-                require_models(args.models)
+                require_models(args.models)  # a cheap check before the video is decoded
+            info = probe(args.video, args.start, args.frames)  # the inputs first, then the output
+            check_output(args.out, inputs=[args.video, args.body_model, args.models], overwrite=args.overwrite)
             model = jbody.load(args.body_model)
             log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} "
                 f"at {info.fps:.1f} fps")
