@@ -9,6 +9,9 @@ key                    shape, dtype         meaning
 frame_index            (F,) int64           video frame of each row
 cam_to_world           (F, 4, 4) float32    camera -> world, OpenCV camera axes
 intrinsics             (3, 3) float32       shared K in original-image pixels
+intrinsics_per_frame   (F, 3, 3) float32    K of every frame (a zooming camera: per-keyframe
+                                            focals, log-linear between keyframes; else copies of
+                                            ``intrinsics``). Optional on load (older files)
 image_size             (2,) int64           original image W, H
 person_ids             (P,) int64           track ids
 visible                (P, F) bool          person placed on the frame (inside its keyframes)
@@ -102,6 +105,11 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     s = window.scale_to_original
     Kmat = np.asarray(geo.K, np.float64).copy()
     Kmat[:2] *= s
+    fk = np.full(K0, float(geo.focal)) if geo.focal_k is None else np.asarray(geo.focal_k, np.float64)[:K0]
+    K_frames = np.repeat(Kmat[None], len(frames), 0)
+    if geo.focal_k is not None:
+        f_frames = np.exp(np.interp(frames, kf, np.log(fk))) * s
+        K_frames[:, 0, 0] = K_frames[:, 1, 1] = f_frames
 
     P = window.num_tracks
     hp = params.human
@@ -148,6 +156,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     pts, cols = scene_points(window, problem, geo, T_fix)
     res = dict(
         frame_index=frames.astype(np.int64), cam_to_world=cams.astype(np.float32), intrinsics=Kmat.astype(np.float32),
+        intrinsics_per_frame=K_frames.astype(np.float32),
         image_size=np.round(np.asarray(window.image_size) * s).astype(np.int64),
         person_ids=np.asarray(window.track_ids, np.int64), betas=betas.astype(np.float32),
         points=pts, point_colors=cols, body_model=np.array(model.name), **out,

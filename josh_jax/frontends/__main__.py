@@ -20,8 +20,11 @@ from .pipeline import FrontEndConfig
 def add_frontend_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--start", type=int, default=0, help="first frame of the clip")
     ap.add_argument("--frames", type=int, default=None, help="number of frames (default: to the end)")
-    ap.add_argument("--static-camera", action="store_true", help="the camera does not move: skip structure from "
-                    "motion and take the ground plane under the people's feet as the scene")
+    ap.add_argument("--camera", choices=("auto", "sfm", "rotation", "static"), default="auto",
+                    help="camera model: auto (default: chosen from background matches, reported in summary.json), "
+                    "sfm (moving camera), rotation (pan/tilt/zoom from a fixed point), static")
+    ap.add_argument("--static-camera", action="store_true", help="alias of --camera static: the camera does not "
+                    "move; the ground plane under the people's feet is the scene")
     ap.add_argument("--focal", type=float, default=None, help="focal length in working pixels (long side "
                     f"{FrontEndConfig.work_side}); default: from structure from motion")
     ap.add_argument("--max-people", type=int, default=FrontEndConfig.max_people)
@@ -29,7 +32,7 @@ def add_frontend_args(ap: argparse.ArgumentParser) -> None:
 
 
 def frontend_config(args, device: str = "auto") -> FrontEndConfig:
-    return FrontEndConfig(static_camera=args.static_camera, focal=args.focal, max_people=args.max_people,
+    return FrontEndConfig(static_camera=args.static_camera, camera=args.camera, focal=args.focal, max_people=args.max_people,
                           models_dir=args.models, device=device)
 
 
