@@ -209,8 +209,9 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     """A camera-motion test clip (``kind`` "ptz" or "handheld", see :func:`camera_clip_motion`) of one
     walking person in the textured room, with exact ground truth.
 
-    Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the clip needs: "rotation" for
-    ptz, "sfm" for handheld), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
+    Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the demo should pick: "rotation"
+    for both; the handheld clip's 3.7 cm of translation leaves at most ~1 px of parallax at 448 px,
+    too little for SfM, see docs/frontends.md), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
     fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres.
     """
     rng = np.random.default_rng(seed)
@@ -245,7 +246,7 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
             imgs.append(img)
     if writer is not None:
         writer.release()
-    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation" if kind == "ptz" else "sfm",
+    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation",
               rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
     if writer is None:
         gt["frames"] = np.stack(imgs)
