@@ -275,7 +275,8 @@ def run(args) -> dict:
             "video": str(info.path), "frames": int(info.num_frames), "start": info.start, "fps": info.fps,
             "people": len(tracks), "windows": len(windows), "body_model": model.name,
             "front_ends": args.frontends, "static_camera": bool(meta.get("static_camera", False)),
-            "camera": {"mode": meta.get("camera_mode", "static" if meta.get("static_camera") else "sfm"),
+            "camera": {"mode": meta.get("camera_mode") or ("static" if meta.get("static_camera") else
+                                                           "sfm" if args.frontends == "default" else "point maps"),
                        "evidence": meta.get("camera_evidence"), "keyframe_focals": meta.get("keyframe_focals")},
             "coverage": meta.get("coverage") or {"first": int(res["frame_index"][0]), "last": int(res["frame_index"][-1]),
                                                  "frames": int(len(res["frame_index"])), "reason": ""},

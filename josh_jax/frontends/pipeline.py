@@ -1,8 +1,10 @@
 """The embedded default front ends, end to end: video -> front-end bundle.
 
 Stages (each timed, with a progress bar): BlazePose people tracking on every
-frame -> structure from motion on the keyframes with people masked (or the
-static-camera scene) -> body fit per track -> stance contacts (feet that stay put in
+frame -> the camera model chosen from background matches (:mod:`.camera`:
+static, rotation-only or SfM; ``FrontEndConfig.camera``) and structure from
+motion on the keyframes with people masked (or, for a camera that does not
+translate, the ground-plane scene with the fitted rotations) -> body fit per track -> stance contacts (feet that stay put in
 the reconstructed world; see :mod:`.contact`) -> one bundle
 window per solve window. The whole clip shares one reconstruction, so windows
 of a long video see one scene.
@@ -317,6 +319,9 @@ def _coverage(covered: list, dropped: list, T: int, start: int, sfm) -> dict:
                 dropped_keyframes=sorted(set(dropped)), reason="; ".join(reasons))
 
 
+SMALL_BASELINE_ANGLE = 1.5  # degrees: SfM's retry when the default initialisation fails (see docs/frontends.md)
+
+
 def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, log=print) -> dict:
     """The scene stage's camera: ``cfg.camera`` (auto: from :func:`.camera.estimate_motion`), SfM when the
     camera translates (falling back to rotation-only, with the reason, when SfM cannot start).
@@ -352,7 +357,13 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
             return {**static, "evidence": {**ev, "requested": requested}}
     log(f"[frontends] structure from motion on {K} keyframes ({w}x{h}) ...")
     try:
-        sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap)
+        try:
+            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap)
+        except FrontEndError as exc0:
+            # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
+            log(f"[frontends] {exc0}; retrying with a {SMALL_BASELINE_ANGLE} deg initial triangulation angle")
+            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
+                          init_min_tri_angle=SMALL_BASELINE_ANGLE)
     except FrontEndError as exc:
         if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
             raise

@@ -57,7 +57,7 @@ class SfmResult:
 
 def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, focal_prior: float | None = None,
             overlap: int = 10, num_threads: int = -1, work_dir: Path | None = None, min_registered: float = 0.5,
-            deterministic: bool = True) -> SfmResult:
+            deterministic: bool = True, init_min_tri_angle: float | None = None) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
     ``focal_prior`` (px) seeds the shared camera (default 1.2 x the long side,
@@ -71,6 +71,9 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
     changed the result here), so that the same video always gives the same
     scene, e.g. when an interrupted demo resumes. Costs a few seconds on
     keyframe-sized problems; ``num_threads`` applies when False.
+
+    ``init_min_tri_angle`` (degrees; COLMAP's default 16) relaxes the initial pair's triangulation
+    angle for small baselines (a handheld camera that moves a few centimetres).
     """
     import pycolmap
 
@@ -116,6 +119,8 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         opts.ba_refine_principal_point = False
         opts.min_model_size = 3
         opts.random_seed = 0
+        if init_min_tri_angle is not None:
+            opts.mapper.init_min_tri_angle = float(init_min_tri_angle)
         (tmp / "sparse").mkdir()
         recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
     if not recs:
