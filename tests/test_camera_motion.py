@@ -167,3 +167,19 @@ def test_demo_picks_the_camera_and_places_the_person(kind, tmp_path):
     assert e["focal_error_max"] < 0.05, e
     assert abs(e["root_path_ratio"] - 1) < 0.15, e
     assert e["root_error_mean_m"] < 0.3, e
+
+
+def test_frames_left_out_are_reported_with_the_reason(capsys, tmp_path):
+    from josh_jax.demo import _print_summary
+    from josh_jax.frontends.pipeline import _coverage
+
+    cov = _coverage([(5, 49)], [0], 55, 0, None)
+    assert (cov["first"], cov["last"], cov["frames"]) == (5, 49, 45)
+    assert "[0]" in cov["reason"] and "0-4" in cov["reason"] and "50-54" in cov["reason"]
+    assert _coverage([(0, 54)], [], 55, 0, None)["reason"] == ""
+    s = {"frames": 55, "people": 1, "windows": 1, "outputs": [], "coverage": cov,
+         "camera": {"mode": "sfm", "evidence": {"reason": "parallax"}},
+         "seconds": {"total": 1.0, "solve": 1.0}}
+    _print_summary(s, tmp_path)
+    done = [ln for ln in capsys.readouterr().err.splitlines() if "done:" in ln]
+    assert done and "frames 5-49 of 55" in done[0], done
