@@ -3,7 +3,7 @@
 A bundle is one folder::
 
     BUNDLE_DIR/
-      bundle.json          # {"format": "josh-bundle", "version": 1, "body_model": ..., "windows": [...]}
+      bundle.json          # {"format": "josh-bundle", "version": 2, "body_model": ..., "windows": [...]}
       window_000.npz       # one solve window (arrays below)
       window_001.npz ...
 
@@ -41,7 +41,20 @@ track_transl           (P, K, 3) float32   body translation in the camera frame,
 track_contact          (P, K, V) bool      per-vertex contact labels
 hmr_focal              () float64          focal the human front end assumed (working px;
                                            the image diagonal for TRAM/VIMO-style models)
+focal_scale            (K,) float64        optional (version 2): each keyframe's focal / init_focal
+                                           (a zooming camera); absent = ones, the shared focal of
+                                           the reference. The human front end's focal of keyframe
+                                           k is then hmr_focal x focal_scale[k]
+cam_rotation           (K, 3, 3) float64   optional (version 2): world-from-camera rotations of a
+                                           camera that only rotates (rotation-only or static
+                                           clips); the solver starts from (and the demo holds)
+                                           these cameras, all centred at one point
 =====================  ==================  =====================================================
+
+Version 1 bundles (no optional fields) are read unchanged. ``bundle.json`` of
+the embedded front ends also records ``camera_mode`` ("sfm", "rotation" or
+"static"), the evidence of that choice (``camera_evidence``) and ``coverage``
+(which frames the windows cover and why any were left out).
 """
 from __future__ import annotations
 
@@ -52,7 +65,9 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "josh-bundle"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+OPTIONAL = ("images", "focal_scale", "cam_rotation")  # fields a window may lack
 
 
 class BundleError(ValueError):
@@ -84,6 +99,8 @@ class Window:
     track_contact: np.ndarray
     hmr_focal: float
     images: np.ndarray | None = None
+    focal_scale: np.ndarray | None = None
+    cam_rotation: np.ndarray | None = None
 
     @property
     def num_keyframes(self) -> int:
@@ -101,6 +118,7 @@ _DTYPES = {
     "corr_pair": np.int64, "corr_pix": np.float32, "corr_conf": np.float32, "track_ids": np.int64,
     "track_valid": np.bool_, "track_rotmats": np.float32, "track_betas": np.float32,
     "track_transl": np.float32, "track_contact": np.bool_, "hmr_focal": np.float64, "images": np.uint8,
+    "focal_scale": np.float64, "cam_rotation": np.float64,
 }
 
 
@@ -146,6 +164,10 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
                        f"{num_vertices}: the bundle was made for another body model")
     if w.images is not None:
         shapes["images"] = (K, H, W, 3)
+    if w.focal_scale is not None:
+        shapes["focal_scale"] = (K,)
+    if w.cam_rotation is not None:
+        shapes["cam_rotation"] = (K, 3, 3)
     for key, shape in shapes.items():
         got = np.shape(getattr(w, key))
         if got != shape:
@@ -160,6 +182,13 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
         v = getattr(w, key)
         if not np.isfinite(v) or v <= 0:
             raise _bad(key, f"must be a positive finite number, got {v}")
+    if w.focal_scale is not None and np.any(w.focal_scale <= 0):
+        raise _bad("focal_scale", "must be positive")
+    if w.cam_rotation is not None:
+        R = w.cam_rotation
+        err = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(initial=0.0)
+        if err > 1e-4 or np.any(np.linalg.det(R) < 0):
+            raise _bad("cam_rotation", f"must hold rotation matrices (orthonormal, det +1; off by {err:.2g})")
     if np.any(w.base_focal <= 0):
         raise _bad("base_focal", "must be positive")
     side = max(W, H)
@@ -199,7 +228,7 @@ def _to_window(arrays: dict, where: str) -> Window:
     kw = {}
     for f in fields(Window):
         if f.name not in arrays:
-            if f.name == "images":
+            if f.name in OPTIONAL:
                 continue
             raise BundleError(f"{where}: bundle field {f.name!r} is missing")
         v = np.asarray(arrays[f.name])
@@ -293,8 +322,9 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
                           f"\"windows\", got a {type(meta).__name__}")
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("version") != VERSION:
-        raise BundleError(f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads {VERSION})")
+    if meta.get("version") not in READABLE_VERSIONS:
+        raise BundleError(f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads "
+                          f"{', '.join(map(str, READABLE_VERSIONS))})")
     entries = meta.get("windows", [])
     if not isinstance(entries, list):
         raise BundleError(f"{meta_path}: \"windows\" must be a list of {{\"file\": \"window_000.npz\"}} "

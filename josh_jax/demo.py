@@ -232,6 +232,8 @@ def run(args) -> dict:
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
         flags["static_camera"] = True
+    if args.camera != "auto":
+        flags["camera"] = args.camera
     if args.focal is not None:  # given in original pixels, the front ends work at long side work_side
         from .frontends.__main__ import working_focal
 
@@ -274,10 +276,11 @@ def run(args) -> dict:
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
     meta, windows = load_bundle(bundle_dir, model.num_vertices)
-    if meta.get("static_camera"):
-        # the cameras are known to be identical and the ground plane came from the metric bodies: hold
-        # the scene (poses, depth sizes, focal) and fit the people to it; Adam would otherwise
-        # random-walk the cameras on the near-zero gradients of exact identity matches
+    if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):
+        # the cameras are known (identical, or rotations and focals fitted to the background) and the
+        # ground plane came from the metric bodies: hold the scene (poses, depth sizes, focal) and fit
+        # the people to it; Adam would otherwise random-walk the cameras on the near-zero gradients
+        # of exact identity matches
         cfg = dataclasses.replace(cfg, solve=dataclasses.replace(cfg.solve, optimize_cameras=False,
                                                                  optimize_focal=False))
 
@@ -338,6 +341,11 @@ def run(args) -> dict:
             "video": str(info.path), "frames": int(info.num_frames), "start": info.start, "fps": info.fps,
             "people": len(tracks), "windows": len(windows), "body_model": model.name,
             "front_ends": args.frontends, "static_camera": bool(meta.get("static_camera", False)),
+            "camera": {"mode": meta.get("camera_mode") or ("static" if meta.get("static_camera") else
+                                                           "sfm" if args.frontends == "default" else "point maps"),
+                       "evidence": meta.get("camera_evidence"), "keyframe_focals": meta.get("keyframe_focals")},
+            "coverage": meta.get("coverage") or {"first": int(res["frame_index"][0]), "last": int(res["frame_index"][-1]),
+                                                 "frames": int(len(res["frame_index"])), "reason": ""},
             "registered_keyframes": meta.get("registered"), "keyframes": meta.get("keyframes"),
             "focal_working_px": meta.get("focal"), "window_info": infos,
             "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
@@ -356,7 +364,12 @@ def run(args) -> dict:
 def _print_summary(s: dict, out: Path) -> None:
     sec = s["seconds"]
     fe = sum(v for k, v in sec.items() if k.startswith("frontends_"))
-    _log(f"done: {s['frames']} frames, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
+    cov = s.get("coverage") or {}
+    cam = (s.get("camera") or {}).get("mode", "?")
+    covered = (f"frames {cov['first']}-{cov['last']} of {s['frames']} ({cov['reason']})" if cov.get("reason")
+               else f"{s['frames']} frames")
+    _log(f"camera: {cam} ({((s.get('camera') or {}).get('evidence') or {}).get('reason', '')})")
+    _log(f"done: {covered}, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
          f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
          f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)")
     if "example_clip_check" in s:

@@ -119,11 +119,15 @@ def _merge(parts: list[Results]) -> Results:
                points=np.concatenate([p.points for p in parts]).astype(np.float32),
                point_colors=np.concatenate([p.point_colors for p in parts]).astype(np.uint8),
                body_model=parts[0].body_model)
+    if all(p.intrinsics_per_frame is not None for p in parts):
+        out["intrinsics_per_frame"] = np.repeat(parts[0].intrinsics[None], F, 0).astype(np.float32)
     betas_set = np.zeros(P, bool)
     for w, p in enumerate(parts):
         idx = np.searchsorted(frames, p.frame_index)
         mine = owner[idx] == w
         out["cam_to_world"][idx[mine]] = p.cam_to_world[mine]
+        if "intrinsics_per_frame" in out:
+            out["intrinsics_per_frame"][idx[mine]] = p.intrinsics_per_frame[mine]
         for a, pid in enumerate(p.person_ids):
             q = int(np.searchsorted(ids, pid))
             if not betas_set[q] and p.visible[a].any():

@@ -66,9 +66,10 @@ def init_params(problem: Problem) -> Params:
     initial focal, and the human front end's values."""
     s, h = problem.scene, problem.human
     K = s.kf_valid.shape[0]
+    given = s.init_cam_quat is not None  # cameras given by the front end (bundle v2)
     cam = CameraParams(
-        quat=jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), (K, 1)),
-        trans=jnp.zeros((K, 3), jnp.float32),
+        quat=jnp.asarray(s.init_cam_quat) if given else jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), (K, 1)),
+        trans=jnp.asarray(s.init_cam_trans) if given else jnp.zeros((K, 3), jnp.float32),
         log_size=jnp.zeros((K,), jnp.float32),
         anchor_depth=jnp.asarray(s.anchor_depth, jnp.float32),
         log_focal=jnp.log(jnp.asarray(problem.init_focal, jnp.float32)),
@@ -136,6 +137,7 @@ class SceneGeometry(NamedTuple):
     focal: jax.Array  # () clipped focal
     cam_to_world: jax.Array  # (K, 4, 4) OpenCV camera -> world (world = tree root before normalisation)
     anchor_depth: jax.Array  # (K, A) metric-scene depth of each anchor
+    focal_k: jax.Array | None = None  # (K,) per-keyframe focal (zoom, bundle v2); None: ``focal`` for all
 
 
 def chain_cameras(rel: jax.Array, parent: jax.Array, order: jax.Array) -> jax.Array:
@@ -166,17 +168,25 @@ def scene_geometry(cam: CameraParams, scene: SceneData) -> SceneGeometry:
     sizes = jnp.exp(cam.log_size)
     min_size = jnp.min(jnp.where(scene.kf_valid, sizes, jnp.inf))
     g = jnp.where(scene.enforce_scale, 1.0 / min_size, 1.0)
-    z = sizes * scene.median_depth * f / scene.base_focal  # (K,) camera to focal plane
+    fk = f if scene.focal_scale is None else f * scene.focal_scale  # () shared, or (K,) per keyframe
+    z = sizes * scene.median_depth * fk / scene.base_focal  # (K,) camera to focal plane
 
     rel = make_se3(quat_to_matrix(cam.quat), cam.trans)
     T = chain_cameras(rel, scene.tree_parent, scene.tree_order)
     offset = z[:, None] * jnp.concatenate(
-        [jnp.broadcast_to(scene.image_size / f * (0.5 - scene.pp), (z.shape[0], 2)), jnp.ones_like(z)[:, None]], 1)
+        [jnp.broadcast_to(scene.image_size / jnp.expand_dims(fk, -1) * (0.5 - scene.pp), (z.shape[0], 2)),
+         jnp.ones_like(z)[:, None]], 1)
     R = T[:, :3, :3]
     t = g * (T[:, :3, 3] - (R @ offset[..., None])[..., 0])
     cam_to_world = make_se3(R, t)
     depth = g * (z[:, None] + (cam.anchor_depth - 1.0) * (scene.median_depth * sizes)[:, None])
-    return SceneGeometry(K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth)
+    return SceneGeometry(K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth,
+                         focal_k=None if scene.focal_scale is None else fk)
+
+
+def _pair_focal(geo: SceneGeometry, scene: SceneData):
+    """Focal of each side of each pair, (2, Pr, 1), or the shared scalar focal."""
+    return geo.focal if geo.focal_k is None else geo.focal_k[scene.pair_img.T][:, :, None]
 
 
 def _camera_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
@@ -190,10 +200,11 @@ def _camera_points(geo: SceneGeometry, scene: SceneData) -> jax.Array:
     A = geo.anchor_depth.shape[1]
     d = jnp.take(geo.anchor_depth.reshape(-1), img[:, :, None] * A + scene.corr_anchor)  # (2, Pr, M)
     bf = scene.base_focal[img][:, :, None]  # (2, Pr, 1)
-    depth = d * (1.0 + (scene.corr_ratio - 1.0) * bf / geo.focal)
+    f = _pair_focal(geo, scene)
+    depth = d * (1.0 + (scene.corr_ratio - 1.0) * bf / f)
     c = geo.K[:2, 2]
-    x = (scene.corr_pix[:, 0] - c[0]) / geo.focal * depth
-    y = (scene.corr_pix[:, 1] - c[1]) / geo.focal * depth
+    x = (scene.corr_pix[:, 0] - c[0]) / f * depth
+    y = (scene.corr_pix[:, 1] - c[1]) / f * depth
     return jnp.stack([x, y, depth])
 
 
@@ -242,12 +253,13 @@ def scene_matching_3d(geo: SceneGeometry, scene: SceneData, gamma: float = 1.1) 
     return weighted_mean(_robust_from_sq(jnp.sum(d * d, 0), gamma), scene.corr_w)
 
 
-def _pixels(geo: SceneGeometry, p: jax.Array) -> jax.Array:
+def _pixels(geo: SceneGeometry, p: jax.Array, focal=None) -> jax.Array:
     """Camera-frame points (3, ...) -> pixels (2, ...); as the reference: depth clipped at
-    1e-3, pixels clipped to [-1000, 2000]."""
+    1e-3, pixels clipped to [-1000, 2000]. ``focal`` broadcasts against (...) (default: shared)."""
     z = jnp.maximum(p[2], 1e-3)
     c = geo.K[:2, 2]
-    uv = jnp.stack([geo.focal * p[0] / z + c[0], geo.focal * p[1] / z + c[1]])
+    f = geo.focal if focal is None else focal
+    uv = jnp.stack([f * p[0] / z + c[0], f * p[1] / z + c[1]])
     return jnp.clip(uv, -1000.0, 2000.0)
 
 
@@ -256,14 +268,15 @@ def project(geo: SceneGeometry, cam: jax.Array, X: jax.Array) -> jax.Array:
     T_cw = geo.cam_to_world[cam]
     R = T_cw[..., :3, :3]
     Xc = (jnp.swapaxes(R, -1, -2) @ (X - T_cw[..., :3, 3])[..., None])[..., 0]
-    return jnp.moveaxis(_pixels(geo, jnp.moveaxis(Xc, -1, 0)), 0, -1)
+    f = None if geo.focal_k is None else geo.focal_k[cam]
+    return jnp.moveaxis(_pixels(geo, jnp.moveaxis(Xc, -1, 0), f), 0, -1)
 
 
 def scene_reprojection_2d(geo: SceneGeometry, scene: SceneData, gamma: float = 0.4) -> jax.Array:
     """Stage-2 term: each image's correspondence pixels against the projection of the
     partner image's 3D point; one confidence-weighted mean over both directions."""
     _, y = _partner_in_own_frame(geo, scene)
-    uv = _pixels(geo, y)  # (2 [u, v], 2 [side], Pr, M)
+    uv = _pixels(geo, y, None if geo.focal_k is None else _pair_focal(geo, scene))  # (2 [u, v], 2 [side], Pr, M)
     du = scene.corr_pix[:, 0] - uv[0]
     dv = scene.corr_pix[:, 1] - uv[1]
     r = _robust_from_sq(du * du + dv * dv, gamma)  # (2, Pr, M)

@@ -63,8 +63,9 @@ def write_overlay(res: Results, model: BodyModel, info: VideoInfo, path: str | P
                     vc = verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3]
                     order.append((float(np.median(vc[:, 2])), p, vc))
             for _, p, vc in sorted(order, key=lambda x: -x[0]):
-                col = PALETTE[int(res.person_ids[p]) % len(PALETTE)]
-                img = draw_mesh(img, vc, faces, focal, principal, color=col, alpha=alpha)
+                col = PALETTE[int(res["person_ids"][p]) % len(PALETTE)]
+                f_i = focal if "intrinsics_per_frame" not in res else float(res["intrinsics_per_frame"][i, 0, 0]) * k
+                img = draw_mesh(img, vc, faces, f_i, principal, color=col, alpha=alpha)
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if sample_png and int(fi) in sample_png:
                 cv2.imwrite(str(sample_png[int(fi)]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))

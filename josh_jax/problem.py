@@ -114,6 +114,10 @@ class SceneData(NamedTuple):
     corr_ratio: np.ndarray  # (2, Pr, M) depth / anchor depth in i, in j
     corr_w: np.ndarray  # (Pr, M) confidence weight (0 = padding)
     enforce_scale: np.ndarray  # () bool: no contact entry at all -> g = 1 / min size
+    # ---- cameras given by the front end (bundle v2, rotation-only / static clips); None: the reference
+    focal_scale: np.ndarray | None = None  # (K,) each keyframe's focal / the shared focal (zoom); padding 1
+    init_cam_quat: np.ndarray | None = None  # (K, 4) initial relative camera rotations (wxyz) along the tree
+    init_cam_trans: np.ndarray | None = None  # (K, 3) initial relative translations: all centres at one point
 
 
 class HumanData(NamedTuple):
@@ -465,7 +469,8 @@ def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: f
             for vid in kept:
                 if prev_k >= 0 and vid in prev_kept:
                     static_rows.append((p, k, prev_k, vert_ids.setdefault(vid, len(vert_ids))))
-                x = K_init @ v[vid]
+                x = (K_init if w.focal_scale is None else K_init @ np.diag([w.focal_scale[k], w.focal_scale[k], 1.0])
+                     ) @ v[vid]  # per-keyframe focal (zoom): scales x, y before the principal point
                 if x[2] <= 0:
                     continue
                 u, vv = x[0] / x[2], x[1] / x[2]
@@ -524,6 +529,44 @@ def bucket_sizes(num_keyframes: int, num_tracks: int, corr: Correspondences, con
 def _pair_rows(pairs: np.ndarray, K0: int):
     """(C, 2) keyframe pairs -> (unique pair ids i * K0 + j, pair of each match)."""
     return np.unique(pairs[:, 0] * K0 + pairs[:, 1], return_inverse=True)
+
+
+def _given_cameras(w: Window, parent, order, median, f_init: float, K: int, base_focal=None) -> dict:
+    """Bundle v2: per-keyframe focal scales, and the relative camera variables that reproduce
+    ``w.cam_rotation`` with every camera centre at one point (a camera that only rotates).
+
+    In :func:`josh_jax.losses.scene_geometry` a camera with relative pose (R, t) sits at
+    t - R offset, offset = z [image_size / f (0.5 - pp), 1], z = median depth x f_k / base_focal_k
+    (sizes 1 at the start); choosing T_k.t = R_k offset_k puts every centre at the origin.
+    Returns {} for a bundle without these fields (the reference's identity start)."""
+    out = {}
+    K0 = w.num_keyframes
+    fs = np.ones(K0) if w.focal_scale is None else np.asarray(w.focal_scale, np.float64)
+    if w.focal_scale is not None:
+        out["focal_scale"] = _pad(fs, K, 1.0).astype(np.float32)
+    if w.cam_rotation is None:
+        return out
+    W, H = (float(x) for x in w.image_size)
+    size = np.array([W, H])
+    pp = np.asarray(w.principal_point) / size
+    fk = f_init * fs
+    z = median * fk / (w.base_focal if base_focal is None else np.asarray(base_focal, np.float64))
+    offset = z[:, None] * np.concatenate([size / fk[:, None] * (0.5 - pp), np.ones((K0, 1))], 1)
+    R = np.asarray(w.cam_rotation, np.float64)
+    rel_R = np.tile(np.eye(3), (K, 1, 1))
+    rel_t = np.zeros((K, 3))
+    root = int(order[0])
+    for j in order:
+        j = int(j)
+        if j == root:
+            rel_R[j], rel_t[j] = R[j], R[j] @ offset[j]
+        else:
+            p = int(parent[j])
+            rel_R[j] = R[p].T @ R[j]
+            rel_t[j] = R[p].T @ (R[j] @ offset[j] - R[p] @ offset[p])
+    out["init_cam_quat"] = _rotmat_to_quat_np(rel_R).astype(np.float32)
+    out["init_cam_trans"] = rel_t.astype(np.float32)
+    return out
 
 
 def pair_layout(corr: Correspondences, K0: int, Pr: int, M: int) -> dict:
@@ -587,6 +630,7 @@ def scene_data(w: Window, anchors: SceneAnchors, corr: Correspondences, f_init: 
         tree_order=np.concatenate([order, np.arange(K0, K, dtype=np.int32)]).astype(np.int32),
         **pair_layout(corr, K0, sz.pair_rows, sz.row_slots),
         enforce_scale=np.array(enforce_scale),
+        **_given_cameras(w, parent, order, anchors.median, f_init, K, bf),
     )
 
 

@@ -9,6 +9,9 @@ key                    shape, dtype         meaning
 frame_index            (F,) int64           video frame of each row
 cam_to_world           (F, 4, 4) float32    camera -> world, OpenCV camera axes
 intrinsics             (3, 3) float32       shared K in original-image pixels
+intrinsics_per_frame   (F, 3, 3) float32    K of every frame (a zooming camera: per-keyframe
+                                            focals, log-linear between keyframes; else copies of
+                                            ``intrinsics``). Optional on load (older files)
 image_size             (2,) int64           original image W, H
 person_ids             (P,) int64           track ids
 visible                (P, F) bool          person placed on the frame (inside its keyframes)
@@ -51,6 +54,8 @@ from .problem import Problem, anchor_depths, pixel_anchor
 RESULT_KEYS = ("frame_index", "cam_to_world", "intrinsics", "image_size", "person_ids", "visible", "betas",
                "global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world", "points",
                "point_colors", "body_model")
+#: optional fields: absent (None) in older files and in ground truths
+OPTIONAL_KEYS = ("intrinsics_per_frame",)
 RESULTS_FORMAT_VERSION = 1
 
 
@@ -95,6 +100,7 @@ class Results:
     points: np.ndarray
     point_colors: np.ndarray
     body_model: np.ndarray
+    intrinsics_per_frame: np.ndarray | None = None  # (F, 3, 3) or None (optional, see OPTIONAL_KEYS)
 
     @property
     def num_frames(self) -> int:
@@ -105,18 +111,21 @@ class Results:
         return len(self.person_ids)
 
     def __getitem__(self, key: str) -> np.ndarray:
-        if key not in RESULT_KEYS:
+        if key not in self.keys():
             raise KeyError(key)
         return getattr(self, key)
 
+    def __contains__(self, key) -> bool:
+        return key in self.keys()
+
     def keys(self) -> tuple:
-        return RESULT_KEYS
+        return RESULT_KEYS + tuple(k for k in OPTIONAL_KEYS if getattr(self, k) is not None)
 
     def __iter__(self):
-        return iter(RESULT_KEYS)
+        return iter(self.keys())
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in RESULT_KEYS}
+        return {k: getattr(self, k) for k in self.keys()}
 
     def replace(self, **fields) -> "Results":
         return dataclasses.replace(self, **fields)
@@ -127,7 +136,8 @@ class Results:
         missing = [k for k in RESULT_KEYS if k not in d]
         if missing:
             raise ResultsError(f"{source} is not a josh_jax results file: missing {', '.join(missing)}")
-        return cls(**{k: np.asarray(d[k]) for k in RESULT_KEYS}).validate(source)
+        opt = {k: np.asarray(d[k]) for k in OPTIONAL_KEYS if k in d and d[k] is not None}
+        return cls(**{k: np.asarray(d[k]) for k in RESULT_KEYS}, **opt).validate(source)
 
     def validate(self, source: str = "results") -> "Results":
         """Check every field's dtype kind, shape (F, P, B, N consistent) and finiteness;
@@ -148,6 +158,13 @@ class Results:
                     raise ResultsError(f"{source} field {key!r}: shape {a.shape}, expected {_shape_text(shape, axes)}")
             if kind == "f" and not np.all(np.isfinite(a)):
                 raise ResultsError(f"{source} field {key!r}: holds NaN or inf")
+        if self.intrinsics_per_frame is not None:
+            a = np.asarray(self.intrinsics_per_frame)
+            if a.dtype.kind != "f" or a.shape != (axes["F"], 3, 3):
+                raise ResultsError(f"{source} field 'intrinsics_per_frame': shape {a.shape} dtype {a.dtype}, "
+                                   f"expected float (F={axes['F']}, 3, 3)")
+            if not np.all(np.isfinite(a)):
+                raise ResultsError(f"{source} field 'intrinsics_per_frame': holds NaN or inf")
         return self
 
     def save(self, path: str | Path) -> Path:
@@ -302,6 +319,11 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     s = window.scale_to_original
     Kmat = np.asarray(geo.K, np.float64).copy()
     Kmat[:2] *= s
+    fk = np.full(K0, float(geo.focal)) if geo.focal_k is None else np.asarray(geo.focal_k, np.float64)[:K0]
+    K_frames = np.repeat(Kmat[None], len(frames), 0)
+    if geo.focal_k is not None:
+        f_frames = np.exp(np.interp(frames, kf, np.log(fk))) * s
+        K_frames[:, 0, 0] = K_frames[:, 1, 1] = f_frames
 
     P = window.num_tracks
     hp = params.human
@@ -347,6 +369,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     pts, cols = scene_points(window, problem, geo, T_fix)
     res = dict(
         frame_index=frames.astype(np.int64), cam_to_world=cams.astype(np.float32), intrinsics=Kmat.astype(np.float32),
+        intrinsics_per_frame=K_frames.astype(np.float32),
         image_size=np.round(np.asarray(window.image_size) * s).astype(np.int64),
         person_ids=np.asarray(window.track_ids, np.int64), betas=betas.astype(np.float32),
         points=pts, point_colors=cols, body_model=np.array(model.name), **out,

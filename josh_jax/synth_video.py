@@ -188,7 +188,7 @@ def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[
     if kind == "ptz":
         centres = np.repeat(np.array([[0.4, -1.9, -2.0]]), F, 0)
         focal = width * (0.75 + 0.25 * (3 * s**2 - 2 * s**3))  # smooth zoom-in
-    elif kind == "handheld":
+    elif kind in ("handheld", "handheld_near"):
         c0 = np.array([-0.6, -1.55, -1.2])
         ph = rng.uniform(0, 2 * np.pi, 3)
         wob = 0.018 * np.stack([np.sin(2 * np.pi * s + ph[0]), 0.6 * np.sin(3 * np.pi * s + ph[1]),
@@ -209,8 +209,9 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     """A camera-motion test clip (``kind`` "ptz" or "handheld", see :func:`camera_clip_motion`) of one
     walking person in the textured room, with exact ground truth.
 
-    Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the clip needs: "rotation" for
-    ptz, "sfm" for handheld), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
+    Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the demo should pick: "rotation"
+    for both; the handheld clip's 3.7 cm of translation leaves at most ~1 px of parallax at 448 px,
+    too little for SfM, see docs/frontends.md), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
     fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres.
     """
     rng = np.random.default_rng(seed)
@@ -224,8 +225,11 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     verts = np.asarray(out.vertices, np.float64)
     joints = np.asarray(out.joints, np.float64)
     T_wc, focal = camera_clip_motion(kind, joints[:, 0], W, rng)
-    boxes = np.array([[[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]], [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
-                      [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]], [[-4.5, -1.5, 2.0], [-3.6, 0.0, 3.2]]])
+    boxes = [[[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]], [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
+             [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]], [[-4.5, -1.5, 2.0], [-3.6, 0.0, 3.2]]]
+    if kind == "handheld_near":  # a crate ~1.5 m from the camera: several px of parallax for SfM
+        boxes.append([[-2.0, -0.9, 0.1], [-1.2, 0.0, 0.9]])
+    boxes = np.array(boxes)
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
@@ -245,7 +249,7 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
             imgs.append(img)
     if writer is not None:
         writer.release()
-    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation" if kind == "ptz" else "sfm",
+    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation",
               rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
     if writer is None:
         gt["frames"] = np.stack(imgs)

@@ -178,18 +178,21 @@ def test_no_person(tmp_path):
 
 
 @pytest.mark.slow
-def test_static_camera_is_refused_with_the_fix_and_the_fix_works(tmp_path):
+def test_static_camera_is_found_without_a_flag_and_the_alias_still_works(tmp_path):
+    """Issue 14: a static camera is chosen from the data (it used to stop and suggest --static-camera)."""
     from josh_jax.synth_video import render_clip
 
     p = tmp_path / "static.mp4"
     render_clip(p, frames=30, width=320, height=180, camera="static")
-    rc, err = _demo([str(p), "--out", str(tmp_path / "o")])
-    assert rc == 2 and "--static-camera" in _error_line(err)
-    _no_output(tmp_path)
-    assert _demo([str(p), "--out", str(tmp_path / "o"), "--static-camera"] + FAST)[0] == 0
+    assert _demo([str(p), "--out", str(tmp_path / "o")] + FAST)[0] == 0
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["camera"]["mode"] == "static" and summary["static_camera"]
+    assert summary["camera"]["evidence"]["max_pair_shift_px"] < 0.35
     res = Results.load(tmp_path / "o" / "results.npz")
     c = res.cam_to_world[:, :3, 3]
     assert np.abs(c - c[0]).max() < 0.2  # the camera stays (nearly) where it is
+    assert _demo([str(p), "--out", str(tmp_path / "o2"), "--static-camera"] + FAST)[0] == 0
+    assert json.loads((tmp_path / "o2" / "summary.json").read_text())["camera"]["mode"] == "static"
 
 
 def test_existing_output_is_refused(tmp_path, capsys):

@@ -22,8 +22,11 @@ def add_frontend_args(ap: argparse.ArgumentParser) -> None:
 
     ap.add_argument("--start", type=nonnegative_int, default=0, help="first frame of the clip (>= 0)")
     ap.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: to the end)")
-    ap.add_argument("--static-camera", action="store_true", help="the camera does not move: skip structure from "
-                    "motion and take the ground plane under the people's feet as the scene")
+    ap.add_argument("--camera", choices=("auto", "sfm", "rotation", "static"), default="auto",
+                    help="camera model: auto (default: chosen from background matches, reported in summary.json), "
+                    "sfm (moving camera), rotation (pan/tilt/zoom from a fixed point), static")
+    ap.add_argument("--static-camera", action="store_true", help="alias of --camera static: the camera does not "
+                    "move; the ground plane under the people's feet is the scene")
     ap.add_argument("--focal", type=positive_float, default=None, help="focal length in pixels of the original "
                     "video (as results.npz's intrinsics); default: from structure from motion")
     ap.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY|FILE",
@@ -45,7 +48,7 @@ def working_focal(focal_original: float | None, info, work_side: int = FrontEndC
 
 def frontend_config(args, device: str = "auto", info=None) -> FrontEndConfig:
     focal = working_focal(args.focal, info) if info is not None else args.focal
-    return FrontEndConfig(static_camera=args.static_camera, focal=focal, max_people=args.max_people,
+    return FrontEndConfig(static_camera=args.static_camera, camera=args.camera, focal=focal, max_people=args.max_people,
                           models_dir=args.models, device=device)
 
 

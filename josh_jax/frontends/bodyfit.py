@@ -137,7 +137,8 @@ def fit_track(model: BodyModel, world: np.ndarray, image: np.ndarray, visibility
     """Fit one track.
 
     world (T, 33, 3) metres; image (T, 33, >=2) pixels of the camera given by
-    ``focal``/``principal``; visibility (T, 33) in [0, 1]. Frames are consecutive
+    ``focal``/``principal`` (``focal`` a float, or (T,) per frame for a zooming camera);
+    visibility (T, 33) in [0, 1]. Frames are consecutive
     samples of one track (gaps allowed; smoothing treats them as adjacent).
     """
     T = len(world)
@@ -157,7 +158,8 @@ def fit_track(model: BodyModel, world: np.ndarray, image: np.ndarray, visibility
     R, betas, joints, err = (np.asarray(x) for x in (R, betas, joints, err))
     R, joints, err = R[:T], joints[:T], err[:T]
     pix, pvis = landmarks_to_joints(image[..., :2].astype(np.float64), visibility)
-    transl = np.stack([camera_translation(joints[t, SMPL_IDS], pix[t], pvis[t] * JOINT_W, focal, principal)
+    focal_t = np.broadcast_to(np.asarray(focal, np.float64), (T,))
+    transl = np.stack([camera_translation(joints[t, SMPL_IDS], pix[t], pvis[t] * JOINT_W, float(focal_t[t]), principal)
                        for t in range(T)])
     if smooth_sigma > 0 and T > 2:
         transl = scipy.ndimage.gaussian_filter1d(transl, smooth_sigma, axis=0, mode="nearest")

@@ -222,7 +222,7 @@ def _init_chain(K, matches, c, f0, zoom: bool):
 
 
 def fit_rotation_only(matches: dict, K: int, size: tuple[int, int], shared_focal: bool,
-                      focal_guess: float | None = None, max_per_pair: int = 100):
+                      focal_guess: float | None = None, max_per_pair: int = 60):
     """Robust least-squares rotation-only fit -> (rotations (K, 3, 3), focals (K,), per-match residuals px).
 
     Starts from homography chains at a few focal guesses (or ``focal_guess``); at most
@@ -239,7 +239,7 @@ def fit_rotation_only(matches: dict, K: int, size: tuple[int, int], shared_focal
     programs = _lm_programs(res, jac)
     i, j, a, b = _flat(matches, max_per_pair)
     args = (jnp.asarray(i), jnp.asarray(j), jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
-    guesses = [focal_guess] if focal_guess else [0.6 * max(w, h), 0.9 * max(w, h), 1.4 * max(w, h)]
+    guesses = [focal_guess] if focal_guess else [0.7 * max(w, h), 1.3 * max(w, h)]
     nrot = 3 * (K - 1)
     best = None
     for f0 in guesses:

@@ -2,8 +2,10 @@
 
 Stages (each timed, with a progress bar): people tracking on every frame
 (SSDLite person boxes and BlazePose landmarks, global assignment; see
-:mod:`.tracker`) -> structure from motion on the keyframes with people masked (or the
-static-camera scene) -> body fit per track -> stance contacts (feet that stay put in
+:mod:`.tracker`) -> the camera model chosen from background matches (:mod:`.camera`:
+static, rotation-only or SfM; ``FrontEndConfig.camera``) and structure from
+motion on the keyframes with people masked (or, for a camera that does not
+translate, the ground-plane scene with the fitted rotations) -> body fit per track -> stance contacts (feet that stay put in
 the reconstructed world; see :mod:`.contact`) -> one bundle
 window per solve window. The whole clip shares one reconstruction, so windows
 of a long video see one scene.
@@ -47,7 +49,8 @@ class FrontEndConfig:
     # for the similarity that joins them (the reference uses 100: one shared frame, rigid chain)
     max_people: int = 4
     min_track_frames: int = 15
-    static_camera: bool = False  # skip SfM: fixed camera, ground plane from the feet
+    static_camera: bool = False  # alias of camera="static" (kept for older configs and --static-camera)
+    camera: str = "auto"  # auto | sfm | rotation | static: camera model (auto: chosen from the data, see .camera)
     focal: float | None = None  # working px; default: SfM's, or 1.2 x long side for a static camera
     principal: tuple | None = None  # (cx, cy) working px (from --intrinsics); default: the image centre
     fixed_intrinsics: bool = False  # SfM holds focal and principal (--intrinsics without --free-intrinsics)
@@ -81,48 +84,97 @@ class FrontEndOutput:
     seconds: dict
 
 
-def _static_scene(kf: np.ndarray, size, focal: float, fits: dict, model: BodyModel, contacts: dict,
-                  person: np.ndarray, grid: int = 16) -> dict:
-    """Static camera: one pose for all keyframes, the ground plane under the feet as the scene depth,
-    and identity pixel matches between neighbouring keyframes."""
+def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, contacts: dict,
+                  person: np.ndarray, grid: int = 16, rotations: np.ndarray | None = None,
+                  frame_rotation=None, frames_of: dict | None = None) -> dict:
+    """A camera that does not translate: the ground plane under the feet as the scene depth.
+
+    ``rotations`` None: a static camera (one pose for all keyframes, identity pixel matches
+    between neighbouring keyframes, one shared ``focal``). Otherwise a rotating camera:
+    ``rotations`` (K, 3, 3) world-from-camera of the keyframes, ``focal`` (K,) per keyframe,
+    ``frame_rotation(frames)`` -> (n, 3, 3) for any clip frames (the feet of every tracked frame
+    vote for the plane) and ``frames_of[tid]`` the clip frames of each fit; keyframe pairs are
+    matched through the rotation's homography K_j R_j^T R_i K_i^-1."""
     from ..body.model import forward
 
     w, h = size
     K = len(kf)
+    fk = np.broadcast_to(np.asarray(focal, np.float64), (K,))
     pts, ups = [], []
     for tid, f in fits.items():
         c = contacts[tid]
         verts = np.asarray(forward(model, f.betas, f.rotmats, f.transl).vertices)
+        Rf = None if rotations is None else frame_rotation(frames_of[tid])
         for t in range(len(verts)):
             if c[t].any():
-                pts.append(verts[t][c[t]])
-                ups.append(f.rotmats[t, 0, :, 1])
+                if Rf is None:
+                    pts.append(verts[t][c[t]])
+                    ups.append(f.rotmats[t, 0, :, 1])
+                else:
+                    pts.append(verts[t][c[t]] @ Rf[t].T)
+                    ups.append(Rf[t] @ f.rotmats[t, 0, :, 1])
     if not pts:
-        raise FrontEndError("static-camera mode needs a person with feet on the ground to place the ground plane; "
-                            "none was found")
+        raise FrontEndError("a camera that does not translate needs a person with feet on the ground to place the "
+                            "ground plane; none was found")
     up = np.mean(ups, 0)
     up /= np.linalg.norm(up)
     height = np.median(np.concatenate(pts) @ up)
     gy, gx = np.mgrid[0:h, 0:w]
-    rays = np.stack([(gx - w / 2) / focal, (gy - h / 2) / focal, np.ones_like(gx, float)], -1)
-    denom = rays @ up
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = height / denom
     far = 30.0
-    hit = np.isfinite(z) & (z > 0) & (z < far)
-    depth = np.where(hit, z, far).astype(np.float32)
-    conf = np.where(hit, 1.0, 0.5).astype(np.float32)
-    depth = np.broadcast_to(depth, (K, h, w)).copy()
-    conf = np.broadcast_to(conf, (K, h, w)).copy()
+    depth = np.empty((K, h, w), np.float32)
+    conf = np.empty((K, h, w), np.float32)
+    for k in range(K):
+        if k and rotations is None:
+            depth[k], conf[k] = depth[0], conf[0]
+            continue
+        rays = np.stack([(gx - w / 2) / fk[k], (gy - h / 2) / fk[k], np.ones_like(gx, float)], -1)
+        denom = rays @ (up if rotations is None else rotations[k].T @ up)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            z = height / denom
+        hit = np.isfinite(z) & (z > 0) & (z < far)
+        depth[k] = np.where(hit, z, far)
+        conf[k] = np.where(hit, 1.0, 0.5)
     conf[person] = 0.0
     ys, xs = np.mgrid[grid // 2:h:grid, grid // 2:w:grid]
     xy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
+    on = lambda m, p: m[np.clip(p[:, 1].astype(int), 0, h - 1), np.clip(p[:, 0].astype(int), 0, w - 1)]  # noqa: E731
     matches = []
     for i in range(K - 1):
-        ok = ~person[i][xy[:, 1].astype(int), xy[:, 0].astype(int)] & ~person[i + 1][xy[:, 1].astype(int), xy[:, 0].astype(int)]
-        matches.append((i, i + 1, xy[ok], xy[ok], np.ones(int(ok.sum()), np.float32)))
-    arrays = dict(depth=depth, conf=conf, **pair_fields(matches))
-    return arrays
+        if rotations is None:
+            ok = ~on(person[i], xy) & ~on(person[i + 1], xy)
+            matches.append((i, i + 1, xy[ok], xy[ok], np.ones(int(ok.sum()), np.float32)))
+            continue
+        j = i + 1
+        ray = np.stack([(xy[:, 0] - w / 2) / fk[i], (xy[:, 1] - h / 2) / fk[i], np.ones(len(xy))], 1)
+        p = ray @ (rotations[j].T @ rotations[i]).T
+        with np.errstate(divide="ignore", invalid="ignore"):
+            xj = np.stack([fk[j] * p[:, 0] / p[:, 2] + w / 2, fk[j] * p[:, 1] / p[:, 2] + h / 2], 1)
+        ok = (p[:, 2] > 0) & np.all(np.isfinite(xj), 1) & (xj[:, 0] >= 0) & (xj[:, 0] <= w - 1) \
+            & (xj[:, 1] >= 0) & (xj[:, 1] <= h - 1)
+        ok &= ~on(person[i], xy)
+        ok[ok] &= ~on(person[j], xj[ok])
+        if ok.sum() < 8:
+            raise FrontEndError(f"keyframes {kf[i]} and {kf[j]} share too little background for a rotating camera")
+        matches.append((i, j, xy[ok], xj[ok].astype(np.float32), np.ones(int(ok.sum()), np.float32)))
+    return dict(depth=depth, conf=conf, **pair_fields(matches))
+
+
+def _frame_rotations(kf: np.ndarray, rotations: np.ndarray, focals: np.ndarray):
+    """Per-frame camera rotation (slerp) and focal (log-linear) between keyframes -> two callables."""
+    from scipy.spatial.transform import Rotation, Slerp
+
+    slerp = Slerp(kf.astype(float), Rotation.from_matrix(rotations))
+    lo, hi = float(kf[0]), float(kf[-1])
+    rot = lambda fr: slerp(np.clip(np.asarray(fr, float), lo, hi)).as_matrix()  # noqa: E731
+    foc = lambda fr: np.exp(np.interp(np.asarray(fr, float), kf, np.log(focals)))  # noqa: E731
+    return rot, foc
+
+
+def _static_scene(kf: np.ndarray, size, focal: float, fits: dict, model: BodyModel, contacts: dict,
+                  person: np.ndarray, grid: int = 16) -> dict:
+    """Static camera: one pose for all keyframes, the ground plane under the feet as the scene depth,
+    and identity pixel matches between neighbouring keyframes."""
+    return _ground_scene(kf, size, focal, fits, model, contacts, person, grid)
 
 
 def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(),
@@ -162,17 +214,12 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     if len(images) != len(all_kf):
         raise FrontEndError(f"{info.path.name}: only {len(images)} of {len(all_kf)} keyframes could be decoded "
                             "(truncated video?)")
-    if not cfg.static_camera:
-        log(f"[frontends] structure from motion on {len(all_kf)} keyframes ({work[0]}x{work[1]}) ...")
-        sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
-                      principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics)
-        focal, principal = sfm.focal, sfm.principal
-        log(f"[frontends] registered {sfm.registered.sum()}/{len(all_kf)} keyframes, {len(sfm.points)} points, "
-            f"focal {focal:.1f} px (structure from motion: {time.perf_counter() - t0:.1f} s)")
-    else:
-        sfm = None
-        focal = float(cfg.focal or 1.2 * max(work))
-        principal = np.array(cfg.principal or [work[0] / 2, work[1] / 2], np.float64)
+    scene_cam = choose_camera(images, person, cfg, log)
+    mode, sfm = scene_cam["mode"], scene_cam["sfm"]
+    focal, principal = scene_cam["focal"], scene_cam["principal"]
+    kf_focal = scene_cam["focals"]  # (K_all,) working px, one per keyframe
+    frame_rot, frame_focal = (None, None) if mode == "sfm" else _frame_rotations(all_kf, scene_cam["rotations"],
+                                                                                kf_focal)
     seconds["scene"] = time.perf_counter() - t0
 
     # ---- bodies
@@ -183,7 +230,8 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     lm_work = {tid: a["image"] * np.float32(to_work) for tid, a in arrs.items()}  # landmarks, working px
     with _bar(len(tracks), "body fit", progress) as bar:
         for tid, a in arrs.items():
-            fits[tid] = fit_track(model, a["world"], lm_work[tid], a["visibility"], focal, principal,
+            f_track = focal if frame_focal is None or not scene_cam["zoom"] else frame_focal(frames_of[tid])
+            fits[tid] = fit_track(model, a["world"], lm_work[tid], a["visibility"], f_track, principal,
                                   iters=cfg.fit_iters)
             bar.update(1)
     seconds["body_fit"] = time.perf_counter() - t0
@@ -214,16 +262,22 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
 
     # ---- windows
     t0 = time.perf_counter()
-    if cfg.static_camera:
+    if mode == "static":
         scene_all = _static_scene(all_kf, work, focal, fits, model, contacts, person)
+    elif mode == "rotation":
+        scene_all = _ground_scene(all_kf, work, kf_focal, fits, model, contacts, person,
+                                  rotations=scene_cam["rotations"], frame_rotation=frame_rot, frames_of=frames_of)
+    covered, dropped = [], []
     out_windows = []
     for kf in windows_kf:
         idx = np.array([kpos[int(k)] for k in kf])
         if sfm is not None:
+            dropped += [int(all_kf[i]) for i in idx[~sfm.registered[idx]]]
             idx = idx[sfm.registered[idx]]
             if len(idx) < 3:
                 raise FrontEndError(f"frames {kf[0]}-{kf[-1]}: only {len(idx)} keyframes registered by structure "
-                                    "from motion; the camera may not move there (try --static-camera)")
+                                    "from motion; the camera may not move there (try --camera rotation or "
+                                    "--camera static)")
             sub = dataclasses.replace(sfm, registered=sfm.registered[idx], cam_from_world=sfm.cam_from_world[idx],
                                       obs=tuple(sfm.obs[i] for i in idx))
             scene = scene_arrays(sub, work, person[idx], pair_window=cfg.pair_window,
@@ -233,17 +287,112 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
         if len(scene["pair_index"]) == 0:
             raise FrontEndError(f"frames {kf[0]}-{kf[-1]}: no keyframe pair shares enough scene points")
         frame_index = all_kf[idx]
-        out_windows.append(_window(frame_index, images[idx], scene, fits, frames_of, contacts, model, focal,
-                                   principal, work, info, cfg))
+        covered.append((int(frame_index[0]), int(frame_index[-1])))
+        win = _window(frame_index, images[idx], scene, fits, frames_of, contacts, model, focal, principal, work,
+                      info, cfg)
+        if mode != "sfm":
+            fs = kf_focal[idx] / focal
+            win = dataclasses.replace(win, base_focal=kf_focal[idx].astype(np.float64),
+                                      focal_scale=fs if scene_cam["zoom"] else None,
+                                      cam_rotation=scene_cam["rotations"][idx].astype(np.float64))
+        out_windows.append(win)
     seconds["assemble"] = time.perf_counter() - t0
     tracks_out = {tid: dict(frames=frames_of[tid], rotmats=f.rotmats, betas=f.betas, transl=f.transl,
                             contact=contacts[tid], landmarks=lm_work[tid]) for tid, f in fits.items()}
+    coverage = _coverage(covered, dropped, T, info.start, sfm)
+    if coverage["reason"]:
+        log(f"[frontends] the result covers frames {coverage['first']}-{coverage['last']} of 0-{T - 1}: "
+            f"{coverage['reason']}")
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
-                focal=float(focal), principal=[float(x) for x in principal], static_camera=cfg.static_camera,
+                focal=float(focal), principal=[float(x) for x in principal], static_camera=mode == "static",
                 fixed_intrinsics=cfg.fixed_intrinsics,
+                camera_mode=mode, camera_evidence=scene_cam["evidence"], coverage=coverage,
+                keyframe_focals=[float(x) for x in kf_focal] if scene_cam["zoom"] else None,
                 registered=None if sfm is None else int(sfm.registered.sum()), keyframes=int(len(all_kf)),
                 people=len(tracks))
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
+
+
+def _coverage(covered: list, dropped: list, T: int, start: int, sfm) -> dict:
+    """Which clip frames the windows cover (clip frame numbers, 0 = --start) and why any are left out."""
+    first, last = min(a for a, _ in covered), max(b for _, b in covered)
+    reasons = []
+    if dropped:
+        reasons.append(f"structure from motion did not register keyframe(s) {sorted(set(dropped))}")
+    if first > 0 or last < T - 1:
+        reasons.append(f"frames {'0-' + str(first - 1) if first > 0 else ''}"
+                       f"{', ' if first > 0 and last < T - 1 else ''}"
+                       f"{str(last + 1) + '-' + str(T - 1) if last < T - 1 else ''} lie outside the registered "
+                       "keyframes and are not reconstructed")
+    return dict(first=first, last=last, frames=last - first + 1, clip_frames=T, start=start,
+                dropped_keyframes=sorted(set(dropped)), reason="; ".join(reasons))
+
+
+SMALL_BASELINE_ANGLE = 1.5  # degrees: SfM's retry when the default initialisation fails (see docs/frontends.md)
+
+
+def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, log=print) -> dict:
+    """The scene stage's camera: ``cfg.camera`` (auto: from :func:`.camera.estimate_motion`), SfM when the
+    camera translates (falling back to rotation-only, with the reason, when SfM cannot start).
+
+    Returns mode, sfm (SfmResult or None), focal (shared, working px), focals (K,), principal (2,),
+    rotations (K, 3, 3) world-from-camera (rotation/static), zoom (bool), evidence (dict)."""
+    from .camera import MODES, estimate_motion
+
+    requested = "static" if cfg.static_camera else cfg.camera
+    if requested not in MODES:
+        raise FrontEndError(f"camera must be one of {', '.join(MODES)}, got {requested!r}")
+    K = len(images)
+    h, w = images[0].shape[:2]
+    principal = np.array(cfg.principal if cfg.principal is not None else [w / 2, h / 2], np.float64)
+    static = dict(mode="static", sfm=None, focal=float(cfg.focal or 1.2 * max(w, h)), principal=principal,
+                  rotations=np.tile(np.eye(3), (K, 1, 1)), zoom=False)
+    static["focals"] = np.full(K, static["focal"])
+    if requested == "static":
+        return {**static, "evidence": {"reason": "requested (--camera static)"}}
+    motion = None
+    if requested in ("auto", "rotation"):
+        log(f"[frontends] camera motion from background matches on {K} keyframes ...")
+        motion = estimate_motion(list(images), list(person), focal=cfg.focal)
+        ev = dict(motion.evidence)
+        log(f"[frontends] camera: {motion.mode} ({ev.get('reason')})")
+        if requested == "rotation" or motion.mode == "rotation":
+            zoom = bool(ev.get("zoom")) and cfg.focal is None
+            f = float(np.exp(np.mean(np.log(motion.focals))))
+            return dict(mode="rotation", sfm=None, focal=f, focals=motion.focals if zoom else np.full(K, f),
+                        principal=principal, rotations=motion.rotations, zoom=zoom,
+                        evidence={**ev, "requested": requested})
+        if motion.mode == "static":
+            return {**static, "evidence": {**ev, "requested": requested}}
+    log(f"[frontends] structure from motion on {K} keyframes ({w}x{h}) ...")
+    try:
+        try:
+            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
+                          principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics)
+        except FrontEndError as exc0:
+            # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
+            log(f"[frontends] {exc0}; retrying with a {SMALL_BASELINE_ANGLE} deg initial triangulation angle")
+            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
+                          principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics,
+                          init_min_tri_angle=SMALL_BASELINE_ANGLE)
+    except FrontEndError as exc:
+        if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
+            raise
+        ev = {**motion.evidence, "requested": requested, "sfm_failed": str(exc),
+              "reason": f"structure from motion could not start ({exc}); translation is too small to measure, "
+                        f"so the camera is modelled as rotating (90% of matches within "
+                        f"{motion.evidence['rotation_residual_p90_px']:.2f} px)"}
+        log(f"[frontends] camera: rotation ({ev['reason']})")
+        zoom = bool(ev.get("zoom"))
+        f = float(np.exp(np.mean(np.log(motion.focals))))
+        return dict(mode="rotation", sfm=None, focal=f, focals=motion.focals if zoom else np.full(K, f),
+                    principal=principal, rotations=motion.rotations, zoom=zoom, evidence=ev)
+    log(f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
+        f"focal {sfm.focal:.1f} px")
+    ev = {**(motion.evidence if motion else {}), "requested": requested,
+          "sfm_registered": int(sfm.registered.sum()), "sfm_points": len(sfm.points)}
+    return dict(mode="sfm", sfm=sfm, focal=sfm.focal, focals=np.full(K, sfm.focal), principal=sfm.principal,
+                rotations=None, zoom=False, evidence=ev)
 
 
 def _window_of_static(scene: dict, idx: np.ndarray) -> dict:

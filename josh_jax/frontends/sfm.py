@@ -57,7 +57,8 @@ class SfmResult:
 
 def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, focal_prior: float | None = None,
             overlap: int = 10, num_threads: int = -1, work_dir: Path | None = None, min_registered: float = 0.5,
-            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False) -> SfmResult:
+            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False,
+            init_min_tri_angle: float | None = None) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
     ``focal_prior`` (px) seeds the shared camera (default 1.2 x the long side,
@@ -72,9 +73,8 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
     scene, e.g. when an interrupted demo resumes. Costs a few seconds on
     keyframe-sized problems; ``num_threads`` applies when False.
 
-    ``principal_prior`` (cx, cy) px, pixel centres at integers (default: the
-    image centre); ``fixed_intrinsics`` holds focal and principal point in
-    bundle adjustment (known intrinsics, ``--intrinsics``).
+            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False,
+            init_min_tri_angle: float | None = None) -> SfmResult:
     """
     import pycolmap
 
@@ -124,6 +124,8 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
             opts.ba_refine_extra_params = False
         opts.min_model_size = 3
         opts.random_seed = 0
+        if init_min_tri_angle is not None:
+            opts.mapper.init_min_tri_angle = float(init_min_tri_angle)
         (tmp / "sparse").mkdir()
         recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
     if not recs:

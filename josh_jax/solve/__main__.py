@@ -66,7 +66,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     if not 0 <= window < len(windows):
         raise BundleError(f"window {window} does not exist; the bundle has {len(windows)}")
     w = windows[window]
-    if meta.get("static_camera"):  # see josh_jax.demo: known identical cameras are held
+    if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):  # see josh_jax.demo
         cfg = dataclasses.replace(cfg, optimize_cameras=False, optimize_focal=False)
     if meta.get("fixed_intrinsics"):  # front ends given known intrinsics (--intrinsics): hold the focal
         cfg = dataclasses.replace(cfg, optimize_focal=False)

@@ -1,0 +1,185 @@
+"""Camera motion chosen by the data (issue 14): rotation-only fit, bundle v2 fields, given cameras in the
+problem, the neutral per-keyframe focal, and the demo on the rendered pan/tilt/zoom and handheld clips."""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from josh_jax import bundle as jbundle
+from josh_jax.frontends.camera import fit_rotation_only
+
+from conftest import run_isolated
+
+
+def _rotating_matches(K=6, zoom=True, translate=0.0, seed=0, size=(448, 252)):
+    """Exact matches of world points seen by a camera that pans/tilts (and zooms, and optionally moves)."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    c = np.array([w / 2, h / 2])
+    R = Rotation.from_euler("yx", np.stack([np.linspace(0, 0.25, K), np.linspace(0, 0.08, K)], 1)).as_matrix()
+    f = np.linspace(330, 450, K) if zoom else np.full(K, 400.0)
+    centres = np.stack([np.linspace(0, translate, K), np.zeros(K), np.zeros(K)], 1)
+    X = rng.uniform([-6, -3, 2], [6, 3, 9], (4000, 3))
+    matches = {}
+    for i in range(K):
+        for j in range(i + 1, min(K, i + 3)):
+            px = []
+            for k in (i, j):
+                Xc = (X - centres[k]) @ R[k]
+                px.append(f[k] * Xc[:, :2] / Xc[:, 2:] + c)
+            ok = np.all([(p[:, 0] > 0) & (p[:, 0] < w) & (p[:, 1] > 0) & (p[:, 1] < h) for p in px], 0)
+            matches[(i, j)] = (px[0][ok], px[1][ok])
+    return matches, R, f
+
+
+def test_rotation_only_fit_recovers_pan_tilt_and_zoom():
+    matches, R, f = _rotating_matches()
+    Re, fe, r = fit_rotation_only(matches, len(f), (448, 252), shared_focal=False)
+    rel = np.linalg.inv(R[0]) @ R
+    err = np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(rel, 1, 2) @ Re).as_rotvec(), axis=1))
+    assert err.max() < 0.1, err
+    assert np.abs(fe / f - 1).max() < 0.01, (fe, f)
+    assert np.percentile(r, 90) < 0.2
+
+
+def test_translation_leaves_parallax_that_the_rotation_model_cannot_explain():
+    matches, _, f = _rotating_matches(zoom=False, translate=0.5)
+    _, _, r = fit_rotation_only(matches, len(f), (448, 252), shared_focal=True)
+    assert np.percentile(r, 90) > 2.0
+
+
+def _tiny_window(**kw):
+    K, H, W = 3, 16, 24
+    base = dict(frame_index=np.arange(K) * 5, image_size=np.array([W, H]), scale_to_original=1.0,
+                base_focal=np.full(K, 30.0), init_focal=30.0, principal_point=np.array([W / 2, H / 2]),
+                depth=np.ones((K, H, W)), conf=np.ones((K, H, W)),
+                pair_index=np.array([[0, 1], [1, 0], [1, 2], [2, 1]]), pair_score=np.ones(4),
+                corr_pair=np.zeros(0), corr_pix=np.zeros((0, 2, 2)), corr_conf=np.zeros(0),
+                track_ids=np.zeros(0), track_valid=np.zeros((0, K)), track_rotmats=np.zeros((0, K, 24, 3, 3)),
+                track_betas=np.zeros((0, K, 10)), track_transl=np.zeros((0, K, 3)),
+                track_contact=np.zeros((0, K, 5)), hmr_focal=30.0)
+    base.update(kw)
+    return jbundle.window_from_arrays(**base)
+
+
+def test_bundle_v2_fields_are_validated_and_round_trip(tmp_path):
+    R = Rotation.from_euler("y", [[0.0], [0.1], [0.2]]).as_matrix()
+    w = _tiny_window(focal_scale=np.array([1.0, 1.1, 1.2]), cam_rotation=R)
+    jbundle.save(tmp_path / "b", [w])
+    meta, (w2,) = jbundle.load(tmp_path / "b")
+    assert meta["version"] == 2
+    np.testing.assert_array_equal(w2.focal_scale, w.focal_scale)
+    np.testing.assert_array_equal(w2.cam_rotation, R)
+    with pytest.raises(jbundle.BundleError, match="focal_scale"):
+        _tiny_window(focal_scale=np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(jbundle.BundleError, match="cam_rotation"):
+        _tiny_window(cam_rotation=R * 1.1)
+    with pytest.raises(jbundle.BundleError, match="focal_scale"):
+        _tiny_window(focal_scale=np.ones(2))
+    # a version-1 bundle (no optional fields) still loads
+    info = json.loads((tmp_path / "b" / "bundle.json").read_text())
+    info["version"] = 1
+    (tmp_path / "b" / "bundle.json").write_text(json.dumps(info))
+    assert jbundle.load(tmp_path / "b")[0]["version"] == 1
+
+
+def _synthetic_problem_window():
+    from josh_jax import body
+    from josh_jax.synth import SynthConfig, make_world
+
+    w, _ = make_world(body.load("open"), 0, SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0,
+                                                       pair_window=2))
+    return w
+
+
+def test_given_rotations_start_the_solver_at_those_cameras_with_one_centre(open_model):
+    import jax.numpy as jnp
+
+    from josh_jax.losses import init_params, scene_geometry
+    from josh_jax.problem import build_problem
+
+    w = _synthetic_problem_window()
+    K = w.num_keyframes
+    R = Rotation.from_euler("yx", np.stack([np.linspace(0, 0.3, K), np.linspace(0, -0.1, K)], 1)).as_matrix()
+    fs = np.linspace(0.9, 1.15, K)
+    w2 = dataclasses.replace(w, cam_rotation=R, focal_scale=fs, base_focal=w.init_focal * fs)
+    pr = build_problem(w2, open_model)
+    geo = scene_geometry(init_params(pr).cam, jax_tree(pr.scene))
+    T = np.asarray(geo.cam_to_world)[:K]
+    rel = np.linalg.inv(T[0][:3, :3]) @ T[:, :3, :3]
+    np.testing.assert_allclose(rel, np.linalg.inv(R[0]) @ R, atol=1e-5)
+    assert np.abs(T[:, :3, 3] - T[0, :3, 3]).max() < 1e-4  # every centre at one point
+    np.testing.assert_allclose(np.asarray(geo.focal_k)[:K], float(geo.focal) * fs, rtol=1e-6)
+    assert jnp.isfinite(geo.anchor_depth).all()
+
+
+def jax_tree(x):
+    import jax
+    import jax.numpy as jnp
+
+    return jax.tree_util.tree_map(jnp.asarray, x)
+
+
+def test_unit_focal_scale_is_exactly_neutral(open_model):
+    """focal_scale of ones gives bit-identical losses to a bundle without it (the reference's shared focal)."""
+    from josh_jax.losses import init_params, total_loss
+    from josh_jax.problem import build_problem
+
+    w = _synthetic_problem_window()
+    a = build_problem(w, open_model)
+    b = build_problem(dataclasses.replace(w, focal_scale=np.ones(w.num_keyframes)), open_model)
+    assert a.scene.focal_scale is None and b.scene.focal_scale is not None
+    for stage in (1, 2):
+        ta = total_loss(init_params(a), jax_tree(a), stage=stage)
+        tb = total_loss(init_params(b), jax_tree(b), stage=stage)
+        for x, y in zip(ta, tb):
+            assert float(x) == float(y), (stage, ta, tb)
+
+
+# ------------------------------------------------------------------ the demo on rendered clips (slow)
+
+
+def _demo_on_clip(kind, tmp):
+    from pathlib import Path
+
+    from josh_jax.camera_check import clip_errors
+    from josh_jax.demo import main
+    from josh_jax.results import load_results
+    from josh_jax.synth_video import render_camera_clip
+
+    tmp = Path(tmp)
+    gt = render_camera_clip(tmp / f"{kind}.mp4", kind)
+    assert main([str(tmp / f"{kind}.mp4"), "--out", str(tmp / "o"), "--no-overlay"]) == 0
+    summary = json.loads((tmp / "o" / "summary.json").read_text())
+    return clip_errors(load_results(tmp / "o" / "results.npz"), summary, {**gt, "width": 448}), summary
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["ptz", "handheld"])
+def test_demo_picks_the_camera_and_places_the_person(kind, tmp_path):
+    e, summary = run_isolated(_demo_on_clip, kind, str(tmp_path))
+    assert e["camera_mode"] == "rotation", (e, summary["camera"])
+    assert summary["camera"]["evidence"]["rotation_residual_p90_px"] < 1.2
+    assert e["covered_frames"] == [0, 49]
+    assert e["rotation_error_max_deg"] < 2.0, e
+    assert e["focal_error_max"] < 0.05, e
+    assert abs(e["root_path_ratio"] - 1) < 0.15, e
+    assert e["root_error_mean_m"] < 0.3, e
+
+
+def test_frames_left_out_are_reported_with_the_reason(capsys, tmp_path):
+    from josh_jax.demo import _print_summary
+    from josh_jax.frontends.pipeline import _coverage
+
+    cov = _coverage([(5, 49)], [0], 55, 0, None)
+    assert (cov["first"], cov["last"], cov["frames"]) == (5, 49, 45)
+    assert "[0]" in cov["reason"] and "0-4" in cov["reason"] and "50-54" in cov["reason"]
+    assert _coverage([(0, 54)], [], 55, 0, None)["reason"] == ""
+    s = {"frames": 55, "people": 1, "windows": 1, "outputs": [], "coverage": cov,
+         "camera": {"mode": "sfm", "evidence": {"reason": "parallax"}},
+         "seconds": {"total": 1.0, "solve": 1.0}}
+    _print_summary(s, tmp_path)
+    done = [ln for ln in capsys.readouterr().err.splitlines() if "done:" in ln]
+    assert done and "frames 5-49 of 55" in done[0], done
