@@ -100,9 +100,9 @@ class SolveConfig:
     progress_every: int = 0  # > 0: report progress to the host every this many iterations (traced)
     method: str = "adam"
     tol: float = 0.0  # Adam early stop (relative decrease over tol_window iterations); 0 = off
-    gn_iters_stage1: int = 6
-    gn_iters_stage2: int = 8
-    gn_tol: float = 1e-3
+    gn_iters_stage1: int = 12
+    gn_iters_stage2: int = 12
+    gn_tol: float = 1e-4
     damping: float = 1e-3
     cg_iters: int = 60
     cg_tol: float = 1e-6
