@@ -3,6 +3,9 @@ import os
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# no persistent compilation cache in tests (CLIs run in-process or in subprocesses would share one
+# user folder across tests and runs); the cache is measured in benchmarks/README.md
+os.environ.setdefault("JOSH_JAX_CACHE_DIR", "off")
 # the PyTorch reference flavours live in benchmarks/torch_reference (tests check agreement)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

