@@ -61,29 +61,45 @@ def exit_on_interrupt(message: Callable[[], str] | str, cleanup: Callable[[], No
         finally:
             os._exit(EXIT_CODE if signum == signal.SIGINT else 128 + signum)
 
-    r, w = socket.socketpair()
-    r.setblocking(True)
-    w.setblocking(False)
-
-    def watch() -> None:
-        while True:
-            try:
-                data = r.recv(1)
-            except OSError:
-                return
-            if not data:
-                return
-            if data[0] in (signal.SIGINT, signal.SIGTERM):
-                fire(data[0])
-
+    w = _watcher()
     old_fd = signal.set_wakeup_fd(w.fileno(), warn_on_full_buffer=False)
     old = {s: signal.signal(s, lambda signum, frame: fire(signum)) for s in (signal.SIGINT, signal.SIGTERM)}
-    threading.Thread(target=watch, name="josh-interrupt", daemon=True).start()
+    prev_fire, _WATCH["fire"] = _WATCH["fire"], fire
     try:
         yield
     finally:
+        _WATCH["fire"] = prev_fire
         for s, h in old.items():
             signal.signal(s, h)
         signal.set_wakeup_fd(old_fd)
-        w.close()
-        r.close()
+
+
+# One watcher thread per process, started on first use and reused by every later block: it reads the
+# signal numbers that Python's wakeup fd writes (also while XLA holds the main thread in a compile) and
+# calls the innermost block's handler. Starting a new thread per block left blocked threads behind in
+# long-lived processes (a later Thread.start hung in the test suite).
+_WATCH: dict = {"thread": None, "w": None, "fire": None}
+
+
+def _watcher() -> socket.socket:
+    if _WATCH["thread"] is None or not _WATCH["thread"].is_alive():
+        r, w = socket.socketpair()
+        r.setblocking(True)
+        w.setblocking(False)
+
+        def watch() -> None:
+            while True:
+                try:
+                    data = r.recv(1)
+                except OSError:
+                    return
+                if not data:
+                    return
+                fire = _WATCH["fire"]
+                if fire is not None and data[0] in (signal.SIGINT, signal.SIGTERM):
+                    fire(data[0])
+
+        t = threading.Thread(target=watch, name="josh-interrupt", daemon=True)
+        t.start()
+        _WATCH.update(thread=t, w=w)
+    return _WATCH["w"]
