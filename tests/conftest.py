@@ -25,6 +25,29 @@ def x64():
         yield
 
 
+# XLA:CPU maps every compiled program's code into the process (an Adam solve ~2,400
+# mappings, a Gauss-Newton solve ~7,100) and Linux refuses mappings past
+# vm.max_map_count: the next compile then aborts (SIGABRT, seen in CI in this long
+# process). See josh_jax/solve/memory_maps.py. The suite compiles hundreds of programs.
+_PEAK_MAPS = [0, 0]  # peak mappings after a test, times the caches were cleared
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """After a test, drop JAX's compiled programs when the process holds many mappings."""
+    yield
+    from josh_jax.solve.memory_maps import memory_maps, release_if_crowded
+
+    _PEAK_MAPS[0] = max(_PEAK_MAPS[0], memory_maps())
+    _PEAK_MAPS[1] += release_if_crowded(0.4)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _PEAK_MAPS[0]:
+        terminalreporter.write_line(f"peak memory mappings after a test: {_PEAK_MAPS[0]}; "
+                                    f"JAX's caches cleared {_PEAK_MAPS[1]} times")
+
+
 @pytest.fixture(scope="session")
 def smpl_arrays():
     return synthetic_smpl_arrays(seed=0)
