@@ -8,7 +8,7 @@ seen exactly as in a subprocess. What differs from one process per case: modules
 the interpreter's own exit (a traceback printed by the interpreter, exit code 1) is reproduced here.
 
 Usage: ``python tests/cli_batch.py CASES.json RESULTS.json``; CASES: a list of
-``{"module": "solve", "args": [...], "cwd": "...", "stderr": "capture file"}``; RESULTS: a list of
+``{"module": "josh_jax.solve", "args": [...], "cwd": "...", "stderr": "capture file"}``; RESULTS: a list of
 ``{"rc": int, "stderr": str}`` in the same order. Set ``JOSH_TEST_CLI_ISOLATED=1`` in the test run
 to give every case its own process instead (the old behaviour, ~5x slower).
 """
@@ -33,7 +33,7 @@ def _exit_code(e: SystemExit) -> int:
 
 
 def run_case(module: str, args: list, cwd: str, capture: str) -> dict:
-    """Run ``python -m josh_jax.MODULE ARGS`` in ``cwd``; stderr (fd 2) goes to ``capture``."""
+    """Run ``python -m MODULE ARGS`` in ``cwd``; stderr (fd 2) goes to ``capture``."""
     filters = list(warnings.filters)
     here = os.getcwd()
     sys.stdout.flush()
@@ -48,13 +48,13 @@ def run_case(module: str, args: list, cwd: str, capture: str) -> dict:
     argv = sys.argv
     try:
         os.chdir(cwd)
-        sys.argv = [f"josh_jax.{module}", *args]
+        sys.argv = [module, *args]
         # what -m executes must not be imported yet (a fresh interpreter has not; runpy warns otherwise)
-        sys.modules.pop(f"josh_jax.{module}.__main__", None)
-        if f"josh_jax.{module}" in sys.modules and not hasattr(sys.modules[f"josh_jax.{module}"], "__path__"):
-            del sys.modules[f"josh_jax.{module}"]
+        sys.modules.pop(f"{module}.__main__", None)
+        if module in sys.modules and not hasattr(sys.modules[module], "__path__"):
+            del sys.modules[module]
         try:
-            runpy.run_module(f"josh_jax.{module}", run_name="__main__", alter_sys=True)
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
             rc = 0
         except SystemExit as e:
             rc = _exit_code(e)

@@ -42,7 +42,8 @@ def _listing(d: Path) -> dict:
 BATCH = Path(__file__).resolve().parent / "cli_batch.py"
 
 
-def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None = None, timeout=900) -> list:
+def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None = None, timeout=900,
+              path: str = "") -> list:
     """[(exit code, stderr)] of ``python -m josh_jax.MODULE ARGS`` in ``cwd`` for each (module, args, cwd),
     all run in one subprocess by tests/cli_batch.py (without root's permission override when ``no_root``,
     under a file size limit of ``fsize`` bytes, as a full disk)."""
@@ -51,9 +52,9 @@ def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None 
     home = work / "home"  # caches (matplotlib, onnxruntime) go there, not into the cases' folders
     home.mkdir(exist_ok=True)
     os.chmod(home, 0o777)
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", MPLCONFIGDIR=str(home / "mpl"),
-               HOME=str(home), TQDM_DISABLE="1")
-    spec = [{"module": m, "args": [str(a) for a in args], "cwd": str(cwd), "stderr": str(work / f"err_{i}.txt")}
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(REPO)])), JAX_PLATFORMS="cpu",
+               MPLCONFIGDIR=str(home / "mpl"), HOME=str(home), TQDM_DISABLE="1")
+    spec = [{"module": f"josh_jax.{m}", "args": [str(a) for a in args], "cwd": str(cwd), "stderr": str(work / f"err_{i}.txt")}
             for i, (m, args, cwd) in enumerate(cases)]
     (work / "cases.json").write_text(json.dumps(spec))
     results = work / "results.json"
@@ -338,17 +339,42 @@ def _copy_video(d: Path) -> Path:
     return d / "o" / "walk.mp4"
 
 
+def test_the_batch_runner_sees_what_a_subprocess_sees(tmp_path):
+    """A traceback, a C-level line on fd 2, a warning in every case (not once per process), the exit
+    code of sys.exit and of an uncaught exception, and the working folder of each case."""
+    pkg = tmp_path / "pkg"
+    (pkg / "josh_jax").mkdir(parents=True)  # a stand-in package; its modules are found as josh_jax.X
+    (pkg / "josh_jax" / "__init__.py").write_text("")
+    (pkg / "josh_jax" / "crash.py").write_text(
+        "import os, warnings\nos.write(2, b'from C\\n')\nwarnings.warn('careful')\nopen('here.txt', 'w').close()\n"
+        "raise ValueError('boom')\n")
+    (pkg / "josh_jax" / "quit.py").write_text("import sys\nsys.exit(2)\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    # the stand-in shadows the real package for this batch only
+    res = run_batch([("crash", [], a), ("crash", [], b), ("quit", ["x"], a)], tmp_path / "w", path=str(pkg))
+    for rc, err in res[:2]:
+        assert rc == 1 and "from C" in err and "careful" in err and "Traceback" in err and "ValueError: boom" in err
+    assert res[2] == (2, "")
+    assert (a / "here.txt").is_file() and (b / "here.txt").is_file()
+
+
 def test_the_table_has_unique_ids():
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
 
 
 @pytest.fixture(scope="module")
-def outcomes(bundle, tmp_path_factory) -> dict:
-    """Every case set up in its own folder, then run (one batch per kind of process):
+def outcomes(bundle, tmp_path_factory, request) -> dict:
+    """Every selected case set up in its own folder, then run (one batch per kind of process):
     {id: (exit code, stderr, folder, listing before) or the exception its setup raised}."""
+    selected = {it.callspec.params["case"][0] for it in request.session.items
+                if it.module is request.module and "case" in getattr(getattr(it, "callspec", None), "params", {})}
     set_up, out = {}, {}
     for name, module, make_args, _, mode in CASES:
+        if name not in selected:
+            continue
         d = tmp_path_factory.mktemp(name) / "case"
         d.mkdir()
         os.chmod(d, 0o777)
