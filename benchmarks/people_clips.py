@@ -25,9 +25,11 @@ sys.path.insert(0, str(ROOT))
 
 
 def _project(cam_to_world, K, pts):
+    from josh_jax.geometry.pinhole import project_K
+
     T = np.linalg.inv(cam_to_world)
     pc = pts @ T[:3, :3].T + T[:3, 3]
-    return pc[..., :2] / np.maximum(pc[..., 2:], 1e-6) * [K[0, 0], K[1, 1]] + K[:2, 2]
+    return project_K(pc, K)
 
 
 def main(argv=None) -> int:

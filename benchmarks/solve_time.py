@@ -10,16 +10,19 @@ import argparse
 import json
 import os
 import platform
-import time
+import sys
+from pathlib import Path
 
 import jax
-import numpy as np
 
-import josh_jax.body as jb
-from josh_jax.losses import LossWeights
-from josh_jax.problem import build_problem, problem_sizes
-from josh_jax.solve import SolveConfig, solve
-from josh_jax.synth import SynthConfig, make_world
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import josh_jax.body as jb  # noqa: E402
+from benchmarks.timing import time_calls  # noqa: E402
+from josh_jax.losses import LossWeights  # noqa: E402
+from josh_jax.problem import build_problem, problem_sizes  # noqa: E402
+from josh_jax.solve import SolveConfig, solve  # noqa: E402
+from josh_jax.synth import SynthConfig, make_world  # noqa: E402
 
 
 def main():
@@ -34,15 +37,7 @@ def main():
     for K, (W, H) in ((11, (160, 120)), (21, (160, 120)), (21, (256, 192))):
         w, _ = make_world(model, 0, SynthConfig(num_keyframes=K, width=W, height=H, focal=W * 0.94))
         pr = build_problem(w, model)
-        t = time.perf_counter()
-        jax.block_until_ready(solve(pr, LossWeights(), cfg))
-        first = time.perf_counter() - t
-        times = []
-        for _ in range(args.repeats):
-            t = time.perf_counter()
-            jax.block_until_ready(solve(pr, LossWeights(), cfg))
-            times.append(time.perf_counter() - t)
-        steady = min(times)
+        first, steady = time_calls(lambda pr=pr: solve(pr, LossWeights(), cfg), args.repeats)[:2]
         n_it = cfg.iters_stage1 + cfg.iters_stage2
         row = dict(keyframes=K, image=f"{W}x{H}", correspondences=int((pr.scene.corr_w > 0).sum()),
                    sizes=problem_sizes(pr)._asdict(), first_call_s=round(first, 2), compile_s=round(first - steady, 2),

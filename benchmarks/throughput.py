@@ -76,19 +76,12 @@ def worker(impl: str, size: dict, device: str, repeats: int, torch_iters: int, f
     if impl == "jax":
         import jax
 
+        from benchmarks.timing import time_calls
         from josh_jax.losses import LossWeights
         from josh_jax.solve import SolveConfig, solve
 
         cfg = SolveConfig()
-        t = time.perf_counter()
-        res = jax.block_until_ready(solve(problem, LossWeights(), cfg))
-        first = time.perf_counter() - t
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            res = jax.block_until_ready(solve(problem, LossWeights(), cfg))
-            times.append(time.perf_counter() - t)
-        steady = min(times)
+        first, steady, res = time_calls(lambda: solve(problem, LossWeights(), cfg), repeats)[:3]
         out.update(compile_s=first - steady, first_call_s=first, full_solve_s=steady,
                    s_per_iter=steady / sum(ITERS), final_loss=float(res.stage2.history.total[-1]),
                    device=str(jax.devices()[0]))

@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.throughput import DEFAULT, make_problem  # noqa: E402
+from benchmarks.timing import time_calls  # noqa: E402
 
 METHODS = ("adam", "gn")
 
@@ -76,18 +77,9 @@ def worker(method: str, size: dict, repeats: int) -> dict:
     solver._progress = record  # before the first trace: the callback is bound when compiled
     problem, _, window = make_problem(**size)
     cfg = _with_progress(config(method))  # the timed program: with the per-iteration stamps
-    t = time.perf_counter()
-    jax.block_until_ready(solve(problem, LossWeights(), cfg))
-    first = time.perf_counter() - t
-    best = None
-    for _ in range(repeats):
-        stamps.clear()
-        t0 = time.perf_counter()
-        res = jax.block_until_ready(solve(problem, LossWeights(), cfg))
-        t1 = time.perf_counter()
-        if best is None or t1 - t0 < best[0]:
-            best = (t1 - t0, t0, t1, list(stamps), res)
-    wall, t0, t1, st, res = best
+    timed = time_calls(lambda: solve(problem, LossWeights(), cfg), repeats, before=stamps.clear,
+                       after=lambda: list(stamps))
+    first, wall, res, t0, t1, st = timed
     curve = _curve(method, res, st, t0, t1)
     h2 = np.asarray(res.stage2.history.total)
     h1 = np.asarray(res.stage1.history.total)

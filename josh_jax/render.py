@@ -12,11 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-
-def project(points: np.ndarray, focal: float, principal) -> np.ndarray:
-    """(N, 3) camera-frame points -> (N, 2) pixels."""
-    z = np.maximum(points[:, 2:3], 1e-6)
-    return points[:, :2] / z * focal + np.asarray(principal, float)
+from .geometry.pinhole import project  # noqa: F401  (the renderers' projection; re-exported for scripts)
 
 
 def draw_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, focal: float, principal,

@@ -34,6 +34,7 @@ from scipy.spatial.transform import Rotation
 
 from .body import BodyModel, forward_jit as _forward
 from .bundle import Window, validate
+from .geometry.pinhole import project
 
 
 
@@ -246,7 +247,7 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
         for p in range(cfg.people):
             vc = (verts[p][t] - c) @ R
             ok = vc[:, 2] > 0.1
-            uv = vc[ok, :2] / vc[ok, 2:] * cfg.focal + [W / 2, H / 2]
+            uv = project(vc[ok], cfg.focal, [W / 2, H / 2], min_depth=None)
             for dx in (-1, 0, 1):
                 for dy in (-1, 0, 1):
                     ui = np.round(uv[:, 0]).astype(int) + dx
@@ -320,7 +321,7 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
         for k, t in enumerate(kf):
             R, c = T_wc[t][:3, :3], T_wc[t][:3, 3]
             pel = (joints[p][t, 0] - c) @ R
-            u = pel[:2] / max(pel[2], 1e-6) * cfg.focal + [W / 2, H / 2]
+            u = project(pel, cfg.focal, [W / 2, H / 2])
             seen = pel[2] > 0.5 and 0 <= u[0] < W and 0 <= u[1] < H and rng.uniform() >= cfg.hmr_missing
             if not seen:
                 continue

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.ndimage
 
 from . import body
+from .geometry.pinhole import project
 from .render import draw_mesh
 from .synth import SynthConfig, _walk
 
@@ -107,6 +108,29 @@ def follow_cameras(target: np.ndarray, rng, back: float = 4.5, side: float = 0.8
     return np.stack(out)
 
 
+def _render_frames(path: str | Path | None, fps: float, width: int, height: int, frames: int, draw) -> np.ndarray | None:
+    """The one render loop of the clips: ``draw(t)`` -> (H, W, 3) RGB uint8 for t in 0..frames-1.
+
+    Writes ``path`` (mp4v, BGR) when given and returns None; else returns the frames (F, H, W, 3).
+    """
+    writer = None
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height))
+    imgs = []
+    try:
+        for t in range(frames):
+            img = draw(t)
+            if writer is not None:
+                writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+            else:
+                imgs.append(img)
+    finally:
+        if writer is not None:
+            writer.release()
+    return None if writer is not None else np.stack(imgs)
+
+
 def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, height: int = 360, seed: int = 3,
                 person: bool = True, camera: str = "follow", fps: float = 30.0) -> dict:
     """Render a clip; ``camera`` "follow" (handheld, tracking the person) or "static".
@@ -134,27 +158,20 @@ def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, he
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
-    writer = None
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    imgs = []
-    for t in range(F):
+
+    def draw(t):
         img = render_room(T_wc[t], focal, W, H, cfg.room, boxes, tex)
         if person:
             Tcw = np.linalg.inv(T_wc[t])
             img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal, (W / 2, H / 2),
                             vertex_colors=colors)
-        if writer is not None:
-            writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        else:
-            imgs.append(img)
+        return img
+
+    imgs = _render_frames(path, fps, W, H, F, draw)
     gt = dict(cam_to_world=T_wc, focal=float(focal), rotmats=rots.astype(np.float32), betas=betas,
               transl=trans.astype(np.float32), fps=fps)
-    if writer is not None:
-        writer.release()
-    else:
-        gt["frames"] = np.stack(imgs)
+    if imgs is not None:
+        gt["frames"] = imgs
     return gt
 
 
@@ -233,26 +250,18 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
-    writer = None
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    imgs = []
-    for t in range(F):
+
+    def draw(t):
         img = render_room(T_wc[t], focal[t], W, H, cfg.room, boxes, tex)
         Tcw = np.linalg.inv(T_wc[t])
-        img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
-                        vertex_colors=colors)
-        if writer is not None:
-            writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        else:
-            imgs.append(img)
-    if writer is not None:
-        writer.release()
+        return draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
+                         vertex_colors=colors)
+
+    imgs = _render_frames(path, fps, W, H, F, draw)
     gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation",
               rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
-    if writer is None:
-        gt["frames"] = np.stack(imgs)
+    if imgs is not None:
+        gt["frames"] = imgs
     return gt
 
 
@@ -279,8 +288,6 @@ def outfit_colors(model, outfit: dict) -> np.ndarray:
 
 def _label_map(shape, verts_list, faces, focal, principal, near: float = 0.05) -> np.ndarray:
     """(H, W) int: index of the front-most person at each pixel (-1: none); painter's algorithm over all people."""
-    from .render import project
-
     h, w = shape
     tris, ids, depth = [], [], []
     for p, v in enumerate(verts_list):
@@ -366,14 +373,10 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
     faces = np.asarray(model.faces)
     colors = np.concatenate([outfit_colors(model, OUTFITS[p % len(OUTFITS)]) for p in range(P)])
     all_faces = np.concatenate([faces + p * model.num_vertices for p in range(P)])
-    writer = None
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (W, H))
-    imgs = []
     boxes = np.full((P, F, 4), np.nan)
     visible = np.zeros((P, F))
-    for t in range(F):
+
+    def draw(t):  # the frame; fills boxes[:, t] and visible[:, t]
         img = render_room(T_wc[t], focal, W, H, cfg.room, boxes_room, tex)
         Tcw = np.linalg.inv(T_wc[t])
         vc = verts[:, t] @ Tcw[:3, :3].T + Tcw[:3, 3]  # (P, V, 3)
@@ -384,26 +387,23 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
             z = vc[p, :, 2]
             if (z <= 0.05).any():
                 continue
-            px = vc[p, :, :2] / z[:, None] * focal + [W / 2, H / 2]
+            px = project(vc[p], focal, [W / 2, H / 2], min_depth=None)
             lo, hi = np.clip(px.min(0), 0, [W, H]), np.clip(px.max(0), 0, [W, H])
             if (hi - lo).min() > 2:
                 boxes[p, t] = [lo[0], lo[1], hi[0], hi[1]]
-            jp = jc[p, :, :2] / jc[p, :, 2:] * focal + [W / 2, H / 2]
+            jp = project(jc[p], focal, [W / 2, H / 2], min_depth=None)
             inside = (jp[:, 0] >= 0) & (jp[:, 0] < W) & (jp[:, 1] >= 0) & (jp[:, 1] < H)
             ji = np.clip(np.round(jp).astype(int), 0, [W - 1, H - 1])
             seen = lab[ji[:, 1], ji[:, 0]] == p  # the surface in front of the joint is this person's
             visible[p, t] = float((inside & seen).mean())
-        if writer is not None:
-            writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
-        else:
-            imgs.append(img)
+        return img
+
+    imgs = _render_frames(path, fps, W, H, F, draw)
     gt = dict(cam_to_world=T_wc, focal=float(focal), fps=fps, rotmats=np.stack(rots).astype(np.float32),
               betas=np.stack(betas_all), transl=np.stack(trans).astype(np.float32), joints=joints.astype(np.float32),
               boxes=boxes, visible=visible, size=np.array([W, H]))
-    if writer is not None:
-        writer.release()
-    else:
-        gt["frames"] = np.stack(imgs)
+    if imgs is not None:
+        gt["frames"] = imgs
     return gt
 
 
@@ -413,7 +413,7 @@ def _true_centres(gt: dict) -> np.ndarray:
     T_cw = np.linalg.inv(gt["cam_to_world"])  # (F, 4, 4)
     Jc = np.einsum("fij,pfkj->pfki", T_cw[:, :3, :3], J) + T_cw[None, :, None, :3, 3]
     H, W = gt["frames"].shape[1:3] if "frames" in gt else gt["size"][::-1]
-    px = Jc[..., :2] / np.maximum(Jc[..., 2:], 1e-6) * gt["focal"] + [W / 2, H / 2]
+    px = project(Jc, gt["focal"], [W / 2, H / 2])
     pairs = ((1, 2), (16, 17), (4, 5), (7, 8))
     return np.stack([(px[:, :, a] + px[:, :, b]) / 2 for a, b in pairs], 2)
 

@@ -292,7 +292,7 @@ def _leaving_body(tmp_path):
     vw.release()
     out = run_frontends(probe(p), open_model, FrontEndConfig(threads=2), progress=False, log=lambda m: None)
     for tr in out.tracks.values():
-        assert not np.isin(tr["frames"], np.arange(28, 43)).any()
+        assert not np.isin(tr.frames, np.arange(28, 43)).any()
     (w,) = out.windows
     gone = np.isin(w.frame_index, [30, 35, 40])
     assert not w.track_valid[:, gone].any() and w.track_valid[:, ~gone].any(0).mean() > 0.7

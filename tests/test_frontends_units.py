@@ -214,3 +214,25 @@ def test_scene_arrays_pairs_and_person_pixels():
     ok = ~bad[y, x]
     assert ok.sum() > 50
     np.testing.assert_allclose(d[y[ok], x[ok]], pts[pid[ok], 2] + T[0, 2, 3], rtol=0.02)
+
+
+def test_tracks_npz_round_trip_keeps_the_fields_and_keys(tmp_path):
+    from josh_jax.frontends import TrackFit, load_tracks, save_tracks
+
+    rng = np.random.default_rng(0)
+    T, V = 4, 7
+    a = TrackFit(np.arange(T) * 2, rng.normal(size=(T, 24, 3, 3)).astype(np.float32), np.zeros(10, np.float32),
+                 rng.normal(size=(T, 3)).astype(np.float32), rng.random((T, V)) > 0.5,
+                 landmarks=rng.normal(size=(T, 33, 3)).astype(np.float32))
+    b = a._replace(landmarks=None, boxes=rng.random((T, 4)))
+    flat = save_tracks({3: a, 5: b})
+    assert sorted(flat) == sorted(["track_ids"] + [f"t3_{k}" for k in ("frames", "rotmats", "betas", "transl",
+                                                                      "contact", "landmarks")]
+                                  + [f"t5_{k}" for k in ("frames", "rotmats", "betas", "transl", "contact", "boxes")])
+    np.savez(tmp_path / "tracks.npz", **flat)
+    back = load_tracks(tmp_path / "tracks.npz")
+    assert list(back) == [3, 5] and back[5].landmarks is None and back[3].boxes is None
+    for want, got in ((a, back[3]), (b, back[5])):
+        for k, v in want.arrays().items():
+            w = getattr(got, k)
+            assert w.dtype == v.dtype and np.array_equal(w, v), k

@@ -94,7 +94,7 @@ def _frontends_on_a_short_clip():
     assert out.meta["registered"] >= 0.8 * out.meta["keyframes"]
     assert w.num_tracks == 1
     tr = out.tracks[int(w.track_ids[0])]
-    assert len(tr["frames"]) >= 0.8 * 60
+    assert len(tr.frames) >= 0.8 * 60
     # contacts on the keyframes: only sole vertices, on the feet that truly stay put
     gt = np.load(GT)
     verts = np.asarray(body.forward(open_model, gt["betas"], gt["rotmats"], gt["transl"]).vertices)
@@ -116,7 +116,7 @@ def _frontends_on_a_short_clip():
     assert np.mean(agree) > 0.7, np.mean(agree)
     assert swing_labelled and not any(swing_labelled)
     # the per-frame labels of tracks.npz also exist for every tracked frame
-    assert tr["contact"].shape == (len(tr["frames"]), open_model.num_vertices)
+    assert tr.contact.shape == (len(tr.frames), open_model.num_vertices)
 
 
 @pytest.mark.parametrize("case", ["missing", "folder", "text", "truncated", "tiny", "start"])

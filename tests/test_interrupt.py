@@ -126,6 +126,7 @@ def test_frontends_cli_during_people_tracking(tmp_path):
     _no_temp(tmp_path)
 
 
+@pytest.mark.slow  # three demo runs on the example clip (~2 min); the fast tier keeps the solve and front-end cases
 def test_demo_at_three_points_keeps_finished_work_and_resumes(tmp_path):
     # 1) during the front ends: nothing finished, nothing kept
     c = Child(["josh_jax.demo", "--out", "o"] + TWO_WINDOWS, tmp_path)

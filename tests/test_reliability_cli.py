@@ -1,9 +1,15 @@
-"""Every bad input of issue 16, run as a user runs the CLIs: in a subprocess.
+"""Every bad input of issue 16, run as a user runs the CLIs: ``python -m josh_jax.X`` in a subprocess.
 
 Each row: which CLI, how the case is set up, and a piece of the one-line message. Every case must
 end with exit code 2, exactly one line on stderr (``error: ...``), no traceback, and nothing new
 left in the folder (no output folder, no ``OUT.work``, no hidden temp folder), inputs untouched.
 docs/reliability.md lists the same table with the messages.
+
+All cases are set up first, then run by tests/cli_batch.py: one subprocess per kind of process (as
+root: one with root's permission override dropped, one under a file size limit, one plain), each
+running its cases one after another as ``-m`` does, with fds 1 and 2 captured per case. That imports
+JAX, onnxruntime and pycolmap 3 times instead of ~60 (the table took ~8 min, now ~1). Set
+``JOSH_TEST_CLI_ISOLATED=1`` to run every case in a fresh process of its own instead.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -32,13 +39,25 @@ def _listing(d: Path) -> dict:
     return {str(p.relative_to(d)): p.stat().st_mtime_ns if p.is_file() else None for p in d.rglob("*")}
 
 
-def run_cli(module: str, args: list, cwd: Path, no_root: bool = False, fsize: int | None = None, timeout=300):
-    """(exit code, stderr) of ``python -m josh_jax.MODULE ARGS`` in ``cwd``."""
-    home = cwd.parent / "home"  # caches (matplotlib, onnxruntime) go there, not into the case's folder
+BATCH = Path(__file__).resolve().parent / "cli_batch.py"
+
+
+def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None = None, timeout=900,
+              path: str = "") -> list:
+    """[(exit code, stderr)] of ``python -m josh_jax.MODULE ARGS`` in ``cwd`` for each (module, args, cwd),
+    all run in one subprocess by tests/cli_batch.py (without root's permission override when ``no_root``,
+    under a file size limit of ``fsize`` bytes, as a full disk)."""
+    work.mkdir(parents=True, exist_ok=True)
+    os.chmod(work, 0o777)
+    home = work / "home"  # caches (matplotlib, onnxruntime) go there, not into the cases' folders
     home.mkdir(exist_ok=True)
     os.chmod(home, 0o777)
-    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", MPLCONFIGDIR=str(home / "mpl"),
-               HOME=str(home), TQDM_DISABLE="1")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(REPO)])), JAX_PLATFORMS="cpu",
+               MPLCONFIGDIR=str(home / "mpl"), HOME=str(home), TQDM_DISABLE="1")
+    spec = [{"module": f"josh_jax.{m}", "args": [str(a) for a in args], "cwd": str(cwd), "stderr": str(work / f"err_{i}.txt")}
+            for i, (m, args, cwd) in enumerate(cases)]
+    (work / "cases.json").write_text(json.dumps(spec))
+    results = work / "results.json"
 
     def pre():
         if fsize is not None:
@@ -48,9 +67,10 @@ def run_cli(module: str, args: list, cwd: Path, no_root: bool = False, fsize: in
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     prefix = DROP_CAPS if no_root else []
-    p = subprocess.run([*prefix, sys.executable, "-m", f"josh_jax.{module}", *map(str, args)], cwd=cwd, env=env,
-                       capture_output=True, text=True, timeout=timeout, preexec_fn=pre)
-    return p.returncode, p.stderr
+    p = subprocess.run([*prefix, sys.executable, str(BATCH), str(work / "cases.json"), str(results)], cwd=work,
+                       env=env, capture_output=True, text=True, timeout=timeout, preexec_fn=pre)
+    assert p.returncode == 0 and results.is_file(), (p.returncode, p.stderr[-3000:])
+    return [(r["rc"], r["stderr"]) for r in json.loads(results.read_text())]
 
 
 def one_error_line(rc: int, err: str) -> str:
@@ -319,21 +339,75 @@ def _copy_video(d: Path) -> Path:
     return d / "o" / "walk.mp4"
 
 
+def test_the_batch_runner_sees_what_a_subprocess_sees(tmp_path):
+    """A traceback, a C-level line on fd 2, a warning in every case (not once per process), the exit
+    code of sys.exit and of an uncaught exception, and the working folder of each case."""
+    pkg = tmp_path / "pkg"
+    (pkg / "josh_jax").mkdir(parents=True)  # a stand-in package; its modules are found as josh_jax.X
+    (pkg / "josh_jax" / "__init__.py").write_text("")
+    (pkg / "josh_jax" / "crash.py").write_text(
+        "import os, warnings\nos.write(2, b'from C\\n')\nwarnings.warn('careful')\nopen('here.txt', 'w').close()\n"
+        "raise ValueError('boom')\n")
+    (pkg / "josh_jax" / "quit.py").write_text("import sys\nsys.exit(2)\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    b.mkdir()
+    # the stand-in shadows the real package for this batch only
+    res = run_batch([("crash", [], a), ("crash", [], b), ("quit", ["x"], a)], tmp_path / "w", path=str(pkg))
+    for rc, err in res[:2]:
+        assert rc == 1 and "from C" in err and "careful" in err and "Traceback" in err and "ValueError: boom" in err
+    assert res[2] == (2, "")
+    assert (a / "here.txt").is_file() and (b / "here.txt").is_file()
+
+
 def test_the_table_has_unique_ids():
     ids = [c[0] for c in CASES]
     assert len(ids) == len(set(ids))
 
 
+@pytest.fixture(scope="module")
+def outcomes(bundle, tmp_path_factory, request) -> dict:
+    """Every selected case set up in its own folder, then run (one batch per kind of process):
+    {id: (exit code, stderr, folder, listing before) or the exception its setup raised}."""
+    selected = {it.callspec.params["case"][0] for it in request.session.items
+                if it.module is request.module and "case" in getattr(getattr(it, "callspec", None), "params", {})}
+    set_up, out = {}, {}
+    for name, module, make_args, _, mode in CASES:
+        if name not in selected:
+            continue
+        d = tmp_path_factory.mktemp(name) / "case"
+        d.mkdir()
+        os.chmod(d, 0o777)
+        os.chmod(d.parent, 0o777)
+        try:
+            args = make_args(d, bundle)
+        except Exception as e:  # reported by that case's test
+            out[name] = e
+            continue
+        set_up[name] = (module, args, d, _listing(d), mode)
+    isolated = os.environ.get("JOSH_TEST_CLI_ISOLATED") == "1"
+    groups: dict = {}
+    for name, (module, args, d, before, mode) in set_up.items():
+        groups.setdefault(name if isolated else str(mode), []).append(name)
+    work = tmp_path_factory.mktemp("batch")
+    for k, (g, names) in enumerate(groups.items()):
+        mode = set_up[names[0]][4]
+        t = time.perf_counter()
+        res = run_batch([(set_up[n][0], set_up[n][1], set_up[n][2]) for n in names], work / f"g{k}",
+                        no_root=mode is True, fsize=20_000 if mode == "fsize" else None)
+        print(f"[cli batch] {len(names)} cases ({g}) in {time.perf_counter() - t:.1f} s")
+        for n, (rc, err) in zip(names, res):
+            out[n] = (rc, err, set_up[n][2], set_up[n][3])
+    return out
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
-def test_bad_input_is_one_clean_line(case, bundle, tmp_path):
+def test_bad_input_is_one_clean_line(case, outcomes):
     name, module, make_args, words, mode = case
-    d = tmp_path / "case"
-    d.mkdir()
-    os.chmod(d, 0o777)
-    os.chmod(tmp_path, 0o777)
-    args = make_args(d, bundle)
-    before = _listing(d)
-    rc, err = run_cli(module, args, d, no_root=mode is True, fsize=20_000 if mode == "fsize" else None)
+    got = outcomes[name]
+    if isinstance(got, Exception):
+        raise got
+    rc, err, d, before = got
     line = one_error_line(rc, err)
     if words:
         assert words in line, line

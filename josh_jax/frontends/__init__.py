@@ -6,28 +6,33 @@ the scene, a JAX body fit and a stance heuristic for contacts. Run them with
 ``python -m josh_jax.frontends VIDEO --out BUNDLE_DIR``.
 """
 from .onnx_models import FrontEndError, default_models_dir
-from .pipeline import FrontEndConfig, FrontEndOutput, clip_keyframes, run_frontends
+from .pipeline import FrontEndConfig, FrontEndOutput, TrackFit, clip_keyframes, run_frontends
 from .video import VideoError, VideoInfo, iter_frames, probe
 
-__all__ = ["FrontEndConfig", "FrontEndError", "FrontEndOutput", "VideoError", "VideoInfo", "clip_keyframes",
+__all__ = ["FrontEndConfig", "FrontEndError", "FrontEndOutput", "TrackFit", "VideoError", "VideoInfo", "clip_keyframes",
            "default_models_dir", "iter_frames", "probe", "run_frontends", "save_tracks", "load_tracks"]
 
 
-def save_tracks(tracks: dict) -> dict:
-    """Per-frame track fits -> flat arrays for ``tracks.npz`` (keys ``t{id}_{field}``)."""
+def save_tracks(tracks: dict[int, TrackFit]) -> dict:
+    """Per-frame track fits -> flat arrays for ``tracks.npz`` (keys ``t{id}_{field}``, fields that are set)."""
     import numpy as np
 
     out = {"track_ids": np.asarray(sorted(tracks), np.int64)}
-    for tid, d in tracks.items():
-        for k, v in d.items():
+    for tid, f in tracks.items():
+        for k, v in f.arrays().items():
             out[f"t{tid}_{k}"] = np.asarray(v)
     return out
 
 
-def load_tracks(path) -> dict:
-    """``tracks.npz`` -> {id: {frames, rotmats, betas, transl, contact, landmarks}}."""
+def load_tracks(path) -> dict[int, TrackFit]:
+    """``tracks.npz`` -> {id: TrackFit} (landmarks / boxes None where the front end gave none)."""
     import numpy as np
 
     with np.load(path) as z:
         ids = [int(i) for i in z["track_ids"]]
-        return {tid: {k.split("_", 1)[1]: z[k] for k in z.files if k.startswith(f"t{tid}_")} for tid in ids}
+        fields = set(TrackFit._fields)
+        out = {}
+        for tid in ids:
+            d = {k.split("_", 1)[1]: z[k] for k in z.files if k.startswith(f"t{tid}_")}
+            out[tid] = TrackFit(**{k: v for k, v in d.items() if k in fields})
+        return out

@@ -29,11 +29,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
+from ..geometry.boxes import box_iou
 from .onnx_models import check_contract, default_models_dir, load_manifest, open_session, run
 
 DET_SIZE = 224
@@ -90,15 +91,6 @@ def decode_boxes(raw: np.ndarray, anchors: np.ndarray, size: int = DET_SIZE):
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
     kps = r[:, 4:12].reshape(-1, 4, 2) + anchors[:, None, :]
     return boxes, kps
-
-
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of boxes (..., 4) [xmin, ymin, xmax, ymax], broadcast."""
-    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = iw * ih
-    area = lambda x: np.clip(x[..., 2] - x[..., 0], 0, None) * np.clip(x[..., 3] - x[..., 1], 0, None)
-    return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
 
 def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: float = 0.3):
@@ -304,87 +296,3 @@ def _det_outputs(out: dict):
     boxes = next(v for v in vals if v.shape[-1] == 12)
     scores = next(v for v in vals if v.shape[-1] == 1)
     return boxes, scores
-
-
-@dataclass
-class _Active:
-    track: PoseTrack
-    next_roi: Roi
-    filt: OneEuro
-    missed: int = 0
-
-
-def track_people(model: BlazePose, frames: Iterable[np.ndarray], fps: float, max_people: int = 4,
-                 min_frames: int = 10, mask_frames: set | None = None, mask_size=None, progress=None):
-    """Detect, track and landmark people over a frame sequence.
-
-    Returns (tracks: list[PoseTrack] with >= ``min_frames`` frames, ids from 0
-    in order of appearance; masks: {frame: (h, w) float32 union person
-    probability} for frames in ``mask_frames``).
-    """
-    active: list[_Active] = []
-    done: list[PoseTrack] = []
-    masks: dict[int, np.ndarray] = {}
-    next_id = 0
-    for t, image in enumerate(frames):
-        dets = model.detect(image)
-        # match tracks' predicted boxes to detections (greedy by IoU)
-        used = set()
-        for a in active:
-            if not dets:
-                break
-            ious = [box_iou(a.next_roi.box(), d.box) if i not in used else -1 for i, d in enumerate(dets)]
-            i = int(np.argmax(ious))
-            if ious[i] > 0.2:
-                used.add(i)
-        for i, d in enumerate(dets):
-            if i in used or len(active) >= max_people:
-                continue
-            if any(box_iou(a.next_roi.box(), d.box) > 0.3 for a in active):
-                continue
-            roi = roi_from_points(d.keypoints[0], d.keypoints[1])
-            active.append(_Active(PoseTrack(next_id), roi, OneEuro()))
-            next_id += 1
-        want = mask_frames is not None and t in mask_frames
-        union = None
-        still = []
-        for a in active:
-            r = model.landmarks(image, a.next_roi, want_mask=want, mask_size=mask_size)
-            if r["presence"] < 0.5 or r["image"][:33, 2].size == 0:
-                done.append(a.track)
-                continue
-            img = r["image"].copy()
-            size = max(a.next_roi.size, 1.0)
-            img[:35] = a.filt(img[:35], t / fps, scale=size)
-            tr = a.track
-            tr.frames.append(t)
-            tr.image.append(img[:33])
-            tr.visibility.append(r["visibility"][:33])
-            tr.world.append(r["world"][:33])
-            tr.score.append(r["presence"])
-            xy = img[:33, :2]
-            tr.box.append(np.concatenate([xy.min(0), xy.max(0)]))
-            a.next_roi = roi_from_points(img[33, :2], img[34, :2])
-            if want:
-                union = r["mask"] if union is None else np.maximum(union, r["mask"])
-            still.append(a)
-        # two tracks on one person: keep the older
-        keep = []
-        for a in still:
-            if any(box_iou(np.asarray(a.track.box[-1]), np.asarray(b.track.box[-1])) > 0.6 for b in keep):
-                done.append(a.track)
-                continue
-            keep.append(a)
-        active = keep
-        if want:
-            if union is None:
-                h, w = image.shape[:2] if mask_size is None else mask_size[::-1]
-                union = np.zeros((h, w), np.float32)
-            masks[t] = union
-        if progress is not None:
-            progress(1)
-    done.extend(a.track for a in active)
-    tracks = sorted((tr for tr in done if len(tr.frames) >= min_frames), key=lambda tr: tr.frames[0])
-    for i, tr in enumerate(tracks):
-        tr.track_id = i
-    return tracks, masks

@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..body.model import BodyModel, forward
+from ..geometry.pinhole import project_K
 from . import blazepose as bp
 
 FOOT_POINTS = ((bp.L_HEEL, bp.L_FOOT), (bp.R_HEEL, bp.R_FOOT))  # (heel, toe) of the left, right foot
@@ -79,7 +80,7 @@ def _reproject(px: np.ndarray, depth: np.ndarray, K: np.ndarray, T_a: np.ndarray
     Xa = np.c_[(px[:, 0] - K[0, 2]) / K[0, 0], (px[:, 1] - K[1, 2]) / K[1, 1], np.ones(len(px))] * z[:, None]
     Xw = (Xa - T_a[:, 3]) @ T_a[:, :3]  # R^T (X - t)
     Xb = Xw @ T_b[:, :3].T + T_b[:, 3]
-    return Xb[:, :2] / np.maximum(Xb[:, 2:], 1e-6) * [K[0, 0], K[1, 1]] + K[:2, 2]
+    return project_K(Xb, K)
 
 
 def motion_stance(landmarks: dict, depth: np.ndarray, K: np.ndarray, cam_from_world: np.ndarray,

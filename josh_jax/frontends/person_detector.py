@@ -24,19 +24,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..geometry.boxes import box_iou
+
 SIZE = 300
 FILE = "person_detector.onnx"
 NAME = "person_detector"
 SCALE = np.array([10.0, 10.0, 5.0, 5.0])
 NMS_IOU = 0.6
-
-
-def _iou_one(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    iw = np.clip(np.minimum(box[2], boxes[:, 2]) - np.maximum(box[0], boxes[:, 0]), 0, None)
-    ih = np.clip(np.minimum(box[3], boxes[:, 3]) - np.maximum(box[1], boxes[:, 1]), 0, None)
-    inter = iw * ih
-    area = lambda b: (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area(box) + area(boxes) - inter, 1e-12)
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarray:
@@ -47,7 +41,7 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
         i = order[0]
         keep.append(i)
         rest = order[1:]
-        order = rest[_iou_one(boxes[i], boxes[rest]) <= iou]
+        order = rest[box_iou(boxes[i], boxes[rest]) <= iou]
     return np.asarray(keep, np.int64)
 
 

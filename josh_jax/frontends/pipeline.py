@@ -20,6 +20,7 @@ import dataclasses
 import sys
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import cv2
 import numpy as np
@@ -76,12 +77,35 @@ def clip_keyframes(num_frames: int, cfg: FrontEndConfig) -> list[np.ndarray]:
             for s in window_starts(num_frames, cfg.window, cfg.stride)]
 
 
-@dataclass
+class TrackFit(NamedTuple):
+    """One person track's body on every tracked frame (T of them), as a front end fitted it.
+
+    What :func:`_window` samples on the keyframes and what ``tracks.npz`` keeps (the overlay draws it
+    between keyframes). Camera frame of the working image, metres; pixels: working px.
+    """
+
+    frames: np.ndarray  # (T,) int clip frames (0 = --start)
+    rotmats: np.ndarray  # (T, 24, 3, 3) SMPL-order joint rotations, root in the camera frame
+    betas: np.ndarray  # (B,) shape, or (T, B) per frame
+    transl: np.ndarray  # (T, 3) root translation, camera frame, m
+    contact: np.ndarray  # (T, V) bool vertex contact labels
+    landmarks: np.ndarray | None = None  # (T, 33, 3) BlazePose landmarks, working px (embedded front ends)
+    boxes: np.ndarray | None = None  # (T, 4) person boxes [xmin, ymin, xmax, ymax] (official front ends)
+
+    def arrays(self) -> dict:
+        """The fields that are set, by name (``tracks.npz`` keys ``t{id}_{name}``)."""
+        return {k: v for k, v in self._asdict().items() if v is not None}
+
+
+@dataclass(frozen=True)
 class FrontEndOutput:
-    windows: list
-    tracks: dict  # track id -> dict(frames, rotmats, betas, transl, contact, landmarks), every tracked frame
+    """What a front end gives: the bundle windows, every track's per-frame fit, bundle.json's
+    metadata and the stages' wall times."""
+
+    windows: list[Window]
+    tracks: dict[int, TrackFit]  # by track id
     meta: dict
-    seconds: dict
+    seconds: dict[str, float]
 
 
 def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, contacts: dict,
@@ -267,6 +291,8 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     elif mode == "rotation":
         scene_all = _ground_scene(all_kf, work, kf_focal, fits, model, contacts, person,
                                   rotations=scene_cam["rotations"], frame_rotation=frame_rot, frames_of=frames_of)
+    tracks_out = {tid: TrackFit(frames_of[tid], f.rotmats, f.betas, f.transl, contacts[tid], landmarks=lm_work[tid])
+                  for tid, f in fits.items()}
     covered, dropped = [], []
     out_windows = []
     for kf in windows_kf:
@@ -288,8 +314,8 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
             raise FrontEndError(f"frames {kf[0]}-{kf[-1]}: no keyframe pair shares enough scene points")
         frame_index = all_kf[idx]
         covered.append((int(frame_index[0]), int(frame_index[-1])))
-        win = _window(frame_index, images[idx], scene, fits, frames_of, contacts, model, focal, principal, work,
-                      info, cfg)
+        win = _window(frame_index, images[idx], scene, tracks_out, model, focal=focal, principal=principal,
+                      work=work, scale_to_original=max(info.width, info.height) / max(work))
         if mode != "sfm":
             fs = kf_focal[idx] / focal
             win = dataclasses.replace(win, base_focal=kf_focal[idx].astype(np.float64),
@@ -297,8 +323,6 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
                                       cam_rotation=scene_cam["rotations"][idx].astype(np.float64))
         out_windows.append(win)
     seconds["assemble"] = time.perf_counter() - t0
-    tracks_out = {tid: dict(frames=frames_of[tid], rotmats=f.rotmats, betas=f.betas, transl=f.transl,
-                            contact=contacts[tid], landmarks=lm_work[tid]) for tid, f in fits.items()}
     coverage = _coverage(covered, dropped, T, info.start, sfm)
     if coverage["reason"]:
         log(f"[frontends] the result covers frames {coverage['first']}-{coverage['last']} of 0-{T - 1}: "
@@ -410,15 +434,18 @@ def _window_of_static(scene: dict, idx: np.ndarray) -> dict:
     return out
 
 
-def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal, principal, work, info, cfg,
-            hmr_focal: float | None = None, scale_to_original: float | None = None) -> Window:
-    """One bundle window. ``fits[tid]`` has per-frame ``rotmats`` (T, 24, 3, 3), ``transl`` (T, 3) and
-    ``betas`` (B,) or per frame (T, B); ``hmr_focal`` defaults to ``focal`` (working px)."""
+def _window(frame_index: np.ndarray, images: np.ndarray, scene: dict, tracks: dict[int, TrackFit], model: BodyModel,
+            *, focal: float, principal, work, scale_to_original: float, hmr_focal: float | None = None) -> Window:
+    """One bundle window: the keyframes ``frame_index`` (K,), their working images (K, h, w, 3), the
+    scene arrays (depth, conf, pairs, correspondences) and every track sampled on the keyframes (a
+    track seen on fewer than 2 of them is left out). ``focal`` (working px), ``principal`` (2,),
+    ``work`` (w, h) the working size, ``scale_to_original`` video px per working px; ``hmr_focal``
+    defaults to ``focal``."""
     K = len(frame_index)
     V = model.num_vertices
     ids, valid, rot, betas, transl, contact = [], [], [], [], [], []
-    for tid, f in fits.items():
-        fr = frames_of[tid]
+    for tid, f in tracks.items():
+        fr = f.frames
         where = {int(x): n for n, x in enumerate(fr)}
         rows = [where.get(int(k), -1) for k in frame_index]
         v = np.array([r >= 0 for r in rows])
@@ -430,12 +457,12 @@ def _window(frame_index, images, scene, fits, frames_of, contacts, model, focal,
         rot.append(np.where(v[:, None, None, None], f.rotmats[r_], np.eye(3, dtype=np.float32)))
         betas.append(f.betas[r_] if f.betas.ndim == 2 else np.repeat(f.betas[None], K, 0))
         transl.append(np.where(v[:, None], f.transl[r_], 0.0))
-        contact.append(contacts[tid][r_] & v[:, None])
+        contact.append(f.contact[r_] & v[:, None])
     P = len(ids)
     B = model.num_betas
     return Window(
         frame_index=np.asarray(frame_index, np.int64), image_size=np.asarray(work, np.int64),
-        scale_to_original=float(scale_to_original or max(info.width, info.height) / max(work)),
+        scale_to_original=float(scale_to_original),
         base_focal=np.full(K, focal), init_focal=float(focal), principal_point=np.asarray(principal, np.float64),
         depth=scene["depth"].astype(np.float32), conf=scene["conf"].astype(np.float32),
         pair_index=scene["pair_index"], pair_score=scene["pair_score"], corr_pair=scene["corr_pair"],

@@ -40,6 +40,7 @@ import cv2
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from ..geometry.boxes import box_iou
 from . import blazepose as bp
 
 HIST_BINS = (12, 4)  # hue, saturation
@@ -118,7 +119,7 @@ def same_person(a: Observation, b: Observation, same_iou: float, k: float = 0.15
     landmarks, landmarks that roughly coincide (similarity at scale ``k`` > 0.3, mirror-free), or
     landmarks that mostly coincide (> 0.6) whatever the boxes (a box stretched by a stray limb); two
     people side by side or one behind the other overlap in boxes but not in landmarks."""
-    iou = bp.box_iou(a.box, b.box)
+    iou = box_iou(a.box, b.box)
     if a.landmarks is None or b.landmarks is None:
         return iou > same_iou
     size = max(box_size(a.box), box_size(b.box), 1.0)
@@ -168,7 +169,7 @@ class Tracker:
         gap = t - s.last_frame
         pred = s.predict(t)
         size = max(box_size(pred), 1.0)
-        iou = float(bp.box_iou(pred, o.box))
+        iou = float(box_iou(pred, o.box))
         app = hist_similarity(s.hist, o.hist)
         if app < c.min_app:
             return -np.inf
@@ -297,8 +298,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
 
     ``detector``: a :class:`~.person_detector.PersonDetector` (or None: BlazePose's detector alone).
     Returns (tracks: list[PoseTrack] with >= ``min_frames`` frames, ids from 0 in order of appearance;
-    masks: {frame: (h, w) float32 union person probability} for frames in ``mask_frames``), as
-    :func:`.blazepose.track_people` does.
+    masks: {frame: (h, w) float32 union person probability} for frames in ``mask_frames``).
     """
     cfg = cfg or TrackerConfig(max_people=max_people)
     tracker = Tracker(cfg)
@@ -318,7 +318,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
             if r["presence"] < min_presence:
                 return None
             box = _landmark_box(r["image"], r["visibility"])
-            if proposal is not None and bp.box_iou(box, proposal) < 0.3:
+            if proposal is not None and box_iou(box, proposal) < 0.3:
                 return None  # the landmarks found someone else (or nothing) in the box
             return Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
                                appearance(hsv, r["image"], valid), r)
@@ -362,7 +362,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
         proposals += [(d.score, d.box, d) for d in pose.detect(image)]
         for prop in sorted(proposals, key=lambda p: -p[0]):
             box = prop[1]
-            if any(bp.box_iou(o.box, box) > 0.6 for o in obs):
+            if any(box_iou(o.box, box) > 0.6 for o in obs):
                 continue  # somebody already seen there
             if len(prop) == 3:  # BlazePose detection: its own keypoints give the region
                 o = observe(bp.roi_from_points(prop[2].keypoints[0], prop[2].keypoints[1]), refine=1)
@@ -430,7 +430,7 @@ def _backfill(pose: bp.BlazePose, track: bp.PoseTrack, first: Observation, recen
         box = _landmark_box(r["image"], r["visibility"])
         o = Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
                         appearance(hsv, r["image"]), r)
-        if hist_similarity(hist, o.hist) < cfg.min_app or bp.box_iou(box, prev.box) < cfg.min_iou:
+        if hist_similarity(hist, o.hist) < cfg.min_app or box_iou(box, prev.box) < cfg.min_iou:
             break
         if any(same_person(o, q, cfg.same_iou) for q in others):
             break  # somebody tracked there already: not this person, or this person's older track

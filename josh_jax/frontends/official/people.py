@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from ..blazepose import box_iou
+from ...geometry.boxes import box_iou
 
 SEQ = 16  # VIMO's window
 

@@ -22,7 +22,7 @@ import numpy as np
 from ...body.model import BodyModel
 from ...bundle import pair_fields
 from ..onnx_models import FrontEndError
-from ..pipeline import FrontEndConfig, FrontEndOutput, _bar, _window, clip_keyframes
+from ..pipeline import FrontEndConfig, FrontEndOutput, TrackFit, _bar, _window, clip_keyframes
 from ..video import VideoInfo, iter_frames
 from . import images as im
 from .models import OfficialModels
@@ -30,13 +30,6 @@ from .people import IouTracker, chunks, detections, union_mask, vimo_track
 from .scene import match_pair, pi3x_scene, window_pairs
 
 SEG_SIDE = 640  # long side given to a segmenter with dynamic input size (multiple of 32)
-
-
-class _Fit:
-    """Per-frame SMPL of one track, shaped like the embedded body fit for :func:`_window`."""
-
-    def __init__(self, rotmats, betas, transl):
-        self.rotmats, self.betas, self.transl = rotmats, betas, transl
 
 
 def _seg_size(models: OfficialModels, W: int, H: int) -> tuple[int, int]:
@@ -133,7 +126,7 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     if not keep:
         raise FrontEndError(f"no person track of at least {min_len} consecutive frames was found in "
                             f"{info.path.name} (VIMO needs 16)")
-    fits, frames_of, contacts, tracks_out = {}, {}, {}, {}
+    fits: dict[int, TrackFit] = {}  # per-frame betas (T, B), what the windows sample
     with _bar(len(keep), "VIMO temporal", progress) as bar:
         for tid in sorted(keep):
             fr = np.concatenate(runs[tid])
@@ -149,16 +142,13 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             B = model.num_betas
             betas = np.zeros((len(fr), B), np.float32)
             betas[:, :10] = np.concatenate(bet)
-            fits[tid] = _Fit(np.concatenate(rot), betas, np.concatenate(tr))
-            frames_of[tid], contacts[tid] = fr, con
             row = {f: n for n, f in enumerate(tracker.frames[tid])}
-            tracks_out[tid] = dict(frames=fr, rotmats=fits[tid].rotmats, betas=betas.mean(0),
-                                   transl=fits[tid].transl, contact=con,
-                                   boxes=np.stack([tracker.boxes[tid][row[int(t)]] for t in fr]))
+            fits[tid] = TrackFit(fr, np.concatenate(rot), betas, np.concatenate(tr), con,
+                                 boxes=np.stack([tracker.boxes[tid][row[int(t)]] for t in fr]))
             bar.update(1)
     seconds["vimo_temporal"] = time.perf_counter() - t0
     log(f"[frontends] {len(keep)} person track(s): " + ", ".join(
-        f"#{t} frames {frames_of[t][0]}-{frames_of[t][-1]} ({len(frames_of[t])})" for t in sorted(keep)))
+        f"#{t} frames {fits[t].frames[0]}-{fits[t].frames[-1]} ({len(fits[t].frames)})" for t in sorted(keep)))
 
     # ---- scene: Pi3X per window, MASt3R per keyframe pair (a pair two windows share is matched once)
     t0 = time.perf_counter()
@@ -201,9 +191,8 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             matches.append((a, b, xa[ok], xb[ok], cc[ok]))
         scene = dict(depth=depth, conf=conf, **pair_fields(matches))
         principal = np.array(cfg.principal or [work[0] / 2, work[1] / 2], np.float64)  # --intrinsics
-        out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, frames_of, contacts, model, focal,
-                                   principal, work, info, cfg, hmr_focal=hmr_focal,
-                                   scale_to_original=W0 / resized[0]))
+        out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, model, focal=focal, principal=principal,
+                                   work=work, scale_to_original=W0 / resized[0], hmr_focal=hmr_focal))
     seconds["scene"] = time.perf_counter() - t0
     seconds.update({f"scene_{k}": v for k, v in dt.items()})
     meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
@@ -211,6 +200,8 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
                 static_camera=False, fixed_intrinsics=cfg.fixed_intrinsics,
                 registered=int(len(all_kf)), keyframes=int(len(all_kf)), people=len(keep), frontends="official",
                 hmr_focal=float(hmr_focal))
+    # tracks.npz keeps one shape per track (the mean of VIMO's per-frame betas)
+    tracks_out = {tid: f._replace(betas=f.betas.mean(0)) for tid, f in fits.items()}
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
 
 
