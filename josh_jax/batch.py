@@ -24,7 +24,7 @@ LIST_SUFFIXES = (".txt", ".lst", ".list")
 # fault injection for the tests: the first window task that finds this file missing creates it and
 # ends its worker process (as an OOM kill would); Ray then retries the task on a fresh worker
 CRASH_ONCE_ENV = "JOSH_JAX_BATCH_CRASH_ONCE"
-EXIT_SOME_FAILED = 1
+EXIT_SOME_FAILED = 3  # not 1, which is also Python's exit code after a traceback
 
 
 class BatchError(RuntimeError):
@@ -63,6 +63,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="GPUs a window-solve task asks Ray for (e.g. 0.25 packs four solves on a GPU; default 0)")
     ap.add_argument("--cpus-per-task", type=positive_float, default=1.0, metavar="N",
                     help="CPUs each task asks Ray for (default 1)")
+    ap.add_argument("--vmap-windows", type=positive_int, default=1, metavar="B",
+                    help="solve up to B windows of one size bucket (from any videos) in one vmapped task; "
+                    "1 (default) = a task per window, the faster choice on CPU (docs/batch.md); try 8 on a GPU")
     ap.add_argument("--max-retries", type=nonnegative_int, default=2,
                     help="times a task whose worker died is retried (default 2)")
     ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills")
@@ -169,17 +172,22 @@ def _worker_setup(argv: list[str]):
 def _guard(fn, argv: list[str], *rest) -> dict:
     """``fn(args, *rest)`` with the demo's expected failures turned into ``{"error": line}`` (such a task
     is reported, not retried); anything else raises (and is reported by the driver as one line)."""
+    import resource
+
     from .cli_checks import error_line
 
     args = _worker_setup(argv)
     try:
-        return fn(args, *rest)
+        res = fn(args, *rest)
     except _expected_errors() as exc:
-        return {"error": error_line(exc, args.out)}
+        res = {"error": error_line(exc, args.out)}
+    res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's, so far
+    return res
 
 
-def stage_prepare(args) -> dict:
-    """decode/check and front ends of one video; the windows still to solve and their size buckets."""
+def stage_prepare(args, buckets: bool = False) -> dict:
+    """decode/check and front ends of one video; the windows still to solve (and, with ``buckets``,
+    each one's :func:`josh_jax.demo.window_bucket`, for grouping them into vmapped solves)."""
     from . import demo
 
     seconds: dict[str, float] = {}
@@ -187,8 +195,11 @@ def stage_prepare(args) -> dict:
     p = demo.prepare(args)
     seconds["decode_check"] = time.perf_counter() - t
     p, _, windows = demo.front_ends(p, seconds)
-    return {"windows": len(windows), "todo": [i for i in range(len(windows)) if not demo.window_done(p, i)],
-            "frames": int(p.info.num_frames), "seconds": seconds}
+    todo = [i for i in range(len(windows)) if not demo.window_done(p, i)]
+    out = {"windows": len(windows), "todo": todo, "frames": int(p.info.num_frames), "seconds": seconds}
+    if buckets:
+        out["buckets"] = {str(i): demo.window_bucket(p, windows, i) for i in todo}
+    return out
 
 
 def stage_window(args, i: int, crash_marker: str | None = None) -> dict:
@@ -214,8 +225,44 @@ def stage_finish(args, seconds: dict) -> dict:
     return {"summary": demo.finish(p, meta, windows, seconds)}
 
 
-def _run_prepare(argv):
-    return _guard(stage_prepare, argv)
+def _run_prepare(argv, buckets=False):
+    return _guard(stage_prepare, argv, buckets)
+
+
+def _run_group(members: list, crash_marker: str | None = None) -> dict:
+    """Windows of several videos (``members``: (demo argv, window index)) in one vmapped solve
+    (:func:`josh_jax.demo.solve_windows_vmapped`); one result (or one-line error) per member. When the
+    group cannot be solved together (a window refused), its windows are solved one by one."""
+    import resource
+
+    from . import demo
+    from .cli_checks import error_line
+
+    errors = _expected_errors()
+    results: list = [None] * len(members)
+    items = []
+    for m, (argv, i) in enumerate(members):
+        args = _worker_setup(argv)
+        try:
+            p = demo.prepare(args, attach=True)
+            p, _, windows = demo.front_ends(p)
+            items.append((m, args, p, windows, i))
+        except errors as exc:
+            results[m] = {"error": error_line(exc, args.out)}
+    if crash_marker and not Path(crash_marker).exists():
+        Path(crash_marker).write_text(f"worker {os.getpid()} exited on purpose in a group of {len(members)}\n")
+        os._exit(1)
+    try:
+        infos = demo.solve_windows_vmapped([(p, w, i) for _, _, p, w, i in items])
+        for (m, _, _, _, i), info in zip(items, infos):
+            results[m] = {"window": i, "final_loss": info["final_loss"]}
+    except (*errors, ValueError):
+        for m, args, p, w, i in items:
+            try:
+                results[m] = {"window": i, "final_loss": demo.solve_window(p, w, i)["final_loss"]}
+            except errors as exc:
+                results[m] = {"error": error_line(exc, args.out)}
+    return {"members": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _run_window(argv, i, crash_marker):
@@ -229,8 +276,13 @@ def _run_finish(argv, seconds):
 # ------------------------------------------------------------------ the driver
 
 
-def _import_ray():
+def _import_ray(address: str | None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports over the network
+    # a cluster started by `ray start` uses token authentication by default (Ray 2.60) and keeps its token
+    # in ~/.ray/auth_token; a driver sends it only in token mode, read when ray is imported
+    if address and "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN")
+                                                           or (Path.home() / ".ray" / "auth_token").is_file()):
+        os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
     except ImportError:
@@ -250,14 +302,16 @@ def _start_ray(ray, args) -> bool:
             raise BatchError(f"cannot join the Ray cluster at {args.address}: {' '.join(str(exc).split())[:300]}; "
                              "start one with `ray start --head` or leave out --address") from None
         return True
-    ray.init(num_cpus=args.num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
+    # address="local": a new Ray of our own even when a `ray start` cluster runs on this machine
+    ray.init(address="local", num_cpus=args.num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
              object_store_memory=256 * 2**20, **kw)
     return True
 
 
 def _row(name: str, video: Path, out: Path) -> dict:
     return {"name": name, "video": str(video), "out": str(out), "status": "pending", "error": "",
-            "frames": None, "people": None, "windows": None, "final_loss": [], "seconds": {}}
+            "frames": None, "people": None, "windows": None, "final_loss": [], "seconds": {},
+            "peak_rss_mb": None}
 
 
 def _fill_from_summary(row: dict, s: dict) -> None:
@@ -272,7 +326,7 @@ def _fill_from_summary(row: dict, s: dict) -> None:
 
 CSV_FIELDS = ("name", "status", "error", "frames", "people", "windows", "final_loss", "seconds_decode_check",
               "seconds_frontends", "seconds_solve", "seconds_join", "seconds_export", "seconds_overlay",
-              "seconds_total", "video", "out")
+              "seconds_total", "peak_rss_mb", "video", "out")
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -299,6 +353,7 @@ def write_summaries(out: Path, rows: list[dict], meta: dict) -> None:
     w.writeheader()
     for r in rows:
         flat = {k: r.get(k) for k in CSV_FIELDS if not k.startswith("seconds_")}
+        flat["peak_rss_mb"] = "" if r.get("peak_rss_mb") is None else f"{r['peak_rss_mb']:.0f}"
         flat["final_loss"] = ";".join(f"{x:.6g}" for x in r.get("final_loss") or [] if x is not None)
         for k in CSV_FIELDS:
             if k.startswith("seconds_"):
@@ -342,7 +397,7 @@ def run_batch(args) -> tuple[list[dict], int]:
         write_summaries(out, rows, meta)
         return rows, 0
 
-    ray = _import_ray()
+    ray = _import_ray(args.address)
     started = _start_ray(ray, args)
     try:
         cpus = ray.cluster_resources().get("CPU", 0)
@@ -352,53 +407,92 @@ def run_batch(args) -> tuple[list[dict], int]:
         win_t = ray.remote(_run_window).options(**opts, num_gpus=args.gpus_per_solve or 0)
         fin_t = ray.remote(_run_finish).options(**opts)
         crash = os.environ.get(CRASH_ONCE_ENV) or None
-        pending: dict = {}  # ref -> (row index, stage, argv, extra)
+        grp_t = ray.remote(_run_group).options(**opts, num_gpus=args.gpus_per_solve or 0)
+        group = args.vmap_windows
+        pending: dict = {}  # ref -> (video index, stage, members of a group)
+        pools: dict[str, list] = {}  # bucket -> [(video index, window)] waiting for a vmapped group
         state: dict[int, dict] = {}
         for k, (r, argv) in enumerate(todo):
-            pending[prep_t.remote(argv)] = (k, "prepare")
+            pending[prep_t.remote(argv, group > 1)] = (k, "prepare", None)
             state[k] = {"row": r, "argv": argv, "left": set(), "t": time.perf_counter(), "seconds": {}}
         bar_v = tqdm(total=len(todo), desc="videos", unit="video", position=0, file=sys.stderr)
         bar_w = tqdm(total=0, desc="windows", unit="window", position=1, file=sys.stderr)
+
+        def submit_windows(members: list) -> None:
+            if len(members) == 1:
+                k, i = members[0]
+                pending[win_t.remote(state[k]["argv"], i, crash)] = (k, "window", None)
+            else:
+                pending[grp_t.remote([(state[k]["argv"], i) for k, i in members], crash)] = (-1, "group", members)
+
+        def flush(all_: bool) -> None:
+            for key in list(pools):
+                while len(pools[key]) >= group or (all_ and pools[key]):
+                    submit_windows(pools[key][:group])
+                    pools[key] = pools[key][group:]
+                if not pools[key]:
+                    del pools[key]
+
+        def handle(k: int, stage: str, res: dict) -> None:
+            st, r = state[k], state[k]["row"]
+            if r["status"] == "failed":
+                return
+            r["peak_rss_mb"] = max(r.get("peak_rss_mb") or 0.0, res.get("peak_rss_mb", 0.0))
+            if "error" in res:
+                r.update(status="failed", error=res["error"])
+                _log(f"{r['name']}: {res['error']}")
+                for ref2 in [q for q, (k2, _, _) in pending.items() if k2 == k]:
+                    ray.cancel(ref2, force=True)
+                for key in pools:
+                    pools[key] = [m for m in pools[key] if m[0] != k]
+                bar_v.update(1)
+                return
+            if stage == "prepare":
+                st["seconds"] = res["seconds"]
+                r.update(frames=res["frames"], windows=res["windows"])
+                bar_w.total += res["windows"]
+                bar_w.update(res["windows"] - len(res["todo"]))
+                st["t_solve"] = time.perf_counter()
+                st["left"] = set(res["todo"])
+                for i in res["todo"]:
+                    if group > 1:
+                        pools.setdefault(res["buckets"][str(i)], []).append((k, i))
+                    else:
+                        submit_windows([(k, i)])
+            elif stage == "window":
+                st["left"].discard(res["window"])
+                bar_w.update(1)
+            elif stage == "finish":
+                r["status"] = "done"
+                _fill_from_summary(r, res["summary"])
+                r["seconds"]["wall"] = time.perf_counter() - st["t"]
+                bar_v.update(1)
+            if stage in ("prepare", "window") and not st["left"] and "finish" not in st:
+                st["finish"] = True
+                st["seconds"]["solve"] = time.perf_counter() - st["t_solve"]
+                pending[fin_t.remote(st["argv"], st["seconds"])] = (k, "finish", None)
+
         try:
-            while pending:
+            while pending or pools:
+                if pools and not any(stage == "prepare" for _, stage, _ in pending.values()):
+                    flush(True)  # every video is prepared: partial groups go too
+                if not pending:
+                    continue
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.5)
                 for ref in ready:
-                    k, stage = pending.pop(ref)
-                    st, r = state[k], state[k]["row"]
+                    k, stage, members = pending.pop(ref)
                     try:
                         res = ray.get(ref)
                     except Exception as exc:  # the task raised, or its worker died more than --max-retries times
                         res = {"error": _ray_error_line(exc, stage, args.max_retries)}
-                    if r["status"] == "failed":
-                        continue
-                    if "error" in res:
-                        r.update(status="failed", error=res["error"])
-                        _log(f"{r['name']}: {res['error']}")
-                        for ref2 in [q for q, (k2, _) in pending.items() if k2 == k]:
-                            ray.cancel(ref2, force=True)
-                        bar_v.update(1)
-                        continue
-                    if stage == "prepare":
-                        st["seconds"] = res["seconds"]
-                        r.update(frames=res["frames"], windows=res["windows"])
-                        bar_w.total += res["windows"]
-                        bar_w.update(res["windows"] - len(res["todo"]))
-                        st["t_solve"] = time.perf_counter()
-                        st["left"] = set(res["todo"])
-                        for i in res["todo"]:
-                            pending[win_t.remote(st["argv"], i, crash)] = (k, "window")
-                    elif stage == "window":
-                        st["left"].discard(res["window"])
-                        bar_w.update(1)
-                    elif stage == "finish":
-                        r["status"] = "done"
-                        _fill_from_summary(r, res["summary"])
-                        r["seconds"]["wall"] = time.perf_counter() - st["t"]
-                        bar_v.update(1)
-                    if stage in ("prepare", "window") and not st["left"] and "finish" not in st:
-                        st["finish"] = True
-                        st["seconds"]["solve"] = time.perf_counter() - st["t_solve"]
-                        pending[fin_t.remote(st["argv"], st["seconds"])] = (k, "finish")
+                    if stage == "group":
+                        for m, (k2, i) in enumerate(members):
+                            one = res["members"][m] if "members" in res else res
+                            handle(k2, "window", {**one, "peak_rss_mb": res.get("peak_rss_mb", 0.0)})
+                    else:
+                        handle(k, stage, res)
+                if group > 1:
+                    flush(False)
         except KeyboardInterrupt:
             for ref in pending:
                 ray.cancel(ref, force=True)

@@ -116,26 +116,23 @@ def _check_window(w, problem, cfg, where: str) -> None:
         _log(f"warning: {line}")
 
 
-def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
-    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
-    ``label`` (e.g. "window 1/2") names the progress bars."""
-    import jax
+def window_problem(w, model, cfg, label: str = ""):
+    """The padded problem of one window, refused when it would solve to nothing meaningful."""
+    from .problem import build_problem
 
-    from .problem import build_problem, entry_counts, problem_sizes
-    from .results import build_results, save_npz
-    from .solve import front_ends_only, solve
-
-    t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
     _check_window(w, problem, cfg, label or "window")
-    # one compiled program for both solves: the progress rate and labels are data
-    scfg = dataclasses.replace(cfg.solve, progress_every=25)
-    _compile_notice(problem, scfg)
-    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
-    t1 = time.perf_counter()
-    base_problem, base_w = front_ends_only(problem, cfg.weights)
-    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
-    t2 = time.perf_counter()
+    return problem
+
+
+def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float,
+                seconds_base: float) -> dict:
+    """Write one solved window (``_init.npz``, ``_loss.npz``, ``.json``, then ``_results.npz``, whose
+    presence marks it finished); returns its info. ``res`` / ``base``: the joint and the
+    front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked)."""
+    from .problem import entry_counts, problem_sizes
+    from .results import build_results, save_npz
+
     for name, it in res.nan_stages():
         _log(f"warning: non-finite loss at {name} iteration {it} of frames "
              f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
@@ -146,11 +143,83 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
             "tracks": int(w.num_tracks), "sizes": problem_sizes(problem)._asdict(), **entry_counts(problem),
             "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
-            "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
+            "seconds_joint": seconds_joint, "seconds_front_ends_only": seconds_base}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
     build_results(res.params, problem, w, model).save(out_prefix.with_name(out_prefix.name + "_results.npz"))
     return info
+
+
+def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
+    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
+    ``label`` (e.g. "window 1/2") names the progress bars."""
+    import jax
+
+    from .solve import front_ends_only, solve
+
+    t0 = time.perf_counter()
+    problem = window_problem(w, model, cfg, label)
+    # one compiled program for both solves: the progress rate and labels are data
+    scfg = dataclasses.replace(cfg.solve, progress_every=25)
+    _compile_notice(problem, scfg)
+    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
+    t1 = time.perf_counter()
+    base_problem, base_w = front_ends_only(problem, cfg.weights)
+    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
+    t2 = time.perf_counter()
+    return save_window(w, model, problem, res, base_problem, base, out_prefix, t1 - t0, t2 - t1)
+
+
+def solve_windows_vmapped(items: list) -> list[dict]:
+    """Stage 3 for several windows at once (of one or several videos): one vmapped
+    :func:`josh_jax.solve.solve_batch` for the joint solves and one for the baselines.
+
+    ``items``: (prepared, windows, i) triples whose problems share a size bucket, a body model,
+    loss weights and solver settings (:func:`window_bucket` equal); returns their infos in order.
+    Finished windows are not re-solved. Agrees with :func:`solve_window` to float tolerance."""
+    import jax
+
+    from .solve import front_ends_only, solve_batch, stack_problems
+
+    out: list = [None] * len(items)
+    todo = []
+    for j, (p, windows, i) in enumerate(items):
+        if window_done(p, i):
+            out[j] = json.loads(window_prefix(p, i).with_suffix(".json").read_text())
+        else:
+            todo.append((j, p, windows, i))
+    if not todo:
+        return out
+    p0 = todo[0][1]
+    cfg = p0.cfg
+    for _, p, _, _ in todo[1:]:
+        if (p.cfg.solve, p.cfg.weights, p.model.name) != (cfg.solve, cfg.weights, p0.model.name):
+            raise ValueError("solve_windows_vmapped: the windows need the same solver settings, weights and body model")
+    t0 = time.perf_counter()
+    problems = [window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo]
+    scfg = dataclasses.replace(cfg.solve, progress_every=0)
+    _log(f"solving {len(todo)} window(s) together (vmap) ...")
+    res = jax.block_until_ready(solve_batch(stack_problems(problems), cfg.weights, scfg))
+    t1 = time.perf_counter()
+    bases = [front_ends_only(pr, cfg.weights) for pr in problems]
+    base = jax.block_until_ready(solve_batch(stack_problems([b for b, _ in bases]), bases[0][1], scfg))
+    t2 = time.perf_counter()
+    n = len(todo)
+    for k, (j, p, windows, i) in enumerate(todo):
+        pick = lambda tree: jax.tree_util.tree_map(lambda x: x[k], tree)
+        out[j] = save_window(windows[i], p.model, problems[k], pick(res), bases[k][0], pick(base),
+                             window_prefix(p, i), (t1 - t0) / n, (t2 - t1) / n)
+    return out
+
+
+def window_bucket(p: Prepared, windows: list, i: int) -> str:
+    """A key equal for windows that :func:`solve_windows_vmapped` can solve together: the problem's
+    bucket sizes, the solver settings, the weights and the body model."""
+    from .problem import build_problem, problem_sizes
+
+    sizes = problem_sizes(build_problem(windows[i], p.model, p.cfg.problem))
+    return json.dumps([sizes._asdict(), dataclasses.asdict(p.cfg.solve), list(map(float, p.cfg.weights)),
+                       p.model.name], sort_keys=True, default=str)
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
