@@ -15,6 +15,7 @@ import csv
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -384,12 +385,15 @@ def run_batch(args) -> tuple[list[dict], int]:
     todo = []
     for r, v in zip(rows, videos):
         o = Path(r["out"])
-        if (o / "summary.json").is_file() and not o.with_name(o.name + ".work").exists():
-            r["status"] = "skipped"  # finished by an earlier run
+        if (o / "summary.json").is_file():  # finished by an earlier run (DIR/<name>/ is moved in whole)
+            r["status"] = "skipped"
             _fill_from_summary(r, json.loads((o / "summary.json").read_text()))
+            work = o.with_name(o.name + ".work")
+            if (work / "fingerprint.json").is_file():  # left by a run killed between the move and the cleanup
+                shutil.rmtree(work, ignore_errors=True)
         else:
             todo.append((r, demo_argv(v, o, args)))
-    meta = {"command": "python -m josh_jax.batch " + " ".join(sys.argv[1:]) if sys.argv else "",
+    meta = {"command": "python -m josh_jax.batch " + " ".join(getattr(args, "argv", None) or sys.argv[1:]),
             "address": args.address or "embedded local Ray"}
     if not todo:
         _log(f"all {len(rows)} video(s) already finished in {out}; nothing to do")
@@ -548,6 +552,7 @@ def main(argv=None) -> int:
     from .cli_checks import EXIT_BAD_INPUT, error_line
 
     args = _parser().parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         rows, code = run_batch(args)
     except (BatchError, OutputError, OSError) as exc:

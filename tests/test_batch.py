@@ -313,3 +313,27 @@ def test_vmapped_windows_agree_with_one_by_one(tmp_path):
     assert out["again_equal"]
     for k, v in out["diffs"].items():
         assert v < (5e-3 if k.endswith("loss") else 2e-3), (k, v)  # metres; relative for the loss (float order)
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_only_complete_outputs(clips, tmp_path):
+    """SIGINT to the driver mid-run (embedded Ray): exit 130, rows 'interrupted', no partial output folder."""
+    out = tmp_path / "out"
+    p = subprocess.Popen([sys.executable, "-m", "josh_jax.batch", str(clips / f"{CLIPS[0]}.mp4"), "--out", str(out),
+                          "--num-cpus", "1"] + FAST, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    try:
+        for line in p.stderr:  # wait until the tasks run
+            if "video(s) to run" in line:
+                break
+        time.sleep(3)
+        p.send_signal(signal.SIGINT)
+        rest = p.communicate(timeout=120)[1]
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 130, rest
+    assert "interrupted" in rest and "resume" in rest
+    rows = json.loads((out / "batch_summary.json").read_text())["videos"]
+    assert [r["status"] for r in rows] == ["interrupted"]
+    assert not (out / CLIPS[0]).exists()  # only complete per-video outputs
+    assert not [q for q in out.iterdir() if "josh-tmp" in q.name]
