@@ -116,26 +116,23 @@ def _check_window(w, problem, cfg, where: str) -> None:
         _log(f"warning: {line}")
 
 
-def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
-    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
-    ``label`` (e.g. "window 1/2") names the progress bars."""
-    import jax
+def window_problem(w, model, cfg, label: str = ""):
+    """The padded problem of one window, refused when it would solve to nothing meaningful."""
+    from .problem import build_problem
 
-    from .problem import build_problem, entry_counts, problem_sizes
-    from .results import build_results, save_npz
-    from .solve import front_ends_only, solve
-
-    t0 = time.perf_counter()
     problem = build_problem(w, model, cfg.problem)
     _check_window(w, problem, cfg, label or "window")
-    # one compiled program for both solves: the progress rate and labels are data
-    scfg = dataclasses.replace(cfg.solve, progress_every=25)
-    _compile_notice(problem, scfg)
-    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
-    t1 = time.perf_counter()
-    base_problem, base_w = front_ends_only(problem, cfg.weights)
-    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
-    t2 = time.perf_counter()
+    return problem
+
+
+def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float,
+                seconds_base: float) -> dict:
+    """Write one solved window (``_init.npz``, ``_loss.npz``, ``.json``, then ``_results.npz``, whose
+    presence marks it finished); returns its info. ``res`` / ``base``: the joint and the
+    front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked)."""
+    from .problem import entry_counts, problem_sizes
+    from .results import build_results, save_npz
+
     for name, it in res.nan_stages():
         _log(f"warning: non-finite loss at {name} iteration {it} of frames "
              f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
@@ -146,11 +143,83 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
             "tracks": int(w.num_tracks), "sizes": problem_sizes(problem)._asdict(), **entry_counts(problem),
             "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
-            "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
+            "seconds_joint": seconds_joint, "seconds_front_ends_only": seconds_base}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
     build_results(res.params, problem, w, model).save(out_prefix.with_name(out_prefix.name + "_results.npz"))
     return info
+
+
+def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
+    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
+    ``label`` (e.g. "window 1/2") names the progress bars."""
+    import jax
+
+    from .solve import front_ends_only, solve
+
+    t0 = time.perf_counter()
+    problem = window_problem(w, model, cfg, label)
+    # one compiled program for both solves: the progress rate and labels are data
+    scfg = dataclasses.replace(cfg.solve, progress_every=25)
+    _compile_notice(problem, scfg)
+    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
+    t1 = time.perf_counter()
+    base_problem, base_w = front_ends_only(problem, cfg.weights)
+    base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
+    t2 = time.perf_counter()
+    return save_window(w, model, problem, res, base_problem, base, out_prefix, t1 - t0, t2 - t1)
+
+
+def solve_windows_vmapped(items: list) -> list[dict]:
+    """Stage 3 for several windows at once (of one or several videos): one vmapped
+    :func:`josh_jax.solve.solve_batch` for the joint solves and one for the baselines.
+
+    ``items``: (prepared, windows, i) triples whose problems share a size bucket, a body model,
+    loss weights and solver settings (:func:`window_bucket` equal); returns their infos in order.
+    Finished windows are not re-solved. Agrees with :func:`solve_window` to float tolerance."""
+    import jax
+
+    from .solve import front_ends_only, solve_batch, stack_problems
+
+    out: list = [None] * len(items)
+    todo = []
+    for j, (p, windows, i) in enumerate(items):
+        if window_done(p, i):
+            out[j] = json.loads(window_prefix(p, i).with_suffix(".json").read_text())
+        else:
+            todo.append((j, p, windows, i))
+    if not todo:
+        return out
+    p0 = todo[0][1]
+    cfg = p0.cfg
+    for _, p, _, _ in todo[1:]:
+        if (p.cfg.solve, p.cfg.weights, p.model.name) != (cfg.solve, cfg.weights, p0.model.name):
+            raise ValueError("solve_windows_vmapped: the windows need the same solver settings, weights and body model")
+    t0 = time.perf_counter()
+    problems = [window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo]
+    scfg = dataclasses.replace(cfg.solve, progress_every=0)
+    _log(f"solving {len(todo)} window(s) together (vmap) ...")
+    res = jax.block_until_ready(solve_batch(stack_problems(problems), cfg.weights, scfg))
+    t1 = time.perf_counter()
+    bases = [front_ends_only(pr, cfg.weights) for pr in problems]
+    base = jax.block_until_ready(solve_batch(stack_problems([b for b, _ in bases]), bases[0][1], scfg))
+    t2 = time.perf_counter()
+    n = len(todo)
+    for k, (j, p, windows, i) in enumerate(todo):
+        pick = lambda tree: jax.tree_util.tree_map(lambda x: x[k], tree)
+        out[j] = save_window(windows[i], p.model, problems[k], pick(res), bases[k][0], pick(base),
+                             window_prefix(p, i), (t1 - t0) / n, (t2 - t1) / n)
+    return out
+
+
+def window_bucket(p: Prepared, windows: list, i: int) -> str:
+    """A key equal for windows that :func:`solve_windows_vmapped` can solve together: the problem's
+    bucket sizes, the solver settings, the weights and the body model."""
+    from .problem import build_problem, problem_sizes
+
+    sizes = problem_sizes(build_problem(windows[i], p.model, p.cfg.problem))
+    return json.dumps([sizes._asdict(), dataclasses.asdict(p.cfg.solve), list(map(float, p.cfg.weights)),
+                       p.model.name], sort_keys=True, default=str)
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
@@ -209,26 +278,43 @@ def _example_check(res, gt_path: Path) -> dict:
             "camera_error_mean_m": float(np.linalg.norm(c - cg, axis=1).mean())}
 
 
-def run(args) -> dict:
+@dataclasses.dataclass(frozen=True)
+class Prepared:
+    """What every stage of one video's run needs (see :func:`prepare`): the parsed demo arguments, the
+    checked config, the probed video, the body model and the ``OUT.work`` folder."""
+
+    args: argparse.Namespace
+    cfg: object          # josh_jax.config.DemoConfig
+    info: object         # josh_jax.frontends.VideoInfo
+    model: object        # josh_jax.body.BodyModel
+    video: Path
+    work: Path
+
+    @property
+    def bundle_dir(self) -> Path:
+        return self.work / "bundle"
+
+    @property
+    def solved(self) -> Path:
+        return self.work / "solved"
+
+
+def prepare(args, attach: bool = False) -> Prepared:
+    """Stage 1 (decode/check): config, input and output checks, body model, and the work folder.
+
+    ``attach=False`` (the demo, or the first stage of a batch video) creates ``OUT.work`` or resumes
+    a matching one; ``attach=True`` (later stages of a batch video, possibly in another process)
+    only opens the work folder that an earlier ``prepare`` made, which must have the same fingerprint.
+    ``args``: the demo's parsed arguments (:func:`parse_args`)."""
     from . import body as jbody
     from . import config as jconfig
-    from .bundle import load as load_bundle, save as save_bundle
-    from .frontends import load_tracks, run_frontends, save_tracks
-    from .frontends.official import require_models, run_official
-    from .atomic import atomic_folder
-    from .join import join_windows
-    from .results import Results
+    from .frontends.official import require_models
 
-    t_all = time.perf_counter()
-    seconds: dict[str, float] = {}
     video = args.video or EXAMPLE_CLIP
-    out: Path = args.out
     cfg = jconfig.load(args.config, args.overrides)
     if args.frontends == "official":
         require_models(args.models)  # a cheap check before the video is decoded
-    t = time.perf_counter()
     info = _check_inputs_and_output(args, video)
-    seconds["decode_check"] = time.perf_counter() - t
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
         flags["static_camera"] = True
@@ -252,20 +338,40 @@ def run(args) -> dict:
         except ImportError:
             raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
     model = jbody.load(args.body_model)
-    _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
-         f"body model {model.name}")
+    if not attach:
+        _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
+             f"body model {model.name}")
     from .intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
 
-    cfg = apply_to_config(cfg, args.intrinsics, info, args.frontends, args.free_intrinsics, _log)
+    cfg = apply_to_config(cfg, args.intrinsics, info, args.frontends, args.free_intrinsics,
+                          _log if not attach else (lambda m: None))
+    fp = _fingerprint(info.path, args, cfg)
+    if attach:
+        work = args.out.with_name(args.out.name + ".work")
+        fp_path = work / "fingerprint.json"
+        if not fp_path.is_file() or fp_path.read_text() != json.dumps(fp, sort_keys=True, default=str):
+            raise DemoError(f"{work} is missing or belongs to another run; run the same command again")
+    else:
+        work = _prepare_work(args.out, fp, args.fresh)
+    return Prepared(args=args, cfg=cfg, info=info, model=model, video=video, work=work)
 
-    work = _prepare_work(out, _fingerprint(info.path, args, cfg), args.fresh)
-    bundle_dir, solved = work / "bundle", work / "solved"
 
-    # ---- front ends (kept in the work folder: a resumed run skips them)
+def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict, list]:
+    """Stage 2: the front ends, kept in the work folder (a resumed run skips them).
+
+    Returns (prepared with the camera-dependent solve settings, bundle metadata, windows);
+    ``seconds`` gets ``frontends_<stage>`` entries."""
+    from .bundle import load as load_bundle
+    from .bundle import save as save_bundle
+    from .frontends import run_frontends, save_tracks
+    from .frontends.official import run_official
+
+    args, cfg, bundle_dir = p.args, p.cfg, p.bundle_dir
+    seconds = {} if seconds is None else seconds
     if not (bundle_dir / "bundle.json").is_file():
         run = run_frontends if args.frontends == "default" else run_official
         t = time.perf_counter()
-        fo = run(info, model, cfg.frontends, log=_log)
+        fo = run(p.info, p.model, cfg.frontends, log=_log)
         _log(f"front ends: done in {time.perf_counter() - t:.1f} s ("
              + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items()) + ")")
         save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model),
@@ -275,7 +381,7 @@ def run(args) -> dict:
     else:
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
-    meta, windows = load_bundle(bundle_dir, model.num_vertices)
+    meta, windows = load_bundle(bundle_dir, p.model.num_vertices)
     if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):
         # the cameras are known (identical, or rotations and focals fitted to the background) and the
         # ground plane came from the metric bodies: hold the scene (poses, depth sizes, focal) and fit
@@ -283,23 +389,45 @@ def run(args) -> dict:
         # of exact identity matches
         cfg = dataclasses.replace(cfg, solve=dataclasses.replace(cfg.solve, optimize_cameras=False,
                                                                  optimize_focal=False))
+    return dataclasses.replace(p, cfg=cfg), meta, windows
 
-    # ---- solve each window (finished ones are skipped)
-    t = time.perf_counter()
-    infos = []
-    for i, w in enumerate(windows):
-        prefix = solved / f"window_{i:03d}"
-        if (solved / f"window_{i:03d}_results.npz").is_file():
-            infos.append(json.loads(prefix.with_suffix(".json").read_text()))
-            continue
-        _log(f"window {i + 1}/{len(windows)}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
-             f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only")
-        tw = time.perf_counter()
-        infos.append(_solve_window(w, model, cfg, prefix, label=f"window {i + 1}/{len(windows)}"))
-        _log(f"window {i + 1}/{len(windows)}: done in {time.perf_counter() - tw:.1f} s")
-    seconds["solve"] = time.perf_counter() - t
 
-    # ---- join, export (into a temp folder moved into place at the end)
+def window_prefix(p: Prepared, i: int) -> Path:
+    """``OUT.work/solved/window_<i>``: the prefix of window i's files; ``_results.npz`` marks it finished."""
+    return p.solved / f"window_{i:03d}"
+
+
+def window_done(p: Prepared, i: int) -> bool:
+    return window_prefix(p, i).with_name(f"window_{i:03d}_results.npz").is_file()
+
+
+def solve_window(p: Prepared, windows: list, i: int) -> dict:
+    """Stage 3, once per window: the joint and the front-ends-only solve of window i (skipped when
+    finished); returns the window's info (also saved as ``window_<i>.json``)."""
+    prefix, w, n = window_prefix(p, i), windows[i], len(windows)
+    if window_done(p, i):
+        return json.loads(prefix.with_suffix(".json").read_text())
+    _log(f"window {i + 1}/{n}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
+         f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only")
+    tw = time.perf_counter()
+    info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}")
+    _log(f"window {i + 1}/{n}: done in {time.perf_counter() - tw:.1f} s")
+    return info
+
+
+def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float | None = None) -> dict:
+    """Stages 4-5: join the solved windows and export every output into ``OUT`` (a temp folder moved
+    into place at the end), then remove the work folder. Returns the summary (also summary.json).
+    ``seconds``: the earlier stages' seconds (``total`` is set here: since ``t_all`` when given, else
+    the sum of the stages)."""
+    from .atomic import atomic_folder
+    from .frontends import load_tracks
+    from .join import join_windows
+    from .results import Results
+
+    args, cfg, model, info, solved, out = p.args, p.cfg, p.model, p.info, p.solved, p.args.out
+    seconds = dict(seconds)
+    infos = [json.loads(window_prefix(p, i).with_suffix(".json").read_text()) for i in range(len(windows))]
     with _Stage(f"joining {len(windows)} window(s)", seconds, "join"):
         res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
         init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
@@ -336,7 +464,7 @@ def run(args) -> dict:
             with _Stage("recording.rrd", seconds, "rerun"):
                 write_rrd(res, model, info, tmp / "recording.rrd")
             outputs.append("recording.rrd")
-        tracks = load_tracks(bundle_dir / "tracks.npz")
+        tracks = load_tracks(p.bundle_dir / "tracks.npz")
         summary = {
             "video": str(info.path), "frames": int(info.num_frames), "start": info.start, "fps": info.fps,
             "people": len(tracks), "windows": len(windows), "body_model": model.name,
@@ -351,14 +479,32 @@ def run(args) -> dict:
             "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
             "outputs": outputs, "config": cfg.to_dict(),
         }
+        video = p.video
         gt = video.with_name(video.stem + "_gt.npz")
         if video == EXAMPLE_CLIP and gt.is_file() and info.start == 0:
             summary["example_clip_check"] = _example_check(res, gt)
-        seconds["total"] = time.perf_counter() - t_all
+        seconds["total"] = (time.perf_counter() - t_all if t_all is not None
+                            else sum(v for k, v in seconds.items() if k != "total"))
         summary["seconds"] = seconds
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(p.work, ignore_errors=True)
     return summary
+
+
+def run(args) -> dict:
+    """The whole demo in this process: :func:`prepare`, :func:`front_ends`, :func:`solve_window` for
+    each window, :func:`finish` (``python -m josh_jax.batch`` runs the same stages as Ray tasks)."""
+    t_all = time.perf_counter()
+    seconds: dict[str, float] = {}
+    t = time.perf_counter()
+    p = prepare(args)
+    seconds["decode_check"] = time.perf_counter() - t
+    p, meta, windows = front_ends(p, seconds)
+    t = time.perf_counter()
+    for i in range(len(windows)):
+        solve_window(p, windows, i)
+    seconds["solve"] = time.perf_counter() - t
+    return finish(p, meta, windows, seconds, t_all)
 
 
 def _print_summary(s: dict, out: Path) -> None:
