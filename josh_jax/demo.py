@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
     ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
+    ap.add_argument("--objective", choices=("josh", "josh+"), default=None,
+                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
     add_frontend_args(ap)
     return ap
 
@@ -121,17 +123,19 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     ``label`` (e.g. "window 1/2") names the progress bars."""
     import jax
 
+    from .objective import finish_results, loss_weights, problem_config
     from .problem import build_problem, entry_counts, problem_sizes
     from .results import build_results, save_npz
     from .solve import front_ends_only, solve
 
     t0 = time.perf_counter()
-    problem = build_problem(w, model, cfg.problem)
+    problem = build_problem(w, model, problem_config(cfg.problem, cfg.objective))
     _check_window(w, problem, cfg, label or "window")
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     _compile_notice(problem, scfg)
-    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
+    res = jax.block_until_ready(solve(problem, loss_weights(cfg.weights, cfg.objective), scfg,
+                                      label=f"{label} joint".strip()))
     t1 = time.perf_counter()
     base_problem, base_w = front_ends_only(problem, cfg.weights)
     base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
@@ -149,7 +153,8 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
             "seconds_joint": t1 - t0, "seconds_front_ends_only": t2 - t1}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
-    build_results(res.params, problem, w, model).save(out_prefix.with_name(out_prefix.name + "_results.npz"))
+    final = finish_results(build_results(res.params, problem, w, model), w, model, cfg.objective)  # josh+: refine
+    final.save(out_prefix.with_name(out_prefix.name + "_results.npz"))
     return info
 
 
@@ -243,6 +248,8 @@ def run(args) -> dict:
     if args.models:
         flags["models_dir"] = str(args.models)
     cfg = jconfig.check(dataclasses.replace(cfg, frontends=dataclasses.replace(cfg.frontends, **flags)))
+    if args.objective is not None:
+        cfg = jconfig.apply(cfg, {"objective.name": args.objective})
     if args.no_overlay:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overlay=False))
     if args.rerun:
