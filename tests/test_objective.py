@@ -195,3 +195,36 @@ def test_config_and_demo_accept_the_objective():
         jconfig.load(None, ["objective.name=josh2"])
     assert _parser().parse_args(["--objective", "josh+"]).objective == "josh+"
     assert _parser().parse_args([]).objective is None
+
+
+def _solve_cli_both(tmp: str) -> dict:
+    """Solve one tiny bundle with the solve CLI under josh and josh+ (run in a fresh process)."""
+    import json
+    from pathlib import Path
+
+    from josh_jax import bundle as jbundle
+    from josh_jax.solve.__main__ import main
+
+    tmp = Path(tmp)
+    w, _ = make_world(body.load("open"), 0, SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0))
+    jbundle.save(tmp / "b", [w], {"body_model": "open"})
+    out = {}
+    for name in ("josh", "josh+"):
+        rc = main([str(tmp / "b"), "--out", str(tmp / name), "--iters-stage1", "20", "--iters-stage2", "10",
+                   "--no-progress", "--compile-cache", "off", "--objective", name])
+        r = Results.load(tmp / name / "results.npz")
+        out[name] = dict(rc=rc, objective=json.loads((tmp / name / "summary.json").read_text())["objective"],
+                         joints=r.joints_world, cams=r.cam_to_world, jitter=jitter(r.joints_world[0][r.visible[0]]))
+    return out
+
+
+@pytest.mark.slow
+def test_solve_cli_objective(tmp_path):
+    from conftest import run_isolated
+
+    out = run_isolated(_solve_cli_both, str(tmp_path))
+    assert out["josh"]["rc"] == 0 and out["josh+"]["rc"] == 0
+    assert out["josh"]["objective"] == "josh" and out["josh+"]["objective"] == "josh+"
+    # josh+ solves the same window and refines the bodies per frame: same cameras, smoother bodies
+    np.testing.assert_array_equal(out["josh"]["cams"], out["josh+"]["cams"])
+    assert out["josh+"]["jitter"] < 0.5 * out["josh"]["jitter"]
