@@ -69,6 +69,8 @@ def _parser() -> argparse.ArgumentParser:
                     "1 (default) = a task per window, the faster choice on CPU (docs/batch.md); try 8 on a GPU")
     ap.add_argument("--max-retries", type=nonnegative_int, default=2,
                     help="times a task whose worker died is retried (default 2)")
+    ap.add_argument("--objective", choices=("josh", "josh+"), default=None,
+                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
     ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills")
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of interrupted runs")
     ap.add_argument("--verbose", action="store_true", help="forward the workers' logs to this terminal")
@@ -136,6 +138,8 @@ def demo_argv(video: Path, out: Path, args) -> list[str]:
         argv += ["--models", str(args.models)]
     for kv in args.overrides:
         argv += ["--set", kv]
+    if args.objective is not None:
+        argv += ["--objective", args.objective]
     if args.no_overlay:
         argv.append("--no-overlay")
     if args.fresh:

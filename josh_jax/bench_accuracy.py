@@ -1,14 +1,19 @@
-"""``python -m josh_jax.bench_accuracy [--quick] [--out DIR]``: does the joint optimization help?
+"""``python -m josh_jax.bench_accuracy [--quick] [--out DIR]``: does the joint optimization help, and josh+?
 
 For every preset (easy, medium, hard) and seed it builds a synthetic world,
 solves it (1) with the front ends only (scene term alone at the depth model's
 scale, bodies held by the prior at the human front end's values), (2) with the
-full joint objective, and (3) with each human term switched off in turn, then
-evaluates everything against the ground truth with :mod:`josh_jax.metrics`.
+reference objective ``josh``, (3) with ``josh+`` (:mod:`josh_jax.objective`) and
+``josh+`` with each of its switches off in turn (``--ablation plus``, default),
+and/or the reference with each human term switched off in turn (``--ablation
+reference``), then evaluates everything against the ground truth with
+:mod:`josh_jax.metrics`.
 
-Writes ``DIR/accuracy.json``, ``DIR/accuracy.md`` (tables: init vs joint with
-the relative improvement, and the ablation) and plots: ``trajectories_<preset>.png``
-(top-down paths) and ``errors_<preset>.png`` (per-frame root error).
+Writes ``DIR/accuracy.json``, ``DIR/accuracy.md`` (tables: init, josh and josh+
+side by side with the improvement over init, and the ablations) and plots:
+``trajectories_<preset>.png`` (top-down paths), ``errors_<preset>.png``
+(per-frame root error) and ``foot_speed_<preset>.png`` (per-frame foot-marker
+speed of person 0) for the first seed.
 """
 from __future__ import annotations
 
@@ -26,7 +31,9 @@ import numpy as np
 from . import body as jbody
 from .losses import LossWeights
 from .metrics import evaluate, umeyama
-from .problem import build_problem
+from .objective import SWITCHES, ObjectiveConfig, loss_weights, problem_config, refine_config
+from .problem import ProblemConfig, build_problem
+from .refine import RefineConfig, refine_results
 from .results import as_results, build_results
 from .solve import SolveConfig, front_ends_only, solve
 from .synth import PRESETS, make_world
@@ -36,21 +43,62 @@ UNITS = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10m/s^3
 ABLATIONS = ("scale", "static", "smooth", "prior")
 
 
-def run_world(model, preset: str, seed: int, cfg: SolveConfig, ablations=ABLATIONS):
+def run_world(model, preset: str, seed: int, cfg: SolveConfig, ablations=ABLATIONS, plus: bool = True,
+              plus_ablation: bool = True, timings: dict | None = None):
+    """Solve one world with every variant; returns (metrics per variant, entry counts, Results per
+    variant, ground truth). ``timings`` (a dict) collects seconds of the josh+ extra work per world."""
     window, gt = make_world(model, seed, PRESETS[preset])
     problem = build_problem(window, model)
-    variants = {"init": front_ends_only(problem), "joint": (problem, LossWeights())}
+    variants = {"init": front_ends_only(problem), "josh": (problem, LossWeights())}
     for term in ablations:
         variants[f"no_{term}"] = (problem, LossWeights()._replace(**{term: 0.0}))
-    out, results = {}, {}
+    out, results, solved = {}, {}, {}
     for name, (pr, w) in variants.items():
         res = solve(pr, w, cfg)
-        r = build_results(res.params, pr, window, model)
-        results[name] = r
-        out[name] = evaluate(r, gt, PRESETS[preset].fps)
+        solved[name] = res.params
+        results[name] = build_results(res.params, pr, window, model)
     info = {"contact_scale_entries": int((problem.human.scale_w > 0).sum()),
             "static_entries": int((problem.human.static_w > 0).sum()), "people": window.num_tracks,
             "keyframes": window.num_keyframes}
+    if plus:
+        obj = ObjectiveConfig(name="josh+")
+        windowed = {}  # problem settings -> per-frame Results of the window solve (josh's when unchanged)
+
+        def plus_variant(o: ObjectiveConfig, rc=None):
+            pcfg, w = problem_config(ProblemConfig(), o), loss_weights(LossWeights(), o)
+            key = (pcfg, tuple(w))
+            if key not in windowed:
+                if pcfg == ProblemConfig() and w == LossWeights():
+                    windowed[key] = results["josh"]
+                else:
+                    pp = build_problem(window, model, pcfg)
+                    t = time.perf_counter()
+                    res = jax.block_until_ready(solve(pp, w, cfg))
+                    if timings is not None:
+                        timings.setdefault("extra_window_solve", []).append(time.perf_counter() - t)
+                    info[f"static_entries_{pcfg.static_entries}"] = int((pp.human.static_w > 0).sum())
+                    windowed[key] = build_results(res.params, pp, window, model)
+            r = windowed[key]
+            rc = rc or refine_config(o)
+            if rc is None:
+                return r
+            t = time.perf_counter()
+            out, rinfo = refine_results(r, window, model, rc)
+            if timings is not None:
+                timings.setdefault("refine", []).append(time.perf_counter() - t)
+            info["stance_entries"] = rinfo["entries"]
+            return out
+
+        results["josh+"] = plus_variant(obj)
+        if plus_ablation:
+            for sw in SWITCHES:
+                o = obj.toggled(sw)
+                results[f"josh+ {'with' if getattr(o, sw) else 'no'}_{sw}"] = plus_variant(o)
+            for term in ("contact", "accel"):
+                rc = dataclasses.replace(refine_config(obj) or RefineConfig(), **{f"w_{term}": 0.0})
+                results[f"josh+ refine no_{term}"] = plus_variant(obj, rc)
+    for name, r in results.items():
+        out[name] = evaluate(r, gt, PRESETS[preset].fps)
     return out, info, results, gt
 
 
@@ -60,21 +108,36 @@ def _mean(rows, variant, key):
 
 def write_tables(rows, path_md: Path, machine: str, seconds: float) -> str:
     presets = sorted({r["preset"] for r in rows}, key=list(PRESETS).index)
+    have = list(rows[0]["metrics"])
+    main = [v for v in ("init", "josh", "josh+") if v in have]
     lines = [f"Machine: {machine}; {len(rows)} worlds; {seconds:.0f} s in all.", "",
              "| preset | variant | " + " | ".join(f"{k} ({UNITS[k]})" for k in METRICS) + " |",
              "|---|---|" + "---|" * len(METRICS)]
     for group in presets + ["all"]:
         sel = [r for r in rows if group in ("all", r["preset"])]
-        for variant in ("init", "joint"):
+        for variant in main:
             vals = " | ".join(f"{_mean(sel, variant, k):.3f}" for k in METRICS)
             lines.append(f"| {group} | {variant} | {vals} |")
-        imp = " | ".join(f"{100 * (1 - _mean(sel, 'joint', k) / max(_mean(sel, 'init', k), 1e-12)):+.0f} %" for k in METRICS)
-        lines.append(f"| {group} | improvement | {imp} |")
-    lines += ["", "Ablation (mean over all worlds; each human term switched off in turn):", "",
-              "| variant | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
-    variants = ["joint"] + [v for v in rows[0]["metrics"] if v.startswith("no_")]
-    for v in variants:
-        lines.append(f"| {v} | " + " | ".join(f"{_mean(rows, v, k):.3f}" for k in METRICS) + " |")
+        for variant in main[1:]:
+            imp = " | ".join(f"{100 * (1 - _mean(sel, variant, k) / max(_mean(sel, 'init', k), 1e-12)):+.0f} %"
+                             for k in METRICS)
+            lines.append(f"| {group} | {variant} vs init | {imp} |")
+        if "josh+" in main:
+            rel = " | ".join(f"{100 * (_mean(sel, 'josh+', k) / max(_mean(sel, 'josh', k), 1e-12) - 1):+.1f} %"
+                             for k in METRICS)
+            lines.append(f"| {group} | josh+ vs josh (change) | {rel} |")
+    ref = ["josh"] + [v for v in have if v.startswith("no_")]
+    if len(ref) > 1:
+        lines += ["", "Ablation of the reference (mean over all worlds; each human term switched off in turn):", "",
+                  "| variant | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        for v in ref:
+            lines.append(f"| {v} | " + " | ".join(f"{_mean(rows, v, k):.3f}" for k in METRICS) + " |")
+    plus = ["josh+"] + [v for v in have if v.startswith("josh+ ")]
+    if len(plus) > 1:
+        lines += ["", "Ablation of josh+ (mean over all worlds; each switch flipped in turn, each refinement term off):", "",
+                  "| variant | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        for v in ["josh"] + plus:
+            lines.append(f"| {v} | " + " | ".join(f"{_mean(rows, v, k):.3f}" for k in METRICS) + " |")
     text = "\n".join(lines) + "\n"
     path_md.write_text(text)
     return text
@@ -89,8 +152,9 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    styles = [(n, st) for n, st in (("init", ":"), ("josh", "-"), ("josh+", "-.")) if n in results]
     fig, ax = plt.subplots(figsize=(6.5, 5.5), dpi=100)
-    for name, style in (("init", ":"), ("joint", "-")):
+    for name, style in styles:
         r = results[name]
         c = r.cam_to_world[:, :3, 3]
         ax.plot(c[:, 0], c[:, 2], style, color="tab:blue", label=f"camera {name}")
@@ -103,7 +167,8 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
         j = gt.joints_world[p][:, 0]
         ax.plot(j[:, 0], j[:, 2], "--", color="k", lw=2)
     ax.set_aspect("equal", "datalim")
-    ax.set_xlabel("x (m)"); ax.set_ylabel("z (m)")
+    ax.set_xlabel("x (m)")
+    ax.set_ylabel("z (m)")
     ax.set_title(f"{preset}: top-down, world = first camera")
     ax.legend(fontsize=7)
     fig.tight_layout()
@@ -111,7 +176,7 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(6.5, 3.5), dpi=100)
-    for name, style in (("init", ":"), ("joint", "-")):
+    for name, style in styles:
         r = results[name]
         common, ri, gi = np.intersect1d(r.frame_index, gt.frame_index, return_indices=True)
         for p in range(len(gt.person_ids)):
@@ -122,11 +187,33 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
             s, R, t = umeyama(pr, g, with_scale=False)
             err = np.linalg.norm(pr @ R.T + t - g, axis=-1)
             ax.plot(common[vis], err, style, color=f"C{p + 3}", label=f"person {p} {name}")
-    ax.set_xlabel("frame"); ax.set_ylabel("root error (m), rigid alignment")
+    ax.set_xlabel("frame")
+    ax.set_ylabel("root error (m), rigid alignment")
     ax.set_title(f"{preset}: per-frame root error")
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out_dir / f"errors_{preset}.png")
+    plt.close(fig)
+
+    # per-frame foot speed of person 0: each foot's slowest marker (a planted foot has one at ~0)
+    fig, axes = plt.subplots(2, 1, figsize=(6.5, 4.5), dpi=100, sharex=True)
+    fps = PRESETS[preset].fps
+    for name, style, color in [("ground truth", "--", "k")] + [(n, st, c) for (n, st), c in
+                                                                zip(styles, ("tab:gray", "tab:orange", "tab:green"))]:
+        r = gt if name == "ground truth" else results[name]
+        vis = r.visible[0]
+        fv = np.where(vis[:, None, None], r.foot_vertices_world[0], np.nan)
+        speed = np.linalg.norm(np.diff(fv, axis=0), axis=-1) * fps  # (F - 1, 4) m/s
+        for foot, ax in enumerate(axes):
+            ax.plot(r.frame_index[1:], np.min(speed[:, 2 * foot:2 * foot + 2], -1), style, color=color, label=name)
+    for foot, ax in enumerate(axes):
+        ax.set_ylabel(f"{('left', 'right')[foot]} foot (m/s)")
+        ax.set_ylim(0, None)
+    axes[0].set_title(f"{preset}: person 0, per-frame speed of the slower marker of each foot")
+    axes[0].legend(fontsize=7, ncol=4)
+    axes[1].set_xlabel("frame")
+    fig.tight_layout()
+    fig.savefig(out_dir / f"foot_speed_{preset}.png")
     plt.close(fig)
 
 
@@ -137,27 +224,38 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench_accuracy_out"))
     ap.add_argument("--body-model", default="open")
     ap.add_argument("--method", choices=("adam", "gn"), default="adam", help="solver method (see josh_jax.solve)")
+    ap.add_argument("--ablation", choices=("plus", "reference", "both", "none"), default="plus",
+                    help="ablation rows: josh+'s switches off in turn (plus), the reference's human terms (reference)")
+    ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
     args = ap.parse_args(argv)
     model = jbody.load(args.body_model)
     cfg = SolveConfig(iters_stage1=150, iters_stage2=60) if args.quick else SolveConfig()
     cfg = dataclasses.replace(cfg, method=args.method)
     seeds = [0] if args.quick else list(range(args.seeds))
     args.out.mkdir(parents=True, exist_ok=True)
-    rows, t0 = [], time.perf_counter()
-    for preset in PRESETS:
+    presets = [p.strip() for p in args.presets.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if unknown:
+        ap.error(f"unknown preset(s) {', '.join(unknown)}; known: {', '.join(PRESETS)}")
+    ref_ablations = ABLATIONS if args.ablation in ("reference", "both") else ()
+    rows, timings, t0 = [], {}, time.perf_counter()
+    for preset in presets:
         for seed in seeds:
             t = time.perf_counter()
-            metrics, info, results, gt = run_world(model, preset, seed, cfg)
+            metrics, info, results, gt = run_world(model, preset, seed, cfg, ref_ablations,
+                                                   plus_ablation=args.ablation in ("plus", "both"), timings=timings)
             rows.append({"preset": preset, "seed": seed, **info, "metrics": metrics})
             print(f"[bench_accuracy] {preset} seed {seed}: {time.perf_counter() - t:.0f} s, "
-                  + ", ".join(f"{k} {metrics['init'][k]:.3g} -> {metrics['joint'][k]:.3g}" for k in METRICS),
-                  file=sys.stderr, flush=True)
+                  + ", ".join(f"{k} {metrics['init'][k]:.3g} -> {metrics['josh'][k]:.3g} / {metrics['josh+'][k]:.3g}"
+                              for k in METRICS), file=sys.stderr, flush=True)
             if seed == seeds[0]:
                 plot_world(preset, results, gt, args.out)
     seconds = time.perf_counter() - t0
     machine = f"{platform.machine()} {platform.processor() or ''} ({jax.devices()[0].platform}, jax {jax.__version__})".strip()
     text = write_tables(rows, args.out / "accuracy.md", machine, seconds)
     (args.out / "accuracy.json").write_text(json.dumps({"machine": machine, "solve_config": dataclasses.asdict(cfg),
+                                                         "objective_plus": dataclasses.asdict(ObjectiveConfig("josh+")),
+                                                         "switches": list(SWITCHES), "josh_plus_seconds": timings,
                                                          "rows": rows}, indent=1))
     print(text)
     return 0

@@ -2,7 +2,7 @@
 
 ``DemoConfig`` groups the settings of every stage; each field can be set from
 a JSON or TOML file (sections ``frontends``, ``problem``, ``solve``,
-``weights``, ``output``) and from the command line (``--set section.key=value``,
+``weights``, ``output``, ``objective``) and from the command line (``--set section.key=value``,
 or the reference's own names, e.g. ``--set prior_loss_weight=50``).
 
 The reference's ``JOSHConfig`` (josh/config.py) maps as follows:
@@ -43,6 +43,7 @@ from pathlib import Path
 
 from .frontends.pipeline import FrontEndConfig
 from .losses import LossWeights
+from .objective import ObjectiveConfig
 from .problem import ProblemConfig
 from .solve import SolveConfig
 
@@ -63,11 +64,12 @@ class DemoConfig:
     solve: SolveConfig = field(default_factory=SolveConfig)
     weights: LossWeights = field(default_factory=LossWeights)
     output: OutputConfig = field(default_factory=OutputConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # josh (reference) | josh+ (docs/objective.md)
 
     def to_dict(self) -> dict:
         return {"frontends": dataclasses.asdict(self.frontends), "problem": dataclasses.asdict(self.problem),
                 "solve": dataclasses.asdict(self.solve), "weights": dict(self.weights._asdict()),
-                "output": dataclasses.asdict(self.output)}
+                "output": dataclasses.asdict(self.output), "objective": dataclasses.asdict(self.objective)}
 
 
 class ConfigError(ValueError):
@@ -110,7 +112,7 @@ def _coerce(value, current, key: str):
 
 def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
     """Apply {"section.key" or reference name: value} updates; unknown names raise ConfigError."""
-    sections = {s: getattr(cfg, s) for s in ("frontends", "problem", "solve", "weights", "output")}
+    sections = {s: getattr(cfg, s) for s in ("frontends", "problem", "solve", "weights", "output", "objective")}
     for raw_key, value in updates.items():
         key = REFERENCE_NAMES.get(raw_key, raw_key)
         if raw_key == "scene_graph":

@@ -60,6 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
     ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
+    ap.add_argument("--objective", choices=("josh", "josh+"), default=None,
+                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
     add_frontend_args(ap)
     return ap
 
@@ -118,18 +120,22 @@ def _check_window(w, problem, cfg, where: str) -> None:
 
 def window_problem(w, model, cfg, label: str = ""):
     """The padded problem of one window, refused when it would solve to nothing meaningful."""
+    from .objective import problem_config
     from .problem import build_problem
 
-    problem = build_problem(w, model, cfg.problem)
+    problem = build_problem(w, model, problem_config(cfg.problem, cfg.objective))
     _check_window(w, problem, cfg, label or "window")
     return problem
 
 
 def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float,
-                seconds_base: float) -> dict:
+                seconds_base: float, objective) -> dict:
     """Write one solved window (``_init.npz``, ``_loss.npz``, ``.json``, then ``_results.npz``, whose
     presence marks it finished); returns its info. ``res`` / ``base``: the joint and the
-    front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked)."""
+    front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked); ``objective``
+    (:class:`josh_jax.objective.ObjectiveConfig`) adds its post-solve stages (``josh+``: the per-frame
+    refinement) to the joint results."""
+    from .objective import finish_results
     from .problem import entry_counts, problem_sizes
     from .results import build_results, save_npz
 
@@ -146,7 +152,8 @@ def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, se
             "seconds_joint": seconds_joint, "seconds_front_ends_only": seconds_base}
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
-    build_results(res.params, problem, w, model).save(out_prefix.with_name(out_prefix.name + "_results.npz"))
+    final = finish_results(build_results(res.params, problem, w, model), w, model, objective)  # josh+: refine
+    final.save(out_prefix.with_name(out_prefix.name + "_results.npz"))
     return info
 
 
@@ -155,6 +162,7 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     ``label`` (e.g. "window 1/2") names the progress bars."""
     import jax
 
+    from .objective import loss_weights
     from .solve import front_ends_only, solve
 
     t0 = time.perf_counter()
@@ -162,12 +170,13 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     _compile_notice(problem, scfg)
-    res = jax.block_until_ready(solve(problem, cfg.weights, scfg, label=f"{label} joint".strip()))
+    res = jax.block_until_ready(solve(problem, loss_weights(cfg.weights, cfg.objective), scfg,
+                                      label=f"{label} joint".strip()))
     t1 = time.perf_counter()
     base_problem, base_w = front_ends_only(problem, cfg.weights)
     base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
     t2 = time.perf_counter()
-    return save_window(w, model, problem, res, base_problem, base, out_prefix, t1 - t0, t2 - t1)
+    return save_window(w, model, problem, res, base_problem, base, out_prefix, t1 - t0, t2 - t1, cfg.objective)
 
 
 def solve_windows_vmapped(items: list) -> list[dict]:
@@ -179,6 +188,7 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     Finished windows are not re-solved. Agrees with :func:`solve_window` to float tolerance."""
     import jax
 
+    from .objective import loss_weights
     from .solve import front_ends_only, solve_batch, stack_problems
 
     out: list = [None] * len(items)
@@ -193,13 +203,15 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     p0 = todo[0][1]
     cfg = p0.cfg
     for _, p, _, _ in todo[1:]:
-        if (p.cfg.solve, p.cfg.weights, p.model.name) != (cfg.solve, cfg.weights, p0.model.name):
-            raise ValueError("solve_windows_vmapped: the windows need the same solver settings, weights and body model")
+        if (p.cfg.solve, p.cfg.weights, p.cfg.objective, p.model.name) != (cfg.solve, cfg.weights, cfg.objective,
+                                                                            p0.model.name):
+            raise ValueError("solve_windows_vmapped: the windows need the same solver settings, weights, objective "
+                             "and body model")
     t0 = time.perf_counter()
     problems = [window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo]
     scfg = dataclasses.replace(cfg.solve, progress_every=0)
     _log(f"solving {len(todo)} window(s) together (vmap) ...")
-    res = jax.block_until_ready(solve_batch(stack_problems(problems), cfg.weights, scfg))
+    res = jax.block_until_ready(solve_batch(stack_problems(problems), loss_weights(cfg.weights, cfg.objective), scfg))
     t1 = time.perf_counter()
     bases = [front_ends_only(pr, cfg.weights) for pr in problems]
     base = jax.block_until_ready(solve_batch(stack_problems([b for b, _ in bases]), bases[0][1], scfg))
@@ -208,18 +220,19 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     for k, (j, p, windows, i) in enumerate(todo):
         pick = lambda tree: jax.tree_util.tree_map(lambda x: x[k], tree)
         out[j] = save_window(windows[i], p.model, problems[k], pick(res), bases[k][0], pick(base),
-                             window_prefix(p, i), (t1 - t0) / n, (t2 - t1) / n)
+                             window_prefix(p, i), (t1 - t0) / n, (t2 - t1) / n, cfg.objective)
     return out
 
 
 def window_bucket(p: Prepared, windows: list, i: int) -> str:
     """A key equal for windows that :func:`solve_windows_vmapped` can solve together: the problem's
     bucket sizes, the solver settings, the weights and the body model."""
+    from .objective import problem_config
     from .problem import build_problem, problem_sizes
 
-    sizes = problem_sizes(build_problem(windows[i], p.model, p.cfg.problem))
+    sizes = problem_sizes(build_problem(windows[i], p.model, problem_config(p.cfg.problem, p.cfg.objective)))
     return json.dumps([sizes._asdict(), dataclasses.asdict(p.cfg.solve), list(map(float, p.cfg.weights)),
-                       p.model.name], sort_keys=True, default=str)
+                       dataclasses.asdict(p.cfg.objective), p.model.name], sort_keys=True, default=str)
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
@@ -329,6 +342,8 @@ def prepare(args, attach: bool = False) -> Prepared:
     if args.models:
         flags["models_dir"] = str(args.models)
     cfg = jconfig.check(dataclasses.replace(cfg, frontends=dataclasses.replace(cfg.frontends, **flags)))
+    if args.objective is not None:
+        cfg = jconfig.apply(cfg, {"objective.name": args.objective})
     if args.no_overlay:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overlay=False))
     if args.rerun:

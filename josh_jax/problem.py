@@ -179,7 +179,11 @@ PROBLEM_CHOICES = {
     "nearest_valid": ("exact", "pixel"),
     "depth_filter": ("relative", "absolute"),
     "base_focal": ("initial", "bundle"),
+    "static_entries": ("nearest", "shared"),
 }
+
+#: ``static_entries="shared"``: at most this many static entries per (track, keyframe), evenly spread
+STATIC_SHARED_MAX = 16
 
 
 @dataclass(frozen=True)
@@ -202,6 +206,12 @@ class ProblemConfig:
     - ``base_focal``: "initial" reads every keyframe's depth with the initial
       shared focal (the reference overwrites its base focals with it before the
       problem is built); "bundle" with the bundle's per-keyframe point-map focals.
+    - ``static_entries`` (not a reference switch; ``josh+``): "nearest" (the
+      reference) makes a static-contact entry of a contact vertex kept (nearest a
+      joint) on a keyframe and on the track's previous keyframe with contacts;
+      "shared" of every vertex labelled in contact on both a keyframe and the
+      track's previous keyframe (at most :data:`STATIC_SHARED_MAX`, evenly spread),
+      so that a rolling foot still gives entries.
     """
 
     conf_thres: float = 0.1
@@ -213,6 +223,7 @@ class ProblemConfig:
     nearest_valid: str = "exact"
     depth_filter: str = "relative"
     base_focal: str = "initial"
+    static_entries: str = "nearest"
 
     def __post_init__(self):
         for name, allowed in PROBLEM_CHOICES.items():
@@ -466,8 +477,13 @@ def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: f
         for k in kfs:
             kept, v = contact_joint_vertices(model, w.track_betas[p, k], w.track_rotmats[p, k], transl[p, k],
                                              w.track_contact[p, k], cfg.contact_joint_radius)
+            if cfg.static_entries == "shared" and prev_k >= 0:
+                shared = np.where(w.track_contact[p, k] & w.track_contact[p, prev_k])[0]
+                if len(shared) > STATIC_SHARED_MAX:
+                    shared = shared[np.round(np.linspace(0, len(shared) - 1, STATIC_SHARED_MAX)).astype(int)]
+                static_rows += [(p, k, prev_k, vert_ids.setdefault(int(vid), len(vert_ids))) for vid in shared]
             for vid in kept:
-                if prev_k >= 0 and vid in prev_kept:
+                if cfg.static_entries == "nearest" and prev_k >= 0 and vid in prev_kept:
                     static_rows.append((p, k, prev_k, vert_ids.setdefault(vid, len(vert_ids))))
                 x = (K_init if w.focal_scale is None else K_init @ np.diag([w.focal_scale[k], w.focal_scale[k], 1.0])
                      ) @ v[vid]  # per-keyframe focal (zoom): scales x, y before the principal point

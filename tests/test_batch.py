@@ -73,10 +73,13 @@ def test_each_video_runs_the_demo_command(tmp_path):
 
     ap = batch._parser()
     args = ap.parse_args(["v.mp4", "--out", str(tmp_path), "--set", "solve.iters_stage1=7", "--no-overlay",
-                          "--frontends", "official", "--compile-cache", "off"])
+                          "--frontends", "official", "--compile-cache", "off", "--objective", "josh+"])
     d = demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", args))
     assert d.video == Path("v.mp4") and d.out == tmp_path / "v" and d.overrides == ["solve.iters_stage1=7"]
     assert d.no_overlay and d.frontends == "official" and d.compile_cache == "off" and not d.overwrite
+    assert d.objective == "josh+"
+    assert demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", ap.parse_args(
+        ["v.mp4", "--out", str(tmp_path)]))).objective is None
 
 
 def test_summary_files(tmp_path):

@@ -54,7 +54,8 @@ def plot_losses(result, path: Path) -> None:
 
 def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: SolveConfig = SolveConfig(),
         weights: LossWeights = LossWeights(), pcfg: ProblemConfig = ProblemConfig(), window: int = 0,
-        overwrite: bool = False, progress: bool = True, cache_dir: Path | None = None) -> dict:
+        overwrite: bool = False, progress: bool = True, cache_dir: Path | None = None, objective=None) -> dict:
+    from .. import objective as jobjective
     from ..atomic import check_output
     from ..config import check_solve
     from ..results import check_solvable
@@ -73,6 +74,8 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     if w.track_contact.shape[-1] != model.num_vertices:
         raise BundleError(f"bundle field 'track_contact' has {w.track_contact.shape[-1]} vertices, the body model "
                           f"{model.name!r} has {model.num_vertices}; pass the --body-model the bundle was made with")
+    obj = objective or jobjective.ObjectiveConfig()  # josh (reference) | josh+ (docs/objective.md)
+    pcfg, weights = jobjective.problem_config(pcfg, obj), jobjective.loss_weights(weights, obj)
     t0 = time.perf_counter()
     problem = build_problem(w, model, pcfg)
     t_build = time.perf_counter() - t0
@@ -104,13 +107,13 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
               "updates stopped there and the last finite state was kept", file=sys.stderr)
 
     with atomic_folder(out_dir, "solve") as tmp:
-        build_results(res.params, problem, w, model).save(tmp / "results.npz")
+        jobjective.finish_results(build_results(res.params, problem, w, model), w, model, obj).save(tmp / "results.npz")
         build_results(base.params, base_problem, w, model).save(tmp / "init.npz")
         plot_losses(res, tmp / "loss_curve.png")
         summary = {
             "bundle": str(bundle_dir), "window": window, "num_windows": len(windows), "body_model": model.name,
             "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem)._asdict(),
-            **counts,
+            **counts, "objective": obj.name,
             "iterations": [cfg.iters_stage1, cfg.iters_stage2],
             "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
             "loss_stage2_first": _terms_dict(res.stage2.history, 0), "loss_stage2_last": _terms_dict(res.stage2.history, -1),
@@ -151,6 +154,7 @@ def main(argv=None) -> int:
     from ..cli_checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
     from ..config import ConfigError
     from ..interrupt import exit_on_interrupt
+    from ..objective import ObjectiveConfig
 
     ap = OneLineParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])
     ap.add_argument("bundle", type=Path, help="front-end bundle folder (bundle.json + window_*.npz)")
@@ -179,6 +183,8 @@ def main(argv=None) -> int:
     for name, default in LossWeights()._asdict().items():
         ap.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=default, dest=f"w_{name}")
     add_problem_args(ap)
+    ap.add_argument("--objective", choices=("josh", "josh+"), default="josh",
+                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
     args = ap.parse_args(argv)
     try:
         cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig)
@@ -190,7 +196,8 @@ def main(argv=None) -> int:
         cache_dir = enable(args.compile_cache)
         with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
             summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
-                          overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir)
+                          overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir,
+                          objective=ObjectiveConfig(name=args.objective))
     except (BundleError, jbody.BodyModelError, ConfigError, OutputError, ValueError, OSError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
