@@ -181,11 +181,15 @@ def _guard(fn, argv: list[str], *rest) -> dict:
 
     from .cli_checks import error_line
 
+    from .solve.memory_maps import release_if_crowded
+
     args = _worker_setup(argv)
     try:
         res = fn(args, *rest)
     except _expected_errors() as exc:
         res = {"error": error_line(exc, args.out)}
+    finally:
+        release_if_crowded()  # a long-lived worker compiles a program per bucket (docs/solver.md)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's, so far
     return res
 
@@ -267,6 +271,9 @@ def _run_group(members: list, crash_marker: str | None = None) -> dict:
                 results[m] = {"window": i, "final_loss": demo.solve_window(p, w, i)["final_loss"]}
             except errors as exc:
                 results[m] = {"error": error_line(exc, args.out)}
+    from .solve.memory_maps import release_if_crowded
+
+    release_if_crowded()
     return {"members": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
