@@ -85,23 +85,28 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     machine = dict(python=platform.python_version(), platform=platform.platform(), cpu_count=os.cpu_count(),
                    load_average_at_start=os.getloadavg())
+    result = dict(machine=machine, frames_per_rendered_clip=args.frames, overrides=args.overrides, runs=[], vmap=[])
+
+    def save() -> None:  # after every measurement, so a stopped run keeps what it measured
+        if args.json:
+            args.json.write_text(json.dumps(result, indent=1))
+
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
         videos = render_inputs(d, args.clips, args.frames)
-        runs = []
+        runs = result["runs"]
         for w in [int(x) for x in args.workers.split(",") if x]:
             r = run_batch(videos, w, args.overrides, d / f"out_{w}")
             runs.append(r)
+            save()
             print(f"{w} worker(s): {r['videos']} videos, {r['windows']} windows in {r['wall_s']:.0f} s: "
-                  f"{r['videos_per_hour']:.0f} videos/h, {r['windows_per_s']:.3f} windows/s", flush=True)
-    vm = vmap_rows([int(x) for x in args.vmap.split(",") if x])
-    for r in vm:
+                  f"{r['videos_per_hour']:.1f} videos/h, {r['windows_per_s']:.4f} windows/s", flush=True)
+    for b in [int(x) for x in args.vmap.split(",") if x]:
+        (r,) = vmap_rows([b])
+        result["vmap"].append(r)
+        save()
         print(f"vmap B={r['batch']}: {r['windows_per_s_batched']:.3f} windows/s batched vs "
               f"{r['windows_per_s_sequential']:.3f} one by one (x{r['speedup']:.2f})", flush=True)
-    result = dict(machine=machine, frames_per_rendered_clip=args.frames, overrides=args.overrides, runs=runs,
-                  vmap=vm)
-    if args.json:
-        args.json.write_text(json.dumps(result, indent=1))
     return 0
 
 
