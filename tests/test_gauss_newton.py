@@ -74,11 +74,37 @@ def test_residual_groups_reproduce_the_loss(world, open_model):
         np.testing.assert_allclose(np.asarray(depth), np.asarray(geo.anchor_depth), rtol=1e-5)
 
 
-def test_structured_normal_equations_equal_dense_jacobian(open_model):
-    """On a tiny window in float64: the structured scene block, the camera block with the human
-    terms, H v products and the gradient equal a dense jax.jacfwd J^T W J and jax.grad."""
+def test_negative_roundoff_diagonal_and_indefinite_cg_give_a_finite_step(open_model):
+    """Regression (a stalled stage 2 on the default window): along gauge directions (the root
+    camera's pose) the camera block's exact diagonal is ~0 and float32 round-off made it
+    negative, so the Jacobi scale sqrt(diag) was NaN, every step NaN, zeroed, rejected. The
+    preconditioner clamps the diagonal; the PCG stops before a non-positive curvature."""
     w, _ = make_world(open_model, seed=2, cfg=TINY)
-    pr = build_problem(w, open_model, sizes={"keyframes": w.num_keyframes})  # no keyframe padding: a small dense J
+    pr = jax.tree_util.tree_map(jnp.asarray, build_problem(w, open_model, sizes={"keyframes": w.num_keyframes}))
+    p = init_params(pr)
+    cfg, hp = GN.structure(), GN.hyper()
+    ss = gn.stage_system(p, pr, LossWeights(), 2, cfg, hp)
+    x = ss.x0 + 0.01 * jax.random.normal(jax.random.PRNGKey(3), ss.x0.shape) * ss.mask
+    Hs, gs = ss.scene_lin(x)
+    k = 4 * int(pr.scene.tree_order[0])  # the root camera's first quaternion entry
+    Hs = Hs.at[k, :].set(0.0).at[:, k].set(0.0).at[k, k].set(-1e-4 * float(jnp.max(jnp.abs(Hs))))
+    jvp = ss.human_lin(x)[1]
+    ek = jnp.zeros_like(x).at[k].set(1.0)
+    assert float(Hs[k, k] + jnp.sum(jvp(ek) ** 2)) < -1e-6 * float(jnp.max(jnp.abs(Hs)))  # below the damping floor
+    matvec, precond, g, finite = ss.system(x, jnp.float32(1e-5), Hs, gs)
+    assert bool(finite)
+    assert np.all(np.isfinite(np.asarray(precond(-g))))
+    dx = gn._pcg(matvec, -g, precond, jnp.zeros_like(x), cfg.cg_iters, hp.cg_tol) * ss.mask
+    assert np.all(np.isfinite(np.asarray(dx))) and float(jnp.vdot(g, dx)) < 0  # a descent direction
+    # CG on an indefinite matrix: stops at the last finite iterate instead of diverging
+    A = jnp.array([[1.0, 0.0], [0.0, -1.0]])
+    z = gn._pcg(lambda v: A @ v, jnp.array([1.0, 1.0]), lambda r: r, jnp.zeros(2), 10, 1e-12)
+    assert np.all(np.isfinite(np.asarray(z)))
+
+
+def _assert_structured_equals_dense(pr):
+    """In float64: the structured scene block, the camera block with the human terms, H v
+    products and the gradient equal a dense jax.jacfwd J^T W J and jax.grad."""
     with x64():
         pr = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32
                                     else jnp.asarray(a), pr)
@@ -94,6 +120,13 @@ def test_structured_normal_equations_equal_dense_jacobian(open_model):
             ss = gn.stage_system(p, pr, W, stage, cfg, hp)
             groups_at = lambda z: (gn.scene_groups(unflatten(z), pr, W, stage)  # noqa: E731
                                    + gn.human_groups(unflatten(z), pr, W, scene_geometry(unflatten(z).cam, pr.scene)))
+            # the residual groups reproduce the loss, the structured scene value too
+            t = total_loss(p, pr, W, stage)
+            np.testing.assert_allclose(float(gn.groups_loss(groups_at(x))), float(t.total), rtol=1e-6)
+            rows = gn.scene_rows(p, pr, stage)
+            gamma = W.gamma_scene_3d if stage == 1 else W.gamma_scene_2d
+            _, _, ls = gn.scene_normal_equations(p.cam, pr, rows, gamma, 1e-6, stage)
+            np.testing.assert_allclose(float(ls), float(t.scene), rtol=1e-6)
             sw = [jnp.sqrt(gr.c * gn.irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, 1e-6)) for gr in groups_at(x)]
             rw = lambda z: gn._weighted_residuals(groups_at(z), sw)  # noqa: E731
             J = jax.jacfwd(rw)(x)
@@ -115,6 +148,28 @@ def test_structured_normal_equations_equal_dense_jacobian(open_model):
                 v = jnp.asarray(rng.normal(size=lay.n))
                 hv = np.asarray(matvec(v)) * m
                 np.testing.assert_allclose(hv, H_dense @ (np.asarray(v) * m), atol=1e-8 * np.abs(H_dense @ v).max())
+
+
+def test_structured_normal_equations_equal_dense_jacobian(open_model):
+    """On a tiny window in float64: the structured normal equations equal a dense jacfwd J^T W J."""
+    w, _ = make_world(open_model, seed=2, cfg=TINY)
+    pr = build_problem(w, open_model, sizes={"keyframes": w.num_keyframes})  # no keyframe padding: a small dense J
+    _assert_structured_equals_dense(pr)
+
+
+def test_structured_normal_equations_with_focal_scale_and_row_chunks(open_model, monkeypatch):
+    """Per-keyframe focal scales (bundle v2 zoom) enter gn's scene residuals as they enter the
+    loss, and the chunked per-row reduction (padded last chunk) equals the dense J^T W J."""
+    w, _ = make_world(open_model, seed=2, cfg=TINY)
+    fs = np.linspace(0.85, 1.2, w.num_keyframes)
+    w = dataclasses.replace(w, focal_scale=fs, base_focal=w.init_focal * fs)
+    pr = build_problem(w, open_model, sizes={"keyframes": w.num_keyframes})
+    assert pr.scene.focal_scale is not None
+    Pr, M = pr.scene.corr_w.shape
+    c2 = Pr // 2 + 1  # stage-2 chunk: two chunks, the second padded
+    assert Pr > 2 and (2 * c2) % Pr != 0
+    monkeypatch.setattr(gn, "CHUNK_BYTES", 11 * 4 * M * 8 * c2)
+    _assert_structured_equals_dense(pr)
 
 
 def camera_positions(params, problem, K0):

@@ -41,7 +41,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ..losses import (CameraParams, LossTerms, LossWeights, Params, _partner_in_own_frame, _pixels,
+from ..losses import (CameraParams, LossTerms, LossWeights, Params, _pair_focal, _partner_in_own_frame, _pixels,
                       _safe_sqrt, pose_bodies, scene_geometry, to_world, total_loss)
 from ..problem import Problem
 
@@ -129,7 +129,7 @@ def scene_groups(params: Params, problem: Problem, weights: LossWeights, stage: 
         r = (x[:, 0] - y[:, 0]).reshape(3, -1).T
         tot = jnp.sum(cw)
         return [Group(r, jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0), weights.gamma_scene_3d)]
-    uv = _pixels(geo, y)
+    uv = _pixels(geo, y, None if geo.focal_k is None else _pair_focal(geo, scene))
     r = (scene.corr_pix - jnp.swapaxes(uv, 0, 1)).reshape(2, 2, -1)  # (side, xy, Pr M)
     r = jnp.moveaxis(r, 1, -1).reshape(-1, 2)
     tot = 2 * jnp.sum(cw)
@@ -193,7 +193,8 @@ def keyframe_locals(cam: CameraParams, scene) -> jax.Array:
     sizes = jnp.exp(cam.log_size)
     min_size = jnp.min(jnp.where(scene.kf_valid, sizes, jnp.inf))
     g = jnp.where(scene.enforce_scale, 1.0 / min_size, 1.0)
-    a = g * sizes * scene.median_depth * geo.focal / scene.base_focal
+    fk = geo.focal if geo.focal_k is None else geo.focal_k  # () shared, or (K,) per keyframe (zoom)
+    a = g * sizes * scene.median_depth * fk / scene.base_focal
     b = g * scene.median_depth * sizes
     T = geo.cam_to_world
     u = jnp.concatenate([T[:, :3, :3].reshape(-1, 9), T[:, :3, 3], a[:, None], b[:, None]], 1)
@@ -225,10 +226,12 @@ def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
     R = R + R @ W
     t = v[:, 9:12] + dv[:, 3:6]
     sc = v[:, 12:17] + dv[:, 6:11]
-    f = sc[:, 4][:, None]
+    fsh = sc[:, 4][:, None]  # the shared focal; side s sees fsh x fs[:, s] (per-keyframe zoom, else 1)
+    fside = [fsh * rows.fs[:, s_, None] for s_ in range(2)]
     c = rows.c
     xs = []
     for s_, (a, b) in enumerate(((sc[:, 0], sc[:, 1]), (sc[:, 2], sc[:, 3]))):
+        f = fside[s_]
         d = (a[:, None] + (rows.ad[:, s_] - 1.0) * b[:, None]) * (1.0 + (rows.ratio[:, s_] - 1.0) * rows.bf[:, s_, None] / f)
         xs.append(jnp.stack([(rows.pix[:, s_, 0] - c[0]) / f * d, (rows.pix[:, s_, 1] - c[1]) / f * d, d]))
     Rm = R[:, :, :, None]
@@ -237,13 +240,14 @@ def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
     if stage == 1:
         return xs[0] - y0
 
-    def px(p):
+    def px(p, f):
         z = jnp.maximum(p[2], 1e-3)
         return jnp.clip(jnp.stack([f * p[0] / z + c[0], f * p[1] / z + c[1]]), -1000.0, 2000.0)
 
     e = xs[0] - t.T[:, :, None]
     y1 = jnp.stack([Rm[:, 0, k] * e[0] + Rm[:, 1, k] * e[1] + Rm[:, 2, k] * e[2] for k in range(3)])
-    return jnp.concatenate([rows.pix[:, 0].transpose(1, 0, 2) - px(y0), rows.pix[:, 1].transpose(1, 0, 2) - px(y1)])
+    return jnp.concatenate([rows.pix[:, 0].transpose(1, 0, 2) - px(y0, fside[0]),
+                            rows.pix[:, 1].transpose(1, 0, 2) - px(y1, fside[1])])
 
 
 class SceneRows(NamedTuple):
@@ -253,6 +257,7 @@ class SceneRows(NamedTuple):
     ad: jax.Array  # (Pr, 2, M) anchor depth / median of each match's anchor (held)
     ratio: jax.Array  # (Pr, 2, M)
     bf: jax.Array  # (Pr, 2)
+    fs: jax.Array  # (Pr, 2) each side's focal / the shared focal (bundle v2 zoom; else ones)
     c: jax.Array  # (2,)
     w: jax.Array  # (Pr, M) linear weight of each match (corr_w / total)
     idx: jax.Array  # (Pr, 29) keyframe-local indices of each row
@@ -269,7 +274,8 @@ def scene_rows(params: Params, problem: Problem, stage: int) -> SceneRows:
     base = img[:, :, None] * 14 + jnp.arange(14)[None, None]  # (Pr, 2, 14)
     idx = jnp.concatenate([base.reshape(-1, 28), jnp.full((img.shape[0], 1), 14 * K)], 1)
     return SceneRows(pix=jnp.moveaxis(s.corr_pix, 2, 0), ad=ad_sel, ratio=jnp.moveaxis(s.corr_ratio, 1, 0),
-                     bf=s.base_focal[img], c=s.pp * s.image_size, w=w, idx=idx)
+                     bf=s.base_focal[img], fs=jnp.ones(img.shape, s.base_focal.dtype) if s.focal_scale is None
+                     else jnp.asarray(s.focal_scale)[img], c=s.pp * s.image_size, w=w, idx=idx)
 
 
 def _tangent_chain(v, E17):
@@ -279,6 +285,46 @@ def _tangent_chain(v, E17):
     A = jnp.einsum("pba,pbcj->pacj", R, dR)  # R^T dR, skew to first order
     om = 0.5 * jnp.stack([A[:, 2, 1] - A[:, 1, 2], A[:, 0, 2] - A[:, 2, 0], A[:, 1, 0] - A[:, 0, 1]], 1)
     return jnp.concatenate([om, E17[:, 9:]], 1)  # (Pr, 11, 29)
+
+
+CHUNK_BYTES = 1 << 21  # per-match Jacobian bytes of one chunk of pair rows (sized to stay in the CPU caches)
+
+
+def _row_blocks(v, rows: SceneRows, stage: int, gamma, eps):
+    """Per pair row: the 11 x 11 IRLS block sum_m J^T W J, the 11-gradient J^T W r and the
+    term's value, for a chunk of rows (v (c, 17), rows' per-row fields (c, ...))."""
+    c = v.shape[0]
+    dv0 = jnp.zeros((c, 11), v.dtype)
+    r, lin = jax.linearize(lambda dv: _rows_residuals(v, dv, rows, stage), dv0)
+    J = jax.vmap(lambda e: lin(jnp.broadcast_to(e, (c, 11))))(jnp.eye(11, dtype=v.dtype))  # (11, nr, c, M)
+    nr = r.shape[0]
+    sides = 1 if stage == 1 else 2
+    rs = r.reshape(sides, nr // sides, *r.shape[1:])
+    sq = jnp.sum(rs * rs, 1)  # (sides, c, M)
+    loss = jnp.sum(rows.w * rho_from_sq(sq, gamma), (0, 2))
+    wt = jnp.repeat(rows.w * irls_weight(sq, gamma, eps), nr // sides, axis=0)  # (nr, c, M)
+    Jw = J * wt
+    return jnp.einsum("arpm,brpm->pab", Jw, J), jnp.einsum("arpm,rpm->pa", Jw, r), loss
+
+
+def _over_row_chunks(fn, v, rows: SceneRows, chunk: int):
+    """``fn(v, rows)`` over chunks of ``chunk`` pair rows (a ``lax.scan``; the rows are padded by
+    repeating the last one with zero weight), outputs concatenated back to (Pr, ...)."""
+    Pr = v.shape[0]
+    n = -(-Pr // chunk)
+    pad = n * chunk - Pr
+    per_row = rows._replace(c=None, idx=None)
+
+    def split(a, zero=False):
+        if pad:
+            tail = jnp.zeros_like(a[-1:]) if zero else a[-1:]
+            a = jnp.concatenate([a, jnp.broadcast_to(tail, (pad, *a.shape[1:]))])
+        return a.reshape(n, chunk, *a.shape[1:])
+
+    xs = (split(v), per_row._replace(**{k: split(getattr(per_row, k), zero=(k == "w"))
+                                        for k in ("pix", "ad", "ratio", "bf", "fs", "w")}))
+    _, ys = jax.lax.scan(lambda _, x: (None, fn(x[0], x[1]._replace(c=rows.c))), None, xs)
+    return jax.tree_util.tree_map(lambda y: y.reshape(n * chunk, *y.shape[2:])[:Pr], ys)
 
 
 def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows, gamma, eps, stage: int):
@@ -293,20 +339,11 @@ def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows,
     u29 = jnp.take(u, rows.idx)  # (Pr, 29)
     v, E17 = jax.vmap(lambda z: (_pair_locals(z), jax.jacfwd(_pair_locals)(z)))(u29)  # (Pr, 17), (Pr, 17, 29)
     E = _tangent_chain(v, E17)
-    Pr = v.shape[0]
-    dv0 = jnp.zeros((Pr, 11), v.dtype)
-    f = lambda dv: _rows_residuals(v, dv, rows, stage)  # noqa: E731
-    r, lin = jax.linearize(f, dv0)
-    J = jax.vmap(lambda e: lin(jnp.broadcast_to(e, (Pr, 11))))(jnp.eye(11, dtype=v.dtype))  # (11, nr, Pr, M)
-    nr = r.shape[0]
-    sides = 1 if stage == 1 else 2
-    rs = r.reshape(sides, nr // sides, *r.shape[1:])
-    sq = jnp.sum(rs * rs, 1)  # (sides, Pr, M)
-    loss = jnp.sum(rows.w * rho_from_sq(sq, gamma))
-    wt = jnp.repeat(rows.w * irls_weight(sq, gamma, eps), nr // sides, axis=0)  # (nr, Pr, M)
-    Jw = J * wt
-    H11 = jnp.einsum("arpm,brpm->pab", Jw, J)
-    g11 = jnp.einsum("arpm,rpm->pa", Jw, r)
+    Pr, M = rows.w.shape
+    nr = 3 if stage == 1 else 4
+    chunk = int(max(1, min(Pr, CHUNK_BYTES // (11 * nr * M * v.dtype.itemsize))))
+    H11, g11, lrow = _over_row_chunks(lambda vc, rc: _row_blocks(vc, rc, stage, gamma, eps), v, rows, chunk)
+    loss = jnp.sum(lrow)
     H29 = jnp.einsum("pai,pab,pbj->pij", E, H11, E)
     g29 = jnp.einsum("pai,pa->pi", E, g11)
     nu = 14 * K + 1
@@ -323,7 +360,13 @@ def _weighted_residuals(groups: list[Group], sw: list[jax.Array]) -> jax.Array:
 
 
 def _pcg(matvec, b, precond, x0, iters: int, tol):
-    """Preconditioned conjugate gradients, at most ``iters`` iterations (while_loop)."""
+    """Preconditioned conjugate gradients, at most ``iters`` iterations (while_loop).
+
+    Stops early at the relative residual ``tol``, and before an update that would use a
+    non-positive or non-finite curvature p^T A p or a non-finite residual (float32 round-off
+    can make a barely damped Gauss-Newton matrix indefinite along some direction; a CG
+    update there diverges). The iterate returned is then the last good one: finite, and
+    for a symmetric positive definite A each CG iterate from x0 = 0 lowers the quadratic model."""
     r = b - matvec(x0)
     z = precond(r)
     p = z
@@ -331,21 +374,25 @@ def _pcg(matvec, b, precond, x0, iters: int, tol):
     bnorm = jnp.maximum(jnp.vdot(b, b), 1e-30)
 
     def cond(st):
-        i, x, r, z, p, rz = st
-        return (i < iters) & (jnp.vdot(r, r) > tol * tol * bnorm)
+        i, x, r, z, p, rz, ok = st
+        return ok & (i < iters) & (jnp.vdot(r, r) > tol * tol * bnorm)
 
     def body(st):
-        i, x, r, z, p, rz = st
+        i, x, r, z, p, rz, _ = st
         Ap = matvec(p)
-        alpha = rz / jnp.where(jnp.vdot(p, Ap) != 0, jnp.vdot(p, Ap), 1.0)
-        x = x + alpha * p
-        r = r - alpha * Ap
-        z = precond(r)
-        rz_new = jnp.vdot(r, z)
-        p = z + (rz_new / jnp.where(rz != 0, rz, 1.0)) * p
-        return i + 1, x, r, z, p, rz_new
+        pAp = jnp.vdot(p, Ap)
+        alpha = rz / jnp.where(pAp > 0, pAp, 1.0)
+        x_new = x + alpha * p
+        r_new = r - alpha * Ap
+        z_new = precond(r_new)
+        rz_new = jnp.vdot(r_new, z_new)
+        good = (pAp > 0) & jnp.isfinite(pAp) & jnp.isfinite(rz_new) & jnp.all(jnp.isfinite(x_new))
+        p_new = z_new + (rz_new / jnp.where(rz != 0, rz, 1.0)) * p
+        keep = lambda a, b: jnp.where(good, a, b)  # noqa: E731
+        return i + 1, keep(x_new, x), keep(r_new, r), keep(z_new, z), keep(p_new, p), keep(rz_new, rz), good
 
-    _, x, *_ = jax.lax.while_loop(cond, body, (jnp.array(0), x0, r, z, p, rz))
+    ok0 = jnp.isfinite(rz) & (rz > 0)
+    _, x, *_ = jax.lax.while_loop(cond, body, (jnp.array(0), x0, r, z, p, rz, ok0))
     return x
 
 
@@ -411,7 +458,10 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
         basis = jnp.eye(lay.n, nc, dtype=x.dtype)
         Jc = jax.vmap(jvp, in_axes=1, out_axes=1)(basis)  # (nres_h, nc)
         Hcc = Hs + Jc.T @ Jc
-        dc = jnp.diag(Hcc)
+        # the camera block's diagonal, clamped at 0: along gauge directions (the root camera's pose,
+        # seen only through relative poses) the exact value is ~0 and float32 round-off in the
+        # chained C^T H C can make it slightly negative (a NaN Jacobi scale stalled stage 2 there)
+        dc = jnp.maximum(jnp.diag(Hcc), 0.0)
         floor_c = 1e-6 * jnp.maximum(jnp.max(dc), 1e-30)
         floor_h = 1e-6 * jnp.maximum(jnp.max(diag_h), 1e-30)
         D = jnp.concatenate([dc + floor_c, diag_h + floor_h])
@@ -455,14 +505,15 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
 
     def step(x, f, lam, Hs, gs, stale, it):
         Hs, gs = jax.lax.cond(stale, lambda: ss.scene_lin(x), lambda: (Hs, gs))
-        # a non-finite entry in the linearisation is zeroed (the step is still checked against the
-        # true loss, which only accepts decreases) and reported through nan_at
+        # a non-finite entry in the linearisation or the step is zeroed (the step is still checked
+        # against the true loss, which only accepts decreases) and reported through nan_at
         finite_lin = jnp.all(jnp.isfinite(Hs)) & jnp.all(jnp.isfinite(gs))
         Hs, gs = jnp.nan_to_num(Hs, nan=0.0, posinf=0.0, neginf=0.0), jnp.nan_to_num(gs, nan=0.0, posinf=0.0, neginf=0.0)
         matvec, precond, g, finite_g = ss.system(x, lam, Hs, gs)
         finite_g = finite_g & finite_lin
         g = jnp.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
         dx = _pcg(matvec, -g, precond, jnp.zeros_like(x), cfg.cg_iters, hp.cg_tol) * mask
+        finite_g = finite_g & jnp.all(jnp.isfinite(dx))
         dx = jnp.where(jnp.isfinite(dx), dx, 0.0)
         x_new = ss.renorm(x + dx)
         return x_new, loss_terms(x_new), Hs, gs, finite_g
