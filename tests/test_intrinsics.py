@@ -79,6 +79,7 @@ def _demo(argv):
     return rc, buf.getvalue()
 
 
+@pytest.mark.slow  # a demo run end to end (front ends, solve, exports): ~2 min of the fast tier
 def test_demo_holds_the_given_focal(tmp_path):
     """The example clip (640x360, true focal 576 px) with its intrinsics given: results.npz has them exactly."""
     out = tmp_path / "o"
