@@ -74,6 +74,7 @@ def test_residual_groups_reproduce_the_loss(world, open_model):
         np.testing.assert_allclose(np.asarray(depth), np.asarray(geo.anchor_depth), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_negative_roundoff_diagonal_and_indefinite_cg_give_a_finite_step(open_model):
     """Regression (a stalled stage 2 on the default window): along gauge directions (the root
     camera's pose) the camera block's exact diagonal is ~0 and float32 round-off made it
@@ -150,6 +151,7 @@ def _assert_structured_equals_dense(pr):
                 np.testing.assert_allclose(hv, H_dense @ (np.asarray(v) * m), atol=1e-8 * np.abs(H_dense @ v).max())
 
 
+@pytest.mark.slow
 def test_structured_normal_equations_equal_dense_jacobian(open_model):
     """On a tiny window in float64: the structured normal equations equal a dense jacfwd J^T W J."""
     w, _ = make_world(open_model, seed=2, cfg=TINY)
@@ -178,6 +180,7 @@ def camera_positions(params, problem, K0):
     return (np.linalg.inv(T[0]) @ T)[:, :3, 3]
 
 
+@pytest.mark.slow
 def test_gn_recovers_metric_cameras(world, open_model):
     w, gt = world
     pr = build_problem(w, open_model)
@@ -195,6 +198,7 @@ def test_gn_recovers_metric_cameras(world, open_model):
     assert h2[-1] <= 1.01 * float(adam.stage2.history.total[-1])
 
 
+@pytest.mark.slow
 def test_gn_batch_matches_single_solves_and_does_not_recompile(open_model):
     cfg = dataclasses.replace(GN, gn_iters_stage1=4, gn_iters_stage2=3)
     worlds = [make_world(open_model, seed=s, cfg=WORLD)[0] for s in (4, 5)]
@@ -215,6 +219,7 @@ def test_gn_batch_matches_single_solves_and_does_not_recompile(open_model):
     assert _solve_jit._cache_size() == before
 
 
+@pytest.mark.slow
 def test_gpu_suite_runs_on_cpu_at_tiny_size(tmp_path):
     """benchmarks/gpu_suite.sh end to end (tiny problem, CPU): one JSON with every row."""
     import json
