@@ -5,7 +5,7 @@
 
 Measurement rules
 - Inputs: the bundled example clip (120 frames) and ``--clips`` rendered walks
-  (``josh_jax.synth_video.render_clip``, ``--frames`` frames, 480x270, different seeds).
+  (``josh_jax.synthetic.clips.render_clip``, ``--frames`` frames, 480x270, different seeds).
 - Each worker count is one fresh ``python -m josh_jax.batch`` process with its own embedded Ray
   (``--num-cpus W``: W tasks at a time), into a fresh output folder, so every run pays the workers'
   start-up and one solver compile per worker and bucket, as a real batch does. Wall time is the
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 def render_inputs(folder: Path, clips: int, frames: int) -> list[Path]:
     from josh_jax.demo import EXAMPLE_CLIP
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     paths = [EXAMPLE_CLIP]
     for k in range(clips):

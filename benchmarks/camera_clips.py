@@ -1,9 +1,9 @@
 """The demo with default settings on the rendered camera-motion clips (issue 14): chosen camera mode,
-errors against the exact truth (josh_jax.camera_check) and seconds per stage.
+errors against the exact truth (josh_jax.synthetic.camera_check) and seconds per stage.
 
     PYTHONPATH=. python benchmarks/camera_clips.py --out benchmarks/camera_clips.json
 
-Each clip: 50 frames, 448x252, one walker (josh_jax.synth_video.render_camera_clip). Runs the demo
+Each clip: 50 frames, 448x252, one walker (josh_jax.synthetic.clips.render_camera_clip). Runs the demo
 with --no-overlay (the overlay is not part of the camera check).
 """
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pathlib import Path
 
 
 def run(kind: str, tmp: Path) -> dict:
-    from josh_jax.camera_check import clip_errors
+    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.demo import main
     from josh_jax.results import load_results
-    from josh_jax.synth_video import render_camera_clip
+    from josh_jax.synthetic.clips import render_camera_clip
 
     gt = render_camera_clip(tmp / f"{kind}.mp4", kind)
     if main([str(tmp / f"{kind}.mp4"), "--out", str(tmp / kind), "--no-overlay"]) != 0:

@@ -3,7 +3,7 @@
     python benchmarks/demo_timing.py [CLIP ...] [--render-seconds 10 20] --json benchmarks/demo_timing.json
 
 Without clips it times the bundled example clip and synthetic renders of the
-given lengths (josh_jax.synth_video, 640x360, 30 fps). Per clip: seconds per
+given lengths (josh_jax.synthetic.clips, 640x360, 30 fps). Per clip: seconds per
 stage from the demo's summary.json (front ends split into people, scene, body
 fit, contact), front-end milliseconds per frame, and the checks a long clip
 needs (windows, the largest camera step at window joins vs the median step).
@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     ap.add_argument("--demo-args", nargs=argparse.REMAINDER, default=[])
     args = ap.parse_args(argv)
     from josh_jax.demo import EXAMPLE_CLIP
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

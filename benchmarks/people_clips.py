@@ -2,9 +2,9 @@
 
     python benchmarks/people_clips.py [--presets walk_away crossing] [--work /tmp/people_clips]
 
-For each preset of :data:`josh_jax.synth_video.PEOPLE_PRESETS`: renders the clip (480x270, 48 frames)
+For each preset of :data:`josh_jax.synthetic.clips.PEOPLE_PRESETS`: renders the clip (480x270, 48 frames)
 with its truth, times the people stage alone (SSDLite + BlazePose + tracker) and scores its tracks
-(:func:`~josh_jax.synth_video.tracking_report`), runs the demo with default settings, then matches the
+(:func:`~josh_jax.synthetic.clips.tracking_report`), runs the demo with default settings, then matches the
 demo's people to the true ones (projected joints) and reports per person: tracked fraction of visible
 frames, identity switches, world root path length relative to the truth, and root position error after
 one similarity alignment of all people's roots (metres). Writes people_clips.json next to this file.
@@ -36,9 +36,9 @@ def main(argv=None) -> int:
     from josh_jax.frontends import blazepose as bp
     from josh_jax.frontends.person_detector import PersonDetector
     from josh_jax.frontends.tracker import track_people
-    from josh_jax.frontends.video import iter_frames, probe
-    from josh_jax.metrics import umeyama
-    from josh_jax.synth_video import render_people_clip, smpl_centres, tracking_report
+    from josh_jax.video import iter_frames, probe
+    from josh_jax.eval.metrics import umeyama
+    from josh_jax.synthetic.clips import render_people_clip, smpl_centres, tracking_report
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["walk_away", "crossing"])

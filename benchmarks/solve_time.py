@@ -22,7 +22,7 @@ from benchmarks.timing import time_calls  # noqa: E402
 from josh_jax.losses import LossWeights  # noqa: E402
 from josh_jax.problem import build_problem, problem_sizes  # noqa: E402
 from josh_jax.solve import SolveConfig, solve  # noqa: E402
-from josh_jax.synth import SynthConfig, make_world  # noqa: E402
+from josh_jax.synthetic.worlds import SynthConfig, make_world  # noqa: E402
 
 
 def main():

@@ -5,7 +5,7 @@
 Measurement rules
 - Every (implementation, problem) runs in its own fresh subprocess, so peak
   memory (ru_maxrss of that process, or the CUDA allocator's peak) is its own.
-- Problems come from josh_jax.synth: one person walking, window-10 pairs in
+- Problems come from josh_jax.synthetic.worlds: one person walking, window-10 pairs in
   both orders (155 pairs -> 310 for 21 keyframes, as the reference), sized by
   keyframes, tracks and correspondences per pair. All three implementations
   get the same problem and the same starting point.
@@ -53,7 +53,7 @@ def make_problem(keyframes: int, tracks: int, cpp: int, seed: int = 0):
 
     import josh_jax.body as jb
     from josh_jax.problem import build_problem
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     # grid of 8-pixel matches: about 0.6 x W x H / 64 of them land in the partner image
     width = int(round((64 * cpp / (0.6 * 0.75)) ** 0.5 / 8) * 8)

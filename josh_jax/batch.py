@@ -37,7 +37,7 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .cli_checks import OneLineParser, nonnegative_int, positive_float, positive_int
+    from josh_jax._cli.checks import OneLineParser, nonnegative_int, positive_float, positive_int
 
     ap = OneLineParser(prog="python -m josh_jax.batch", description=__doc__.split("\n\n")[0])
     ap.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
@@ -151,7 +151,7 @@ def demo_argv(video: Path, out: Path, args) -> list[str]:
 
 
 def _expected_errors() -> tuple:
-    from .atomic import OutputError
+    from josh_jax._cli.atomic import OutputError
     from .body import BodyModelError
     from .bundle import BundleError
     from .config import ConfigError
@@ -179,7 +179,7 @@ def _guard(fn, argv: list[str], *rest) -> dict:
     is reported, not retried); anything else raises (and is reported by the driver as one line)."""
     import resource
 
-    from .cli_checks import error_line
+    from josh_jax._cli.checks import error_line
 
     from .solve.memory_maps import release_if_crowded
 
@@ -245,7 +245,7 @@ def _run_group(members: list, crash_marker: str | None = None) -> dict:
     import resource
 
     from . import demo
-    from .cli_checks import error_line
+    from josh_jax._cli.checks import error_line
 
     errors = _expected_errors()
     results: list = [None] * len(members)
@@ -346,10 +346,10 @@ CSV_FIELDS = ("name", "status", "error", "frames", "people", "windows", "final_l
 
 
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``path`` through a temp file beside it (named as :func:`josh_jax.atomic.clean_stale` knows)."""
+    """Write ``path`` through a temp file beside it (named as :func:`josh_jax._cli.atomic.clean_stale` knows)."""
     import tempfile
 
-    from .atomic import temp_name
+    from josh_jax._cli.atomic import temp_name
 
     fd, tmp = tempfile.mkstemp(prefix=temp_name(path.name), dir=path.parent)
     try:
@@ -385,7 +385,7 @@ def run_batch(args) -> tuple[list[dict], int]:
     from tqdm import tqdm
 
     from . import demo
-    from .atomic import check_output, clean_stale
+    from josh_jax._cli.atomic import check_output, clean_stale
 
     t0 = time.perf_counter()
     videos = expand_inputs(args.inputs)
@@ -563,8 +563,8 @@ def _interrupted_message(out: Path) -> str:
 
 
 def main(argv=None) -> int:
-    from .atomic import OutputError
-    from .cli_checks import EXIT_BAD_INPUT, error_line
+    from josh_jax._cli.atomic import OutputError
+    from josh_jax._cli.checks import EXIT_BAD_INPUT, error_line
 
     args = _parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]

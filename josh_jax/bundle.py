@@ -284,7 +284,7 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
     as npz (e.g. the embedded front ends' per-frame ``tracks.npz``); loaders
     ignore them.
     """
-    from .atomic import atomic_folder
+    from josh_jax._cli.atomic import atomic_folder
 
     bundle_dir = Path(bundle_dir)
     with atomic_folder(bundle_dir, "bundle") as tmp:
@@ -308,7 +308,7 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
     meta_path = bundle_dir / "bundle.json"
     if not meta_path.is_file():
         raise BundleError(f"{bundle_dir} is not a bundle folder (no bundle.json); "
-                          "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synth DIR`")
+                          "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synthetic.worlds DIR`")
     try:
         meta = json.loads(meta_path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:

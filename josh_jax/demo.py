@@ -38,7 +38,7 @@ def _log(msg: str) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from .cli_checks import OneLineParser
+    from josh_jax._cli.checks import OneLineParser
     from .frontends.__main__ import add_frontend_args
 
     ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
@@ -80,7 +80,7 @@ def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
     if work.exists():
         same = fp_path.is_file() and fp_path.read_text() == fp_text
         if same and not fresh:
-            from .atomic import clean_stale
+            from josh_jax._cli.atomic import clean_stale
 
             clean_stale(work)
             clean_stale(work / "solved")  # half-written files of a run killed with kill -9
@@ -236,8 +236,8 @@ def window_bucket(p: Prepared, windows: list, i: int) -> str:
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
-    """loss_curve.png of the solved windows (see :func:`josh_jax.plots.plot_losses`)."""
-    from .plots import plot_losses as _plot
+    """loss_curve.png of the solved windows (see :func:`josh_jax.export.plots.plot_losses`)."""
+    from josh_jax.export.plots import plot_losses as _plot
 
     hist = []
     for i in range(n):
@@ -267,7 +267,7 @@ class _Stage:
 def _check_inputs_and_output(args, video: Path):
     """The input first (a missing video is named before an occupied output folder), then the output:
     not an input, not a file, empty unless --overwrite, writable. Returns the probed video."""
-    from .atomic import check_output
+    from josh_jax._cli.atomic import check_output
     from .frontends import probe
 
     info = probe(video, args.start, args.frames)
@@ -356,7 +356,7 @@ def prepare(args, attach: bool = False) -> Prepared:
     if not attach:
         _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
              f"body model {model.name}")
-    from .intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
+    from josh_jax.frontends.intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
 
     cfg = apply_to_config(cfg, args.intrinsics, info, args.frontends, args.free_intrinsics,
                           _log if not attach else (lambda m: None))
@@ -435,7 +435,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     into place at the end), then remove the work folder. Returns the summary (also summary.json).
     ``seconds``: the earlier stages' seconds (``total`` is set here: since ``t_all`` when given, else
     the sum of the stages)."""
-    from .atomic import atomic_folder
+    from josh_jax._cli.atomic import atomic_folder
     from .frontends import load_tracks
     from .join import join_windows
     from .results import Results
@@ -451,21 +451,21 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
                     + (", scene.glb" if cfg.output.glb else ""), seconds, "export"):
             res.save(tmp / "results.npz")
             init.save(tmp / "init.npz")
-            from .plots import plot_trajectory
+            from josh_jax.export.plots import plot_trajectory
 
             plot_trajectory(res, init, tmp / "trajectory.png")
             plot_losses(solved, len(windows), tmp / "loss_curve.png")
             if cfg.output.glb:
-                from .export import write_glb
+                from josh_jax.export.scene import write_glb
 
                 write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
         outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (["scene.glb"] if cfg.output.glb else [])
-        from .export_anim import write_motion_exports
+        from josh_jax.export.anim import write_motion_exports
 
         outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
         if cfg.output.overlay:
-            from .overlay import write_overlay
-            from .plots import pick_stills
+            from josh_jax.export.overlay import write_overlay
+            from josh_jax.export.plots import pick_stills
 
             stills = tmp / "overlay_frames"
             stills.mkdir()
@@ -474,7 +474,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
                 write_overlay(res, model, info, tmp / "overlay.mp4", cfg.output.overlay_side, sample_png=picks)
             outputs += ["overlay.mp4", "overlay_frames/"]
         if cfg.output.rerun:
-            from .rerun_export import write_rrd
+            from josh_jax.export.rrd import write_rrd
 
             with _Stage("recording.rrd", seconds, "rerun"):
                 write_rrd(res, model, info, tmp / "recording.rrd")
@@ -548,17 +548,17 @@ def main(argv=None) -> int:
 
     enable_compile_cache(args.compile_cache)
     if args.synthetic:
-        from .demo_synthetic import main as synthetic_main
+        from josh_jax.synthetic.demo import main as synthetic_main
 
         return synthetic_main(["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
                               + (["--overwrite"] if args.overwrite else []))
-    from .atomic import OutputError
+    from josh_jax._cli.atomic import OutputError
     from .body import BodyModelError
     from .bundle import BundleError
-    from .cli_checks import error_line
+    from josh_jax._cli.checks import error_line
     from .config import ConfigError
     from .frontends import FrontEndError
-    from .interrupt import exit_on_interrupt
+    from josh_jax._cli.interrupt import exit_on_interrupt
 
     work = args.out.with_name(args.out.name + ".work")
     try:

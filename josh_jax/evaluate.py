@@ -1,7 +1,7 @@
 """``python -m josh_jax.evaluate RESULTS.npz GROUND_TRUTH.npz [--json OUT] [--fps 30]``.
 
-Prints the world-frame metrics of :mod:`josh_jax.metrics` (both files in the
-``results.npz`` layout; ``josh_jax.synth`` writes such a ground truth).
+Prints the world-frame metrics of :mod:`josh_jax.eval.metrics` (both files in the
+``results.npz`` layout; ``josh_jax.synthetic.worlds`` writes such a ground truth).
 """
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 
-from .metrics import evaluate
+from josh_jax.eval.metrics import evaluate
 from .results import Results
 
 
 def main(argv=None) -> int:
-    from .cli_checks import OneLineParser, error_line, positive_float
+    from josh_jax._cli.checks import OneLineParser, error_line, positive_float
 
     ap = OneLineParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path)

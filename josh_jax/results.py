@@ -383,7 +383,7 @@ def save_npz(path: str | Path, arrays: dict) -> Path:
     """Write an npz atomically (temp file in the same folder, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    from .atomic import IN_FLIGHT, temp_name
+    from josh_jax._cli.atomic import IN_FLIGHT, temp_name
 
     fd, tmp = tempfile.mkstemp(prefix=temp_name(path.stem), suffix=".npz", dir=path.parent)
     os.close(fd)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .result_access import Motion, body_model_for, load_motion, video_fps
+from josh_jax.export.motion import Motion, body_model_for, load_motion, video_fps
 
 JOINT_COLORS = [(230, 60, 50), (50, 110, 230), (60, 180, 60), (220, 170, 40)]
 INIT_COLOR = (170, 170, 170)
@@ -76,7 +76,7 @@ class _Video:
             return
 
         def decode():
-            from .frontends.video import VideoError, iter_frames, probe
+            from josh_jax.video import VideoError, iter_frames, probe
 
             try:
                 info = probe(path, start)

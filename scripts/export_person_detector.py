@@ -15,7 +15,7 @@ project's)::
 
     python -m venv /tmp/tfvenv
     /tmp/tfvenv/bin/pip install "tensorflow-cpu==2.21.*" "tf2onnx==1.17.*" onnx onnxruntime
-    python -c "from josh_jax.synth_video import render_people_clip; render_people_clip('/tmp/people.mp4')"
+    python -c "from josh_jax.synthetic.clips import render_people_clip; render_people_clip('/tmp/people.mp4')"
     /tmp/tfvenv/bin/python scripts/export_person_detector.py --out models_onnx --check-video /tmp/people.mp4
 
 (the first line, in the project's environment, renders a clip of four people

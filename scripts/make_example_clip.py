@@ -7,7 +7,7 @@ assets; procedural textures), so the clip is CC0 like its inputs. The handheld
 camera follows the person walking across the room; a ``*_gt.npz`` beside the
 clip holds the true cameras (camera-to-world, OpenCV axes, world y down), the
 focal length and the body (rotations, betas, translation) per frame. The
-rendering lives in :mod:`josh_jax.synth_video`.
+rendering lives in :mod:`josh_jax.synthetic.clips`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from josh_jax.synth_video import render_clip
+from josh_jax.synthetic.clips import render_clip
 
 
 def main(argv=None) -> int:

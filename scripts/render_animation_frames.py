@@ -2,9 +2,9 @@
 
     python scripts/render_animation_frames.py OUT_DIR/animation.glb --out docs/animation_frames.jpg [--frames 0,-1]
 
-The file is reloaded with pygltflib (josh_jax.gltf_sample): node transforms
+The file is reloaded with pygltflib (josh_jax.export.gltf_sample): node transforms
 sampled from its animation, meshes linear-blend skinned from its skins, the
-scene points from its point primitive; drawn by josh_jax.render's CPU
+scene points from its point primitive; drawn by josh_jax.export.render's CPU
 rasterizer from a fixed camera behind and above the animated camera's first
 pose. Frames side by side, labelled with their time.
 """
@@ -14,8 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from josh_jax.gltf_sample import GltfReader
-from josh_jax.render import draw_mesh, project
+from josh_jax.export.gltf_sample import GltfReader
+from josh_jax.export.render import draw_mesh, project
 
 PALETTE = [(230, 90, 70), (70, 140, 230), (90, 190, 90), (220, 180, 60)]
 

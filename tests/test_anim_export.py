@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 
 from josh_jax.body import SMPL_JOINT_NAMES, forward
-from josh_jax.bvh import write_bvh
-from josh_jax.export import main as export_main
-from josh_jax.export_anim import Y_UP, build_gltf, write_animation
-from josh_jax.gltf_sample import GltfReader
-from josh_jax.result_access import motion_of
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.export.bvh import write_bvh
+from josh_jax.export.scene import main as export_main
+from josh_jax.export.anim import Y_UP, build_gltf, write_animation
+from josh_jax.export.gltf_sample import GltfReader
+from josh_jax.export.motion import motion_of
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -161,7 +161,7 @@ def ray_head(tmp_path_factory):
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     """Three 24-frame 320x180 rendered walks and a truncated copy of the example clip."""
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     d = tmp_path_factory.mktemp("clips")
     for name, seed in zip(CLIPS, (3, 5, 7)):
@@ -258,7 +258,7 @@ def test_a_second_run_does_no_work(first_run):
 @pytest.mark.slow
 def test_embedded_local_ray_reports_bad_inputs(tmp_path):
     """No --address: an embedded Ray starts and stops; a missing and a no-person video each end their row."""
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     render_clip(tmp_path / "empty.mp4", frames=24, width=320, height=180, person=False)
     (tmp_path / "list.txt").write_text("empty.mp4\nmissing.mp4\n")
@@ -278,7 +278,7 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
     from josh_jax import config as jconfig
     from josh_jax import demo
     from josh_jax.results import Results
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     model = jb.load("open")
     cfg = jconfig.load(None, ["solve.iters_stage1=40", "solve.iters_stage2=10"])

@@ -87,7 +87,7 @@ def test_bundle_v2_fields_are_validated_and_round_trip(tmp_path):
 
 def _synthetic_problem_window():
     from josh_jax import body
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     w, _ = make_world(body.load("open"), 0, SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0,
                                                        pair_window=2))
@@ -144,10 +144,10 @@ def test_unit_focal_scale_is_exactly_neutral(open_model):
 def _demo_on_clip(kind, tmp):
     from pathlib import Path
 
-    from josh_jax.camera_check import clip_errors
+    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.demo import main
     from josh_jax.results import load_results
-    from josh_jax.synth_video import render_camera_clip
+    from josh_jax.synthetic.clips import render_camera_clip
 
     tmp = Path(tmp)
     gt = render_camera_clip(tmp / f"{kind}.mp4", kind)

@@ -168,7 +168,7 @@ def test_extreme_resolution(tmp_path, capsys):
 
 
 def test_no_person(tmp_path):
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     p = tmp_path / "empty.mp4"
     render_clip(p, frames=25, width=320, height=180, person=False)
@@ -180,7 +180,7 @@ def test_no_person(tmp_path):
 @pytest.mark.slow
 def test_static_camera_is_found_without_a_flag_and_the_alias_still_works(tmp_path):
     """Issue 14: a static camera is chosen from the data (it used to stop and suggest --static-camera)."""
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     p = tmp_path / "static.mp4"
     render_clip(p, frames=30, width=320, height=180, camera="static")
@@ -280,7 +280,7 @@ def _leaving_body(tmp_path):
     from josh_jax.frontends import FrontEndConfig, probe, run_frontends
 
     open_model = body.load("open")
-    from josh_jax.synth_video import render_clip
+    from josh_jax.synthetic.clips import render_clip
 
     full = render_clip(None, frames=70, width=480, height=270)["frames"]
     empty = render_clip(None, frames=70, width=480, height=270, person=False)["frames"]

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from josh_jax import metrics as M
+from josh_jax.eval import metrics as M
 from josh_jax.body import load as load_body
 from josh_jax.eval import emdb, rich, sloper4d
 from josh_jax.eval.common import METRICS
 from josh_jax.eval.safe_pickle import DatasetError, load_pickle
 from josh_jax.results import Results
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,8 @@ import numpy as np
 import trimesh
 
 from josh_jax.body import forward
-from josh_jax.export import Y_UP, main, write_glb
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.export.scene import Y_UP, main, write_glb
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 
 def test_glb_round_trip_and_y_up(open_model, tmp_path):

@@ -138,7 +138,7 @@ def test_camera_translation_is_exact_without_noise():
 
 
 def test_stance_contacts_label_the_planted_foot(open_model):
-    from josh_jax.synth import SynthConfig, _walk
+    from josh_jax.synthetic.worlds import SynthConfig, _walk
     from josh_jax.frontends.contact import stance_contacts
     from josh_jax import body
 

@@ -8,7 +8,7 @@ from josh_jax.demo import EXAMPLE_CLIP
 from josh_jax.frontends import FrontEndConfig, FrontEndError, VideoError, probe, run_frontends
 from josh_jax.frontends import blazepose as bp
 from josh_jax.frontends.sfm import run_sfm
-from josh_jax.synth_video import render_clip
+from josh_jax.synthetic.clips import render_clip
 
 from conftest import run_isolated
 

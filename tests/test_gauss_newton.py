@@ -12,7 +12,7 @@ from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.solve import SolveConfig, solve, solve_batch, stack_problems
 from josh_jax.solve import gauss_newton as gn
 from josh_jax.solve.solver import _solve_jit
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 GN = SolveConfig(method="gn", gn_iters_stage1=10, gn_iters_stage2=6)
 WORLD = SynthConfig(num_keyframes=11)

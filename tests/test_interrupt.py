@@ -84,7 +84,7 @@ def test_exit_on_interrupt_stops_an_xla_compile_at_once(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(
         "import sys, jax, jax.numpy as jnp\n"
-        "from josh_jax.interrupt import exit_on_interrupt\n"
+        "from josh_jax._cli.interrupt import exit_on_interrupt\n"
         "def f(x):\n"
         "    for i in range(400):\n"
         "        x = jnp.sin(x) @ x + i\n"
@@ -106,7 +106,7 @@ def test_exit_on_interrupt_stops_an_xla_compile_at_once(tmp_path):
 
 
 def test_solve_cli_during_the_first_compile(tmp_path):
-    from josh_jax.synth import main as synth_main
+    from josh_jax.synthetic.worlds import main as synth_main
 
     assert synth_main([str(tmp_path / "b"), "--keyframes", "6"]) == 0
     c = Child(["josh_jax.solve", "b", "--out", "o"], tmp_path)

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from josh_jax.intrinsics import EXPECTED, Intrinsics, IntrinsicsError, apply_to_config, parse, to_video
+from josh_jax.frontends.intrinsics import EXPECTED, Intrinsics, IntrinsicsError, apply_to_config, parse, to_video
 from josh_jax.results import load_results
 
 from conftest import run_isolated
@@ -109,7 +109,7 @@ def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model,
 
     import josh_jax.bundle as jbundle
     from josh_jax.solve.__main__ import main
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     w, _ = make_world(open_model, 0, SynthConfig(num_keyframes=4, width=96, height=72, focal=90.0, pair_window=2))
     w = dataclasses.replace(w, init_focal=80.0)  # start away from the truth (90 px)
@@ -127,7 +127,7 @@ def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model,
 
 def test_working_transform_of_each_front_end_path():
     """Original -> working pixels: the default path's resize; the official path's resize and centred crop."""
-    from josh_jax.intrinsics import working_transform
+    from josh_jax.frontends.intrinsics import working_transform
 
     info = type("Info", (), {"width": 1000, "height": 600,
                              "size_at": lambda self, s: (s, round(600 * s / 1000))})()

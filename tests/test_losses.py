@@ -7,7 +7,7 @@ import pytest
 
 from josh_jax.losses import LossWeights, Params, init_params, robust_distance, total_loss
 from josh_jax.problem import build_problem, problem_sizes
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 from conftest import x64
 
 torch = pytest.importorskip("torch")

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from josh_jax import metrics as M
+from josh_jax.eval import metrics as M
 
 
 def test_umeyama_recovers_a_similarity():

@@ -9,12 +9,12 @@ import pytest
 
 from josh_jax import body
 from josh_jax.losses import LossWeights, init_params, pose_bodies, scene_geometry, static_contact, total_loss
-from josh_jax.metrics import jitter
+from josh_jax.eval.metrics import jitter
 from josh_jax.objective import ObjectiveConfig, finish_results, loss_weights, problem_config, refine_config
 from josh_jax.problem import ProblemConfig, build_problem
 from josh_jax.refine import RefineConfig, refine_results, stance_entries
 from josh_jax.results import Results
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 
 @pytest.fixture(scope="module")

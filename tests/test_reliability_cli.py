@@ -92,7 +92,7 @@ def bundle(tmp_path_factory) -> Path:
     """A small synthetic bundle (6 keyframes) written once."""
     import josh_jax.body as jb
     from josh_jax.bundle import save
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     d = tmp_path_factory.mktemp("bundle") / "b"
     w, _ = make_world(jb.load("open"), 0, SynthConfig(num_keyframes=6))

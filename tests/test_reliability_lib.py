@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import josh_jax.body as jb
-from josh_jax import atomic
+from josh_jax._cli import atomic
 from josh_jax.bundle import BundleError
 from josh_jax.config import ConfigError
 from josh_jax.config import load as load_config
@@ -111,7 +111,7 @@ def test_settings_are_validated_up_front(override, word):
 def solved_world(open_model):
     from josh_jax.losses import init_params
     from josh_jax.problem import build_problem
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     w, _ = make_world(open_model, 0, SynthConfig(num_keyframes=6))
     problem = build_problem(w, open_model)
@@ -231,7 +231,7 @@ def _res(visible: np.ndarray, ids=(0, 1)) -> dict:
 
 
 def test_stills_are_where_the_most_people_are_tracked():
-    from josh_jax.plots import pick_stills
+    from josh_jax.export.plots import pick_stills
 
     vis = np.zeros((2, 90), bool)
     vis[0, 10:80] = True
@@ -247,8 +247,8 @@ def test_stills_are_where_the_most_people_are_tracked():
 
 
 def test_trajectory_colours_are_the_overlays_and_framed_on_cameras_and_people(tmp_path):
-    from josh_jax.overlay import PALETTE
-    from josh_jax.plots import plot_trajectory, trajectory_figure
+    from josh_jax.export.overlay import PALETTE
+    from josh_jax.export.plots import plot_trajectory, trajectory_figure
 
     vis = np.ones((2, 30), bool)
     res = _res(vis, ids=(0, 3))
@@ -272,7 +272,7 @@ def test_trajectory_colours_are_the_overlays_and_framed_on_cameras_and_people(tm
 
 
 def test_loss_curve_marks_the_stage_boundary_and_explains_the_rise(tmp_path):
-    from josh_jax.plots import LOSS_CAPTION, loss_figure, plot_losses
+    from josh_jax.export.plots import LOSS_CAPTION, loss_figure, plot_losses
 
     h = [{"s1_total": np.geomspace(10, 1, 50), "s2_total": np.geomspace(5, 1, 20)}]
     fig = loss_figure(h)
@@ -314,7 +314,7 @@ def test_the_compile_notice_comes_once_per_size(capsys, solved_world):
 
 def test_focal_is_taken_in_original_pixels():
     from josh_jax.frontends.__main__ import working_focal
-    from josh_jax.frontends.video import VideoInfo
+    from josh_jax.video import VideoInfo
 
     info = VideoInfo(Path("v.mp4"), 1280, 720, 30.0, 0, 10)
     assert working_focal(1000.0, info, 512) == pytest.approx(400.0)  # 1280 -> 512

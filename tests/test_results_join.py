@@ -146,7 +146,7 @@ def test_build_results_on_an_unsolved_window_returns_the_front_end_values(open_m
     from josh_jax.losses import init_params
     from josh_jax.problem import build_problem
     from josh_jax.results import build_results
-    from josh_jax.synth import SynthConfig, make_world
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     w, _ = make_world(open_model, 2, SynthConfig(num_keyframes=4, width=96, height=72, focal=90.0, pair_window=2))
     pr = build_problem(w, open_model)

@@ -13,7 +13,7 @@ from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.results import Results, build_results
 from josh_jax.solve import SolveConfig, front_ends_only, solve, solve_batch, stack_problems
 from josh_jax.solve.solver import _solve_jit
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 from conftest import run_isolated
 

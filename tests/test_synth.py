@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from josh_jax import bundle as jbundle
-from josh_jax.metrics import evaluate
-from josh_jax.synth import PRESETS, SynthConfig, make_world
+from josh_jax.eval.metrics import evaluate
+from josh_jax.synthetic.worlds import PRESETS, SynthConfig, make_world
 
 SMALL = SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0, pair_window=3)
 
@@ -82,7 +82,7 @@ def test_presets_and_metrics_pipeline(open_model):
 
 def test_synth_and_evaluate_clis(tmp_path, capsys):
     from josh_jax.evaluate import main as evaluate_main
-    from josh_jax.synth import main as synth_main
+    from josh_jax.synthetic.worlds import main as synth_main
 
     assert synth_main([str(tmp_path / "b"), "--seed", "3", "--keyframes", "4"]) == 0
     meta, ws = jbundle.load(tmp_path / "b")

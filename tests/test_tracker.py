@@ -137,8 +137,8 @@ def _people_stage(preset):
 
     from josh_jax.frontends import blazepose as bp
     from josh_jax.frontends.tracker import track_people
-    from josh_jax.frontends.video import iter_frames, probe
-    from josh_jax.synth_video import render_people_clip, tracking_report
+    from josh_jax.video import iter_frames, probe
+    from josh_jax.synthetic.clips import render_people_clip, tracking_report
 
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / f"{preset}.mp4"

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from josh_jax.body import forward
-from josh_jax.synth import SynthConfig, make_world
+from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 CHROMIUM = os.environ.get("JOSH_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 VIEW = (800, 600)

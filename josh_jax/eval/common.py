@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import metrics as M
+from josh_jax.eval import metrics as M
 from ..body import BodyModelError, forward_jit, rotmats_from_axis_angle
 from ..body import load as load_body
 from ..results import Results, ResultsError

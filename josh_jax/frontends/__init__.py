@@ -7,7 +7,7 @@ the scene, a JAX body fit and a stance heuristic for contacts. Run them with
 """
 from .onnx_models import FrontEndError, default_models_dir
 from .pipeline import FrontEndConfig, FrontEndOutput, TrackFit, clip_keyframes, run_frontends
-from .video import VideoError, VideoInfo, iter_frames, probe
+from josh_jax.video import VideoError, VideoInfo, iter_frames, probe
 
 __all__ = ["FrontEndConfig", "FrontEndError", "FrontEndOutput", "TrackFit", "VideoError", "VideoInfo", "clip_keyframes",
            "default_models_dir", "iter_frames", "probe", "run_frontends", "save_tracks", "load_tracks"]

@@ -18,7 +18,7 @@ from .pipeline import FrontEndConfig
 
 
 def add_frontend_args(ap: argparse.ArgumentParser) -> None:
-    from ..cli_checks import nonnegative_int, positive_float, positive_int
+    from josh_jax._cli.checks import nonnegative_int, positive_float, positive_int
 
     ap.add_argument("--start", type=nonnegative_int, default=0, help="first frame of the clip (>= 0)")
     ap.add_argument("--frames", type=positive_int, default=None, help="number of frames (default: to the end)")
@@ -53,7 +53,7 @@ def frontend_config(args, device: str = "auto", info=None) -> FrontEndConfig:
 
 
 def main(argv=None) -> int:
-    from ..cli_checks import OneLineParser
+    from josh_jax._cli.checks import OneLineParser
 
     ap = OneLineParser(prog="python -m josh_jax.frontends", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", type=Path)
@@ -68,8 +68,8 @@ def main(argv=None) -> int:
 
     from .. import body as jbody
     from ..bundle import save
-    from ..cli_checks import OutputError, check_output, error_line
-    from ..interrupt import exit_on_interrupt
+    from josh_jax._cli.checks import OutputError, check_output, error_line
+    from josh_jax._cli.interrupt import exit_on_interrupt
     from . import FrontEndError, probe, run_frontends, save_tracks
     from .official import require_models, run_official
 
@@ -86,7 +86,7 @@ def main(argv=None) -> int:
             log(f"[frontends] {info.path.name}: {info.num_frames} frames {info.width}x{info.height} "
                 f"at {info.fps:.1f} fps")
             run = run_frontends if args.frontends == "default" else run_official
-            from ..intrinsics import apply_to_frontends
+            from josh_jax.frontends.intrinsics import apply_to_frontends
 
             fe_cfg = apply_to_frontends(frontend_config(args, args.device, info), args.intrinsics, info,
                                         args.frontends, args.free_intrinsics, log)

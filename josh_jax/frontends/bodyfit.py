@@ -28,7 +28,7 @@ import scipy.ndimage
 
 from ..body.model import BodyModel, forward
 from ..geometry.rotations import matrix_to_rot6d, rot6d_to_matrix
-from ..problem import bucket
+from ..windows import bucket
 
 # (SMPL joint, BlazePose landmarks averaged, weight)
 JOINT_MAP = (

@@ -7,8 +7,7 @@ from pathlib import Path
 import numpy as np
 
 
-class FrontEndError(RuntimeError):
-    """A front end cannot run: missing model, unreadable input, nothing found. One line, says what to do."""
+from josh_jax.errors import FrontEndError  # noqa: F401  (re-exported: the front ends raise it)
 
 
 def default_models_dir() -> Path:

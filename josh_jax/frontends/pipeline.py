@@ -27,7 +27,7 @@ import numpy as np
 
 from ..body.model import BodyModel
 from ..bundle import Window, pair_fields
-from ..problem import keyframe_indices, window_starts
+from ..windows import keyframe_indices, window_starts
 from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
 from .contact import label_soles, motion_stance, stance_contacts
@@ -35,7 +35,7 @@ from .onnx_models import FrontEndError
 from .person_detector import PersonDetector
 from .sfm import depth_and_conf, run_sfm, scene_arrays
 from .tracker import track_people
-from .video import VideoInfo, iter_frames
+from josh_jax.video import VideoInfo, iter_frames
 
 
 @dataclass(frozen=True)
@@ -203,7 +203,7 @@ def _static_scene(kf: np.ndarray, size, focal: float, fits: dict, model: BodyMod
 
 def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(),
                   progress: bool = True, log=print) -> FrontEndOutput:
-    """Run the embedded front ends on a checked clip (see :func:`josh_jax.frontends.video.probe`)."""
+    """Run the embedded front ends on a checked clip (see :func:`josh_jax.video.probe`)."""
     T = info.num_frames
     if T < 2 * cfg.opt_interval + 1:
         raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1} "

@@ -20,7 +20,7 @@ import jax
 import numpy as np
 
 from .. import body as jbody
-from ..atomic import atomic_folder
+from josh_jax._cli.atomic import atomic_folder
 from ..bundle import BundleError, load as load_bundle
 from ..losses import LossWeights
 from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
@@ -56,7 +56,7 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         weights: LossWeights = LossWeights(), pcfg: ProblemConfig = ProblemConfig(), window: int = 0,
         overwrite: bool = False, progress: bool = True, cache_dir: Path | None = None, objective=None) -> dict:
     from .. import objective as jobjective
-    from ..atomic import check_output
+    from josh_jax._cli.atomic import check_output
     from ..config import check_solve
     from ..results import check_solvable
 
@@ -151,9 +151,9 @@ def problem_config(args) -> ProblemConfig:
 
 
 def main(argv=None) -> int:
-    from ..cli_checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
+    from josh_jax._cli.checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
     from ..config import ConfigError
-    from ..interrupt import exit_on_interrupt
+    from josh_jax._cli.interrupt import exit_on_interrupt
     from ..objective import ObjectiveConfig
 
     ap = OneLineParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])

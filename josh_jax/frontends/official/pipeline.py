@@ -23,7 +23,7 @@ from ...body.model import BodyModel
 from ...bundle import pair_fields
 from ..onnx_models import FrontEndError
 from ..pipeline import FrontEndConfig, FrontEndOutput, TrackFit, _bar, _window, clip_keyframes
-from ..video import VideoInfo, iter_frames
+from josh_jax.video import VideoInfo, iter_frames
 from . import images as im
 from .models import OfficialModels
 from .people import IouTracker, chunks, detections, union_mask, vimo_track

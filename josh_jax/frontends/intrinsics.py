@@ -24,7 +24,7 @@ import math
 from pathlib import Path
 from typing import NamedTuple
 
-from .frontends.onnx_models import FrontEndError
+from josh_jax.frontends.onnx_models import FrontEndError
 
 EXPECTED = ("--intrinsics takes fx,fy,cx,cy in original-image pixels (e.g. 1450,1450,960,540), a JSON file "
             '({"fx":..,"fy":..,"cx":..,"cy":..} or {"K": 3x3}) or an OpenCV calibration file (camera_matrix)')
@@ -173,7 +173,7 @@ def working_transform(info, work_side: int, frontends: str = "default"):
     working = original * scale - offset; the scale is the inverse of the bundle's ``scale_to_original``,
     with which results.npz maps its intrinsics back, so a held focal comes back exactly."""
     if frontends == "official":
-        from .frontends.official import images as im
+        from josh_jax.frontends.official import images as im
 
         resized, work = im.mast3r_sizes(info.width, info.height, work_side)
         return resized[0] / info.width, (resized[0] // 2 - work[0] // 2, resized[1] // 2 - work[1] // 2)

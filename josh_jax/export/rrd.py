@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .body import BodyModel
-from .frontends.video import VideoInfo, iter_frames
-from .overlay import PALETTE, person_vertices
+from josh_jax.body import BodyModel
+from josh_jax.video import VideoInfo, iter_frames
+from josh_jax.export.overlay import PALETTE, person_vertices
 
 if TYPE_CHECKING:
-    from .results import Results
+    from josh_jax.results import Results
 
 
 def write_rrd(res: Results, model: BodyModel, info: VideoInfo, path: str | Path, image_side: int = 480,

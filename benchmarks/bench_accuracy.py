@@ -1,4 +1,4 @@
-"""``python -m josh_jax.bench_accuracy [--quick] [--out DIR]``: does the joint optimization help, and josh+?
+"""``python -m benchmarks.bench_accuracy [--quick] [--out DIR]``: does the joint optimization help, and josh+?
 
 For every preset (easy, medium, hard) and seed it builds a synthetic world,
 solves it (1) with the front ends only (scene term alone at the depth model's
@@ -7,7 +7,7 @@ reference objective ``josh``, (3) with ``josh+`` (:mod:`josh_jax.objective`) and
 ``josh+`` with each of its switches off in turn (``--ablation plus``, default),
 and/or the reference with each human term switched off in turn (``--ablation
 reference``), then evaluates everything against the ground truth with
-:mod:`josh_jax.metrics`.
+:mod:`josh_jax.eval.metrics`.
 
 Writes ``DIR/accuracy.json``, ``DIR/accuracy.md`` (tables: init, josh and josh+
 side by side with the improvement over init, and the ablations) and plots:
@@ -28,15 +28,15 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from . import body as jbody
-from .losses import LossWeights
-from .metrics import evaluate, umeyama
-from .objective import SWITCHES, ObjectiveConfig, loss_weights, problem_config, refine_config
-from .problem import ProblemConfig, build_problem
-from .refine import RefineConfig, refine_results
-from .results import as_results, build_results
-from .solve import SolveConfig, front_ends_only, solve
-from .synth import PRESETS, make_world
+from josh_jax import body as jbody
+from josh_jax.losses import LossWeights
+from josh_jax.eval.metrics import evaluate, umeyama
+from josh_jax.objective import SWITCHES, ObjectiveConfig, loss_weights, problem_config, refine_config
+from josh_jax.problem import ProblemConfig, build_problem
+from josh_jax.refine import RefineConfig, refine_results
+from josh_jax.results import as_results, build_results
+from josh_jax.solve import SolveConfig, front_ends_only, solve
+from josh_jax.synthetic.worlds import PRESETS, make_world
 
 METRICS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "camera_ate")
 UNITS = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10m/s^3", "foot_sliding": "mm", "camera_ate": "m"}
@@ -218,7 +218,7 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m josh_jax.bench_accuracy", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_accuracy", description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="one seed per preset, fewer iterations")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--out", type=Path, default=Path("bench_accuracy_out"))

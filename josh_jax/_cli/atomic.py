@@ -8,7 +8,7 @@
 - Temp folders and files carry the writing process's id in their name
   (``.PREFIX.josh-tmp-PID-xxxxxxxx``); :func:`clean_stale` removes the ones whose process is
   gone (a run killed with ``kill -9``), and :data:`IN_FLIGHT` lists the live
-  ones so that the Ctrl-C handler (:mod:`josh_jax.interrupt`) can delete them.
+  ones so that the Ctrl-C handler (:mod:`josh_jax._cli.interrupt`) can delete them.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from .geometry.pinhole import project  # noqa: F401  (the renderers' projection; re-exported for scripts)
+from josh_jax.geometry.pinhole import project  # noqa: F401  (the renderers' projection; re-exported for scripts)
 
 
 def draw_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, focal: float, principal,

@@ -137,9 +137,9 @@ def accel_error(pred: np.ndarray, gt: np.ndarray, fps: float = 30.0) -> float:
 
 def evaluate(results, gt, fps: float = 30.0) -> dict:
     """Metrics of :class:`~josh_jax.results.Results` against a ground truth in the same
-    layout (a ``Results`` or a mapping with its keys, e.g. ``josh_jax.synth``'s), over the
+    layout (a ``Results`` or a mapping with its keys, e.g. ``josh_jax.synthetic.worlds``'s), over the
     frames both have and each person visible in both."""
-    from .results import as_results
+    from josh_jax.results import as_results
 
     results, gt = as_results(results), as_results(gt, "ground truth")
     common, ri, gi = np.intersect1d(results.frame_index, gt.frame_index, return_indices=True)

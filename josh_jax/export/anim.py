@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .body import SMPL_JOINT_NAMES, SMPL_PARENTS
-from .result_access import Motion
+from josh_jax.body import SMPL_JOINT_NAMES, SMPL_PARENTS
+from josh_jax.export.motion import Motion
 
-Y_UP = np.diag([1.0, -1.0, -1.0])  # OpenCV world -> y-up (as josh_jax.export)
+Y_UP = np.diag([1.0, -1.0, -1.0])  # OpenCV world -> y-up (as josh_jax.export.scene)
 CV_TO_GL_CAM = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes -> glTF camera axes (looks down -z, y up)
 PALETTE = np.array([[0.90, 0.35, 0.27], [0.27, 0.55, 0.90], [0.35, 0.75, 0.35], [0.86, 0.70, 0.24]])
 
@@ -99,11 +99,11 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
     """A pygltflib.GLTF2 of the motion (see the module docstring)."""
     import pygltflib as g
 
-    from .body import rest_joints
+    from josh_jax.body import rest_joints
 
     # glTF has no frame rate; asset.extras records the video's (keyframe i = results row i = video frame
     # first_video_frame + i, when every frame is a row)
-    gl = g.GLTF2(asset=g.Asset(generator="josh_jax.export_anim", version="2.0",
+    gl = g.GLTF2(asset=g.Asset(generator="josh_jax.export.anim", version="2.0",
                                extras={"fps": float(m.fps), "first_video_frame": int(m.frame_index[0])}))
     gl.scenes.append(g.Scene(nodes=[]))
     gl.scene = 0
@@ -234,11 +234,11 @@ def write_motion_exports(res, model, folder: str | Path, fps: float | None = Non
                          formats=("gltf-anim", "bvh")) -> list[str]:
     """The animated exports of a result into ``folder``: ``animation.glb`` and ``bvh/person_<ID>.bvh``.
 
-    ``res``: a results dict (or anything :func:`josh_jax.result_access.motion_of` reads).
+    ``res``: a results dict (or anything :func:`josh_jax.export.motion.motion_of` reads).
     Returns the names written (relative to ``folder``), as listed in summary.json.
     """
-    from .bvh import write_bvh
-    from .result_access import motion_of
+    from josh_jax.export.bvh import write_bvh
+    from josh_jax.export.motion import motion_of
 
     folder = Path(folder)
     m = motion_of(res, fps)

@@ -8,8 +8,8 @@ y-up frame for viewers: josh_jax's world (OpenCV axes, y down) is turned by
     python -m josh_jax.export RESULTS.npz --out scene.glb [--body-model open] [--every 15]
     python -m josh_jax.export DIR --formats glb,gltf-anim,bvh     # re-export a demo/solve output folder
 
-``--formats`` also writes the animated exports of :mod:`josh_jax.export_anim`
-(``animation.glb``) and :mod:`josh_jax.bvh` (``bvh/person_<ID>.bvh``) beside
+``--formats`` also writes the animated exports of :mod:`josh_jax.export.anim`
+(``animation.glb``) and :mod:`josh_jax.export.bvh` (``bvh/person_<ID>.bvh``) beside
 the results (or into ``--out-dir``); the video's fps is read from summary.json
 (or ``--fps``). The inputs (results.npz, summary.json) are never overwritten.
 """
@@ -39,8 +39,8 @@ def build_scene(results, model, every: int = 15, max_points: int = 200_000):
     :class:`~josh_jax.results.Results` or a mapping in its layout."""
     import trimesh
 
-    from .body import forward
-    from .results import as_results
+    from josh_jax.body import forward
+    from josh_jax.results import as_results
 
     results = as_results(results)
 
@@ -88,10 +88,10 @@ def write_glb(results, model, path: str | Path, every: int = 15) -> Path:
 
 
 def main(argv=None) -> int:
-    from . import body as jbody
-    from .export_anim import FORMATS, OUTPUT_NAMES, write_motion_exports
-    from .result_access import body_model_for, motion_of, results_path, video_fps
-    from .results import load_results
+    from josh_jax import body as jbody
+    from josh_jax.export.anim import FORMATS, OUTPUT_NAMES, write_motion_exports
+    from josh_jax.export.motion import body_model_for, motion_of, results_path, video_fps
+    from josh_jax.results import load_results
 
     ap = argparse.ArgumentParser(prog="python -m josh_jax.export", description=__doc__.split("\n\n")[0])
     ap.add_argument("results", type=Path, help="results.npz or an output folder holding it")

@@ -1,7 +1,7 @@
 """The demo's two pictures: ``trajectory.png`` (top-down paths) and ``loss_curve.png``.
 
 - trajectory.png: the joint solve's cameras and people in metres, each person in
-  the colour the overlay gives them (:data:`josh_jax.overlay.PALETTE`), with a
+  the colour the overlay gives them (:data:`josh_jax.export.overlay.PALETTE`), with a
   legend entry per person; the axes are framed on the cameras and people (scene
   points outside are not drawn). The front-ends-only paths live at the scene
   front end's arbitrary scale, so they get their own panel with their own axes.
@@ -17,7 +17,7 @@ import numpy as np
 
 def person_color(person_id: int) -> np.ndarray:
     """RGB in [0, 1] of a person: the colour overlay.mp4 draws them in."""
-    from .overlay import PALETTE
+    from josh_jax.export.overlay import PALETTE
 
     return PALETTE[int(person_id) % len(PALETTE)] / 255.0
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .body import SMPL_JOINT_NAMES, SMPL_PARENTS
-from .result_access import Motion
+from josh_jax.body import SMPL_JOINT_NAMES, SMPL_PARENTS
+from josh_jax.export.motion import Motion
 
 Y_UP = np.diag([1.0, -1.0, -1.0])
 EULER = "ZXY"  # scipy's intrinsic order; BVH channels listed in this order
@@ -40,8 +40,8 @@ def bvh_text(m: Motion, model, p: int) -> str:
     """The BVH file of person index ``p`` (see the module docstring)."""
     from scipy.spatial.transform import Rotation
 
-    from .body import rest_joints
-    from .export_anim import nearest_visible
+    from josh_jax.body import rest_joints
+    from josh_jax.export.anim import nearest_visible
 
     nb = min(m.betas.shape[1], model.num_betas)
     J = np.asarray(rest_joints(model, m.betas[p][:nb]), np.float64)

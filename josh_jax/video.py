@@ -12,7 +12,7 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2
 import numpy as np
 
-from .onnx_models import FrontEndError
+from josh_jax.errors import FrontEndError
 
 MIN_SIDE, MAX_SIDE = 64, 8192
 

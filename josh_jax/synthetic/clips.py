@@ -14,10 +14,10 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
-from . import body
-from .geometry.pinhole import project
-from .render import draw_mesh
-from .synth import SynthConfig, _walk
+from josh_jax import body
+from josh_jax.geometry.pinhole import project
+from josh_jax.export.render import draw_mesh
+from josh_jax.synthetic.worlds import SynthConfig, _walk
 
 # body parts by dominant skinning joint (SMPL order) -> RGB
 SKIN, SHIRT, TROUSERS, SHOES, HAIR = (224, 172, 140), (40, 90, 170), (60, 60, 70), (30, 30, 30), (70, 45, 30)
@@ -420,7 +420,7 @@ def _true_centres(gt: dict) -> np.ndarray:
 
 def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
     """(..., 33, 2) BlazePose landmarks -> (..., 4, 2) mid-points of the hips, shoulders, knees and ankles."""
-    from .frontends import blazepose as bp
+    from josh_jax.frontends import blazepose as bp
 
     pairs = ((bp.L_HIP, bp.R_HIP), (bp.L_SHOULDER, bp.R_SHOULDER), (bp.L_KNEE, bp.R_KNEE), (bp.L_ANKLE, bp.R_ANKLE))
     return np.stack([(landmarks[..., a, :2] + landmarks[..., b, :2]) / 2 for a, b in pairs], -2)

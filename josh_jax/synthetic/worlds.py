@@ -32,9 +32,9 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 
-from .body import BodyModel, forward_jit as _forward
-from .bundle import Window, validate
-from .geometry.pinhole import project
+from josh_jax.body import BodyModel, forward_jit as _forward
+from josh_jax.bundle import Window, validate
+from josh_jax.geometry.pinhole import project
 
 
 
@@ -383,21 +383,21 @@ def _ground_truth(model, people, verts, joints, T_wc, cfg, markers, boxes) -> di
 
 
 def main(argv=None) -> int:
-    """``python -m josh_jax.synth OUT_DIR --seed N [--preset easy|medium|hard]``: write a
+    """``python -m josh_jax.synthetic.worlds OUT_DIR --seed N [--preset easy|medium|hard]``: write a
     synthetic bundle and its ground truth (``OUT_DIR/ground_truth.npz``)."""
     from pathlib import Path
 
-    from . import body as jbody
-    from .atomic import atomic_folder
-    from .bundle import save
-    from .cli_checks import (
+    from josh_jax import body as jbody
+    from josh_jax._cli.atomic import atomic_folder
+    from josh_jax.bundle import save
+    from josh_jax._cli.checks import (
         OneLineParser,
         OutputError,
         check_output,
         error_line,
         nonnegative_int,
     )
-    from .interrupt import exit_on_interrupt
+    from josh_jax._cli.interrupt import exit_on_interrupt
 
     def keyframes(text: str) -> int:
         v = nonnegative_int(text)
@@ -405,7 +405,7 @@ def main(argv=None) -> int:
             raise __import__("argparse").ArgumentTypeError(f"needs at least 3 keyframes, got {v}")
         return v
 
-    ap = OneLineParser(prog="python -m josh_jax.synth", description=main.__doc__)
+    ap = OneLineParser(prog="python -m josh_jax.synthetic.worlds", description=main.__doc__)
     ap.add_argument("out", type=Path, help="bundle folder to write (refused when it exists and is not empty, "
                     "unless --overwrite)")
     ap.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the world (>= 0)")
@@ -424,7 +424,7 @@ def main(argv=None) -> int:
             window, gt = make_world(model, args.seed, cfg)
             with atomic_folder(args.out, "synth") as tmp:
                 save(tmp / "bundle", [window], {"body_model": args.body_model,
-                                                "source": f"josh_jax.synth {args.preset} seed {args.seed}"})
+                                                "source": f"josh_jax.synthetic.worlds {args.preset} seed {args.seed}"})
                 for f in (tmp / "bundle").iterdir():
                     f.rename(tmp / f.name)
                 (tmp / "bundle").rmdir()

@@ -14,16 +14,16 @@ import numpy as np
 
 
 def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
-    """trajectory.png of ``out_dir``'s results.npz and init.npz (see :func:`josh_jax.plots.plot_trajectory`)."""
-    from .plots import plot_trajectory as _plot
-    from .results import load_results
+    """trajectory.png of ``out_dir``'s results.npz and init.npz (see :func:`josh_jax.export.plots.plot_trajectory`)."""
+    from josh_jax.export.plots import plot_trajectory as _plot
+    from josh_jax.results import load_results
 
     return _plot(load_results(out_dir / "results.npz"), load_results(out_dir / "init.npz"),
                  out_dir / "trajectory.png", gt)
 
 
 def main(argv=None) -> int:
-    from .cli_checks import (
+    from josh_jax._cli.checks import (
         OneLineParser,
         OutputError,
         check_output,
@@ -45,10 +45,10 @@ def main(argv=None) -> int:
 
     import tempfile
 
-    from . import body as jbody
-    from .bundle import save
-    from .solve.__main__ import run
-    from .synth import SynthConfig, make_world
+    from josh_jax import body as jbody
+    from josh_jax.bundle import save
+    from josh_jax.solve.__main__ import run
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     try:
         model = jbody.load(args.body_model)
@@ -57,21 +57,21 @@ def main(argv=None) -> int:
         return 2
     print(f"[demo] synthetic world (seed {args.seed}), body model {model.name}", file=sys.stderr)
     window, gt = make_world(model, args.seed, SynthConfig(num_keyframes=21))
-    from .interrupt import exit_on_interrupt
+    from josh_jax._cli.interrupt import exit_on_interrupt
 
     try:
         with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"), \
                 tempfile.TemporaryDirectory() as tmp:
-            from .atomic import IN_FLIGHT
+            from josh_jax._cli.atomic import IN_FLIGHT
 
             IN_FLIGHT.add(Path(tmp))  # removed by the Ctrl-C handler too
             bundle_dir = Path(tmp) / "bundle"
-            save(bundle_dir, [window], {"body_model": args.body_model, "source": "josh_jax.synth"})
+            save(bundle_dir, [window], {"body_model": args.body_model, "source": "josh_jax.synthetic.worlds"})
             summary = run(bundle_dir, args.out, args.body_model, overwrite=args.overwrite)
             np.savez_compressed(args.out / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
             plot_trajectory(args.out, gt)
-            from .export import write_glb
-            from .results import load_results
+            from josh_jax.export.scene import write_glb
+            from josh_jax.results import load_results
 
             write_glb(load_results(args.out / "results.npz"), model, args.out / "scene.glb")
     except (OSError, ValueError) as exc:

@@ -6,7 +6,7 @@ raised inside a JAX/XLA callback (swallowed, or a crash during teardown). The
 CLIs instead call :func:`exit_on_interrupt`: the C-level signal handler writes
 to a wakeup socket that a watcher thread reads (XLA releases the GIL while it
 compiles, so the thread runs within milliseconds); the first Ctrl-C deletes this
-process's temp outputs (:data:`josh_jax.atomic.IN_FLIGHT`), prints the CLI's
+process's temp outputs (:data:`josh_jax._cli.atomic.IN_FLIGHT`), prints the CLI's
 message and ends the process with exit code 130 through ``os._exit``, which
 skips the interpreter teardown that crashed under running XLA threads.
 
@@ -29,7 +29,7 @@ EXIT_CODE = 130
 
 
 def _remove_in_flight() -> None:
-    from .atomic import IN_FLIGHT
+    from josh_jax._cli.atomic import IN_FLIGHT
 
     for p in list(IN_FLIGHT):
         try:

@@ -1,6 +1,6 @@
 """One place where the viewer and the animated exports read a result.
 
-``josh_jax.view``, ``josh_jax.export_anim`` and ``josh_jax.bvh`` read results
+``josh_jax.view``, ``josh_jax.export.anim`` and ``josh_jax.export.bvh`` read results
 only through :func:`motion_of` / :func:`load_motion`, so a change of the
 results container (today the ``results.npz`` dict of
 :func:`josh_jax.results.load_results`) is one edit here.
@@ -84,7 +84,7 @@ def load_motion(path: str | Path, fps: float | None = None) -> Motion:
 
     Raises ValueError / OSError with a one-line message on a missing or foreign file.
     """
-    from .results import load_results
+    from josh_jax.results import load_results
 
     p = results_path(path)
     if not p.is_file():
@@ -94,7 +94,7 @@ def load_motion(path: str | Path, fps: float | None = None) -> Motion:
 
 def body_model_for(m: Motion, override=None):
     """The body model a result was made with ('open' is embedded; SMPL needs its file)."""
-    from . import body as jbody
+    from josh_jax import body as jbody
 
     if override:
         return jbody.load(override)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from .metrics import umeyama
+from josh_jax.eval.metrics import umeyama
 
 
 def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:

@@ -7,7 +7,7 @@ import argparse
 import math
 import sys
 
-from .atomic import OutputError, check_output, describe_os_error  # noqa: F401  (re-exported for the CLIs)
+from josh_jax._cli.atomic import OutputError, check_output, describe_os_error  # noqa: F401  (re-exported for the CLIs)
 
 EXIT_BAD_INPUT = 2
 

@@ -3,7 +3,7 @@
 Bodies come from ``results.npz`` (world frame) and are put back into each
 frame's camera (``cam_to_world``, ``intrinsics``), so the overlay shows what
 the joint optimization believes, not the front ends' raw fits. Drawn with the
-CPU rasterizer in :mod:`josh_jax.render` (no OpenGL needed).
+CPU rasterizer in :mod:`josh_jax.export.render` (no OpenGL needed).
 """
 from __future__ import annotations
 
@@ -15,12 +15,12 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from .body import BodyModel, forward_jit as _forward
-from .frontends.video import VideoInfo, iter_frames
-from .render import draw_mesh
+from josh_jax.body import BodyModel, forward_jit as _forward
+from josh_jax.video import VideoInfo, iter_frames
+from josh_jax.export.render import draw_mesh
 
 if TYPE_CHECKING:
-    from .results import Results
+    from josh_jax.results import Results
 
 PALETTE = np.array([(230, 120, 60), (70, 150, 230), (90, 200, 110), (220, 80, 180), (240, 200, 60)], float)
 

@@ -1,0 +1,3 @@
+from josh_jax.export.scene import main
+
+raise SystemExit(main())
