@@ -16,6 +16,7 @@ Measurement rules
   measurement that decides whether the batch scheduler groups windows across videos.
 - The machine, the CPU count and the load average at the start go into the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,17 @@ def render_inputs(folder: Path, clips: int, frames: int) -> list[Path]:
 
 def run_batch(videos: list[Path], workers: int, overrides: list[str], out: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT), RAY_USAGE_STATS_ENABLED="0")
-    cmd = [sys.executable, "-m", "josh_jax.batch", *map(str, videos), "--out", str(out), "--num-cpus", str(workers),
-           "--no-overlay"] + [a for kv in overrides for a in ("--set", kv)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "josh_jax.batch",
+        *map(str, videos),
+        "--out",
+        str(out),
+        "--num-cpus",
+        str(workers),
+        "--no-overlay",
+    ] + [a for kv in overrides for a in ("--set", kv)]
     t = time.perf_counter()
     p = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
@@ -56,18 +66,38 @@ def run_batch(videos: list[Path], workers: int, overrides: list[str], out: Path)
     rows = json.loads((out / "batch_summary.json").read_text())["videos"]
     windows = sum(r["windows"] for r in rows)
     stage = lambda k: sum(r["seconds"].get(k, 0.0) for r in rows)
-    return dict(workers=workers, videos=len(rows), windows=windows, frames=sum(r["frames"] for r in rows),
-                wall_s=wall, videos_per_hour=len(rows) / wall * 3600, windows_per_s=windows / wall,
-                task_s_frontends=stage("frontends"), task_s_solve=stage("solve"),
-                task_s_join_export=stage("join") + stage("export"))
+    return dict(
+        workers=workers,
+        videos=len(rows),
+        windows=windows,
+        frames=sum(r["frames"] for r in rows),
+        wall_s=wall,
+        videos_per_hour=len(rows) / wall * 3600,
+        windows_per_s=windows / wall,
+        task_s_frontends=stage("frontends"),
+        task_s_solve=stage("solve"),
+        task_s_join_export=stage("join") + stage("export"),
+    )
 
 
 def vmap_rows(batches: list[int]) -> list[dict]:
     rows = []
     for b in batches:
-        p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--worker", "batch",
-                            "--size", str(b), "--device", "cpu"], capture_output=True, text=True,
-                           env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        p = subprocess.run(
+            [
+                sys.executable,
+                str(ROOT / "benchmarks" / "throughput.py"),
+                "--worker",
+                "batch",
+                "--size",
+                str(b),
+                "--device",
+                "cpu",
+            ],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+        )
         if p.returncode != 0:
             raise SystemExit(f"vmap worker failed: {p.stderr[-2000:]}")
         rows.append(json.loads(p.stdout.strip().splitlines()[-1]))
@@ -83,8 +113,12 @@ def main(argv=None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args(argv)
-    machine = dict(python=platform.python_version(), platform=platform.platform(), cpu_count=os.cpu_count(),
-                   load_average_at_start=os.getloadavg())
+    machine = dict(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        load_average_at_start=os.getloadavg(),
+    )
     result = dict(machine=machine, frames_per_rendered_clip=args.frames, overrides=args.overrides, runs=[], vmap=[])
 
     def save() -> None:  # after every measurement, so a stopped run keeps what it measured
@@ -99,14 +133,20 @@ def main(argv=None) -> int:
             r = run_batch(videos, w, args.overrides, d / f"out_{w}")
             runs.append(r)
             save()
-            print(f"{w} worker(s): {r['videos']} videos, {r['windows']} windows in {r['wall_s']:.0f} s: "
-                  f"{r['videos_per_hour']:.1f} videos/h, {r['windows_per_s']:.4f} windows/s", flush=True)
+            print(
+                f"{w} worker(s): {r['videos']} videos, {r['windows']} windows in {r['wall_s']:.0f} s: "
+                f"{r['videos_per_hour']:.1f} videos/h, {r['windows_per_s']:.4f} windows/s",
+                flush=True,
+            )
     for b in [int(x) for x in args.vmap.split(",") if x]:
         (r,) = vmap_rows([b])
         result["vmap"].append(r)
         save()
-        print(f"vmap B={r['batch']}: {r['windows_per_s_batched']:.3f} windows/s batched vs "
-              f"{r['windows_per_s_sequential']:.3f} one by one (x{r['speedup']:.2f})", flush=True)
+        print(
+            f"vmap B={r['batch']}: {r['windows_per_s_batched']:.3f} windows/s batched vs "
+            f"{r['windows_per_s_sequential']:.3f} one by one (x{r['speedup']:.2f})",
+            flush=True,
+        )
     return 0
 
 

@@ -15,6 +15,7 @@ side by side with the improvement over init, and the ablations) and plots:
 (per-frame root error) and ``foot_speed_<preset>.png`` (per-frame foot-marker
 speed of person 0) for the first seed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,8 +30,8 @@ import jax
 import numpy as np
 
 from josh_jax import body as jbody
-from josh_jax.losses import LossWeights
 from josh_jax.eval.metrics import evaluate, umeyama
+from josh_jax.losses import LossWeights
 from josh_jax.objective import SWITCHES, ObjectiveConfig, loss_weights, problem_config, refine_config
 from josh_jax.problem import ProblemConfig, build_problem
 from josh_jax.refine import RefineConfig, refine_results
@@ -39,12 +40,27 @@ from josh_jax.solve import SolveConfig, front_ends_only, solve
 from josh_jax.synthetic.worlds import PRESETS, make_world
 
 METRICS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "camera_ate")
-UNITS = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10m/s^3", "foot_sliding": "mm", "camera_ate": "m"}
+UNITS = {
+    "w_mpjpe100": "mm",
+    "wa_mpjpe100": "mm",
+    "rte": "%",
+    "jitter": "10m/s^3",
+    "foot_sliding": "mm",
+    "camera_ate": "m",
+}
 ABLATIONS = ("scale", "static", "smooth", "prior")
 
 
-def run_world(model, preset: str, seed: int, cfg: SolveConfig, ablations=ABLATIONS, plus: bool = True,
-              plus_ablation: bool = True, timings: dict | None = None):
+def run_world(
+    model,
+    preset: str,
+    seed: int,
+    cfg: SolveConfig,
+    ablations=ABLATIONS,
+    plus: bool = True,
+    plus_ablation: bool = True,
+    timings: dict | None = None,
+):
     """Solve one world with every variant; returns (metrics per variant, entry counts, Results per
     variant, ground truth). ``timings`` (a dict) collects seconds of the josh+ extra work per world."""
     window, gt = make_world(model, seed, PRESETS[preset])
@@ -57,9 +73,12 @@ def run_world(model, preset: str, seed: int, cfg: SolveConfig, ablations=ABLATIO
         res = solve(pr, w, cfg)
         solved[name] = res.params
         results[name] = build_results(res.params, pr, window, model)
-    info = {"contact_scale_entries": int((problem.human.scale_w > 0).sum()),
-            "static_entries": int((problem.human.static_w > 0).sum()), "people": window.num_tracks,
-            "keyframes": window.num_keyframes}
+    info = {
+        "contact_scale_entries": int((problem.human.scale_w > 0).sum()),
+        "static_entries": int((problem.human.static_w > 0).sum()),
+        "people": window.num_tracks,
+        "keyframes": window.num_keyframes,
+    }
     if plus:
         obj = ObjectiveConfig(name="josh+")
         windowed = {}  # problem settings -> per-frame Results of the window solve (josh's when unchanged)
@@ -110,32 +129,47 @@ def write_tables(rows, path_md: Path, machine: str, seconds: float) -> str:
     presets = sorted({r["preset"] for r in rows}, key=list(PRESETS).index)
     have = list(rows[0]["metrics"])
     main = [v for v in ("init", "josh", "josh+") if v in have]
-    lines = [f"Machine: {machine}; {len(rows)} worlds; {seconds:.0f} s in all.", "",
-             "| preset | variant | " + " | ".join(f"{k} ({UNITS[k]})" for k in METRICS) + " |",
-             "|---|---|" + "---|" * len(METRICS)]
+    lines = [
+        f"Machine: {machine}; {len(rows)} worlds; {seconds:.0f} s in all.",
+        "",
+        "| preset | variant | " + " | ".join(f"{k} ({UNITS[k]})" for k in METRICS) + " |",
+        "|---|---|" + "---|" * len(METRICS),
+    ]
     for group in presets + ["all"]:
         sel = [r for r in rows if group in ("all", r["preset"])]
         for variant in main:
             vals = " | ".join(f"{_mean(sel, variant, k):.3f}" for k in METRICS)
             lines.append(f"| {group} | {variant} | {vals} |")
         for variant in main[1:]:
-            imp = " | ".join(f"{100 * (1 - _mean(sel, variant, k) / max(_mean(sel, 'init', k), 1e-12)):+.0f} %"
-                             for k in METRICS)
+            imp = " | ".join(
+                f"{100 * (1 - _mean(sel, variant, k) / max(_mean(sel, 'init', k), 1e-12)):+.0f} %" for k in METRICS
+            )
             lines.append(f"| {group} | {variant} vs init | {imp} |")
         if "josh+" in main:
-            rel = " | ".join(f"{100 * (_mean(sel, 'josh+', k) / max(_mean(sel, 'josh', k), 1e-12) - 1):+.1f} %"
-                             for k in METRICS)
+            rel = " | ".join(
+                f"{100 * (_mean(sel, 'josh+', k) / max(_mean(sel, 'josh', k), 1e-12) - 1):+.1f} %" for k in METRICS
+            )
             lines.append(f"| {group} | josh+ vs josh (change) | {rel} |")
     ref = ["josh"] + [v for v in have if v.startswith("no_")]
     if len(ref) > 1:
-        lines += ["", "Ablation of the reference (mean over all worlds; each human term switched off in turn):", "",
-                  "| variant | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        lines += [
+            "",
+            "Ablation of the reference (mean over all worlds; each human term switched off in turn):",
+            "",
+            "| variant | " + " | ".join(METRICS) + " |",
+            "|---|" + "---|" * len(METRICS),
+        ]
         for v in ref:
             lines.append(f"| {v} | " + " | ".join(f"{_mean(rows, v, k):.3f}" for k in METRICS) + " |")
     plus = ["josh+"] + [v for v in have if v.startswith("josh+ ")]
     if len(plus) > 1:
-        lines += ["", "Ablation of josh+ (mean over all worlds; each switch flipped in turn, each refinement term off):", "",
-                  "| variant | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
+        lines += [
+            "",
+            "Ablation of josh+ (mean over all worlds; each switch flipped in turn, each refinement term off):",
+            "",
+            "| variant | " + " | ".join(METRICS) + " |",
+            "|---|" + "---|" * len(METRICS),
+        ]
         for v in ["josh"] + plus:
             lines.append(f"| {v} | " + " | ".join(f"{_mean(rows, v, k):.3f}" for k in METRICS) + " |")
     text = "\n".join(lines) + "\n"
@@ -198,14 +232,15 @@ def plot_world(preset: str, results: dict, gt, out_dir: Path) -> None:
     # per-frame foot speed of person 0: each foot's slowest marker (a planted foot has one at ~0)
     fig, axes = plt.subplots(2, 1, figsize=(6.5, 4.5), dpi=100, sharex=True)
     fps = PRESETS[preset].fps
-    for name, style, color in [("ground truth", "--", "k")] + [(n, st, c) for (n, st), c in
-                                                                zip(styles, ("tab:gray", "tab:orange", "tab:green"))]:
+    for name, style, color in [("ground truth", "--", "k")] + [
+        (n, st, c) for (n, st), c in zip(styles, ("tab:gray", "tab:orange", "tab:green"))
+    ]:
         r = gt if name == "ground truth" else results[name]
         vis = r.visible[0]
         fv = np.where(vis[:, None, None], r.foot_vertices_world[0], np.nan)
         speed = np.linalg.norm(np.diff(fv, axis=0), axis=-1) * fps  # (F - 1, 4) m/s
         for foot, ax in enumerate(axes):
-            ax.plot(r.frame_index[1:], np.min(speed[:, 2 * foot:2 * foot + 2], -1), style, color=color, label=name)
+            ax.plot(r.frame_index[1:], np.min(speed[:, 2 * foot : 2 * foot + 2], -1), style, color=color, label=name)
     for foot, ax in enumerate(axes):
         ax.set_ylabel(f"{('left', 'right')[foot]} foot (m/s)")
         ax.set_ylim(0, None)
@@ -224,8 +259,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=Path("bench_accuracy_out"))
     ap.add_argument("--body-model", default="open")
     ap.add_argument("--method", choices=("adam", "gn"), default="adam", help="solver method (see josh_jax.solve)")
-    ap.add_argument("--ablation", choices=("plus", "reference", "both", "none"), default="plus",
-                    help="ablation rows: josh+'s switches off in turn (plus), the reference's human terms (reference)")
+    ap.add_argument(
+        "--ablation",
+        choices=("plus", "reference", "both", "none"),
+        default="plus",
+        help="ablation rows: josh+'s switches off in turn (plus), the reference's human terms (reference)",
+    )
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
     args = ap.parse_args(argv)
     model = jbody.load(args.body_model)
@@ -242,21 +281,43 @@ def main(argv=None) -> int:
     for preset in presets:
         for seed in seeds:
             t = time.perf_counter()
-            metrics, info, results, gt = run_world(model, preset, seed, cfg, ref_ablations,
-                                                   plus_ablation=args.ablation in ("plus", "both"), timings=timings)
+            metrics, info, results, gt = run_world(
+                model,
+                preset,
+                seed,
+                cfg,
+                ref_ablations,
+                plus_ablation=args.ablation in ("plus", "both"),
+                timings=timings,
+            )
             rows.append({"preset": preset, "seed": seed, **info, "metrics": metrics})
-            print(f"[bench_accuracy] {preset} seed {seed}: {time.perf_counter() - t:.0f} s, "
-                  + ", ".join(f"{k} {metrics['init'][k]:.3g} -> {metrics['josh'][k]:.3g} / {metrics['josh+'][k]:.3g}"
-                              for k in METRICS), file=sys.stderr, flush=True)
+            print(
+                f"[bench_accuracy] {preset} seed {seed}: {time.perf_counter() - t:.0f} s, "
+                + ", ".join(
+                    f"{k} {metrics['init'][k]:.3g} -> {metrics['josh'][k]:.3g} / {metrics['josh+'][k]:.3g}"
+                    for k in METRICS
+                ),
+                file=sys.stderr,
+                flush=True,
+            )
             if seed == seeds[0]:
                 plot_world(preset, results, gt, args.out)
     seconds = time.perf_counter() - t0
     machine = f"{platform.machine()} {platform.processor() or ''} ({jax.devices()[0].platform}, jax {jax.__version__})".strip()
     text = write_tables(rows, args.out / "accuracy.md", machine, seconds)
-    (args.out / "accuracy.json").write_text(json.dumps({"machine": machine, "solve_config": dataclasses.asdict(cfg),
-                                                         "objective_plus": dataclasses.asdict(ObjectiveConfig("josh+")),
-                                                         "switches": list(SWITCHES), "josh_plus_seconds": timings,
-                                                         "rows": rows}, indent=1))
+    (args.out / "accuracy.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                "solve_config": dataclasses.asdict(cfg),
+                "objective_plus": dataclasses.asdict(ObjectiveConfig("josh+")),
+                "switches": list(SWITCHES),
+                "josh_plus_seconds": timings,
+                "rows": rows,
+            },
+            indent=1,
+        )
+    )
     print(text)
     return 0
 

@@ -6,6 +6,7 @@ errors against the exact truth (josh_jax.synthetic.camera_check) and seconds per
 Each clip: 50 frames, 448x252, one walker (josh_jax.synthetic.clips.render_camera_clip). Runs the demo
 with --no-overlay (the overlay is not part of the camera check).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -16,9 +17,9 @@ from pathlib import Path
 
 
 def run(kind: str, tmp: Path) -> dict:
-    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.demo import main
     from josh_jax.results import load_results
+    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.synthetic.clips import render_camera_clip
 
     gt = render_camera_clip(tmp / f"{kind}.mp4", kind)
@@ -36,8 +37,10 @@ def main_cli(argv=None) -> int:
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(k, Path(tmp)) for k in args.clips]
-    info = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; 2 cores shared with other jobs",
-            "rows": rows}
+    info = {
+        "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; 2 cores shared with other jobs",
+        "rows": rows,
+    }
     args.out.write_text(json.dumps(info, indent=1, default=str))
     for r in rows:
         print(json.dumps({k: v for k, v in r.items() if k not in ("evidence", "seconds")}, default=str))

@@ -10,6 +10,7 @@ needs (windows, the largest camera step at window joins vs the median step).
 Also the BlazePose calls alone (detector, landmarks; ms per call). The machine
 is printed; all rows come from one run.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,8 +65,12 @@ def run_demo(clip: Path, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         t = time.perf_counter()
-        r = subprocess.run([sys.executable, "-m", "josh_jax.demo", str(clip), "--out", str(out)] + extra,
-                           capture_output=True, text=True, cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, "-m", "josh_jax.demo", str(clip), "--out", str(out)] + extra,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
         wall = time.perf_counter() - t
         if r.returncode != 0:
             return {"clip": str(clip), "error": r.stderr.strip().splitlines()[-1]}
@@ -76,10 +81,18 @@ def run_demo(clip: Path, extra: list[str]) -> dict:
         sec = s["seconds"]
         F = s["frames"]
         fe = {k.replace("frontends_", ""): v for k, v in sec.items() if k.startswith("frontends_")}
-        row = {"clip": clip.name, "frames": F, "windows": s["windows"], "people": s["people"], "wall_s": wall,
-               "seconds": sec, "frontend_ms_per_frame": {k: 1000 * v / F for k, v in fe.items()},
-               "max_camera_step_over_median": float(step.max() / max(np.median(step), 1e-9)),
-               "registered_keyframes": s.get("registered_keyframes"), "keyframes": s.get("keyframes")}
+        row = {
+            "clip": clip.name,
+            "frames": F,
+            "windows": s["windows"],
+            "people": s["people"],
+            "wall_s": wall,
+            "seconds": sec,
+            "frontend_ms_per_frame": {k: 1000 * v / F for k, v in fe.items()},
+            "max_camera_step_over_median": float(step.max() / max(np.median(step), 1e-9)),
+            "registered_keyframes": s.get("registered_keyframes"),
+            "keyframes": s.get("keyframes"),
+        }
         if "example_clip_check" in s:
             row["example_clip_check"] = s["example_clip_check"]
         return row

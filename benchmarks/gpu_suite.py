@@ -7,6 +7,7 @@ and ``solve_batch`` of several windows (windows per second). Compile time is rep
 ``block_until_ready`` / ``torch.cuda.synchronize``. ``--tiny`` shrinks the problem and the
 iteration counts so the suite finishes in seconds on a CPU (the tests run it that way).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,9 +39,18 @@ def main(argv=None) -> int:
     iters = (10, 5) if args.tiny else (500, 200)
     problem, model, window = make_problem(**size)
     dev = jax.devices()[0]
-    out = dict(device=str(dev), device_kind=getattr(dev, "device_kind", ""), platform=dev.platform, jax=jax.__version__,
-               size=size, matches=int((problem.scene.corr_w > 0).sum()), iterations=iters, tiny=args.tiny, rows=[],
-               batches=[])
+    out = dict(
+        device=str(dev),
+        device_kind=getattr(dev, "device_kind", ""),
+        platform=dev.platform,
+        jax=jax.__version__,
+        size=size,
+        matches=int((problem.scene.corr_w > 0).sum()),
+        iterations=iters,
+        tiny=args.tiny,
+        rows=[],
+        batches=[],
+    )
 
     def timed(fn):
         t = time.perf_counter()
@@ -51,12 +61,20 @@ def main(argv=None) -> int:
         steady = time.perf_counter() - t
         return r, first, steady
 
-    cfgs = {"josh_jax adam": SolveConfig(iters_stage1=iters[0], iters_stage2=iters[1]),
-            "josh_jax gn": SolveConfig(method="gn", **(dict(gn_iters_stage1=3, gn_iters_stage2=2) if args.tiny else {}))}
+    cfgs = {
+        "josh_jax adam": SolveConfig(iters_stage1=iters[0], iters_stage2=iters[1]),
+        "josh_jax gn": SolveConfig(method="gn", **(dict(gn_iters_stage1=3, gn_iters_stage2=2) if args.tiny else {})),
+    }
     for name, cfg in cfgs.items():
         res, first, steady = timed(lambda cfg=cfg: solve(problem, LossWeights(), cfg))
-        out["rows"].append(dict(impl=name, compile_s=max(first - steady, 0.0), solve_s=steady,
-                                final_loss=float(res.stage2.history.total[-1])))
+        out["rows"].append(
+            dict(
+                impl=name,
+                compile_s=max(first - steady, 0.0),
+                solve_s=steady,
+                final_loss=float(res.stage2.history.total[-1]),
+            )
+        )
         print(out["rows"][-1], file=sys.stderr, flush=True)
     if not args.skip_torch:
         import torch
@@ -68,9 +86,16 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         final, _ = vectorized.solve(problem, LossWeights(), iters, device=tdev, sync=sync)
         sync()
-        out["rows"].append(dict(impl="torch vectorized", device=tdev, compile_s=0.0, solve_s=time.perf_counter() - t,
-                                final_loss=float(final),
-                                torch_device=torch.cuda.get_device_name(0) if tdev == "cuda" else "cpu"))
+        out["rows"].append(
+            dict(
+                impl="torch vectorized",
+                device=tdev,
+                compile_s=0.0,
+                solve_s=time.perf_counter() - t,
+                final_loss=float(final),
+                torch_device=torch.cuda.get_device_name(0) if tdev == "cuda" else "cpu",
+            )
+        )
         print(out["rows"][-1], file=sys.stderr, flush=True)
 
     sizes = {k: int(v * 1.5) if k != "keyframes" else v for k, v in problem_sizes(problem)._asdict().items()}
@@ -79,8 +104,9 @@ def main(argv=None) -> int:
         probs = [build_problem(make_problem(**size, seed=s)[2], model, sizes=sizes) for s in range(b)]
         stacked = stack_problems(probs)
         _, first, steady = timed(lambda: solve_batch(stacked, LossWeights(), cfg))
-        out["batches"].append(dict(batch=b, compile_s=max(first - steady, 0.0), solve_s=steady,
-                                   windows_per_s=b / steady))
+        out["batches"].append(
+            dict(batch=b, compile_s=max(first - steady, 0.0), solve_s=steady, windows_per_s=b / steady)
+        )
         print(out["batches"][-1], file=sys.stderr, flush=True)
     args.out.write_text(json.dumps(out, indent=1))
     return 0

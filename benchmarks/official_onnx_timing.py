@@ -8,6 +8,7 @@ first call (allocation, kernel selection) apart from the steady state
 (median of ``--repeat`` further calls), and the providers used. Models
 missing from the folder are skipped (listed).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,8 +31,10 @@ def _feeds(sess, name: str) -> dict:
     rng = np.random.default_rng(0)
     feeds = {}
     for inp in sess.get_inputs():
-        shape = [d if isinstance(d, int) else BATCH.get(name, {}).get(d, 1 if d in ("B", "B16", "N") else 640)
-                 for d in inp.shape]
+        shape = [
+            d if isinstance(d, int) else BATCH.get(name, {}).get(d, 1 if d in ("B", "B16", "N") else 640)
+            for d in inp.shape
+        ]
         if name == "person_segmenter" and inp.name == "image":
             shape = [1, 3, 384, 640] if not all(isinstance(d, int) for d in inp.shape) else inp.shape
         x = rng.random(shape, dtype=np.float32)
@@ -52,7 +55,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     import onnxruntime as ort
 
-    from josh_jax.frontends.official.contracts import REQUIRED, CONTRACTS
+    from josh_jax.frontends.official.contracts import CONTRACTS, REQUIRED
     from josh_jax.frontends.onnx_models import open_session
 
     rows, skipped = {}, []
@@ -73,14 +76,26 @@ def main(argv=None) -> int:
             t0 = time.perf_counter()
             sess.run(None, feeds)
             times.append(time.perf_counter() - t0)
-        rows[name] = {"input_shapes": {k: list(v.shape) for k, v in feeds.items()}, "load_s": round(load, 2),
-                      "first_call_s": round(first, 3), "steady_call_s": round(float(np.median(times)), 3),
-                      "providers": sess.get_providers()}
-        print(f"{name:18s} load {load:6.1f} s  first {first:7.3f} s  steady {np.median(times):7.3f} s  "
-              f"{rows[name]['input_shapes']}", flush=True)
+        rows[name] = {
+            "input_shapes": {k: list(v.shape) for k, v in feeds.items()},
+            "load_s": round(load, 2),
+            "first_call_s": round(first, 3),
+            "steady_call_s": round(float(np.median(times)), 3),
+            "providers": sess.get_providers(),
+        }
+        print(
+            f"{name:18s} load {load:6.1f} s  first {first:7.3f} s  steady {np.median(times):7.3f} s  "
+            f"{rows[name]['input_shapes']}",
+            flush=True,
+        )
         del sess
-    report = {"machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
-              "onnxruntime": ort.__version__, "device": args.device, "models": rows, "skipped": skipped}
+    report = {
+        "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
+        "onnxruntime": ort.__version__,
+        "device": args.device,
+        "models": rows,
+        "skipped": skipped,
+    }
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     if skipped:

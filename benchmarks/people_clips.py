@@ -9,6 +9,7 @@ demo's people to the true ones (projected joints) and reports per person: tracke
 frames, identity switches, world root path length relative to the truth, and root position error after
 one similarity alignment of all people's roots (metres). Writes people_clips.json next to this file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,12 @@ def _project(cam_to_world, K, pts):
 
 
 def main(argv=None) -> int:
+    from josh_jax.eval.metrics import umeyama
     from josh_jax.frontends import blazepose as bp
     from josh_jax.frontends.person_detector import PersonDetector
     from josh_jax.frontends.tracker import track_people
-    from josh_jax.video import iter_frames, probe
-    from josh_jax.eval.metrics import umeyama
     from josh_jax.synthetic.clips import render_people_clip, smpl_centres, tracking_report
+    from josh_jax.video import iter_frames, probe
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["walk_away", "crossing"])
@@ -60,13 +61,17 @@ def main(argv=None) -> int:
             det.detect(im)
         det_ms = (time.perf_counter() - t0) / info.num_frames * 1000
         rep = tracking_report(gt, {tr.track_id: dict(zip(map(int, tr.frames), tr.image)) for tr in tracks})
-        entry = dict(people_stage_ms_per_frame=people_s / info.num_frames * 1000, detector_ms_per_frame=det_ms,
-                     tracking=rep)
+        entry = dict(
+            people_stage_ms_per_frame=people_s / info.num_frames * 1000, detector_ms_per_frame=det_ms, tracking=rep
+        )
         if not args.skip_demo:
             out = args.work / f"{preset}_demo"
             t0 = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "josh_jax.demo", str(clip), "--out", str(out), "--overwrite",
-                                   "--no-overlay"], capture_output=True, text=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "josh_jax.demo", str(clip), "--out", str(out), "--overwrite", "--no-overlay"],
+                capture_output=True,
+                text=True,
+            )
             entry["demo_seconds"] = time.perf_counter() - t0
             entry["demo_last_line"] = (proc.stderr.strip().splitlines() or [""])[-1]
             if proc.returncode == 0:
@@ -83,8 +88,12 @@ def _world(gt, out, umeyama, smpl_centres, tracking_report, _project) -> dict:
     K, W = z["intrinsics"], z["image_size"]
     scale = float(W[0]) / float(gt["size"][0])
     cams, J, vis = z["cam_to_world"], z["joints_world"], z["visible"]
-    pts = {int(pid): {int(f): smpl_centres(_project(cams[k], K, J[i, k])) for k, f in enumerate(z["frame_index"])
-                      if vis[i, k]} for i, pid in enumerate(z["person_ids"])}
+    pts = {
+        int(pid): {
+            int(f): smpl_centres(_project(cams[k], K, J[i, k])) for k, f in enumerate(z["frame_index"]) if vis[i, k]
+        }
+        for i, pid in enumerate(z["person_ids"])
+    }
     rep = tracking_report(gt, pts, scale=scale)
     # each true person -> the result person matched on most frames
     src, dst, per = [], [], []
@@ -99,10 +108,12 @@ def _world(gt, out, umeyama, smpl_centres, tracking_report, _project) -> dict:
         true = gt["joints"][r["person"], z["frame_index"][frames], 0]
         src.append(est)
         dst.append(true)
-        per.append(dict(person=r["person"], matched=pid, frames=len(frames),
-                        path_ratio=None, position_error_m=None))
-    out_rep = dict(camera=summary.get("camera") or ("static" if summary.get("static_camera") else "sfm"),
-                   focal_working_px=summary.get("focal_working_px"), demo_tracking=rep)
+        per.append(dict(person=r["person"], matched=pid, frames=len(frames), path_ratio=None, position_error_m=None))
+    out_rep = dict(
+        camera=summary.get("camera") or ("static" if summary.get("static_camera") else "sfm"),
+        focal_working_px=summary.get("focal_working_px"),
+        demo_tracking=rep,
+    )
     if src:
         s, R, t = umeyama(np.concatenate(src), np.concatenate(dst))
         k = 0
@@ -111,8 +122,10 @@ def _world(gt, out, umeyama, smpl_centres, tracking_report, _project) -> dict:
                 continue
             est = s * src[k] @ R.T + t
             true = dst[k]
-            p["path_ratio"] = float(np.linalg.norm(np.diff(est, axis=0), axis=1).sum()
-                                    / max(np.linalg.norm(np.diff(true, axis=0), axis=1).sum(), 1e-9))
+            p["path_ratio"] = float(
+                np.linalg.norm(np.diff(est, axis=0), axis=1).sum()
+                / max(np.linalg.norm(np.diff(true, axis=0), axis=1).sum(), 1e-9)
+            )
             p["position_error_m"] = float(np.linalg.norm(est - true, axis=1).mean())
             k += 1
         out_rep["similarity_scale"] = float(s)

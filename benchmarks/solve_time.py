@@ -6,6 +6,7 @@ iteration counts fixed (500 + 200 unless --quick). Machine recorded in the JSON.
 
     python benchmarks/solve_time.py [--quick] [--json out.json]
 """
+
 import argparse
 import json
 import os
@@ -39,13 +40,26 @@ def main():
         pr = build_problem(w, model)
         first, steady = time_calls(lambda pr=pr: solve(pr, LossWeights(), cfg), args.repeats)[:2]
         n_it = cfg.iters_stage1 + cfg.iters_stage2
-        row = dict(keyframes=K, image=f"{W}x{H}", correspondences=int((pr.scene.corr_w > 0).sum()),
-                   sizes=problem_sizes(pr)._asdict(), first_call_s=round(first, 2), compile_s=round(first - steady, 2),
-                   steady_solve_s=round(steady, 3), ms_per_iteration=round(1000 * steady / n_it, 2))
+        row = dict(
+            keyframes=K,
+            image=f"{W}x{H}",
+            correspondences=int((pr.scene.corr_w > 0).sum()),
+            sizes=problem_sizes(pr)._asdict(),
+            first_call_s=round(first, 2),
+            compile_s=round(first - steady, 2),
+            steady_solve_s=round(steady, 3),
+            ms_per_iteration=round(1000 * steady / n_it, 2),
+        )
         rows.append(row)
         print(row, flush=True)
-    info = dict(machine=platform.processor() or platform.machine(), cores=os.cpu_count(), device=str(jax.devices()[0]),
-                jax=jax.__version__, iterations=[cfg.iters_stage1, cfg.iters_stage2], rows=rows)
+    info = dict(
+        machine=platform.processor() or platform.machine(),
+        cores=os.cpu_count(),
+        device=str(jax.devices()[0]),
+        jax=jax.__version__,
+        iterations=[cfg.iters_stage1, cfg.iters_stage2],
+        rows=rows,
+    )
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(info, fh, indent=1)

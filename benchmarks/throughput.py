@@ -19,6 +19,7 @@ Measurement rules
   call versus B calls of ``solve``; throughput in windows per second.
 - The machine, jax/torch versions and thread counts go into the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,8 +59,14 @@ def make_problem(keyframes: int, tracks: int, cpp: int, seed: int = 0):
     # grid of 8-pixel matches: about 0.6 x W x H / 64 of them land in the partner image
     width = int(round((64 * cpp / (0.6 * 0.75)) ** 0.5 / 8) * 8)
     height = int(round(0.75 * width / 8) * 8)
-    cfg = SynthConfig(num_keyframes=keyframes, width=width, height=height, focal=0.94 * width, people=tracks,
-                      cam_speed=0.04 * 21 / keyframes)
+    cfg = SynthConfig(
+        num_keyframes=keyframes,
+        width=width,
+        height=height,
+        focal=0.94 * width,
+        people=tracks,
+        cam_speed=0.04 * 21 / keyframes,
+    )
     cfg = dataclasses.replace(cfg, person_z=4.5)
     model = jb.load("open")
     window, _ = make_world(model, seed, cfg)
@@ -68,11 +75,15 @@ def make_problem(keyframes: int, tracks: int, cpp: int, seed: int = 0):
 
 def worker(impl: str, size: dict, device: str, repeats: int, torch_iters: int, full_torch: bool) -> dict:
 
-
     problem, model, window = make_problem(**size)
     pairs = len(window.pair_index)
-    out = dict(impl=impl, **size, correspondences=int(len(window.corr_pair)), pairs=pairs,
-               corr_per_pair=float(len(window.corr_pair) / max(pairs, 1)))
+    out = dict(
+        impl=impl,
+        **size,
+        correspondences=int(len(window.corr_pair)),
+        pairs=pairs,
+        corr_per_pair=float(len(window.corr_pair) / max(pairs, 1)),
+    )
     if impl == "jax":
         import jax
 
@@ -82,9 +93,14 @@ def worker(impl: str, size: dict, device: str, repeats: int, torch_iters: int, f
 
         cfg = SolveConfig()
         first, steady, res = time_calls(lambda: solve(problem, LossWeights(), cfg), repeats)[:3]
-        out.update(compile_s=first - steady, first_call_s=first, full_solve_s=steady,
-                   s_per_iter=steady / sum(ITERS), final_loss=float(res.stage2.history.total[-1]),
-                   device=str(jax.devices()[0]))
+        out.update(
+            compile_s=first - steady,
+            first_call_s=first,
+            full_solve_s=steady,
+            s_per_iter=steady / sum(ITERS),
+            final_loss=float(res.stage2.history.total[-1]),
+            device=str(jax.devices()[0]),
+        )
     else:
         import torch
 
@@ -117,10 +133,15 @@ def worker(impl: str, size: dict, device: str, repeats: int, torch_iters: int, f
                     faithful.solve(problem, model, LossWeights(), iters, callback=cb)
                 best = min(best, (stamps[-1] - stamps[2]) / torch_iters)
             per_stage.append(best)
-        out.update(s_per_iter_stage1=per_stage[0], s_per_iter_stage2=per_stage[1],
-                   full_solve_s=ITERS[0] * per_stage[0] + ITERS[1] * per_stage[1], compile_s=0.0,
-                   s_per_iter=(ITERS[0] * per_stage[0] + ITERS[1] * per_stage[1]) / sum(ITERS),
-                   torch_threads=torch.get_num_threads(), device=dev)
+        out.update(
+            s_per_iter_stage1=per_stage[0],
+            s_per_iter_stage2=per_stage[1],
+            full_solve_s=ITERS[0] * per_stage[0] + ITERS[1] * per_stage[1],
+            compile_s=0.0,
+            s_per_iter=(ITERS[0] * per_stage[0] + ITERS[1] * per_stage[1]) / sum(ITERS),
+            torch_threads=torch.get_num_threads(),
+            device=dev,
+        )
         if full_torch:
             t = time.perf_counter()
             final, _ = run(ITERS)
@@ -161,8 +182,16 @@ def batch_worker(batch: int, device: str) -> dict:
     for p in problems:
         jax.block_until_ready(solve(p, LossWeights(), cfg))
     t_seq = time.perf_counter() - t
-    return dict(batch=batch, **size, batched_s=t_batch, sequential_s=t_seq, windows_per_s_batched=batch / t_batch,
-                windows_per_s_sequential=batch / t_seq, speedup=t_seq / t_batch, device=str(jax.devices()[0]))
+    return dict(
+        batch=batch,
+        **size,
+        batched_s=t_batch,
+        sequential_s=t_seq,
+        windows_per_s_batched=batch / t_batch,
+        windows_per_s_sequential=batch / t_seq,
+        speedup=t_seq / t_batch,
+        device=str(jax.devices()[0]),
+    )
 
 
 def spawn(args: list[str], env_extra: dict | None = None) -> dict:
@@ -175,10 +204,16 @@ def spawn(args: list[str], env_extra: dict | None = None) -> dict:
 
 
 def machine_info(device: str) -> dict:
-    info = dict(python=platform.python_version(), platform=platform.platform(), cpu_count=os.cpu_count(),
-                processor=platform.processor())
+    info = dict(
+        python=platform.python_version(),
+        platform=platform.platform(),
+        cpu_count=os.cpu_count(),
+        processor=platform.processor(),
+    )
     try:
-        info["cpu_model"] = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+        info["cpu_model"] = next(
+            line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")
+        )
     except (OSError, StopIteration):
         pass
     import jax
@@ -197,10 +232,15 @@ def plot(rows: list[dict], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(13, 4), dpi=100)
-    for ax, key, label in zip(axes, ("keyframes", "tracks", "cpp"), ("keyframes", "tracks", "correspondences per pair")):
+    for ax, key, label in zip(
+        axes, ("keyframes", "tracks", "cpp"), ("keyframes", "tracks", "correspondences per pair")
+    ):
         for impl, style in (("jax", "o-"), ("torch_vectorized", "s--"), ("torch_faithful", "^:")):
-            pts = sorted((r[key], r["full_solve_s"]) for r in rows if r["impl"] == impl and all(
-                r[k] == DEFAULT[k] for k in DEFAULT if k != key))
+            pts = sorted(
+                (r[key], r["full_solve_s"])
+                for r in rows
+                if r["impl"] == impl and all(r[k] == DEFAULT[k] for k in DEFAULT if k != key)
+            )
             if pts:
                 ax.loglog(*zip(*pts), style, label=impl)
         ax.set_xlabel(label)
@@ -231,8 +271,11 @@ def main() -> int:
         print(json.dumps(batch_worker(int(args.size), args.device)))
         return 0
     if args.worker:
-        print(json.dumps(worker(args.worker, json.loads(args.size), args.device, args.repeats, args.torch_iters,
-                                args.full_torch)))
+        print(
+            json.dumps(
+                worker(args.worker, json.loads(args.size), args.device, args.repeats, args.torch_iters, args.full_torch)
+            )
+        )
         return 0
 
     env = {"JAX_PLATFORMS": "cuda" if args.device == "gpu" else "cpu"}
@@ -241,12 +284,29 @@ def main() -> int:
         for impl in args.impls.split(","):
             full = args.full_torch and size == DEFAULT
             extra = ["--full-torch"] if full else []
-            r = spawn(["--worker", impl, "--size", json.dumps(size), "--device", args.device, "--repeats",
-                       str(args.repeats), "--torch-iters", str(args.torch_iters), *extra], env)
+            r = spawn(
+                [
+                    "--worker",
+                    impl,
+                    "--size",
+                    json.dumps(size),
+                    "--device",
+                    args.device,
+                    "--repeats",
+                    str(args.repeats),
+                    "--torch-iters",
+                    str(args.torch_iters),
+                    *extra,
+                ],
+                env,
+            )
             rows.append(r)
-            print(f"{impl:>17} K={r['keyframes']:>2} P={r['tracks']} cpp~{r['corr_per_pair']:.0f} "
-                  f"({r['correspondences']} corr): solve {r['full_solve_s']:.2f} s, {1000 * r['s_per_iter']:.1f} ms/it, "
-                  f"compile {r['compile_s']:.1f} s, peak {r['peak_mem_mb']:.0f} MB", flush=True)
+            print(
+                f"{impl:>17} K={r['keyframes']:>2} P={r['tracks']} cpp~{r['corr_per_pair']:.0f} "
+                f"({r['correspondences']} corr): solve {r['full_solve_s']:.2f} s, {1000 * r['s_per_iter']:.1f} ms/it, "
+                f"compile {r['compile_s']:.1f} s, peak {r['peak_mem_mb']:.0f} MB",
+                flush=True,
+            )
     for r in rows:
         ref = [x for x in rows if x["impl"] == "torch_faithful" and all(x[k] == r[k] for k in DEFAULT)]
         if ref:
@@ -256,15 +316,20 @@ def main() -> int:
         for b in [int(x) for x in args.batches.split(",") if x]:
             r = spawn(["--worker", "batch", "--size", str(b), "--device", args.device], env)
             batches.append(r)
-            print(f"vmap batch {b}: {r['windows_per_s_batched']:.2f} windows/s batched vs "
-                  f"{r['windows_per_s_sequential']:.2f} one by one (x{r['speedup']:.2f})", flush=True)
+            print(
+                f"vmap batch {b}: {r['windows_per_s_batched']:.2f} windows/s batched vs "
+                f"{r['windows_per_s_sequential']:.2f} one by one (x{r['speedup']:.2f})",
+                flush=True,
+            )
     result = dict(machine=machine_info(args.device), iterations=ITERS, rows=rows, batches=batches)
     print("\n| impl | K | tracks | corr/pair | solve 500+200 (s) | ms/iter | compile (s) | peak MB | x faithful |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['impl']} | {r['keyframes']} | {r['tracks']} | {r['corr_per_pair']:.0f} | {r['full_solve_s']:.2f} | "
-              f"{1000 * r['s_per_iter']:.1f} | {r['compile_s']:.1f} | {r['peak_mem_mb']:.0f} | "
-              f"{r.get('speedup_vs_faithful', float('nan')):.2f} |")
+        print(
+            f"| {r['impl']} | {r['keyframes']} | {r['tracks']} | {r['corr_per_pair']:.0f} | {r['full_solve_s']:.2f} | "
+            f"{1000 * r['s_per_iter']:.1f} | {r['compile_s']:.1f} | {r['peak_mem_mb']:.0f} | "
+            f"{r.get('speedup_vs_faithful', float('nan')):.2f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(result, indent=1))
     if args.plot:

@@ -19,6 +19,7 @@ Measurement rules
 - ``iterations``: optimizer iterations run (Adam: 500 + 200; gn: up to its last decrease).
 - The machine, versions and core count go into the JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -77,8 +78,9 @@ def worker(method: str, size: dict, repeats: int) -> dict:
     solver._progress = record  # before the first trace: the callback is bound when compiled
     problem, _, window = make_problem(**size)
     cfg = _with_progress(config(method))  # the timed program: with the per-iteration stamps
-    timed = time_calls(lambda: solve(problem, LossWeights(), cfg), repeats, before=stamps.clear,
-                       after=lambda: list(stamps))
+    timed = time_calls(
+        lambda: solve(problem, LossWeights(), cfg), repeats, before=stamps.clear, after=lambda: list(stamps)
+    )
     first, wall, res, t0, t1, st = timed
     curve = _curve(method, res, st, t0, t1)
     h2 = np.asarray(res.stage2.history.total)
@@ -87,10 +89,21 @@ def worker(method: str, size: dict, repeats: int) -> dict:
         iters = len(h1) + len(h2)
     else:
         iters = sum(int(np.max(np.nonzero(np.diff(h) != 0)[0], initial=-1)) + 1 for h in (h1, h2))
-    return dict(method=method, **size, matches=int((problem.scene.corr_w > 0).sum()), pairs=int(len(window.pair_index)),
-                compile_s=max(first - wall, 0.0), first_call_s=first, solve_s=wall, iterations=iters,
-                final_loss=float(h2[-1]), stage1_final_loss=float(h1[-1]), curve=curve,
-                peak_mem_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, device=str(jax.devices()[0]))
+    return dict(
+        method=method,
+        **size,
+        matches=int((problem.scene.corr_w > 0).sum()),
+        pairs=int(len(window.pair_index)),
+        compile_s=max(first - wall, 0.0),
+        first_call_s=first,
+        solve_s=wall,
+        iterations=iters,
+        final_loss=float(h2[-1]),
+        stage1_final_loss=float(h1[-1]),
+        curve=curve,
+        peak_mem_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        device=str(jax.devices()[0]),
+    )
 
 
 def _with_progress(cfg):
@@ -146,8 +159,13 @@ def plot(rows: list[dict], path: Path) -> None:
                 continue
             target = r["target_loss"]
             c = r["curve"]
-            ax.semilogy([t for t, s, v in c], [v for t, s, v in c], "o-" if r["method"] == "gn" else "-",
-                        ms=3, label=f"{r['method']} (stage 1, then 2)")
+            ax.semilogy(
+                [t for t, s, v in c],
+                [v for t, s, v in c],
+                "o-" if r["method"] == "gn" else "-",
+                ms=3,
+                label=f"{r['method']} (stage 1, then 2)",
+            )
         if target:
             ax.axhline(target, color="k", ls=":", lw=1, label="Adam final + 1 %")
         ax.set_xscale("symlog", linthresh=1.0)
@@ -170,8 +188,12 @@ def main(argv=None) -> int:
     ap.add_argument("--size", default=None, help="JSON dict of keyframes/tracks/cpp (overrides the grid)")
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--plot", type=Path, default=None)
-    ap.add_argument("--adam-from", type=Path, default=None,
-                    help="reuse the Adam rows of an earlier JSON of this script (same sizes) instead of rerunning them")
+    ap.add_argument(
+        "--adam-from",
+        type=Path,
+        default=None,
+        help="reuse the Adam rows of an earlier JSON of this script (same sizes) instead of rerunning them",
+    )
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
@@ -192,32 +214,45 @@ def main(argv=None) -> int:
                     best[m] = old[0]
                     continue
                 r = spawn(["--worker", m, "--size", json.dumps(size), "--repeats", str(args.repeats)])
-                print(f"  {m:>5} K={size['keyframes']} P={size['tracks']}: solve {r['solve_s']:.2f} s, compile "
-                      f"{r['compile_s']:.1f} s, final loss {r['final_loss']:.5f}", file=sys.stderr, flush=True)
+                print(
+                    f"  {m:>5} K={size['keyframes']} P={size['tracks']}: solve {r['solve_s']:.2f} s, compile "
+                    f"{r['compile_s']:.1f} s, final loss {r['final_loss']:.5f}",
+                    file=sys.stderr,
+                    flush=True,
+                )
                 if m not in best or r["solve_s"] < best[m]["solve_s"]:
                     keep = dict(r, compile_s=min(r["compile_s"], best.get(m, r)["compile_s"]))
                     best[m] = keep
         target = 1.01 * best["adam"]["final_loss"]
         for m in methods:
             r = best[m]
-            r.update(target_loss=target, time_to_loss_s=time_to(r["curve"], target),
-                     speedup_vs_adam=best["adam"]["solve_s"] / r["solve_s"])
+            r.update(
+                target_loss=target,
+                time_to_loss_s=time_to(r["curve"], target),
+                speedup_vs_adam=best["adam"]["solve_s"] / r["solve_s"],
+            )
             ttl = r["time_to_loss_s"]
-            r["time_to_loss_speedup_vs_adam"] = (best["adam"]["time_to_loss_s"] or best["adam"]["solve_s"]) / ttl if ttl else None
+            r["time_to_loss_speedup_vs_adam"] = (
+                (best["adam"]["time_to_loss_s"] or best["adam"]["solve_s"]) / ttl if ttl else None
+            )
             rows.append(r)
     from benchmarks.throughput import machine_info
 
     info = machine_info("cpu")
     info["load_average_at_end"] = os.getloadavg()
     out = dict(machine=info, rounds=args.rounds, rows=rows)
-    print("\n| method | K | tracks | matches | compile (s) | solve (s) | time to Adam loss +1 % (s) | iterations | "
-          "final loss | target | peak MB |")
+    print(
+        "\n| method | K | tracks | matches | compile (s) | solve (s) | time to Adam loss +1 % (s) | iterations | "
+        "final loss | target | peak MB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         ttl = "never" if r["time_to_loss_s"] is None else f"{r['time_to_loss_s']:.2f}"
-        print(f"| {r['method']} | {r['keyframes']} | {r['tracks']} | {r['matches']} | {r['compile_s']:.1f} | "
-              f"{r['solve_s']:.2f} | {ttl} | {r['iterations']} | {r['final_loss']:.5f} | {r['target_loss']:.5f} | "
-              f"{r['peak_mem_mb']:.0f} |")
+        print(
+            f"| {r['method']} | {r['keyframes']} | {r['tracks']} | {r['matches']} | {r['compile_s']:.1f} | "
+            f"{r['solve_s']:.2f} | {ttl} | {r['iterations']} | {r['final_loss']:.5f} | {r['target_loss']:.5f} | "
+            f"{r['peak_mem_mb']:.0f} |"
+        )
     if args.json:
         args.json.write_text(json.dumps(out, indent=1))
     if args.plot:

@@ -3,6 +3,7 @@
 Rules: one untimed-for-steady-state first call (compile + run, reported as ``first_s``), then the
 fastest of ``repeats`` calls, each ended by ``jax.block_until_ready``; wall time by ``perf_counter``.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,8 +20,12 @@ class Timed(NamedTuple):
     extra: Any  # ``after()`` called right after the fastest call (None without ``after``)
 
 
-def time_calls(fn: Callable[[], Any], repeats: int, before: Callable[[], None] | None = None,
-               after: Callable[[], Any] | None = None) -> Timed:
+def time_calls(
+    fn: Callable[[], Any],
+    repeats: int,
+    before: Callable[[], None] | None = None,
+    after: Callable[[], Any] | None = None,
+) -> Timed:
     """First call, then the fastest of ``repeats`` (>= 1) calls of ``fn``; ``before()`` runs untimed
     ahead of each timed call, ``after()`` untimed after it (its value kept for the fastest call)."""
     import jax

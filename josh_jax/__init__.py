@@ -13,6 +13,7 @@ cheap; JAX is imported by the first name that needs it)::
     problem = jj.build_problem(windows[0], model)
     result = jj.solve.solve(problem, jj.LossWeights(), jj.SolveConfig())
 """
+
 from __future__ import annotations
 
 import importlib

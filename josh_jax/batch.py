@@ -8,6 +8,7 @@ joins a running cluster. Each video is a chain of Ray tasks running the demo's o
 ``DIR/<video name>/`` holds exactly what ``python -m josh_jax.demo VIDEO --out DIR/<video name>``
 writes. ``DIR/batch_summary.json`` and ``.csv`` have one row per video. See docs/batch.md.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -40,37 +41,84 @@ def _parser() -> argparse.ArgumentParser:
     from josh_jax._cli.checks import OneLineParser, nonnegative_int, positive_float, positive_int
 
     ap = OneLineParser(prog="python -m josh_jax.batch", description=__doc__.split("\n\n")[0])
-    ap.add_argument("inputs", nargs="+", type=Path, metavar="INPUT",
-                    help="video files, folders of videos, or .txt files listing videos")
+    ap.add_argument(
+        "inputs",
+        nargs="+",
+        type=Path,
+        metavar="INPUT",
+        help="video files, folders of videos, or .txt files listing videos",
+    )
     ap.add_argument("--out", type=Path, required=True, help="output folder: DIR/<video name>/ per video")
-    ap.add_argument("--address", default=None,
-                    help="Ray cluster to join: 'auto' (the local `ray start` head), HOST:PORT or ray://HOST:PORT "
-                    "(default: start an embedded local Ray)")
-    ap.add_argument("--num-cpus", type=positive_int, default=None,
-                    help="CPUs of the embedded local Ray (default: all of this machine's); ignored with --address")
+    ap.add_argument(
+        "--address",
+        default=None,
+        help="Ray cluster to join: 'auto' (the local `ray start` head), HOST:PORT or ray://HOST:PORT "
+        "(default: start an embedded local Ray)",
+    )
+    ap.add_argument(
+        "--num-cpus",
+        type=positive_int,
+        default=None,
+        help="CPUs of the embedded local Ray (default: all of this machine's); ignored with --address",
+    )
     ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one setting, e.g. --set solve.iters_stage1=300")
-    ap.add_argument("--frontends", choices=("default", "official"), default="default",
-                    help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set solve.iters_stage1=300",
+    )
+    ap.add_argument(
+        "--frontends",
+        choices=("default", "official"),
+        default="default",
+        help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)",
+    )
     ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
-    ap.add_argument("--body-model", "--smpl", dest="body_model", default="open",
-                    help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder")
+    ap.add_argument(
+        "--body-model",
+        "--smpl",
+        dest="body_model",
+        default="open",
+        help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder",
+    )
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="for JAX and onnxruntime")
-    ap.add_argument("--compile-cache", default=None, metavar="DIR",
-                    help="persistent compilation cache folder shared by the workers, or 'off' "
-                    "(default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)")
-    ap.add_argument("--gpus-per-solve", type=positive_float, default=None, metavar="N",
-                    help="GPUs a window-solve task asks Ray for (e.g. 0.25 packs four solves on a GPU; default 0)")
-    ap.add_argument("--cpus-per-task", type=positive_float, default=1.0, metavar="N",
-                    help="CPUs each task asks Ray for (default 1)")
-    ap.add_argument("--vmap-windows", type=positive_int, default=1, metavar="B",
-                    help="solve up to B windows of one size bucket (from any videos) in one vmapped task; "
-                    "1 (default) = a task per window, the faster choice on CPU (docs/batch.md); try 8 on a GPU")
-    ap.add_argument("--max-retries", type=nonnegative_int, default=2,
-                    help="times a task whose worker died is retried (default 2)")
-    ap.add_argument("--objective", choices=("josh", "josh+"), default=None,
-                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
+    ap.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="persistent compilation cache folder shared by the workers, or 'off' "
+        "(default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
+    )
+    ap.add_argument(
+        "--gpus-per-solve",
+        type=positive_float,
+        default=None,
+        metavar="N",
+        help="GPUs a window-solve task asks Ray for (e.g. 0.25 packs four solves on a GPU; default 0)",
+    )
+    ap.add_argument(
+        "--cpus-per-task", type=positive_float, default=1.0, metavar="N", help="CPUs each task asks Ray for (default 1)"
+    )
+    ap.add_argument(
+        "--vmap-windows",
+        type=positive_int,
+        default=1,
+        metavar="B",
+        help="solve up to B windows of one size bucket (from any videos) in one vmapped task; "
+        "1 (default) = a task per window, the faster choice on CPU (docs/batch.md); try 8 on a GPU",
+    )
+    ap.add_argument(
+        "--max-retries", type=nonnegative_int, default=2, help="times a task whose worker died is retried (default 2)"
+    )
+    ap.add_argument(
+        "--objective",
+        choices=("josh", "josh+"),
+        default=None,
+        help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
+    )
     ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills")
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of interrupted runs")
     ap.add_argument("--verbose", action="store_true", help="forward the workers' logs to this terminal")
@@ -128,8 +176,17 @@ def output_names(videos: list[Path]) -> list[str]:
 
 def demo_argv(video: Path, out: Path, args) -> list[str]:
     """The ``python -m josh_jax.demo`` command line whose outputs a batch video gets."""
-    argv = [str(video), "--out", str(out), "--frontends", args.frontends, "--body-model", str(args.body_model),
-            "--device", args.device]
+    argv = [
+        str(video),
+        "--out",
+        str(out),
+        "--frontends",
+        args.frontends,
+        "--body-model",
+        str(args.body_model),
+        "--device",
+        args.device,
+    ]
     if args.compile_cache is not None:
         argv += ["--compile-cache", str(args.compile_cache)]
     if args.config is not None:
@@ -152,6 +209,7 @@ def demo_argv(video: Path, out: Path, args) -> list[str]:
 
 def _expected_errors() -> tuple:
     from josh_jax._cli.atomic import OutputError
+
     from .body import BodyModelError
     from .bundle import BundleError
     from .config import ConfigError
@@ -244,8 +302,9 @@ def _run_group(members: list, crash_marker: str | None = None) -> dict:
     group cannot be solved together (a window refused), its windows are solved one by one."""
     import resource
 
-    from . import demo
     from josh_jax._cli.checks import error_line
+
+    from . import demo
 
     errors = _expected_errors()
     results: list = [None] * len(members)
@@ -296,8 +355,11 @@ def _import_ray(address: str | None):
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports over the network
     # a cluster started by `ray start` uses token authentication by default (Ray 2.60) and keeps its token
     # in ~/.ray/auth_token; a driver sends it only in token mode, read when ray is imported
-    if address and "RAY_AUTH_MODE" not in os.environ and (os.environ.get("RAY_AUTH_TOKEN")
-                                                           or (Path.home() / ".ray" / "auth_token").is_file()):
+    if (
+        address
+        and "RAY_AUTH_MODE" not in os.environ
+        and (os.environ.get("RAY_AUTH_TOKEN") or (Path.home() / ".ray" / "auth_token").is_file())
+    ):
         os.environ["RAY_AUTH_MODE"] = "token"
     try:
         import ray
@@ -315,34 +377,76 @@ def _start_ray(ray, args) -> bool:
         try:
             ray.init(address=args.address, **kw)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise BatchError(f"cannot join the Ray cluster at {args.address}: {' '.join(str(exc).split())[:300]}; "
-                             "start one with `ray start --head` or leave out --address") from None
+            raise BatchError(
+                f"cannot join the Ray cluster at {args.address}: {' '.join(str(exc).split())[:300]}; "
+                "start one with `ray start --head` or leave out --address"
+            ) from None
         return True
     # address="local": a new Ray of our own even when a `ray start` cluster runs on this machine
-    ray.init(address="local", num_cpus=args.num_cpus or os.cpu_count(), _node_ip_address="127.0.0.1",
-             object_store_memory=256 * 2**20, **kw)
+    ray.init(
+        address="local",
+        num_cpus=args.num_cpus or os.cpu_count(),
+        _node_ip_address="127.0.0.1",
+        object_store_memory=256 * 2**20,
+        **kw,
+    )
     return True
 
 
 def _row(name: str, video: Path, out: Path) -> dict:
-    return {"name": name, "video": str(video), "out": str(out), "status": "pending", "error": "",
-            "frames": None, "people": None, "windows": None, "final_loss": [], "seconds": {},
-            "peak_rss_mb": None}
+    return {
+        "name": name,
+        "video": str(video),
+        "out": str(out),
+        "status": "pending",
+        "error": "",
+        "frames": None,
+        "people": None,
+        "windows": None,
+        "final_loss": [],
+        "seconds": {},
+        "peak_rss_mb": None,
+    }
 
 
 def _fill_from_summary(row: dict, s: dict) -> None:
-    row.update(frames=s.get("frames"), people=s.get("people"), windows=s.get("windows"),
-               final_loss=[w.get("final_loss") for w in s.get("window_info", [])])
+    row.update(
+        frames=s.get("frames"),
+        people=s.get("people"),
+        windows=s.get("windows"),
+        final_loss=[w.get("final_loss") for w in s.get("window_info", [])],
+    )
     sec = s.get("seconds", {})
-    row["seconds"] = {"decode_check": sec.get("decode_check", 0.0),
-                      "frontends": sum(v for k, v in sec.items() if k.startswith("frontends_")),
-                      "solve": sec.get("solve", 0.0), "join": sec.get("join", 0.0), "export": sec.get("export", 0.0),
-                      "overlay": sec.get("overlay", 0.0), "total": sec.get("total", 0.0)}
+    row["seconds"] = {
+        "decode_check": sec.get("decode_check", 0.0),
+        "frontends": sum(v for k, v in sec.items() if k.startswith("frontends_")),
+        "solve": sec.get("solve", 0.0),
+        "join": sec.get("join", 0.0),
+        "export": sec.get("export", 0.0),
+        "overlay": sec.get("overlay", 0.0),
+        "total": sec.get("total", 0.0),
+    }
 
 
-CSV_FIELDS = ("name", "status", "error", "frames", "people", "windows", "final_loss", "seconds_decode_check",
-              "seconds_frontends", "seconds_solve", "seconds_join", "seconds_export", "seconds_overlay",
-              "seconds_total", "peak_rss_mb", "video", "out")
+CSV_FIELDS = (
+    "name",
+    "status",
+    "error",
+    "frames",
+    "people",
+    "windows",
+    "final_loss",
+    "seconds_decode_check",
+    "seconds_frontends",
+    "seconds_solve",
+    "seconds_join",
+    "seconds_export",
+    "seconds_overlay",
+    "seconds_total",
+    "peak_rss_mb",
+    "video",
+    "out",
+)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -373,7 +477,7 @@ def write_summaries(out: Path, rows: list[dict], meta: dict) -> None:
         flat["final_loss"] = ";".join(f"{x:.6g}" for x in r.get("final_loss") or [] if x is not None)
         for k in CSV_FIELDS:
             if k.startswith("seconds_"):
-                v = (r.get("seconds") or {}).get(k[len("seconds_"):])
+                v = (r.get("seconds") or {}).get(k[len("seconds_") :])
                 flat[k] = "" if v is None else f"{v:.2f}"
         w.writerow(flat)
     atomic_write_text(out / "batch_summary.csv", buf.getvalue())
@@ -384,8 +488,9 @@ def run_batch(args) -> tuple[list[dict], int]:
     skipped without starting Ray; each other video resumes from its ``DIR/<name>.work``."""
     from tqdm import tqdm
 
-    from . import demo
     from josh_jax._cli.atomic import check_output, clean_stale
+
+    from . import demo
 
     t0 = time.perf_counter()
     videos = expand_inputs(args.inputs)
@@ -408,8 +513,10 @@ def run_batch(args) -> tuple[list[dict], int]:
                 shutil.rmtree(work, ignore_errors=True)
         else:
             todo.append((r, demo_argv(v, o, args)))
-    meta = {"command": "python -m josh_jax.batch " + " ".join(getattr(args, "argv", None) or sys.argv[1:]),
-            "address": args.address or "embedded local Ray"}
+    meta = {
+        "command": "python -m josh_jax.batch " + " ".join(getattr(args, "argv", None) or sys.argv[1:]),
+        "address": args.address or "embedded local Ray",
+    }
     if not todo:
         _log(f"all {len(rows)} video(s) already finished in {out}; nothing to do")
         meta["seconds"] = time.perf_counter() - t0
@@ -548,8 +655,10 @@ def _ray_error_line(exc: BaseException, stage: str, retries: int) -> str:
     """One line for a task that raised an unexpected error or whose worker kept dying."""
     name = type(exc).__name__
     if "WorkerCrashed" in name or "NodeDied" in name or "ActorDied" in name:
-        return (f"error: the worker running the {stage} stage died {retries + 1} time(s) "
-                f"(out of memory? see the Ray logs); raise --max-retries or give the tasks more memory")
+        return (
+            f"error: the worker running the {stage} stage died {retries + 1} time(s) "
+            f"(out of memory? see the Ray logs); raise --max-retries or give the tasks more memory"
+        )
     cause = getattr(exc, "cause", None) or exc
     text = " ".join(str(cause).split()) or type(cause).__name__
     if "TaskCancelled" in name:
@@ -558,8 +667,10 @@ def _ray_error_line(exc: BaseException, stage: str, retries: int) -> str:
 
 
 def _interrupted_message(out: Path) -> str:
-    return (f"interrupted: {out} holds only complete per-video outputs (and DIR/<name>.work folders with the "
-            "finished windows); run the same command again to resume")
+    return (
+        f"interrupted: {out} holds only complete per-video outputs (and DIR/<name>.work folders with the "
+        "finished windows); run the same command again to resume"
+    )
 
 
 def main(argv=None) -> int:
@@ -578,8 +689,10 @@ def main(argv=None) -> int:
         return 130
     done = sum(r["status"] in ("done", "skipped") for r in rows)
     failed = [r for r in rows if r["status"] == "failed"]
-    _log(f"{done} of {len(rows)} video(s) finished, {len(failed)} failed; summary in "
-         f"{args.out / 'batch_summary.json'} and .csv")
+    _log(
+        f"{done} of {len(rows)} video(s) finished, {len(failed)} failed; summary in "
+        f"{args.out / 'batch_summary.json'} and .csv"
+    )
     for r in failed:
         print(f"{r['name']}: {r['error']}", file=sys.stderr)
     return code

@@ -56,6 +56,7 @@ the embedded front ends also records ``camera_mode`` ("sfm", "rotation" or
 "static"), the evidence of that choice (``camera_evidence``) and ``coverage``
 (which frames the windows cover and why any were left out).
 """
+
 from __future__ import annotations
 
 import json
@@ -112,13 +113,29 @@ class Window:
 
 
 _DTYPES = {
-    "frame_index": np.int64, "image_size": np.int64, "scale_to_original": np.float64,
-    "base_focal": np.float64, "init_focal": np.float64, "principal_point": np.float64,
-    "depth": np.float32, "conf": np.float32, "pair_index": np.int64, "pair_score": np.float64,
-    "corr_pair": np.int64, "corr_pix": np.float32, "corr_conf": np.float32, "track_ids": np.int64,
-    "track_valid": np.bool_, "track_rotmats": np.float32, "track_betas": np.float32,
-    "track_transl": np.float32, "track_contact": np.bool_, "hmr_focal": np.float64, "images": np.uint8,
-    "focal_scale": np.float64, "cam_rotation": np.float64,
+    "frame_index": np.int64,
+    "image_size": np.int64,
+    "scale_to_original": np.float64,
+    "base_focal": np.float64,
+    "init_focal": np.float64,
+    "principal_point": np.float64,
+    "depth": np.float32,
+    "conf": np.float32,
+    "pair_index": np.int64,
+    "pair_score": np.float64,
+    "corr_pair": np.int64,
+    "corr_pix": np.float32,
+    "corr_conf": np.float32,
+    "track_ids": np.int64,
+    "track_valid": np.bool_,
+    "track_rotmats": np.float32,
+    "track_betas": np.float32,
+    "track_transl": np.float32,
+    "track_contact": np.bool_,
+    "hmr_focal": np.float64,
+    "images": np.uint8,
+    "focal_scale": np.float64,
+    "cam_rotation": np.float64,
 }
 
 
@@ -148,8 +165,13 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
         raise _bad("image_size", f"W and H must be >= 1, got {np.asarray(w.image_size).tolist()}")
     W, H = (int(x) for x in w.image_size)
     shapes = {
-        "image_size": (2,), "base_focal": (K,), "principal_point": (2,), "depth": (K, H, W),
-        "conf": (K, H, W), "pair_score": (len(w.pair_index),), "corr_pix": (len(w.corr_pair), 2, 2),
+        "image_size": (2,),
+        "base_focal": (K,),
+        "principal_point": (2,),
+        "depth": (K, H, W),
+        "conf": (K, H, W),
+        "pair_score": (len(w.pair_index),),
+        "corr_pix": (len(w.corr_pair), 2, 2),
         "corr_conf": (len(w.corr_pair),),
     }
     P = len(w.track_ids)
@@ -160,8 +182,11 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
         if w.track_contact.shape[:2] != (P, K):
             raise _bad("track_contact", f"shape {w.track_contact.shape}, expected ({P}, {K}, V)")
         if num_vertices is not None and w.track_contact.shape[2] != num_vertices:
-            raise _bad("track_contact", f"has {w.track_contact.shape[2]} vertices but the body model has "
-                       f"{num_vertices}: the bundle was made for another body model")
+            raise _bad(
+                "track_contact",
+                f"has {w.track_contact.shape[2]} vertices but the body model has "
+                f"{num_vertices}: the bundle was made for another body model",
+            )
     if w.images is not None:
         shapes["images"] = (K, H, W, 3)
     if w.focal_scale is not None:
@@ -177,7 +202,9 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
     for f in fields(w):
         v = getattr(w, f.name)
         if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
-            raise _bad(f.name, f"{int(np.size(v) - np.isfinite(v).sum())} non-finite values (NaN/inf from a front end?)")
+            raise _bad(
+                f.name, f"{int(np.size(v) - np.isfinite(v).sum())} non-finite values (NaN/inf from a front end?)"
+            )
     for key in ("init_focal", "hmr_focal", "scale_to_original"):
         v = getattr(w, key)
         if not np.isfinite(v) or v <= 0:
@@ -195,9 +222,12 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
     for key in ("init_focal", "hmr_focal", "base_focal"):
         v = np.asarray(getattr(w, key))
         if np.any(v < FOCAL_RANGE[0] * side) or np.any(v > FOCAL_RANGE[1] * side):
-            raise _bad(key, f"a focal length of {float(v.max() if np.any(v > FOCAL_RANGE[1] * side) else v.min()):g} "
-                       f"px is implausible for a {W}x{H} working image (expected {FOCAL_RANGE[0]:g} to "
-                       f"{FOCAL_RANGE[1]:g} x the long side); focals are in working pixels")
+            raise _bad(
+                key,
+                f"a focal length of {float(v.max() if np.any(v > FOCAL_RANGE[1] * side) else v.min()):g} "
+                f"px is implausible for a {W}x{H} working image (expected {FOCAL_RANGE[0]:g} to "
+                f"{FOCAL_RANGE[1]:g} x the long side); focals are in working pixels",
+            )
     if P:
         if len(np.unique(w.track_ids)) != P:
             raise _bad("track_ids", "holds duplicate person ids; each track needs its own id")
@@ -206,8 +236,11 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
             err = np.abs(R @ np.swapaxes(R, -1, -2) - np.eye(3)).max(axis=(-1, -2))
             det = np.linalg.det(R)
             if np.any(err > 1e-2) or np.any(det < 0.9):
-                raise _bad("track_rotmats", f"{int(np.sum((err > 1e-2) | (det < 0.9)))} entries on valid keyframes "
-                           "are not rotation matrices (orthonormal, determinant +1)")
+                raise _bad(
+                    "track_rotmats",
+                    f"{int(np.sum((err > 1e-2) | (det < 0.9)))} entries on valid keyframes "
+                    "are not rotation matrices (orthonormal, determinant +1)",
+                )
     if np.any(w.depth <= 0):
         raise _bad("depth", "must be positive everywhere (fill invalid pixels and lower their conf)")
     if len(w.pair_index) and (w.pair_index.min() < 0 or w.pair_index.max() >= K):
@@ -217,7 +250,9 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
     if len(w.corr_pair) and (w.corr_pair.min() < 0 or w.corr_pair.max() >= len(w.pair_index)):
         raise _bad("corr_pair", f"indices must lie in [0, {len(w.pair_index)})")
     px = w.corr_pix
-    if len(px) and (px[..., 0].min() < 0 or px[..., 0].max() > W - 1 or px[..., 1].min() < 0 or px[..., 1].max() > H - 1):
+    if len(px) and (
+        px[..., 0].min() < 0 or px[..., 0].max() > W - 1 or px[..., 1].min() < 0 or px[..., 1].max() > H - 1
+    ):
         raise _bad("corr_pix", f"pixels must lie inside the {W}x{H} working image")
     if np.any(w.corr_conf < 0):
         raise _bad("corr_conf", "must be >= 0")
@@ -238,7 +273,7 @@ def _to_window(arrays: dict, where: str) -> Window:
         if want.kind in "iu" and v.dtype.kind == "f":
             if not np.all(np.isfinite(v)) or np.any(v != np.round(v)):
                 raise _bad(f.name, "must hold whole numbers (no NaN, no fractions)")
-        if want.kind in "iu" and v.size and (v.min() < -2**62 or v.max() > 2**62):
+        if want.kind in "iu" and v.size and (v.min() < -(2**62) or v.max() > 2**62):
             raise _bad(f.name, "values out of range")
         try:
             v = v.astype(want, copy=False)
@@ -271,13 +306,16 @@ def pair_fields(matches) -> dict:
             pair_index.append((a, b))
             pair_score.append(float(len(c)))
     cat = lambda parts, empty, dtype: (np.concatenate(parts) if parts else np.zeros(empty)).astype(dtype)  # noqa: E731
-    return dict(pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
-                pair_score=np.asarray(pair_score, np.float64), corr_pair=cat(corr_pair, 0, np.int64),
-                corr_pix=cat(corr_pix, (0, 2, 2), np.float32), corr_conf=cat(corr_conf, 0, np.float32))
+    return dict(
+        pair_index=np.asarray(pair_index, np.int64).reshape(-1, 2),
+        pair_score=np.asarray(pair_score, np.float64),
+        corr_pair=cat(corr_pair, 0, np.int64),
+        corr_pix=cat(corr_pix, (0, 2, 2), np.float32),
+        corr_conf=cat(corr_conf, 0, np.float32),
+    )
 
 
-def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None,
-         extras: dict | None = None) -> Path:
+def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None, extras: dict | None = None) -> Path:
     """Write a bundle folder atomically (a temp folder moved into place).
 
     ``extras`` maps further file names in the folder to dicts of arrays saved
@@ -307,8 +345,10 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
     bundle_dir = Path(bundle_dir)
     meta_path = bundle_dir / "bundle.json"
     if not meta_path.is_file():
-        raise BundleError(f"{bundle_dir} is not a bundle folder (no bundle.json); "
-                          "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synthetic.worlds DIR`")
+        raise BundleError(
+            f"{bundle_dir} is not a bundle folder (no bundle.json); "
+            "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synthetic.worlds DIR`"
+        )
     try:
         meta = json.loads(meta_path.read_bytes().decode("utf-8"))
     except UnicodeDecodeError:
@@ -318,23 +358,30 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
     except OSError as exc:
         raise BundleError(f"{meta_path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(meta, dict):
-        raise BundleError(f"{meta_path}: the top level must be an object with \"format\", \"version\" and "
-                          f"\"windows\", got a {type(meta).__name__}")
+        raise BundleError(
+            f'{meta_path}: the top level must be an object with "format", "version" and '
+            f'"windows", got a {type(meta).__name__}'
+        )
     if meta.get("format") != FORMAT:
         raise BundleError(f"{meta_path}: format is {meta.get('format')!r}, expected {FORMAT!r}")
     if meta.get("version") not in READABLE_VERSIONS:
-        raise BundleError(f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads "
-                          f"{', '.join(map(str, READABLE_VERSIONS))})")
+        raise BundleError(
+            f"{meta_path}: version {meta.get('version')} is not supported (this josh_jax reads "
+            f"{', '.join(map(str, READABLE_VERSIONS))})"
+        )
     entries = meta.get("windows", [])
     if not isinstance(entries, list):
-        raise BundleError(f"{meta_path}: \"windows\" must be a list of {{\"file\": \"window_000.npz\"}} "
-                          f"entries, got a {type(entries).__name__}")
+        raise BundleError(
+            f'{meta_path}: "windows" must be a list of {{"file": "window_000.npz"}} '
+            f"entries, got a {type(entries).__name__}"
+        )
     windows = []
     for n, entry in enumerate(entries):
         name = entry.get("file") if isinstance(entry, dict) else None
         if not isinstance(name, str) or not name or Path(name).name != name:
-            raise BundleError(f"{meta_path}: window entry {n} needs a \"file\" naming an .npz in the bundle "
-                              f"folder, got {entry!r}"[:300])
+            raise BundleError(
+                f'{meta_path}: window entry {n} needs a "file" naming an .npz in the bundle folder, got {entry!r}'[:300]
+            )
         path = bundle_dir / name
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -342,8 +389,9 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
         except FileNotFoundError:
             raise BundleError(f"{path}: listed in bundle.json but missing") from None
         except Exception as exc:
-            raise BundleError(f"{path}: cannot read as .npz ({type(exc).__name__}); the bundle is corrupt, "
-                              "write it again") from None
+            raise BundleError(
+                f"{path}: cannot read as .npz ({type(exc).__name__}); the bundle is corrupt, write it again"
+            ) from None
         try:
             windows.append(validate(_to_window(arrays, str(path)), num_vertices))
         except BundleError as exc:

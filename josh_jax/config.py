@@ -33,6 +33,7 @@ visualize_results         output.overlay / output.glb
                           josh_jax.problem.ProblemConfig
 ========================  ======================================================
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -67,9 +68,14 @@ class DemoConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)  # josh (reference) | josh+ (docs/objective.md)
 
     def to_dict(self) -> dict:
-        return {"frontends": dataclasses.asdict(self.frontends), "problem": dataclasses.asdict(self.problem),
-                "solve": dataclasses.asdict(self.solve), "weights": dict(self.weights._asdict()),
-                "output": dataclasses.asdict(self.output), "objective": dataclasses.asdict(self.objective)}
+        return {
+            "frontends": dataclasses.asdict(self.frontends),
+            "problem": dataclasses.asdict(self.problem),
+            "solve": dataclasses.asdict(self.solve),
+            "weights": dict(self.weights._asdict()),
+            "output": dataclasses.asdict(self.output),
+            "objective": dataclasses.asdict(self.objective),
+        }
 
 
 class ConfigError(ValueError):
@@ -77,11 +83,16 @@ class ConfigError(ValueError):
 
 
 REFERENCE_NAMES = {
-    "optimize_smpl": "solve.optimize_smpl", "optimize_focal": "solve.optimize_focal",
-    "init_focal": "problem.init_focal", "optimize_depth": "solve.optimize_depth",
-    "scale_loss_weight": "weights.scale", "prior_loss_weight": "weights.prior",
-    "static_loss_weight": "weights.static", "smooth_loss_weight": "weights.smooth",
-    "opt_interval": "frontends.opt_interval", "conf_thres": "problem.conf_thres",
+    "optimize_smpl": "solve.optimize_smpl",
+    "optimize_focal": "solve.optimize_focal",
+    "init_focal": "problem.init_focal",
+    "optimize_depth": "solve.optimize_depth",
+    "scale_loss_weight": "weights.scale",
+    "prior_loss_weight": "weights.prior",
+    "static_loss_weight": "weights.static",
+    "smooth_loss_weight": "weights.smooth",
+    "opt_interval": "frontends.opt_interval",
+    "conf_thres": "problem.conf_thres",
     "depth_filter_ratio": "problem.depth_filter_ratio",
 }
 
@@ -127,8 +138,10 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
             if isinstance(value, int) and fe.stride > value - 1:  # keep windows overlapping by 3 keyframes
                 sections["frontends"] = dataclasses.replace(fe, stride=max(1, value - 1 - 2 * fe.opt_interval))
         if "." not in key:
-            raise ConfigError(f"unknown setting {raw_key!r}; use section.key (sections: {', '.join(sections)}) "
-                              f"or a reference name ({', '.join(sorted(REFERENCE_NAMES))}, scene_graph, max_frames)")
+            raise ConfigError(
+                f"unknown setting {raw_key!r}; use section.key (sections: {', '.join(sections)}) "
+                f"or a reference name ({', '.join(sorted(REFERENCE_NAMES))}, scene_graph, max_frames)"
+            )
         sec, name = key.split(".", 1)
         if sec not in sections:
             raise ConfigError(f"unknown section {sec!r} in {raw_key!r}; sections: {', '.join(sections)}")
@@ -141,12 +154,21 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
         if isinstance(cur, float) and isinstance(val, int) and not isinstance(val, bool):
             val = float(val)
         number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-        ok = (isinstance(val, bool) if isinstance(cur, bool) else number(val) if number(cur)
-              else isinstance(val, str) if isinstance(cur, str) else val is None or number(val) or isinstance(val, str))
+        ok = (
+            isinstance(val, bool)
+            if isinstance(cur, bool)
+            else number(val)
+            if number(cur)
+            else isinstance(val, str)
+            if isinstance(cur, str)
+            else val is None or number(val) or isinstance(val, str)
+        )
         if not ok:
             raise ConfigError(f"{raw_key}: expected a {type(cur).__name__}, got {value!r}")
         try:
-            sections[sec] = obj._replace(**{name: val}) if isinstance(obj, LossWeights) else dataclasses.replace(obj, **{name: val})
+            sections[sec] = (
+                obj._replace(**{name: val}) if isinstance(obj, LossWeights) else dataclasses.replace(obj, **{name: val})
+            )
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{raw_key}: {exc}") from None
     return DemoConfig(**sections)
@@ -185,16 +207,30 @@ def check(cfg: DemoConfig) -> DemoConfig:
         if not isinstance(v, int) or isinstance(v, bool) or v < lo:
             raise ConfigError(f"{sec}.{name} must be a whole number >= {lo}, got {v!r}")
 
-    for name, lo in (("opt_interval", 1), ("window", 3), ("stride", 1), ("max_people", 1), ("min_track_frames", 1),
-                     ("fit_iters", 1), ("mask_dilate", 0), ("sfm_overlap", 1), ("pair_window", 1),
-                     ("work_side", 64), ("pose_side", 64)):
+    for name, lo in (
+        ("opt_interval", 1),
+        ("window", 3),
+        ("stride", 1),
+        ("max_people", 1),
+        ("min_track_frames", 1),
+        ("fit_iters", 1),
+        ("mask_dilate", 0),
+        ("sfm_overlap", 1),
+        ("pair_window", 1),
+        ("work_side", 64),
+        ("pose_side", 64),
+    ):
         whole("frontends", name, getattr(fe, name), lo)
     if fe.window < 2 * fe.opt_interval + 1:
-        raise ConfigError(f"frontends.window ({fe.window} frames) must hold at least 3 keyframes "
-                          f"(>= 2 x opt_interval + 1 = {2 * fe.opt_interval + 1})")
+        raise ConfigError(
+            f"frontends.window ({fe.window} frames) must hold at least 3 keyframes "
+            f"(>= 2 x opt_interval + 1 = {2 * fe.opt_interval + 1})"
+        )
     if fe.stride > fe.window - 1:
-        raise ConfigError(f"frontends.stride ({fe.stride}) must be below frontends.window ({fe.window}): "
-                          "neighbouring windows must share frames to be joined; set --set frontends.stride=N too")
+        raise ConfigError(
+            f"frontends.stride ({fe.stride}) must be below frontends.window ({fe.window}): "
+            "neighbouring windows must share frames to be joined; set --set frontends.stride=N too"
+        )
     if fe.threads is not None:
         whole("frontends", "threads", fe.threads, 1)
     if fe.focal is not None and (not _finite(fe.focal) or fe.focal <= 0):
@@ -208,15 +244,18 @@ def check(cfg: DemoConfig) -> DemoConfig:
         if not _finite(getattr(pr, name)) or getattr(pr, name) <= 0:
             raise ConfigError(f"problem.{name} must be a positive finite number, got {getattr(pr, name)!r}")
     if pr.init_focal is not None and (not _finite(pr.init_focal) or not 1 <= pr.init_focal <= 1e5):
-        raise ConfigError(f"problem.init_focal must be a focal length in working pixels (1 to 1e5), "
-                          f"got {pr.init_focal!r}")
+        raise ConfigError(
+            f"problem.init_focal must be a focal length in working pixels (1 to 1e5), got {pr.init_focal!r}"
+        )
     whole("output", "overlay_side", out.overlay_side, 64)
     whole("output", "glb_every", out.glb_every, 1)
     check_solve(cfg.solve, cfg.weights)
     return cfg
 
 
-def load(path: str | Path | None = None, overrides: list[str] | tuple = (), base: DemoConfig | None = None) -> DemoConfig:
+def load(
+    path: str | Path | None = None, overrides: list[str] | tuple = (), base: DemoConfig | None = None
+) -> DemoConfig:
     """Defaults <- a JSON/TOML file <- ``key=value`` overrides."""
     cfg = base or DemoConfig()
     if path is not None:
@@ -237,8 +276,10 @@ def load(path: str | Path | None = None, overrides: list[str] | tuple = (), base
         except Exception as exc:  # noqa: BLE001 - any parse error is reported in one line
             raise ConfigError(f"config file {p} could not be parsed: {exc}") from None
         if not isinstance(data, dict):
-            raise ConfigError(f"config file {p}: the top level must be a table of sections "
-                              f"(e.g. {{\"solve\": {{\"iters_stage1\": 300}}}}), got a {type(data).__name__}")
+            raise ConfigError(
+                f"config file {p}: the top level must be a table of sections "
+                f'(e.g. {{"solve": {{"iters_stage1": 300}}}}), got a {type(data).__name__}'
+            )
         flat = {}
         for sec, values in data.items():
             if isinstance(values, dict):

@@ -13,6 +13,7 @@ animation.glb, bvh/person_<ID>.bvh, overlay.mp4, overlay_frames/*.png, trajector
 summary.json, and with --rerun recording.rrd. ``--synthetic`` runs the older
 synthetic-world demo (no video; writes ground_truth.npz as well).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,38 +40,69 @@ def _log(msg: str) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     from josh_jax._cli.checks import OneLineParser
+
     from .frontends.__main__ import add_frontend_args
 
     ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
     ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
-    ap.add_argument("--frontends", choices=("default", "official"), default="default",
-                    help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)")
-    ap.add_argument("--body-model", "--smpl", dest="body_model", default="open",
-                    help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder")
+    ap.add_argument(
+        "--frontends",
+        choices=("default", "official"),
+        default="default",
+        help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)",
+    )
+    ap.add_argument(
+        "--body-model",
+        "--smpl",
+        dest="body_model",
+        default="open",
+        help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder",
+    )
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="for JAX and onnxruntime")
-    ap.add_argument("--compile-cache", default=None, metavar="DIR",
-                    help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)")
+    ap.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
+    )
     ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
-    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                    help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50")
+    ap.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50",
+    )
     ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
     ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
     ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
-    ap.add_argument("--objective", choices=("josh", "josh+"), default=None,
-                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
+    ap.add_argument(
+        "--objective",
+        choices=("josh", "josh+"),
+        default=None,
+        help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
+    )
     add_frontend_args(ap)
     return ap
 
 
 def _fingerprint(video: Path, args, cfg) -> dict:
     st = video.stat()
-    return {"video": str(video.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "start": args.start,
-            "frames": args.frames, "body_model": str(args.body_model), "frontends": args.frontends,
-            "config": cfg.to_dict()}
+    return {
+        "video": str(video.resolve()),
+        "size": st.st_size,
+        "mtime_ns": st.st_mtime_ns,
+        "start": args.start,
+        "frames": args.frames,
+        "body_model": str(args.body_model),
+        "frontends": args.frontends,
+        "config": cfg.to_dict(),
+    }
 
 
 def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
@@ -128,8 +160,9 @@ def window_problem(w, model, cfg, label: str = ""):
     return problem
 
 
-def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float,
-                seconds_base: float, objective) -> dict:
+def save_window(
+    w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float, seconds_base: float, objective
+) -> dict:
     """Write one solved window (``_init.npz``, ``_loss.npz``, ``.json``, then ``_results.npz``, whose
     presence marks it finished); returns its info. ``res`` / ``base``: the joint and the
     front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked); ``objective``
@@ -140,16 +173,24 @@ def save_window(w, model, problem, res, base_problem, base, out_prefix: Path, se
     from .results import build_results, save_npz
 
     for name, it in res.nan_stages():
-        _log(f"warning: non-finite loss at {name} iteration {it} of frames "
-             f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept")
+        _log(
+            f"warning: non-finite loss at {name} iteration {it} of frames "
+            f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept"
+        )
     build_results(base.params, base_problem, w, model).save(out_prefix.with_name(out_prefix.name + "_init.npz"))
     hist = {f"s1_{k}": np.asarray(v) for k, v in res.stage1.history._asdict().items()}
     hist.update({f"s2_{k}": np.asarray(v) for k, v in res.stage2.history._asdict().items()})
     save_npz(out_prefix.with_name(out_prefix.name + "_loss.npz"), hist)
-    info = {"frames": [int(w.frame_index[0]), int(w.frame_index[-1])], "keyframes": int(w.num_keyframes),
-            "tracks": int(w.num_tracks), "sizes": problem_sizes(problem)._asdict(), **entry_counts(problem),
-            "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
-            "seconds_joint": seconds_joint, "seconds_front_ends_only": seconds_base}
+    info = {
+        "frames": [int(w.frame_index[0]), int(w.frame_index[-1])],
+        "keyframes": int(w.num_keyframes),
+        "tracks": int(w.num_tracks),
+        "sizes": problem_sizes(problem)._asdict(),
+        **entry_counts(problem),
+        "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
+        "seconds_joint": seconds_joint,
+        "seconds_front_ends_only": seconds_base,
+    }
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
     final = finish_results(build_results(res.params, problem, w, model), w, model, objective)  # josh+: refine
@@ -170,8 +211,9 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     _compile_notice(problem, scfg)
-    res = jax.block_until_ready(solve(problem, loss_weights(cfg.weights, cfg.objective), scfg,
-                                      label=f"{label} joint".strip()))
+    res = jax.block_until_ready(
+        solve(problem, loss_weights(cfg.weights, cfg.objective), scfg, label=f"{label} joint".strip())
+    )
     t1 = time.perf_counter()
     base_problem, base_w = front_ends_only(problem, cfg.weights)
     base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
@@ -203,12 +245,19 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     p0 = todo[0][1]
     cfg = p0.cfg
     for _, p, _, _ in todo[1:]:
-        if (p.cfg.solve, p.cfg.weights, p.cfg.objective, p.model.name) != (cfg.solve, cfg.weights, cfg.objective,
-                                                                            p0.model.name):
-            raise ValueError("solve_windows_vmapped: the windows need the same solver settings, weights, objective "
-                             "and body model")
+        if (p.cfg.solve, p.cfg.weights, p.cfg.objective, p.model.name) != (
+            cfg.solve,
+            cfg.weights,
+            cfg.objective,
+            p0.model.name,
+        ):
+            raise ValueError(
+                "solve_windows_vmapped: the windows need the same solver settings, weights, objective and body model"
+            )
     t0 = time.perf_counter()
-    problems = [window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo]
+    problems = [
+        window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo
+    ]
     scfg = dataclasses.replace(cfg.solve, progress_every=0)
     _log(f"solving {len(todo)} window(s) together (vmap) ...")
     res = jax.block_until_ready(solve_batch(stack_problems(problems), loss_weights(cfg.weights, cfg.objective), scfg))
@@ -219,8 +268,18 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     n = len(todo)
     for k, (j, p, windows, i) in enumerate(todo):
         pick = lambda tree: jax.tree_util.tree_map(lambda x: x[k], tree)
-        out[j] = save_window(windows[i], p.model, problems[k], pick(res), bases[k][0], pick(base),
-                             window_prefix(p, i), (t1 - t0) / n, (t2 - t1) / n, cfg.objective)
+        out[j] = save_window(
+            windows[i],
+            p.model,
+            problems[k],
+            pick(res),
+            bases[k][0],
+            pick(base),
+            window_prefix(p, i),
+            (t1 - t0) / n,
+            (t2 - t1) / n,
+            cfg.objective,
+        )
     return out
 
 
@@ -231,8 +290,17 @@ def window_bucket(p: Prepared, windows: list, i: int) -> str:
     from .problem import build_problem, problem_sizes
 
     sizes = problem_sizes(build_problem(windows[i], p.model, problem_config(p.cfg.problem, p.cfg.objective)))
-    return json.dumps([sizes._asdict(), dataclasses.asdict(p.cfg.solve), list(map(float, p.cfg.weights)),
-                       dataclasses.asdict(p.cfg.objective), p.model.name], sort_keys=True, default=str)
+    return json.dumps(
+        [
+            sizes._asdict(),
+            dataclasses.asdict(p.cfg.solve),
+            list(map(float, p.cfg.weights)),
+            dataclasses.asdict(p.cfg.objective),
+            p.model.name,
+        ],
+        sort_keys=True,
+        default=str,
+    )
 
 
 def plot_losses(solved: Path, n: int, path: Path) -> None:
@@ -268,13 +336,13 @@ def _check_inputs_and_output(args, video: Path):
     """The input first (a missing video is named before an occupied output folder), then the output:
     not an input, not a file, empty unless --overwrite, writable. Returns the probed video."""
     from josh_jax._cli.atomic import check_output
+
     from .frontends import probe
 
     info = probe(video, args.start, args.frames)
     model_path = None if str(args.body_model).lower() in ("open", "josh-open-body", "default") else args.body_model
     work = args.out.with_name(args.out.name + ".work")
-    check_output(args.out, inputs=[video, model_path, args.config, args.models], overwrite=args.overwrite,
-                 also=[work])
+    check_output(args.out, inputs=[video, model_path, args.config, args.models], overwrite=args.overwrite, also=[work])
     return info
 
 
@@ -286,9 +354,12 @@ def _example_check(res, gt_path: Path) -> dict:
     f = res.frame_index
     c, cg = res.cam_to_world[:, :3, 3].astype(np.float64), Tg[f, :3, 3]
     length = lambda x: float(np.linalg.norm(np.diff(x, axis=0), axis=1).sum())
-    return {"camera_path_m": length(c), "true_camera_path_m": length(cg),
-            "camera_error_max_m": float(np.linalg.norm(c - cg, axis=1).max()),
-            "camera_error_mean_m": float(np.linalg.norm(c - cg, axis=1).mean())}
+    return {
+        "camera_path_m": length(c),
+        "true_camera_path_m": length(cg),
+        "camera_error_max_m": float(np.linalg.norm(c - cg, axis=1).max()),
+        "camera_error_mean_m": float(np.linalg.norm(c - cg, axis=1).mean()),
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -297,9 +368,9 @@ class Prepared:
     checked config, the probed video, the body model and the ``OUT.work`` folder."""
 
     args: argparse.Namespace
-    cfg: object          # josh_jax.config.DemoConfig
-    info: object         # josh_jax.frontends.VideoInfo
-    model: object        # josh_jax.body.BodyModel
+    cfg: object  # josh_jax.config.DemoConfig
+    info: object  # josh_jax.frontends.VideoInfo
+    model: object  # josh_jax.body.BodyModel
     video: Path
     work: Path
 
@@ -354,12 +425,17 @@ def prepare(args, attach: bool = False) -> Prepared:
             raise DemoError("--rerun needs rerun-sdk: pip install -e '.[viz]'") from None
     model = jbody.load(args.body_model)
     if not attach:
-        _log(f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
-             f"body model {model.name}")
-    from josh_jax.frontends.intrinsics import apply_to_config  # --intrinsics: known K into the front ends, focal held in the solve
+        _log(
+            f"{info.path.name}: {info.num_frames} frames, {info.width}x{info.height}, {info.fps:.1f} fps; "
+            f"body model {model.name}"
+        )
+    from josh_jax.frontends.intrinsics import (
+        apply_to_config,
+    )  # --intrinsics: known K into the front ends, focal held in the solve
 
-    cfg = apply_to_config(cfg, args.intrinsics, info, args.frontends, args.free_intrinsics,
-                          _log if not attach else (lambda m: None))
+    cfg = apply_to_config(
+        cfg, args.intrinsics, info, args.frontends, args.free_intrinsics, _log if not attach else (lambda m: None)
+    )
     fp = _fingerprint(info.path, args, cfg)
     if attach:
         work = args.out.with_name(args.out.name + ".work")
@@ -387,11 +463,22 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
         run = run_frontends if args.frontends == "default" else run_official
         t = time.perf_counter()
         fo = run(p.info, p.model, cfg.frontends, log=_log)
-        _log(f"front ends: done in {time.perf_counter() - t:.1f} s ("
-             + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items()) + ")")
-        save_bundle(bundle_dir, fo.windows, {"body_model": str(args.body_model),
-                                             "source": f"josh_jax.frontends ({args.frontends})",
-                                             **fo.meta, "seconds": fo.seconds}, extras={"tracks.npz": save_tracks(fo.tracks)})
+        _log(
+            f"front ends: done in {time.perf_counter() - t:.1f} s ("
+            + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items())
+            + ")"
+        )
+        save_bundle(
+            bundle_dir,
+            fo.windows,
+            {
+                "body_model": str(args.body_model),
+                "source": f"josh_jax.frontends ({args.frontends})",
+                **fo.meta,
+                "seconds": fo.seconds,
+            },
+            extras={"tracks.npz": save_tracks(fo.tracks)},
+        )
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
     else:
         meta = json.loads((bundle_dir / "bundle.json").read_text())
@@ -402,8 +489,9 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
         # ground plane came from the metric bodies: hold the scene (poses, depth sizes, focal) and fit
         # the people to it; Adam would otherwise random-walk the cameras on the near-zero gradients
         # of exact identity matches
-        cfg = dataclasses.replace(cfg, solve=dataclasses.replace(cfg.solve, optimize_cameras=False,
-                                                                 optimize_focal=False))
+        cfg = dataclasses.replace(
+            cfg, solve=dataclasses.replace(cfg.solve, optimize_cameras=False, optimize_focal=False)
+        )
     return dataclasses.replace(p, cfg=cfg), meta, windows
 
 
@@ -422,8 +510,10 @@ def solve_window(p: Prepared, windows: list, i: int) -> dict:
     prefix, w, n = window_prefix(p, i), windows[i], len(windows)
     if window_done(p, i):
         return json.loads(prefix.with_suffix(".json").read_text())
-    _log(f"window {i + 1}/{n}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
-         f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only")
+    _log(
+        f"window {i + 1}/{n}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
+        f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only"
+    )
     tw = time.perf_counter()
     info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}")
     _log(f"window {i + 1}/{n}: done in {time.perf_counter() - tw:.1f} s")
@@ -436,6 +526,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     ``seconds``: the earlier stages' seconds (``total`` is set here: since ``t_all`` when given, else
     the sum of the stages)."""
     from josh_jax._cli.atomic import atomic_folder
+
     from .frontends import load_tracks
     from .join import join_windows
     from .results import Results
@@ -447,8 +538,11 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
         res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
         init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
     with atomic_folder(out, out.name) as tmp:
-        with _Stage("export: results.npz, init.npz, trajectory.png, loss_curve.png"
-                    + (", scene.glb" if cfg.output.glb else ""), seconds, "export"):
+        with _Stage(
+            "export: results.npz, init.npz, trajectory.png, loss_curve.png" + (", scene.glb" if cfg.output.glb else ""),
+            seconds,
+            "export",
+        ):
             res.save(tmp / "results.npz")
             init.save(tmp / "init.npz")
             from josh_jax.export.plots import plot_trajectory
@@ -459,7 +553,9 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
                 from josh_jax.export.scene import write_glb
 
                 write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
-        outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (["scene.glb"] if cfg.output.glb else [])
+        outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (
+            ["scene.glb"] if cfg.output.glb else []
+        )
         from josh_jax.export.anim import write_motion_exports
 
         outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
@@ -481,25 +577,43 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
             outputs.append("recording.rrd")
         tracks = load_tracks(p.bundle_dir / "tracks.npz")
         summary = {
-            "video": str(info.path), "frames": int(info.num_frames), "start": info.start, "fps": info.fps,
-            "people": len(tracks), "windows": len(windows), "body_model": model.name,
-            "front_ends": args.frontends, "static_camera": bool(meta.get("static_camera", False)),
-            "camera": {"mode": meta.get("camera_mode") or ("static" if meta.get("static_camera") else
-                                                           "sfm" if args.frontends == "default" else "point maps"),
-                       "evidence": meta.get("camera_evidence"), "keyframe_focals": meta.get("keyframe_focals")},
-            "coverage": meta.get("coverage") or {"first": int(res["frame_index"][0]), "last": int(res["frame_index"][-1]),
-                                                 "frames": int(len(res["frame_index"])), "reason": ""},
-            "registered_keyframes": meta.get("registered"), "keyframes": meta.get("keyframes"),
-            "focal_working_px": meta.get("focal"), "window_info": infos,
+            "video": str(info.path),
+            "frames": int(info.num_frames),
+            "start": info.start,
+            "fps": info.fps,
+            "people": len(tracks),
+            "windows": len(windows),
+            "body_model": model.name,
+            "front_ends": args.frontends,
+            "static_camera": bool(meta.get("static_camera", False)),
+            "camera": {
+                "mode": meta.get("camera_mode")
+                or ("static" if meta.get("static_camera") else "sfm" if args.frontends == "default" else "point maps"),
+                "evidence": meta.get("camera_evidence"),
+                "keyframe_focals": meta.get("keyframe_focals"),
+            },
+            "coverage": meta.get("coverage")
+            or {
+                "first": int(res["frame_index"][0]),
+                "last": int(res["frame_index"][-1]),
+                "frames": int(len(res["frame_index"])),
+                "reason": "",
+            },
+            "registered_keyframes": meta.get("registered"),
+            "keyframes": meta.get("keyframes"),
+            "focal_working_px": meta.get("focal"),
+            "window_info": infos,
             "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
-            "outputs": outputs, "config": cfg.to_dict(),
+            "outputs": outputs,
+            "config": cfg.to_dict(),
         }
         video = p.video
         gt = video.with_name(video.stem + "_gt.npz")
         if video == EXAMPLE_CLIP and gt.is_file() and info.start == 0:
             summary["example_clip_check"] = _example_check(res, gt)
-        seconds["total"] = (time.perf_counter() - t_all if t_all is not None
-                            else sum(v for k, v in seconds.items() if k != "total"))
+        seconds["total"] = (
+            time.perf_counter() - t_all if t_all is not None else sum(v for k, v in seconds.items() if k != "total")
+        )
         summary["seconds"] = seconds
         (tmp / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     shutil.rmtree(p.work, ignore_errors=True)
@@ -527,16 +641,23 @@ def _print_summary(s: dict, out: Path) -> None:
     fe = sum(v for k, v in sec.items() if k.startswith("frontends_"))
     cov = s.get("coverage") or {}
     cam = (s.get("camera") or {}).get("mode", "?")
-    covered = (f"frames {cov['first']}-{cov['last']} of {s['frames']} ({cov['reason']})" if cov.get("reason")
-               else f"{s['frames']} frames")
+    covered = (
+        f"frames {cov['first']}-{cov['last']} of {s['frames']} ({cov['reason']})"
+        if cov.get("reason")
+        else f"{s['frames']} frames"
+    )
     _log(f"camera: {cam} ({((s.get('camera') or {}).get('evidence') or {}).get('reason', '')})")
-    _log(f"done: {covered}, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
-         f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
-         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)")
+    _log(
+        f"done: {covered}, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
+        f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
+        f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)"
+    )
     if "example_clip_check" in s:
         c = s["example_clip_check"]
-        _log(f"example clip vs its ground truth: camera path {c['camera_path_m']:.2f} m "
-             f"(true {c['true_camera_path_m']:.2f} m), mean camera error {c['camera_error_mean_m']:.2f} m")
+        _log(
+            f"example clip vs its ground truth: camera path {c['camera_path_m']:.2f} m "
+            f"(true {c['true_camera_path_m']:.2f} m), mean camera error {c['camera_error_mean_m']:.2f} m"
+        )
     _log(f"outputs in {out}/: " + ", ".join(s["outputs"] + ["summary.json"]))
 
 
@@ -550,15 +671,18 @@ def main(argv=None) -> int:
     if args.synthetic:
         from josh_jax.synthetic.demo import main as synthetic_main
 
-        return synthetic_main(["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
-                              + (["--overwrite"] if args.overwrite else []))
+        return synthetic_main(
+            ["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
+            + (["--overwrite"] if args.overwrite else [])
+        )
     from josh_jax._cli.atomic import OutputError
+    from josh_jax._cli.checks import error_line
+    from josh_jax._cli.interrupt import exit_on_interrupt
+
     from .body import BodyModelError
     from .bundle import BundleError
-    from josh_jax._cli.checks import error_line
     from .config import ConfigError
     from .frontends import FrontEndError
-    from josh_jax._cli.interrupt import exit_on_interrupt
 
     work = args.out.with_name(args.out.name + ".work")
     try:
@@ -571,8 +695,11 @@ def main(argv=None) -> int:
             summary = run(args)
     except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError) as exc:
         kept = _drop_unfinished(work, True)
-        print(error_line(exc, args.out) + (f"; the solved windows are kept in {work} (the same command resumes)"
-                                 if kept else ""), file=sys.stderr)
+        print(
+            error_line(exc, args.out)
+            + (f"; the solved windows are kept in {work} (the same command resumes)" if kept else ""),
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:  # raised by Python code where the handler is not installed (not the main thread)
         _drop_unfinished(work, False)
@@ -602,9 +729,11 @@ def _drop_unfinished(work: Path, solved_only: bool) -> bool:
 def _interrupted_message(out: Path, work: Path) -> str:
     if work.exists() and _finished_work(work, False):
         n = len(list((work / "solved").glob("window_*_results.npz")))
-        return (f"interrupted: the finished work ({n} solved window(s)"
-                f"{', the front ends' if (work / 'bundle' / 'bundle.json').is_file() else ''}) is kept in {work}; "
-                f"run the same command again to resume (or pass --fresh to start over). {out} was not touched.")
+        return (
+            f"interrupted: the finished work ({n} solved window(s)"
+            f"{', the front ends' if (work / 'bundle' / 'bundle.json').is_file() else ''}) is kept in {work}; "
+            f"run the same command again to resume (or pass --fresh to start over). {out} was not touched."
+        )
     return f"interrupted: nothing was finished, nothing kept. {out} was not touched."
 
 

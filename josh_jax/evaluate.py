@@ -3,14 +3,15 @@
 Prints the world-frame metrics of :mod:`josh_jax.eval.metrics` (both files in the
 ``results.npz`` layout; ``josh_jax.synthetic.worlds`` writes such a ground truth).
 """
+
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
 
-
 from josh_jax.eval.metrics import evaluate
+
 from .results import Results
 
 
@@ -28,8 +29,14 @@ def main(argv=None) -> int:
     except (FileNotFoundError, ValueError, IndexError, KeyError) as exc:
         print(error_line(exc), file=sys.stderr)
         return 2
-    units = {"w_mpjpe100": "mm", "wa_mpjpe100": "mm", "rte": "%", "jitter": "10 m/s^3", "foot_sliding": "mm",
-             "camera_ate": "m"}
+    units = {
+        "w_mpjpe100": "mm",
+        "wa_mpjpe100": "mm",
+        "rte": "%",
+        "jitter": "10 m/s^3",
+        "foot_sliding": "mm",
+        "camera_ate": "m",
+    }
     for k, u in units.items():
         print(f"{k:>12}: {m[k]:9.3f} {u}")
     if args.json:

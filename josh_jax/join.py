@@ -14,6 +14,7 @@ size and move rigidly with their pelvis (``p -> s R p + t``, rotations ``R``).
 Frames in both windows come from the earlier window up to the middle of the
 overlap, from the later one after it.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,7 +43,7 @@ def overlap_similarity(prev: Results, cur: Results) -> tuple[float, np.ndarray, 
     x, y = np.concatenate(x).astype(np.float64), np.concatenate(y).astype(np.float64)
     xm, ym = x.mean(0), y.mean(0)
     xr = (x - xm) @ R.T
-    den = (xr ** 2).sum()
+    den = (xr**2).sum()
     s = float((xr * (y - ym)).sum() / den) if den > 1e-4 * len(x) else 1.0
     if not np.isfinite(s) or s <= 0:
         s = 1.0
@@ -69,8 +70,9 @@ def transform_results(res: Results, s: float, R: np.ndarray, t: np.ndarray) -> R
     out["global_orient"] = np.where(vis, R @ res.global_orient, res.global_orient).astype(np.float32)
     # transl: the pelvis moves by (new_pelvis - pelvis); the rest offset J0 is rotation-invariant here
     # because world vertices = forward(rot, transl) places the pelvis at J0 + transl
-    out["transl"] = np.where(res.visible[..., None], res.transl + (new_pelvis - pelvis)[:, :, 0],
-                             res.transl).astype(np.float32)
+    out["transl"] = np.where(res.visible[..., None], res.transl + (new_pelvis - pelvis)[:, :, 0], res.transl).astype(
+        np.float32
+    )
     return Results(**out)
 
 
@@ -109,16 +111,23 @@ def _merge(parts: list[Results]) -> Results:
     ids = np.unique(np.concatenate([p.person_ids for p in parts])).astype(np.int64)
     P = len(ids)
     B = next((p.betas.shape[1] for p in parts if p.betas.size), 10)
-    out = dict(frame_index=frames.astype(np.int64), cam_to_world=np.zeros((F, 4, 4), np.float32),
-               intrinsics=parts[0].intrinsics, image_size=parts[0].image_size, person_ids=ids,
-               visible=np.zeros((P, F), bool), betas=np.zeros((P, B), np.float32),
-               global_orient=np.tile(np.eye(3, dtype=np.float32), (P, F, 1, 1)),
-               body_pose=np.tile(np.eye(3, dtype=np.float32), (P, F, 23, 1, 1)),
-               transl=np.zeros((P, F, 3), np.float32), joints_world=np.zeros((P, F, 24, 3), np.float32),
-               foot_vertices_world=np.zeros((P, F, 4, 3), np.float32),
-               points=np.concatenate([p.points for p in parts]).astype(np.float32),
-               point_colors=np.concatenate([p.point_colors for p in parts]).astype(np.uint8),
-               body_model=parts[0].body_model)
+    out = dict(
+        frame_index=frames.astype(np.int64),
+        cam_to_world=np.zeros((F, 4, 4), np.float32),
+        intrinsics=parts[0].intrinsics,
+        image_size=parts[0].image_size,
+        person_ids=ids,
+        visible=np.zeros((P, F), bool),
+        betas=np.zeros((P, B), np.float32),
+        global_orient=np.tile(np.eye(3, dtype=np.float32), (P, F, 1, 1)),
+        body_pose=np.tile(np.eye(3, dtype=np.float32), (P, F, 23, 1, 1)),
+        transl=np.zeros((P, F, 3), np.float32),
+        joints_world=np.zeros((P, F, 24, 3), np.float32),
+        foot_vertices_world=np.zeros((P, F, 4, 3), np.float32),
+        points=np.concatenate([p.points for p in parts]).astype(np.float32),
+        point_colors=np.concatenate([p.point_colors for p in parts]).astype(np.uint8),
+        body_model=parts[0].body_model,
+    )
     if all(p.intrinsics_per_frame is not None for p in parts):
         out["intrinsics_per_frame"] = np.repeat(parts[0].intrinsics[None], F, 0).astype(np.float32)
     betas_set = np.zeros(P, bool)

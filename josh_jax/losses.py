@@ -10,6 +10,7 @@ Example (a contact-style robust distance in your own code)::
     from josh_jax.losses import robust_distance
     loss = robust_distance(pred_xyz, target_xyz, gamma=1.1).mean()
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -20,7 +21,6 @@ import jax.numpy as jnp
 from .body.model import forward
 from .geometry import make_se3, quat_to_matrix
 from .problem import HumanData, Problem, SceneData
-
 
 # ------------------------------------------------------------------ parameters
 
@@ -74,8 +74,12 @@ def init_params(problem: Problem) -> Params:
         anchor_depth=jnp.asarray(s.anchor_depth, jnp.float32),
         log_focal=jnp.log(jnp.asarray(problem.init_focal, jnp.float32)),
     )
-    human = HumanParams(quat=jnp.asarray(h.init_quat), transl=jnp.asarray(h.init_transl),
-                        body=jnp.asarray(h.init_body), betas=jnp.asarray(h.init_betas))
+    human = HumanParams(
+        quat=jnp.asarray(h.init_quat),
+        transl=jnp.asarray(h.init_transl),
+        body=jnp.asarray(h.init_body),
+        betas=jnp.asarray(h.init_betas),
+    )
     return Params(cam=cam, human=human)
 
 
@@ -174,14 +178,19 @@ def scene_geometry(cam: CameraParams, scene: SceneData) -> SceneGeometry:
     rel = make_se3(quat_to_matrix(cam.quat), cam.trans)
     T = chain_cameras(rel, scene.tree_parent, scene.tree_order)
     offset = z[:, None] * jnp.concatenate(
-        [jnp.broadcast_to(scene.image_size / jnp.expand_dims(fk, -1) * (0.5 - scene.pp), (z.shape[0], 2)),
-         jnp.ones_like(z)[:, None]], 1)
+        [
+            jnp.broadcast_to(scene.image_size / jnp.expand_dims(fk, -1) * (0.5 - scene.pp), (z.shape[0], 2)),
+            jnp.ones_like(z)[:, None],
+        ],
+        1,
+    )
     R = T[:, :3, :3]
     t = g * (T[:, :3, 3] - (R @ offset[..., None])[..., 0])
     cam_to_world = make_se3(R, t)
     depth = g * (z[:, None] + (cam.anchor_depth - 1.0) * (scene.median_depth * sizes)[:, None])
-    return SceneGeometry(K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth,
-                         focal_k=None if scene.focal_scale is None else fk)
+    return SceneGeometry(
+        K=K, focal=f, cam_to_world=cam_to_world, anchor_depth=depth, focal_k=None if scene.focal_scale is None else fk
+    )
 
 
 def _pair_focal(geo: SceneGeometry, scene: SceneData):

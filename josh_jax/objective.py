@@ -17,6 +17,7 @@ accuracy bench writes one ablation row per switch):
 The window solve's compiled program is the same for both presets (only problem
 data and traced weights differ); the refinement is one more program per bucket.
 """
+
 from __future__ import annotations
 
 import dataclasses

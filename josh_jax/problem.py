@@ -23,20 +23,22 @@ relative depth map, the initial focal as every keyframe's base focal
 - the camera tree's root is the keyframe with the largest summed pair score
   (the tree is then walked breadth first).
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, NamedTuple
+from typing import NamedTuple
 
+import jax
 import numpy as np
 import scipy.ndimage
 import scipy.sparse
 import scipy.sparse.csgraph
 
-import jax
-
-from .body import BodyModel, forward_jit as _forward_jit
+from .body import BodyModel
+from .body import forward_jit as _forward_jit
 from .bundle import Window
 from .windows import bucket, keyframe_indices, window_starts  # noqa: F401  (re-exported)
 
@@ -118,7 +120,7 @@ class Problem:
     init_focal: np.ndarray  # () shared initial focal, working px
     parents: tuple = dataclasses.field(metadata=dict(static=True))  # body kinematic tree
 
-    def _replace(self, **kw) -> "Problem":
+    def _replace(self, **kw) -> Problem:
         return dataclasses.replace(self, **kw)
 
 
@@ -212,7 +214,7 @@ def pixel_anchor(px: np.ndarray, py: np.ndarray, H: int, W: int, s: int) -> np.n
 
 def anchor_depths(depth: np.ndarray, s: int) -> np.ndarray:
     """(K, H, W) -> (K, A) depth at the anchor centres (grid from s // 2, every s)."""
-    return depth[:, s // 2::s, s // 2::s].reshape(depth.shape[0], -1)
+    return depth[:, s // 2 :: s, s // 2 :: s].reshape(depth.shape[0], -1)
 
 
 def median_lower(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -238,8 +240,10 @@ def camera_tree(pair_index: np.ndarray, pair_score: np.ndarray, K: int) -> tuple
         S[j, i] += max(float(s), 1e-9)
     n_comp, labels = scipy.sparse.csgraph.connected_components(scipy.sparse.csr_matrix(S > 0), directed=False)
     if n_comp > 1:
-        raise ValueError(f"the keyframes fall into {n_comp} groups with no matches between them "
-                         f"(group of each keyframe: {labels.tolist()}); the scene front end found too few matches")
+        raise ValueError(
+            f"the keyframes fall into {n_comp} groups with no matches between them "
+            f"(group of each keyframe: {labels.tolist()}); the scene front end found too few matches"
+        )
     cost = np.where(S > 0, S.max() + 1.0 - S, 0.0)  # min spanning tree of (max + 1 - score)
     mst = scipy.sparse.csgraph.minimum_spanning_tree(scipy.sparse.csr_matrix(cost))
     root = int(np.argmax(S.sum(1)))
@@ -268,8 +272,9 @@ def _rotmat_to_quat_np(R: np.ndarray) -> np.ndarray:
 
 def _pose_np(model: BodyModel, betas, rotmats, transl) -> tuple[np.ndarray, np.ndarray]:
     """Pose one body on the host: vertices (V, 3) and joints regressed from them (24, 3)."""
-    out = _forward_jit(model, np.asarray(betas, np.float32), np.asarray(rotmats, np.float32),
-                       np.asarray(transl, np.float32))
+    out = _forward_jit(
+        model, np.asarray(betas, np.float32), np.asarray(rotmats, np.float32), np.asarray(transl, np.float32)
+    )
     v = np.asarray(out.vertices)
     return v, np.asarray(model.J_regressor) @ v
 
@@ -353,7 +358,7 @@ def correspondences(w: Window, anchors: np.ndarray, subsample: int) -> Correspon
     return Correspondences(pairs=pi, pix=pix, anchor=anc, ratio=ratio, conf=cw)
 
 
-def initial_focal(w: Window, cfg: "ProblemConfig") -> float:
+def initial_focal(w: Window, cfg: ProblemConfig) -> float:
     """The shared initial focal (working px): ``cfg.init_focal`` or the bundle's."""
     return float(cfg.init_focal or w.init_focal)
 
@@ -391,7 +396,7 @@ def nearest_valid_pixel(valid_yx: np.ndarray, u: float, v: float) -> tuple[int, 
 class _KeyframeScene:
     """Per-keyframe lookups of the contact-entry selection, computed once per keyframe."""
 
-    def __init__(self, w: Window, cfg: "ProblemConfig"):
+    def __init__(self, w: Window, cfg: ProblemConfig):
         self.w, self.cfg = w, cfg
         self.masks = w.conf > cfg.conf_thres
         self.rel = relative_depth(w.depth, cfg.subsample) if cfg.depth_filter == "relative" else None
@@ -412,8 +417,9 @@ class _KeyframeScene:
         return self.rel[k] if self.rel is not None else self.w.depth[k]
 
 
-def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: float,
-                    anchors: np.ndarray) -> ContactEntries:
+def contact_entries(
+    w: Window, model: BodyModel, cfg: ProblemConfig, f_init: float, anchors: np.ndarray
+) -> ContactEntries:
     """Contact-scale and static-contact entries of every track (SPEC "Contact entries").
 
     On each keyframe of a track, the contact vertices nearest a joint are kept
@@ -436,8 +442,14 @@ def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: f
         prev_kept: list[int] = []
         prev_k = -1
         for k in kfs:
-            kept, v = contact_joint_vertices(model, w.track_betas[p, k], w.track_rotmats[p, k], transl[p, k],
-                                             w.track_contact[p, k], cfg.contact_joint_radius)
+            kept, v = contact_joint_vertices(
+                model,
+                w.track_betas[p, k],
+                w.track_rotmats[p, k],
+                transl[p, k],
+                w.track_contact[p, k],
+                cfg.contact_joint_radius,
+            )
             if cfg.static_entries == "shared" and prev_k >= 0:
                 shared = np.where(w.track_contact[p, k] & w.track_contact[p, prev_k])[0]
                 if len(shared) > STATIC_SHARED_MAX:
@@ -446,8 +458,9 @@ def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: f
             for vid in kept:
                 if cfg.static_entries == "nearest" and prev_k >= 0 and vid in prev_kept:
                     static_rows.append((p, k, prev_k, vert_ids.setdefault(vid, len(vert_ids))))
-                x = (K_init if w.focal_scale is None else K_init @ np.diag([w.focal_scale[k], w.focal_scale[k], 1.0])
-                     ) @ v[vid]  # per-keyframe focal (zoom): scales x, y before the principal point
+                x = (
+                    K_init if w.focal_scale is None else K_init @ np.diag([w.focal_scale[k], w.focal_scale[k], 1.0])
+                ) @ v[vid]  # per-keyframe focal (zoom): scales x, y before the principal point
                 if x[2] <= 0:
                     continue
                 u, vv = x[0] / x[2], x[1] / x[2]
@@ -462,17 +475,30 @@ def contact_entries(w: Window, model: BodyModel, cfg: "ProblemConfig", f_init: f
                 pts_z, human_z = dmap[py, px], dmap[vi, ui]
                 if max(human_z / pts_z, pts_z / human_z) > cfg.depth_filter_ratio:
                     continue
-                scale_rows.append((p, k, a, w.depth[k, py, px] / anchors[k, a], float(w.conf[k, py, px]),
-                                   vert_ids.setdefault(vid, len(vert_ids))))
+                scale_rows.append(
+                    (
+                        p,
+                        k,
+                        a,
+                        w.depth[k, py, px] / anchors[k, a],
+                        float(w.conf[k, py, px]),
+                        vert_ids.setdefault(vid, len(vert_ids)),
+                    )
+                )
             if kept:
                 prev_kept = kept
             prev_k = k
             # note: a keyframe without kept contacts resets nothing, as in the reference
     sc = np.array(scale_rows, np.float64).reshape(-1, 6)
     st = np.array(static_rows, np.int64).reshape(-1, 4)
-    scale = ScaleEntries(track=sc[:, 0].astype(np.int64), keyframe=sc[:, 1].astype(np.int64),
-                         anchor=sc[:, 2].astype(np.int64), ratio=sc[:, 3], conf=sc[:, 4],
-                         vertex=sc[:, 5].astype(np.int64))
+    scale = ScaleEntries(
+        track=sc[:, 0].astype(np.int64),
+        keyframe=sc[:, 1].astype(np.int64),
+        anchor=sc[:, 2].astype(np.int64),
+        ratio=sc[:, 3],
+        conf=sc[:, 4],
+        vertex=sc[:, 5].astype(np.int64),
+    )
     static = StaticEntries(track=st[:, 0], keyframe=st[:, 1], keyframe_prev=st[:, 2], vertex=st[:, 3])
     vids = np.array(sorted(vert_ids, key=vert_ids.get), dtype=np.int64)
     return ContactEntries(scale=scale, static=static, vertex_ids=vids)
@@ -488,8 +514,9 @@ def smooth_triples(track_valid: np.ndarray) -> SmoothTriples:
     return SmoothTriples(track=sm[:, 0], keyframes=sm[:, 1:])
 
 
-def bucket_sizes(num_keyframes: int, num_tracks: int, corr: Correspondences, contacts: ContactEntries,
-                 smooth: SmoothTriples) -> Sizes:
+def bucket_sizes(
+    num_keyframes: int, num_tracks: int, corr: Correspondences, contacts: ContactEntries, smooth: SmoothTriples
+) -> Sizes:
     """Each table's length rounded up to its bucket. Correspondences use a dense
     (pair row, slot) layout, so that per-pair camera parameters broadcast over a
     pair's matches instead of being gathered per match; a pair longer than CHUNK
@@ -497,10 +524,16 @@ def bucket_sizes(num_keyframes: int, num_tracks: int, corr: Correspondences, con
     counts = np.bincount(_pair_rows(corr.pairs, num_keyframes)[1]) if len(corr.pairs) else np.zeros(0, np.int64)
     M = min(CHUNK, bucket(counts.max() if len(counts) else 1, 16))
     rows = int(np.ceil(counts / M).sum())
-    return Sizes(keyframes=keyframe_bucket(num_keyframes), pair_rows=bucket(rows, 16), row_slots=M,
-                 tracks=bucket(max(num_tracks, 1), 1), scale_entries=bucket(len(contacts.scale.track), 16),
-                 static_entries=bucket(len(contacts.static.track), 16),
-                 smooth_triples=bucket(len(smooth.track), 16), contact_vertices=bucket(len(contacts.vertex_ids), 16))
+    return Sizes(
+        keyframes=keyframe_bucket(num_keyframes),
+        pair_rows=bucket(rows, 16),
+        row_slots=M,
+        tracks=bucket(max(num_tracks, 1), 1),
+        scale_entries=bucket(len(contacts.scale.track), 16),
+        static_entries=bucket(len(contacts.static.track), 16),
+        smooth_triples=bucket(len(smooth.track), 16),
+        contact_vertices=bucket(len(contacts.vertex_ids), 16),
+    )
 
 
 def _pair_rows(pairs: np.ndarray, K0: int):
@@ -562,10 +595,14 @@ def pair_layout(corr: Correspondences, K0: int, Pr: int, M: int) -> dict:
     row = row_start[pair_of] + idx_in_pair // M  # the row of each match
     slot = idx_in_pair % M
     pair_ids = pair_ids[row_pair]
-    out = dict(pair_img=np.zeros((Pr, 2), np.int32), corr_pix=np.zeros((2, 2, Pr, M), np.float32),
-               corr_anchor=np.zeros((2, Pr, M), np.int32), corr_ratio=np.ones((2, Pr, M), np.float32),
-               corr_w=np.zeros((Pr, M), np.float32))
-    out["pair_img"][:len(pair_ids)] = np.stack([pair_ids // K0, pair_ids % K0], 1)
+    out = dict(
+        pair_img=np.zeros((Pr, 2), np.int32),
+        corr_pix=np.zeros((2, 2, Pr, M), np.float32),
+        corr_anchor=np.zeros((2, Pr, M), np.int32),
+        corr_ratio=np.ones((2, Pr, M), np.float32),
+        corr_w=np.zeros((Pr, M), np.float32),
+    )
+    out["pair_img"][: len(pair_ids)] = np.stack([pair_ids // K0, pair_ids % K0], 1)
     out["corr_pix"][:, :, row, slot] = corr.pix.transpose(1, 2, 0)
     out["corr_anchor"][:, row, slot] = corr.anchor.T
     out["corr_ratio"][:, row, slot] = corr.ratio.T
@@ -578,19 +615,32 @@ def padded_entries(contacts: ContactEntries, smooth: SmoothTriples, sz: Sizes) -
     sc, st, sm = contacts.scale, contacts.static, smooth
     E, S, Ms = sz.scale_entries, sz.static_entries, sz.smooth_triples
     return dict(
-        scale_track=_pad(sc.track, E).astype(np.int32), scale_kf=_pad(sc.keyframe, E).astype(np.int32),
-        scale_anchor=_pad(sc.anchor, E).astype(np.int32), scale_ratio=_pad(sc.ratio, E, 1.0).astype(np.float32),
-        scale_w=_pad(sc.conf, E).astype(np.float32), scale_vert=_pad(sc.vertex, E).astype(np.int32),
-        static_track=_pad(st.track, S).astype(np.int32), static_kf=_pad(st.keyframe, S).astype(np.int32),
-        static_kf_prev=_pad(st.keyframe_prev, S).astype(np.int32), static_vert=_pad(st.vertex, S).astype(np.int32),
+        scale_track=_pad(sc.track, E).astype(np.int32),
+        scale_kf=_pad(sc.keyframe, E).astype(np.int32),
+        scale_anchor=_pad(sc.anchor, E).astype(np.int32),
+        scale_ratio=_pad(sc.ratio, E, 1.0).astype(np.float32),
+        scale_w=_pad(sc.conf, E).astype(np.float32),
+        scale_vert=_pad(sc.vertex, E).astype(np.int32),
+        static_track=_pad(st.track, S).astype(np.int32),
+        static_kf=_pad(st.keyframe, S).astype(np.int32),
+        static_kf_prev=_pad(st.keyframe_prev, S).astype(np.int32),
+        static_vert=_pad(st.vertex, S).astype(np.int32),
         static_w=_pad(np.ones(len(st.track)), S).astype(np.float32),
-        smooth_track=_pad(sm.track, Ms).astype(np.int32), smooth_kf=_pad(sm.keyframes, Ms).astype(np.int32),
+        smooth_track=_pad(sm.track, Ms).astype(np.int32),
+        smooth_kf=_pad(sm.keyframes, Ms).astype(np.int32),
         smooth_w=_pad(np.ones(len(sm.track)), Ms).astype(np.float32),
     )
 
 
-def scene_data(w: Window, anchors: SceneAnchors, corr: Correspondences, f_init: float, base_focal: str,
-               enforce_scale: bool, sz: Sizes) -> SceneData:
+def scene_data(
+    w: Window,
+    anchors: SceneAnchors,
+    corr: Correspondences,
+    f_init: float,
+    base_focal: str,
+    enforce_scale: bool,
+    sz: Sizes,
+) -> SceneData:
     """Assemble the padded scene part (camera tree, anchors, pair layout)."""
     K0, K = w.num_keyframes, sz.keyframes
     W, H = (int(x) for x in w.image_size)
@@ -611,8 +661,9 @@ def scene_data(w: Window, anchors: SceneAnchors, corr: Correspondences, f_init: 
     )
 
 
-def human_data(w: Window, model: BodyModel, f_init: float, contacts: ContactEntries, smooth: SmoothTriples,
-               sz: Sizes) -> HumanData:
+def human_data(
+    w: Window, model: BodyModel, f_init: float, contacts: ContactEntries, smooth: SmoothTriples, sz: Sizes
+) -> HumanData:
     """Assemble the padded human part: front-end values per (track, keyframe) slot,
     the body model's view on the contact vertices, the entry tables."""
     P0, K0 = w.num_tracks, w.num_keyframes
@@ -653,8 +704,9 @@ def human_data(w: Window, model: BodyModel, f_init: float, contacts: ContactEntr
     )
 
 
-def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfig(),
-                  sizes: Sizes | Mapping | None = None) -> Problem:
+def build_problem(
+    w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfig(), sizes: Sizes | Mapping | None = None
+) -> Problem:
     """Turn one bundle window into a padded :class:`Problem`.
 
     Steps: :func:`scene_anchors`, :func:`correspondences`, :func:`contact_entries`,
@@ -677,8 +729,7 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
             raise ValueError(f"unknown size names {sorted(unknown)}; known: {', '.join(Sizes._fields)}")
         sz = sz._replace(**sizes)
     if sz.keyframes < w.num_keyframes or sz.tracks < w.num_tracks:
-        raise ValueError(f"sizes {sz} are smaller than the window (keyframes={w.num_keyframes}, "
-                         f"tracks={w.num_tracks})")
+        raise ValueError(f"sizes {sz} are smaller than the window (keyframes={w.num_keyframes}, tracks={w.num_tracks})")
     scene = scene_data(w, anchors, corr, f_init, cfg.base_focal, len(contacts.scale.track) == 0, sz)
     human = human_data(w, model, f_init, contacts, smooth, sz)
     return Problem(scene=scene, human=human, init_focal=np.array(f_init, np.float32), parents=model.parents)
@@ -687,13 +738,23 @@ def build_problem(w: Window, model: BodyModel, cfg: ProblemConfig = ProblemConfi
 def problem_sizes(problem: Problem) -> Sizes:
     """The bucket sizes of a problem (stack problems of equal sizes to vmap them)."""
     s, h = problem.scene, problem.human
-    return Sizes(keyframes=len(s.kf_valid), pair_rows=s.corr_w.shape[0], row_slots=s.corr_w.shape[1],
-                 tracks=len(h.n_frames), scale_entries=len(h.scale_w), static_entries=len(h.static_w),
-                 smooth_triples=len(h.smooth_w), contact_vertices=len(h.vert_ids))
+    return Sizes(
+        keyframes=len(s.kf_valid),
+        pair_rows=s.corr_w.shape[0],
+        row_slots=s.corr_w.shape[1],
+        tracks=len(h.n_frames),
+        scale_entries=len(h.scale_w),
+        static_entries=len(h.static_w),
+        smooth_triples=len(h.smooth_w),
+        contact_vertices=len(h.vert_ids),
+    )
 
 
 def entry_counts(problem: Problem) -> dict:
     """Live (non-padding) human entries: contact-scale and static-contact terms."""
     h = problem.human
-    return dict(contact_scale_entries=int((h.scale_w > 0).sum()), static_entries=int((h.static_w > 0).sum()),
-                scene_entries=int((problem.scene.corr_w > 0).sum()))
+    return dict(
+        contact_scale_entries=int((h.scale_w > 0).sum()),
+        static_entries=int((h.static_w > 0).sum()),
+        scene_entries=int((problem.scene.corr_w > 0).sum()),
+    )

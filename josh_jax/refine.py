@@ -23,6 +23,7 @@ spread over the shared labels). Shapes are padded (frames, vertices, entries
 to :func:`josh_jax.problem.bucket` sizes), so windows of one bucket share one
 compiled program; the weights are traced.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -79,8 +80,13 @@ class StanceEntries(NamedTuple):
     vertex: np.ndarray  # (N,) body-model vertex id
 
 
-def stance_entries(track_valid: np.ndarray, track_contact: np.ndarray, kf_frames: np.ndarray,
-                   frames: np.ndarray, max_vertices: int = 16) -> StanceEntries:
+def stance_entries(
+    track_valid: np.ndarray,
+    track_contact: np.ndarray,
+    kf_frames: np.ndarray,
+    frames: np.ndarray,
+    max_vertices: int = 16,
+) -> StanceEntries:
     """Stance entries from keyframe contact labels.
 
     track_valid (P, K) bool, track_contact (P, K, V) bool, kf_frames (K,) frame numbers of the
@@ -148,8 +154,9 @@ def _mean(x, w):
     return jnp.where(s > 0, jnp.sum(x * w) / jnp.where(s > 0, s, 1.0), 0.0)
 
 
-def refine_loss(params: RefineParams, pr: RefineProblem, body: BodyModel, joints0: jax.Array,
-                w: RefineWeights) -> RefineTerms:
+def refine_loss(
+    params: RefineParams, pr: RefineProblem, body: BodyModel, joints0: jax.Array, w: RefineWeights
+) -> RefineTerms:
     """The refinement objective (module docstring); ``joints0`` (P, F, 24, 3) the uncorrected joints."""
     J, V, _, _ = _pose(params, pr, body)
     vis = pr.visible.astype(J.dtype)
@@ -161,7 +168,7 @@ def refine_loss(params: RefineParams, pr: RefineProblem, body: BodyModel, joints
     accel = _mean(jnp.mean(jnp.sum(acc * acc, -1), -1), w3)
     d = J - joints0
     prior = _mean(jnp.mean(jnp.sum(d * d, -1), -1), vis)
-    pose = _mean(jnp.sum(params.d_root ** 2, -1) + jnp.sum(params.d_body ** 2, (-1, -2)), vis)
+    pose = _mean(jnp.sum(params.d_root**2, -1) + jnp.sum(params.d_body**2, (-1, -2)), vis)
     total = w.contact * contact + w.accel * accel + w.prior * prior + w.pose * pose
     return RefineTerms(total=total, contact=contact, accel=accel, prior=prior, pose=pose)
 
@@ -208,13 +215,18 @@ def refine_results(res, window, model: BodyModel, cfg: RefineConfig = RefineConf
     P, F = res.visible.shape
     if P == 0 or F < 3:
         return res, {"entries": 0}
-    st = stance_entries(np.asarray(window.track_valid), np.asarray(window.track_contact),
-                        np.asarray(window.frame_index), frames, cfg.max_vertices)
+    st = stance_entries(
+        np.asarray(window.track_valid),
+        np.asarray(window.track_contact),
+        np.asarray(window.frame_index),
+        frames,
+        cfg.max_vertices,
+    )
     markers = model.vertex_set("foot_markers")
     vids, inv = np.unique(st.vertex, return_inverse=True)
     M = len(markers)
     table = np.zeros(_pow2(M + len(vids), 16), np.int64)  # the exported foot markers, then the planted vertices
-    table[:M], table[M:M + len(vids)] = markers, vids
+    table[:M], table[M : M + len(vids)] = markers, vids
     N = _pow2(len(st.track), 64)
     Fb = bucket(F, 16)
 
@@ -245,8 +257,12 @@ def refine_results(res, window, model: BodyModel, cfg: RefineConfig = RefineConf
     out["foot_vertices_world"] = np.where(keep, np.asarray(V)[:, :F], res.foot_vertices_world).astype(np.float32)
     out["global_orient"] = np.where(keep, np.asarray(go)[:, :F], res.global_orient).astype(np.float32)
     out["body_pose"] = np.where(vis[..., None, None, None], np.asarray(bp)[:, :F], res.body_pose).astype(np.float32)
-    out["transl"] = np.where(vis[..., None], np.asarray(res.transl) + np.asarray(q.d_transl)[:, :F],
-                             res.transl).astype(np.float32)
-    info = {"entries": int(len(st.track)), "before": {k: float(v) for k, v in t0._asdict().items()},
-            "after": {k: float(v) for k, v in t1._asdict().items()}}
+    out["transl"] = np.where(vis[..., None], np.asarray(res.transl) + np.asarray(q.d_transl)[:, :F], res.transl).astype(
+        np.float32
+    )
+    info = {
+        "entries": int(len(st.track)),
+        "before": {k: float(v) for k, v in t0._asdict().items()},
+        "after": {k: float(v) for k, v in t1._asdict().items()},
+    }
     return type(res)(**out), info

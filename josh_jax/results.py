@@ -33,6 +33,7 @@ In Python the file is a :class:`Results` (``Results.load(path)``,
 
 Frames where a person is not visible hold the identity/zeros and ``visible`` False.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -46,14 +47,28 @@ import numpy as np
 
 from .body import BodyModel, forward, rest_joints
 from .bundle import Window
-from .geometry import quat_to_matrix, se3_interpolate, matrix_slerp
+from .geometry import matrix_slerp, quat_to_matrix, se3_interpolate
 from .geometry.rotations import nearest_rotation
 from .losses import Params, scene_geometry
 from .problem import Problem, anchor_depths, pixel_anchor
 
-RESULT_KEYS = ("frame_index", "cam_to_world", "intrinsics", "image_size", "person_ids", "visible", "betas",
-               "global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world", "points",
-               "point_colors", "body_model")
+RESULT_KEYS = (
+    "frame_index",
+    "cam_to_world",
+    "intrinsics",
+    "image_size",
+    "person_ids",
+    "visible",
+    "betas",
+    "global_orient",
+    "body_pose",
+    "transl",
+    "joints_world",
+    "foot_vertices_world",
+    "points",
+    "point_colors",
+    "body_model",
+)
 #: optional fields: absent (None) in older files and in ground truths
 OPTIONAL_KEYS = ("intrinsics_per_frame",)
 RESULTS_FORMAT_VERSION = 1
@@ -65,11 +80,20 @@ class ResultsError(ValueError):
 
 # field -> (dtype kind: f float, i integer, b bool, u uint8, U str; shape with named axes)
 _SPEC = {
-    "frame_index": ("i", ("F",)), "cam_to_world": ("f", ("F", 4, 4)), "intrinsics": ("f", (3, 3)),
-    "image_size": ("i", (2,)), "person_ids": ("i", ("P",)), "visible": ("b", ("P", "F")),
-    "betas": ("f", ("P", "B")), "global_orient": ("f", ("P", "F", 3, 3)), "body_pose": ("f", ("P", "F", 23, 3, 3)),
-    "transl": ("f", ("P", "F", 3)), "joints_world": ("f", ("P", "F", 24, 3)),
-    "foot_vertices_world": ("f", ("P", "F", 4, 3)), "points": ("f", ("N", 3)), "point_colors": ("u", ("N", 3)),
+    "frame_index": ("i", ("F",)),
+    "cam_to_world": ("f", ("F", 4, 4)),
+    "intrinsics": ("f", (3, 3)),
+    "image_size": ("i", (2,)),
+    "person_ids": ("i", ("P",)),
+    "visible": ("b", ("P", "F")),
+    "betas": ("f", ("P", "B")),
+    "global_orient": ("f", ("P", "F", 3, 3)),
+    "body_pose": ("f", ("P", "F", 23, 3, 3)),
+    "transl": ("f", ("P", "F", 3)),
+    "joints_world": ("f", ("P", "F", 24, 3)),
+    "foot_vertices_world": ("f", ("P", "F", 4, 3)),
+    "points": ("f", ("N", 3)),
+    "point_colors": ("u", ("N", 3)),
     "body_model": ("U", ()),
 }
 
@@ -127,11 +151,11 @@ class Results:
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.keys()}
 
-    def replace(self, **fields) -> "Results":
+    def replace(self, **fields) -> Results:
         return dataclasses.replace(self, **fields)
 
     @classmethod
-    def from_dict(cls, d, source: str = "results") -> "Results":
+    def from_dict(cls, d, source: str = "results") -> Results:
         """From a mapping with (at least) every field; validated."""
         missing = [k for k in RESULT_KEYS if k not in d]
         if missing:
@@ -139,14 +163,19 @@ class Results:
         opt = {k: np.asarray(d[k]) for k in OPTIONAL_KEYS if k in d and d[k] is not None}
         return cls(**{k: np.asarray(d[k]) for k in RESULT_KEYS}, **opt).validate(source)
 
-    def validate(self, source: str = "results") -> "Results":
+    def validate(self, source: str = "results") -> Results:
         """Check every field's dtype kind, shape (F, P, B, N consistent) and finiteness;
         returns ``self`` or raises :class:`ResultsError` naming the field."""
         axes: dict[str, int] = {}
         for key, (kind, shape) in _SPEC.items():
             a = np.asarray(getattr(self, key))
-            ok_kind = {"f": a.dtype.kind == "f", "i": a.dtype.kind in "iu", "b": a.dtype.kind == "b",
-                       "u": a.dtype == np.uint8, "U": a.dtype.kind in "US"}[kind]
+            ok_kind = {
+                "f": a.dtype.kind == "f",
+                "i": a.dtype.kind in "iu",
+                "b": a.dtype.kind == "b",
+                "u": a.dtype == np.uint8,
+                "U": a.dtype.kind in "US",
+            }[kind]
             if not ok_kind:
                 raise ResultsError(f"{source} field {key!r}: dtype {a.dtype} is not {_KIND_NAMES[kind]}")
             if a.ndim != len(shape):
@@ -161,8 +190,10 @@ class Results:
         if self.intrinsics_per_frame is not None:
             a = np.asarray(self.intrinsics_per_frame)
             if a.dtype.kind != "f" or a.shape != (axes["F"], 3, 3):
-                raise ResultsError(f"{source} field 'intrinsics_per_frame': shape {a.shape} dtype {a.dtype}, "
-                                   f"expected float (F={axes['F']}, 3, 3)")
+                raise ResultsError(
+                    f"{source} field 'intrinsics_per_frame': shape {a.shape} dtype {a.dtype}, "
+                    f"expected float (F={axes['F']}, 3, 3)"
+                )
             if not np.all(np.isfinite(a)):
                 raise ResultsError(f"{source} field 'intrinsics_per_frame': holds NaN or inf")
         return self
@@ -173,7 +204,7 @@ class Results:
         return save_npz(path, {**self.to_dict(), "format_version": np.array(RESULTS_FORMAT_VERSION, np.int64)})
 
     @classmethod
-    def load(cls, path: str | Path) -> "Results":
+    def load(cls, path: str | Path) -> Results:
         """Read and validate a ``results.npz``-layout file."""
         path = Path(path)
         if path.is_dir():
@@ -194,8 +225,10 @@ class Results:
                 raise ResultsError(f"{path} is corrupt ({type(exc).__name__}); write it again") from None
         version = int(d.pop("format_version", 1))
         if version > RESULTS_FORMAT_VERSION:
-            raise ResultsError(f"{path} has results format version {version}; this josh_jax reads up to "
-                               f"{RESULTS_FORMAT_VERSION}: upgrade josh_jax")
+            raise ResultsError(
+                f"{path} has results format version {version}; this josh_jax reads up to "
+                f"{RESULTS_FORMAT_VERSION}: upgrade josh_jax"
+            )
         return cls.from_dict(d, str(path))
 
 
@@ -227,8 +260,16 @@ def interpolate_cameras(T_kf: np.ndarray, kf_frames: np.ndarray, frames: np.ndar
     return np.asarray(se3_interpolate(jnp.asarray(T_kf[i0]), jnp.asarray(T_kf[i1]), jnp.asarray(a, jnp.float32)))
 
 
-def scene_points(window: Window, problem: Problem, geo, T_fix: np.ndarray, conf_thres: float = 0.1,
-                 subsample: int = 8, stride: int = 2, max_points: int = 200_000):
+def scene_points(
+    window: Window,
+    problem: Problem,
+    geo,
+    T_fix: np.ndarray,
+    conf_thres: float = 0.1,
+    subsample: int = 8,
+    stride: int = 2,
+    max_points: int = 200_000,
+):
     """Coloured world points from the confident pixels of every keyframe (optimised anchors)."""
     W, H = (int(x) for x in window.image_size)
     f = float(geo.focal)
@@ -274,11 +315,13 @@ def check_result_size(problem: Problem, window: Window) -> int:
     have = sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(problem) if hasattr(x, "nbytes"))
     if need > max(MEMORY_FACTOR * have, MEMORY_FLOOR):
         gap = int(np.diff(window.frame_index).max())
-        raise BundleError(f"bundle field 'frame_index': keyframes {int(window.frame_index[0])}..."
-                          f"{int(window.frame_index[-1])} span {span} frames (largest gap {gap}) for "
-                          f"{window.num_keyframes} keyframes; per-frame results would need {need / 2**20:.0f} MiB, "
-                          f"more than {MEMORY_FACTOR}x the problem's {have / 2**20:.1f} MiB; keyframes must be "
-                          "consecutive samples of one clip (a few frames apart)")
+        raise BundleError(
+            f"bundle field 'frame_index': keyframes {int(window.frame_index[0])}..."
+            f"{int(window.frame_index[-1])} span {span} frames (largest gap {gap}) for "
+            f"{window.num_keyframes} keyframes; per-frame results would need {need / 2**20:.0f} MiB, "
+            f"more than {MEMORY_FACTOR}x the problem's {have / 2**20:.1f} MiB; keyframes must be "
+            "consecutive samples of one clip (a few frames apart)"
+        )
     return need
 
 
@@ -291,16 +334,22 @@ def check_solvable(problem: Problem, window: Window, conf_thres: float, where: s
 
     check_result_size(problem, window)
     if not np.any(window.conf > conf_thres):
-        raise BundleError(f"{where}: no scene pixel has confidence above conf_thres={conf_thres:g} (all of 'conf' "
-                          "is at or below it); the scene term would be empty: check the scene front end's output")
+        raise BundleError(
+            f"{where}: no scene pixel has confidence above conf_thres={conf_thres:g} (all of 'conf' "
+            "is at or below it); the scene term would be empty: check the scene front end's output"
+        )
     counts = entry_counts(problem)
     if counts["scene_entries"] == 0:
-        raise BundleError(f"{where}: no usable scene entries (no correspondence with confidence > 0); the camera "
-                          "path would be meaningless: check the matcher's output (corr_pair, corr_conf)")
+        raise BundleError(
+            f"{where}: no usable scene entries (no correspondence with confidence > 0); the camera "
+            "path would be meaningless: check the matcher's output (corr_pair, corr_conf)"
+        )
     warn = []
     if window.num_tracks and counts["contact_scale_entries"] == 0:
-        warn.append(f"{where}: no contact-scale entry (no labelled contact lies on confident scene); the metric "
-                    "scale is not constrained by the people")
+        warn.append(
+            f"{where}: no contact-scale entry (no labelled contact lies on confident scene); the metric "
+            "scale is not constrained by the people"
+        )
     return warn
 
 
@@ -330,9 +379,12 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     betas = np.asarray(hp.betas)[:P]
     F = len(frames)
     out = dict(
-        visible=np.zeros((P, F), bool), global_orient=np.tile(np.eye(3), (P, F, 1, 1)),
-        body_pose=np.tile(np.eye(3), (P, F, 23, 1, 1)), transl=np.zeros((P, F, 3)),
-        joints_world=np.zeros((P, F, 24, 3)), foot_vertices_world=np.zeros((P, F, 4, 3)),
+        visible=np.zeros((P, F), bool),
+        global_orient=np.tile(np.eye(3), (P, F, 1, 1)),
+        body_pose=np.tile(np.eye(3), (P, F, 23, 1, 1)),
+        transl=np.zeros((P, F, 3)),
+        joints_world=np.zeros((P, F, 24, 3)),
+        foot_vertices_world=np.zeros((P, F, 4, 3)),
     )
     markers = model.vertex_set("foot_markers")
     for p in range(P):
@@ -357,7 +409,9 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
         bp = np.asarray(matrix_slerp(jnp.asarray(body[i0]), jnp.asarray(body[i1]), aj[:, None]))
         tr = (1 - a)[:, None] * t_w[i0] + a[:, None] * t_w[i1]
         rot = np.concatenate([go[:, None], bp], 1).astype(np.float32)
-        posed = forward(model, jnp.asarray(betas[p]), jnp.asarray(rot), jnp.asarray(tr, jnp.float32), vertex_ids=markers)
+        posed = forward(
+            model, jnp.asarray(betas[p]), jnp.asarray(rot), jnp.asarray(tr, jnp.float32), vertex_ids=markers
+        )
         idx = np.where(sel)[0]
         out["visible"][p, idx] = True
         out["global_orient"][p, idx] = go
@@ -368,11 +422,17 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
 
     pts, cols = scene_points(window, problem, geo, T_fix)
     res = dict(
-        frame_index=frames.astype(np.int64), cam_to_world=cams.astype(np.float32), intrinsics=Kmat.astype(np.float32),
+        frame_index=frames.astype(np.int64),
+        cam_to_world=cams.astype(np.float32),
+        intrinsics=Kmat.astype(np.float32),
         intrinsics_per_frame=K_frames.astype(np.float32),
         image_size=np.round(np.asarray(window.image_size) * s).astype(np.int64),
-        person_ids=np.asarray(window.track_ids, np.int64), betas=betas.astype(np.float32),
-        points=pts, point_colors=cols, body_model=np.array(model.name), **out,
+        person_ids=np.asarray(window.track_ids, np.int64),
+        betas=betas.astype(np.float32),
+        points=pts,
+        point_colors=cols,
+        body_model=np.array(model.name),
+        **out,
     )
     for k in ("global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world"):
         res[k] = res[k].astype(np.float32)

@@ -1,10 +1,11 @@
 """Reading videos with OpenCV: checked, resized on the fly, streamed (never all frames in memory)."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 # FFmpeg's own log lines ("moov atom not found") would come before our one-line message; silence them
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
@@ -53,8 +54,9 @@ def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoI
         path.stat()
     except OSError as exc:
         if path.is_symlink():
-            raise VideoError(f"video {path} is a symbolic link that cannot be followed ({exc.strerror}: "
-                             "a loop or a broken link)") from None
+            raise VideoError(
+                f"video {path} is a symbolic link that cannot be followed ({exc.strerror}: a loop or a broken link)"
+            ) from None
         if isinstance(exc, FileNotFoundError):
             raise VideoError(f"video {path} does not exist") from None
         raise VideoError(f"video {path} cannot be accessed: {exc.strerror}") from None
@@ -65,8 +67,10 @@ def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoI
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
-            raise VideoError(f"{path} cannot be opened as a video (not a video, or corrupt/truncated); if it "
-                             f"plays elsewhere, convert it: ffmpeg -i {path.name} -c:v libx264 out.mp4")
+            raise VideoError(
+                f"{path} cannot be opened as a video (not a video, or corrupt/truncated); if it "
+                f"plays elsewhere, convert it: ffmpeg -i {path.name} -c:v libx264 out.mp4"
+            )
         ok, frame = cap.read()
         if not ok or frame is None:
             raise VideoError(f"{path}: no frame could be decoded; the file is corrupt, truncated or not a video")
@@ -82,8 +86,10 @@ def probe(path: str | Path, start: int = 0, frames: int | None = None) -> VideoI
     finally:
         cap.release()
     if min(h, w) < MIN_SIDE or max(h, w) > MAX_SIDE:
-        raise VideoError(f"{path}: resolution {w}x{h} is outside what the front ends handle "
-                         f"({MIN_SIDE}..{MAX_SIDE} pixels a side); resize it first")
+        raise VideoError(
+            f"{path}: resolution {w}x{h} is outside what the front ends handle "
+            f"({MIN_SIDE}..{MAX_SIDE} pixels a side); resize it first"
+        )
     if start >= n:
         raise VideoError(f"{path}: --start {start} is past the end of the video ({n} decodable frames)")
     count = n - start if frames is None else min(frames, n - start)

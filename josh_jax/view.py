@@ -12,6 +12,7 @@ The server binds to 127.0.0.1 (this machine only) unless ``--host`` says
 otherwise, and prints the URL to open; Ctrl-C stops it. Needs the ``[viz]``
 extra (``pip install -e '.[viz]'``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,8 +57,10 @@ class _Bodies:
             if len(self._cache) > 4096:
                 self._cache.clear()
             m = self.m
-            self._cache[key] = np.asarray(self._fwd(self.betas[p], m.rotmats[p, f].astype(np.float32),
-                                                    m.transl[p, f].astype(np.float32)), np.float32)
+            self._cache[key] = np.asarray(
+                self._fwd(self.betas[p], m.rotmats[p, f].astype(np.float32), m.transl[p, f].astype(np.float32)),
+                np.float32,
+            )
         return self._cache[key]
 
 
@@ -92,8 +95,17 @@ class _Video:
 class Viewer:
     """A running viewer of one output folder. ``set_frame`` moves the timeline; ``stop`` frees the port."""
 
-    def __init__(self, folder: str | Path, host: str = "127.0.0.1", port: int = 8080, fps: float | None = None,
-                 body_model=None, frustum_every: int = 10, max_points: int = 200_000, verbose: bool = False):
+    def __init__(
+        self,
+        folder: str | Path,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        fps: float | None = None,
+        body_model=None,
+        frustum_every: int = 10,
+        max_points: int = 200_000,
+        verbose: bool = False,
+    ):
         import viser
 
         folder = Path(folder)
@@ -125,9 +137,16 @@ class Viewer:
         for name, b in self.bodies.items():
             col = (lambda p: INIT_COLOR) if name == "init" else (lambda p: JOINT_COLORS[p % len(JOINT_COLORS)])
             self.meshes[name] = [
-                s.scene.add_mesh_simple(f"/{name}/person_{int(pid)}", b.vertices(p, 0), np.asarray(self.model.faces),
-                                        color=col(p), side="double", visible=bool(b.m.visible[p, 0]))
-                for p, pid in enumerate(b.m.person_ids)]
+                s.scene.add_mesh_simple(
+                    f"/{name}/person_{int(pid)}",
+                    b.vertices(p, 0),
+                    np.asarray(self.model.faces),
+                    color=col(p),
+                    side="double",
+                    visible=bool(b.m.visible[p, 0]),
+                )
+                for p, pid in enumerate(b.m.person_ids)
+            ]
         self._add_gui()
         self._set_initial_camera()
         self.set_frame(0)
@@ -152,25 +171,46 @@ class Viewer:
                 s.scene.add_point_cloud(f"/{name}/points", pts, cols, point_size=0.015, point_shape="rounded")
             c = mm.cam_to_world[:, :3, 3]
             if len(c) > 1:
-                s.scene.add_line_segments(f"/{name}/camera_path", np.stack([c[:-1], c[1:]], 1).astype(np.float32),
-                                          colors=(40, 40, 40) if name == "joint" else INIT_COLOR, thickness=2.0,
-                                          thickness_units="screen")
+                s.scene.add_line_segments(
+                    f"/{name}/camera_path",
+                    np.stack([c[:-1], c[1:]], 1).astype(np.float32),
+                    colors=(40, 40, 40) if name == "joint" else INIT_COLOR,
+                    thickness=2.0,
+                    thickness_units="screen",
+                )
             for i in range(0, len(c), max(1, every)):
                 T = mm.cam_to_world[i]
-                s.scene.add_camera_frustum(f"/{name}/cameras/c{i:05d}", fov=self._fov(), aspect=self._aspect(),
-                                           scale=0.08, color=(90, 90, 90) if name == "joint" else INIT_COLOR,
-                                           wxyz=_wxyz(T[:3, :3]), position=T[:3, 3], thickness=1.0,
-                                           thickness_units="screen")
+                s.scene.add_camera_frustum(
+                    f"/{name}/cameras/c{i:05d}",
+                    fov=self._fov(),
+                    aspect=self._aspect(),
+                    scale=0.08,
+                    color=(90, 90, 90) if name == "joint" else INIT_COLOR,
+                    wxyz=_wxyz(T[:3, :3]),
+                    position=T[:3, 3],
+                    thickness=1.0,
+                    thickness_units="screen",
+                )
             for p, pid in enumerate(mm.person_ids):  # each person's path: the pelvis joint where placed
                 path = mm.joints_world[p, mm.visible[p], 0]
                 if len(path) > 1:
                     col = INIT_COLOR if name == "init" else JOINT_COLORS[p % len(JOINT_COLORS)]
-                    s.scene.add_line_segments(f"/{name}/path_{int(pid)}",
-                                              np.stack([path[:-1], path[1:]], 1).astype(np.float32),
-                                              colors=col, thickness=3.0, thickness_units="screen")
+                    s.scene.add_line_segments(
+                        f"/{name}/path_{int(pid)}",
+                        np.stack([path[:-1], path[1:]], 1).astype(np.float32),
+                        colors=col,
+                        thickness=3.0,
+                        thickness_units="screen",
+                    )
         self.current_cam = s.scene.add_camera_frustum(
-            "/joint/current_camera", fov=self._fov(), aspect=self._aspect(), scale=0.15, color=(20, 20, 20),
-            thickness=2.5, thickness_units="screen")
+            "/joint/current_camera",
+            fov=self._fov(),
+            aspect=self._aspect(),
+            scale=0.15,
+            color=(20, 20, 20),
+            thickness=2.5,
+            thickness_units="screen",
+        )
 
     def _fov(self) -> float:
         return float(2 * np.arctan(self.m.image_size[1] / (2 * self.m.intrinsics[1, 1])))
@@ -226,8 +266,10 @@ class Viewer:
                 self.current_cam.image = im
             if self.gui_frame.value != f:
                 self.gui_frame.value = f
-            self.gui_label.content = (f"frame {f + 1}/{self.F} (video frame {int(self.m.frame_index[f])}, "
-                                      f"{self.m.frame_index[f] / self.m.fps:.2f} s)")
+            self.gui_label.content = (
+                f"frame {f + 1}/{self.F} (video frame {int(self.m.frame_index[f])}, "
+                f"{self.m.frame_index[f] / self.m.fps:.2f} s)"
+            )
             if self.follow.value:
                 for c in self.server.get_clients().values():
                     c.camera.wxyz = _wxyz(T[:3, :3])
@@ -258,8 +300,10 @@ class Viewer:
                 self.set_frame(int(self.gui_frame.value))
 
         for name, box in self.gui_show.items():
+
             def toggle(_e, name=name, box=box):
                 self.groups[name].visible = bool(box.value)
+
             box.on_update(toggle)
 
         @top.on_click

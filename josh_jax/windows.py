@@ -1,6 +1,7 @@
 """How a clip is cut into windows and keyframes (SPEC 5), and the size buckets that
 padded arrays round up to. Used by the front ends (which windows to build) and by
 problem building (how large to pad), so it sits before both in the flow."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -11,6 +11,7 @@ the PyTorch output, then writes the entry (contract + sha256 + provenance)
 into ``OUT/manifest.json``. Needs the ``[export]`` extra (torch, onnx) plus
 the official repository's own requirements.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,8 +35,9 @@ def parser(description: str) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--repo", type=Path, required=True, help="checkout of the official repository")
     ap.add_argument("--checkpoint", type=Path, help="official checkpoint (see docs/frontends.md)")
-    ap.add_argument("--random-init", action="store_true",
-                    help="no checkpoint: random weights (verifies the export path only)")
+    ap.add_argument(
+        "--random-init", action="store_true", help="no checkpoint: random weights (verifies the export path only)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "models_onnx", help="models folder (default: models_onnx/)")
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--seed", type=int, default=0)
@@ -99,9 +101,17 @@ def export(module, inputs: dict, path: Path, output_names: list[str], dynamic_ax
         ckpt.checkpoint = lambda fn, *a, use_reentrant=None, **kw: fn(*a, **kw)
         try:
             with torch.no_grad():
-                torch.onnx.export(module, tuple(inputs.values()), str(raw), input_names=list(inputs),
-                                  output_names=output_names, dynamic_axes=dynamic_axes, opset_version=opset,
-                                  dynamo=False, do_constant_folding=True)
+                torch.onnx.export(
+                    module,
+                    tuple(inputs.values()),
+                    str(raw),
+                    input_names=list(inputs),
+                    output_names=output_names,
+                    dynamic_axes=dynamic_axes,
+                    opset_version=opset,
+                    dynamo=False,
+                    do_constant_folding=True,
+                )
         finally:
             torch.cartesian_prod, ckpt.checkpoint = real, real_ckpt
         model = onnx.load(str(raw), load_external_data=True)
@@ -109,8 +119,14 @@ def export(module, inputs: dict, path: Path, output_names: list[str], dynamic_ax
             f.unlink(missing_ok=True)
         weights = sum(t.ByteSize() for t in model.graph.initializer)
         big = weights > 1_800_000_000  # protobuf's 2 GB limit
-        onnx.save_model(model, str(path), save_as_external_data=big, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
+        onnx.save_model(
+            model,
+            str(path),
+            save_as_external_data=big,
+            all_tensors_to_one_file=True,
+            location=path.name + ".data",
+            size_threshold=1024,
+        )
         for f in (path, path.with_name(path.name + ".data")):
             if f.exists():
                 f.chmod(0o644)  # onnx writes the weights file owner-only
@@ -131,8 +147,12 @@ def compare(path: Path, feeds: dict, reference: dict) -> dict:
     so = ort.SessionOptions()
     so.log_severity_level = 3
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    got = dict(zip([o.name for o in sess.get_outputs()],
-                   sess.run(None, {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()})))
+    got = dict(
+        zip(
+            [o.name for o in sess.get_outputs()],
+            sess.run(None, {k: np.ascontiguousarray(v, np.float32) for k, v in feeds.items()}),
+        )
+    )
     diffs = {}
     for name, ref in reference.items():
         ref = np.asarray(ref, np.float32)
@@ -160,17 +180,25 @@ def write_entry(out: Path, name: str, args, fixed: dict | None = None, check: di
     entry = contract_entry(name, fixed)
     path = out / entry["file"]
     entry["sha256"] = sha256(path)
-    entry["made_from"] = dict(checkpoint=str(args.checkpoint) if args.checkpoint else "random initialisation",
-                              repo=str(args.repo), opset=args.opset, check=check or {})
+    entry["made_from"] = dict(
+        checkpoint=str(args.checkpoint) if args.checkpoint else "random initialisation",
+        repo=str(args.repo),
+        opset=args.opset,
+        check=check or {},
+    )
     mpath = out / "manifest.json"
-    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {"format": "josh-onnx-manifest", "version": 1,
-                                                                      "models": {}}
+    manifest = (
+        json.loads(mpath.read_text())
+        if mpath.is_file()
+        else {"format": "josh-onnx-manifest", "version": 1, "models": {}}
+    )
     manifest["models"][name] = entry
     tmp = mpath.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(manifest, indent=1) + "\n")
     tmp.replace(mpath)
-    size = path.stat().st_size + (path.with_name(path.name + ".data").stat().st_size
-                                  if path.with_name(path.name + ".data").exists() else 0)
+    size = path.stat().st_size + (
+        path.with_name(path.name + ".data").stat().st_size if path.with_name(path.name + ".data").exists() else 0
+    )
     print(f"wrote {path} ({size / 1e6:.1f} MB) and its entry in {mpath}")
 
 
@@ -183,5 +211,7 @@ def load_state(module, checkpoint: Path, key: str | None, strict: bool = True) -
         state = state[key]
     missing, unexpected = module.load_state_dict(state, strict=strict)
     if missing or unexpected:
-        print(f"  checkpoint: {len(missing)} missing, {len(unexpected)} unexpected keys "
-              f"(first: {(missing or unexpected)[:3]})")
+        print(
+            f"  checkpoint: {len(missing)} missing, {len(unexpected)} unexpected keys "
+            f"(first: {(missing or unexpected)[:3]})"
+        )

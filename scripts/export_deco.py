@@ -10,6 +10,7 @@ vertices). Input: DECO crops, BGR/255, 256 x 256 (see the contract in
 ``josh_jax/frontends/official/contracts.py``). The HRNet ImageNet weights the
 constructor looks for are not needed: the checkpoint holds every weight.
 """
+
 from __future__ import annotations
 
 import _onnx_export as ox

@@ -17,17 +17,19 @@ exporter): the working size of your videos, i.e. long side 512 and both
 sides multiples of 16 (1920x1080 and 1280x720 give 512x288; 4:3 gives
 512x384). The runner says which size to export when a video needs another.
 """
+
 from __future__ import annotations
 
+import _onnx_export as ox
 import numpy as np
 
-import _onnx_export as ox
-
 # the published ViT-L encoder / ViT-B decoder configuration (the checkpoint's own args string is used when given)
-CONFIG = ("AsymmetricMASt3R(enc_depth=24, dec_depth=12, enc_embed_dim=1024, dec_embed_dim=768, enc_num_heads=16, "
-          "dec_num_heads=12, pos_embed='RoPE100', patch_embed_cls='PatchEmbedDust3R', img_size=(512, 512), "
-          "head_type='catmlp+dpt', output_mode='pts3d+desc24', depth_mode=('exp', -inf, inf), "
-          "conf_mode=('exp', 1, inf), landscape_only=False, two_confs=True, desc_conf_mode=('exp', 0, inf))")
+CONFIG = (
+    "AsymmetricMASt3R(enc_depth=24, dec_depth=12, enc_embed_dim=1024, dec_embed_dim=768, enc_num_heads=16, "
+    "dec_num_heads=12, pos_embed='RoPE100', patch_embed_cls='PatchEmbedDust3R', img_size=(512, 512), "
+    "head_type='catmlp+dpt', output_mode='pts3d+desc24', depth_mode=('exp', -inf, inf), "
+    "conf_mode=('exp', 1, inf), landscape_only=False, two_confs=True, desc_conf_mode=('exp', 0, inf))"
+)
 
 
 def main(argv=None) -> None:
@@ -67,8 +69,9 @@ def main(argv=None) -> None:
     g = torch.Generator().manual_seed(1)
     img1, img2 = (torch.rand(1, 3, H, W, generator=g) * 2 - 1 for _ in range(2))
     path = args.out / "mast3r.onnx"
-    secs = ox.export(Pair(model).eval(), {"img1": img1, "img2": img2}, path, ["conf", "desc", "desc_conf"], {},
-                     args.opset)
+    secs = ox.export(
+        Pair(model).eval(), {"img1": img1, "img2": img2}, path, ["conf", "desc", "desc_conf"], {}, args.opset
+    )
     print(f"exported in {secs:.1f} s; checking against sparse_ga.symmetric_inference on another pair:")
     a, b = (torch.rand(1, 3, H, W, generator=g) * 2 - 1 for _ in range(2))
     views = [dict(img=x, true_shape=np.int32([[H, W]])) for x in (a, b)]

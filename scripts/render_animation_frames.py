@@ -8,6 +8,7 @@ scene points from its point primitive; drawn by josh_jax.export.render's CPU
 rasterizer from a fixed camera behind and above the animated camera's first
 pose. Frames side by side, labelled with their time.
 """
+
 import argparse
 from pathlib import Path
 
@@ -96,8 +97,16 @@ def main():
         t = float(times[k])
         im = render(r, t, R, eye)
         cv2.rectangle(im, (0, 0), (330, 36), (255, 255, 255), -1)
-        cv2.putText(im, f"t = {t:.2f} s (read from animation.glb)", (10, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                    (30, 30, 30), 1, cv2.LINE_AA)
+        cv2.putText(
+            im,
+            f"t = {t:.2f} s (read from animation.glb)",
+            (10, 24),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            0.6,
+            (30, 30, 30),
+            1,
+            cv2.LINE_AA,
+        )
         tiles.append(im)
     out = np.concatenate(tiles, 1)
     args.out.parent.mkdir(parents=True, exist_ok=True)

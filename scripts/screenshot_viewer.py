@@ -4,6 +4,7 @@
 
 Needs Debian's chromium (/usr/bin/chromium) and playwright (the [dev] extra).
 """
+
 import argparse
 import time
 from pathlib import Path
@@ -29,8 +30,10 @@ def main():
     v = Viewer(args.folder, port=args.port)
     try:
         with sync_playwright() as p:
-            b = p.chromium.launch(executable_path="/usr/bin/chromium", args=[
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"])
+            b = p.chromium.launch(
+                executable_path="/usr/bin/chromium",
+                args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"],
+            )
             page = b.new_page(viewport={"width": w, "height": h})
             page.goto(v.url)
             page.wait_for_selector("canvas", timeout=60_000)

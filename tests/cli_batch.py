@@ -12,6 +12,7 @@ Usage: ``python tests/cli_batch.py CASES.json RESULTS.json``; CASES: a list of
 ``{"rc": int, "stderr": str}`` in the same order. Set ``JOSH_TEST_CLI_ISOLATED=1`` in the test run
 to give every case its own process instead (the old behaviour, ~5x slower).
 """
+
 from __future__ import annotations
 
 import json

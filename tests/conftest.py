@@ -1,4 +1,5 @@
 """Shared test fixtures. Tests run on CPU in float32 unless a test enters ``x64()``."""
+
 import os
 import sys
 
@@ -14,8 +15,7 @@ import contextlib  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-
-from smpl_fixtures import write_chumpy_style_pickle, write_plain_pickle, synthetic_smpl_arrays  # noqa: E402
+from smpl_fixtures import synthetic_smpl_arrays, write_chumpy_style_pickle, write_plain_pickle  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -44,8 +44,9 @@ def _release_compiled_programs():
 
 def pytest_terminal_summary(terminalreporter):
     if _PEAK_MAPS[0]:
-        terminalreporter.write_line(f"peak memory mappings after a test: {_PEAK_MAPS[0]}; "
-                                    f"JAX's caches cleared {_PEAK_MAPS[1]} times")
+        terminalreporter.write_line(
+            f"peak memory mappings after a test: {_PEAK_MAPS[0]}; JAX's caches cleared {_PEAK_MAPS[1]} times"
+        )
 
 
 @pytest.fixture(scope="session")

@@ -8,6 +8,7 @@ Two on-disk layouts:
   ``chumpy.ch.Ch``, ``J_regressor`` a ``scipy.sparse.csc.csc_matrix``, arrays
   referencing ``numpy.core.multiarray``, and the kintree root 4294967295.
 """
+
 import io
 import pickle
 import struct
@@ -99,12 +100,20 @@ def write_chumpy_style_pickle(path, arrays):
         base = Ch()
         base.__dict__.update({"x": arrays["shapedirs"].ravel()})
         sd = Select()
-        sd.__dict__.update({"a": base, "idxs": np.arange(arrays["shapedirs"].size),
-                            "preferred_shape": arrays["shapedirs"].shape})
-        data = {"v_template": vt, "shapedirs": sd, "posedirs": arrays["posedirs"],
-                "J_regressor": arrays["J_regressor"], "weights": arrays["weights"], "f": arrays["f"],
-                "kintree_table": arrays["kintree_table"].astype(np.int64), "bs_type": b"lrotmin",
-                "bs_style": b"lbs"}
+        sd.__dict__.update(
+            {"a": base, "idxs": np.arange(arrays["shapedirs"].size), "preferred_shape": arrays["shapedirs"].shape}
+        )
+        data = {
+            "v_template": vt,
+            "shapedirs": sd,
+            "posedirs": arrays["posedirs"],
+            "J_regressor": arrays["J_regressor"],
+            "weights": arrays["weights"],
+            "f": arrays["f"],
+            "kintree_table": arrays["kintree_table"].astype(np.int64),
+            "bs_type": b"lrotmin",
+            "bs_style": b"lbs",
+        }
         buf = io.BytesIO()
         _Py2Pickler(buf, protocol=2).dump(data)
     finally:

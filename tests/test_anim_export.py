@@ -1,4 +1,5 @@
 """animation.glb and BVH: read back by independent readers, joints equal joints_world to 1 mm."""
+
 import json
 import os
 import shutil
@@ -9,11 +10,11 @@ import numpy as np
 import pytest
 
 from josh_jax.body import SMPL_JOINT_NAMES, forward
-from josh_jax.export.bvh import write_bvh
-from josh_jax.export.scene import main as export_main
 from josh_jax.export.anim import Y_UP, build_gltf, write_animation
+from josh_jax.export.bvh import write_bvh
 from josh_jax.export.gltf_sample import GltfReader
 from josh_jax.export.motion import motion_of
+from josh_jax.export.scene import main as export_main
 from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,11 +90,14 @@ def test_gltf_structure_and_validator(world, open_model, tmp_path):
     node_dir = os.environ.get("GLTF_VALIDATOR_DIR", str(REPO / ".ci" / "node"))
     if shutil.which("node") and (Path(node_dir) / "node_modules" / "gltf-validator").is_dir():
         path = write_animation(motion_of(world, 30.0), open_model, tmp_path / "animation.glb")
-        script = ("const v=require('gltf-validator');"
-                  "const d=new Uint8Array(require('fs').readFileSync(process.argv[1]));"
-                  "v.validateBytes(d).then(r=>console.log(JSON.stringify(r.issues)))")
-        out = subprocess.run(["node", "-e", script, str(path)], cwd=node_dir, capture_output=True, text=True,
-                             timeout=120, check=True)
+        script = (
+            "const v=require('gltf-validator');"
+            "const d=new Uint8Array(require('fs').readFileSync(process.argv[1]));"
+            "v.validateBytes(d).then(r=>console.log(JSON.stringify(r.issues)))"
+        )
+        out = subprocess.run(
+            ["node", "-e", script, str(path)], cwd=node_dir, capture_output=True, text=True, timeout=120, check=True
+        )
         issues = json.loads(out.stdout)
         assert issues["numErrors"] == 0 and issues["numWarnings"] == 0, issues["messages"][:5]
 
@@ -124,24 +128,27 @@ def read_bvh(path):
             i += 1
         elif t == "OFFSET":
             if not end:
-                offsets.append([float(x) for x in tok[i + 1:i + 4]])
+                offsets.append([float(x) for x in tok[i + 1 : i + 4]])
             i += 4
         elif t == "CHANNELS":
             n = int(tok[i + 1])
-            channels.append(tok[i + 2:i + 2 + n])
+            channels.append(tok[i + 2 : i + 2 + n])
             i += 2 + n
         else:
             i += 1
-    assert tok[i + 1] == "Frames:" and tok[i + 3:i + 5] == ["Frame", "Time:"]
+    assert tok[i + 1] == "Frames:" and tok[i + 3 : i + 5] == ["Frame", "Time:"]
     F, dt = int(tok[i + 2]), float(tok[i + 5])
-    data = np.array([float(x) for x in tok[i + 6:]]).reshape(F, -1)
+    data = np.array([float(x) for x in tok[i + 6 :]]).reshape(F, -1)
     return names, parents, np.array(offsets), channels, data, dt
 
 
 def _axis(a, deg):
     c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
-    return {"X": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]), "Y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
-            "Z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])}[a]
+    return {
+        "X": np.array([[1, 0, 0], [0, c, -s], [0, s, c]]),
+        "Y": np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]]),
+        "Z": np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]),
+    }[a]
 
 
 def bvh_positions(names, parents, offsets, channels, row):
@@ -186,8 +193,12 @@ def test_export_cli_formats(world, tmp_path, capsys):
     assert abs(read_bvh(d / "bvh" / "person_0.bvh")[5] - 1 / 12.5) < 1e-7  # fps from summary.json
     capsys.readouterr()
     before = (d / "results.npz").read_bytes()
-    for argv in ([str(d), "--formats", "gltf-anim,fbx"], [str(d), "--out", str(d / "results.npz")],
-                 [str(tmp_path / "missing")], [str(d), "--fps", "0"]):
+    for argv in (
+        [str(d), "--formats", "gltf-anim,fbx"],
+        [str(d), "--out", str(d / "results.npz")],
+        [str(tmp_path / "missing")],
+        [str(d), "--fps", "0"],
+    ):
         assert export_main(argv) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ")

@@ -5,6 +5,7 @@ The end-to-end tests share one local Ray head (``ray start --head --block`` on a
 rendered clips plus a corrupt file, with one worker made to exit mid-run. The batch and the demo run
 as CLIs in subprocesses, as users run them.
 """
+
 import csv
 import json
 import os
@@ -27,17 +28,28 @@ CLIPS = ("walk_a", "walk_b", "walk_c")
 
 
 def _env(**extra) -> dict:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-               JOSH_JAX_CACHE_DIR="off", RAY_USAGE_STATS_ENABLED="0", PYTHONUNBUFFERED="1",
-               RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0")  # Ray's single-machine mode: addresses stay on 127.0.0.1
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
+        JOSH_JAX_CACHE_DIR="off",
+        RAY_USAGE_STATS_ENABLED="0",
+        PYTHONUNBUFFERED="1",
+        RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
+    )  # Ray's single-machine mode: addresses stay on 127.0.0.1
     env.pop(batch.CRASH_ONCE_ENV, None)
     env.update(extra)
     return env
 
 
 def _cli(module: str, argv: list[str], timeout: float = 600, **env) -> tuple[int, str]:
-    p = subprocess.run([sys.executable, "-m", module, *argv], capture_output=True, text=True, timeout=timeout,
-                       env=_env(**env), cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-m", module, *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=_env(**env),
+        cwd=ROOT,
+    )
     return p.returncode, p.stderr
 
 
@@ -57,8 +69,12 @@ def test_inputs_from_files_folders_and_lists(tmp_path):
         (tmp_path / "vids" / n).write_bytes(b"x")
     (tmp_path / "list.txt").write_text("# clips\nvids/a.MOV\n\n/abs/missing.mp4  # gone\nvids/b.mp4\n")
     got = batch.expand_inputs([tmp_path / "vids", tmp_path / "list.txt", tmp_path / "other.mp4"])
-    assert got == [tmp_path / "vids" / "a.MOV", tmp_path / "vids" / "b.mp4", Path("/abs/missing.mp4"),
-                   tmp_path / "other.mp4"]  # each once, in order; missing paths kept (their rows fail)
+    assert got == [
+        tmp_path / "vids" / "a.MOV",
+        tmp_path / "vids" / "b.mp4",
+        Path("/abs/missing.mp4"),
+        tmp_path / "other.mp4",
+    ]  # each once, in order; missing paths kept (their rows fail)
     assert batch.output_names([Path("x/a.mp4"), Path("y/a.mp4"), Path("y/b.mp4")]) == ["x_a", "y_a", "b"]
     with pytest.raises(batch.BatchError, match="no videos"):
         batch.expand_inputs([tmp_path / "empty.txt"] if (tmp_path / "empty.txt").write_text("#\n") else [])
@@ -72,20 +88,44 @@ def test_each_video_runs_the_demo_command(tmp_path):
     from josh_jax import demo
 
     ap = batch._parser()
-    args = ap.parse_args(["v.mp4", "--out", str(tmp_path), "--set", "solve.iters_stage1=7", "--no-overlay",
-                          "--frontends", "official", "--compile-cache", "off", "--objective", "josh+"])
+    args = ap.parse_args(
+        [
+            "v.mp4",
+            "--out",
+            str(tmp_path),
+            "--set",
+            "solve.iters_stage1=7",
+            "--no-overlay",
+            "--frontends",
+            "official",
+            "--compile-cache",
+            "off",
+            "--objective",
+            "josh+",
+        ]
+    )
     d = demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", args))
     assert d.video == Path("v.mp4") and d.out == tmp_path / "v" and d.overrides == ["solve.iters_stage1=7"]
     assert d.no_overlay and d.frontends == "official" and d.compile_cache == "off" and not d.overwrite
     assert d.objective == "josh+"
-    assert demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", ap.parse_args(
-        ["v.mp4", "--out", str(tmp_path)]))).objective is None
+    assert (
+        demo._parser()
+        .parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", ap.parse_args(["v.mp4", "--out", str(tmp_path)])))
+        .objective
+        is None
+    )
 
 
 def test_summary_files(tmp_path):
     rows = [batch._row("a", Path("a.mp4"), tmp_path / "a"), batch._row("b", Path("b.mp4"), tmp_path / "b")]
-    rows[0].update(status="done", frames=24, people=1, windows=2, final_loss=[1.5, 2.25],
-                   seconds={"frontends": 3.0, "solve": 4.0, "total": 9.0})
+    rows[0].update(
+        status="done",
+        frames=24,
+        people=1,
+        windows=2,
+        final_loss=[1.5, 2.25],
+        seconds={"frontends": 3.0, "solve": 4.0, "total": 9.0},
+    )
     rows[1].update(status="failed", error="error: b.mp4 does not exist, really")
     batch.write_summaries(tmp_path, rows, {"command": "x"})
     j = json.loads((tmp_path / "batch_summary.json").read_text())
@@ -126,9 +166,19 @@ def ray_head(tmp_path_factory):
     pytest.importorskip("ray", reason="Ray is the [cluster] extra; .ci/run installs it")
     port = _free_port()
     log = open(tmp_path_factory.mktemp("ray") / "head.log", "w")
-    cmd = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block", f"--port={port}",
-           "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
-           "--disable-usage-stats", f"--object-store-memory={256 * 2**20}"]
+    cmd = [
+        str(Path(sys.executable).with_name("ray")),
+        "start",
+        "--head",
+        "--block",
+        f"--port={port}",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=2",
+        "--num-gpus=0",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        f"--object-store-memory={256 * 2**20}",
+    ]
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=_env(), start_new_session=True)
     try:
         deadline = time.time() + 120
@@ -192,8 +242,15 @@ def test_three_clips_complete_and_the_corrupt_one_is_reported(first_run, clips):
         assert r["status"] == "done" and r["error"] == "", r
         assert r["frames"] == 24 and r["people"] == 1 and r["windows"] == 1 and len(r["final_loss"]) == 1
         assert r["seconds"]["frontends"] > 0 and r["seconds"]["solve"] > 0 and r["seconds"]["total"] > 0
-        for f in ("results.npz", "init.npz", "scene.glb", "animation.glb", "trajectory.png", "loss_curve.png",
-                  "summary.json"):
+        for f in (
+            "results.npz",
+            "init.npz",
+            "scene.glb",
+            "animation.glb",
+            "trajectory.png",
+            "loss_curve.png",
+            "summary.json",
+        ):
             assert (out / name / f).is_file(), (name, f)
         assert not (out / f"{name}.work").exists()
     # the corrupt file: its row has the demo's one-line error, no output folder, nothing half-written
@@ -285,7 +342,8 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
     world = SynthConfig(num_keyframes=11, width=160, height=120, focal=150.0)
     windows = [make_world(model, s, world)[0] for s in (0, 1)]
     prep = lambda name: dataclasses.replace(
-        demo.Prepared(args=None, cfg=cfg, info=None, model=model, video=None, work=Path(tmp) / name))
+        demo.Prepared(args=None, cfg=cfg, info=None, model=model, video=None, work=Path(tmp) / name)
+    )
     for name in ("one", "vmap_a", "vmap_b"):
         (Path(tmp) / name / "solved").mkdir(parents=True)
     one, a, b = prep("one"), prep("vmap_a"), prep("vmap_b")
@@ -303,8 +361,9 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
         for k in ("cam_to_world", "transl", "joints_world", "points"):
             diffs[f"{p.work.name}:{i}:{k}"] = float(np.abs(np.asarray(res[k]) - np.asarray(ref[k])).max())
         diffs[f"{p.work.name}:{i}:loss"] = abs(info["final_loss"] / single[i]["final_loss"] - 1)
-        assert sorted(f.name for f in p.solved.iterdir()) == [f"window_{i:03d}{s}" for s in
-                                                              (".json", "_init.npz", "_loss.npz", "_results.npz")]
+        assert sorted(f.name for f in p.solved.iterdir()) == [
+            f"window_{i:03d}{s}" for s in (".json", "_init.npz", "_loss.npz", "_results.npz")
+        ]
     return {"diffs": diffs, "again_equal": again == got}
 
 
@@ -322,8 +381,14 @@ def test_vmapped_windows_agree_with_one_by_one(tmp_path):
 def test_ctrl_c_leaves_only_complete_outputs(clips, tmp_path):
     """SIGINT to the driver mid-run (embedded Ray): exit 130, rows 'interrupted', no partial output folder."""
     out = tmp_path / "out"
-    p = subprocess.Popen([sys.executable, "-m", "josh_jax.batch", str(clips / f"{CLIPS[0]}.mp4"), "--out", str(out),
-                          "--num-cpus", "1"] + FAST, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "josh_jax.batch", str(clips / f"{CLIPS[0]}.mp4"), "--out", str(out), "--num-cpus", "1"]
+        + FAST,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+    )
     try:
         for line in p.stderr:  # wait until the tasks run
             if "video(s) to run" in line:

@@ -1,4 +1,5 @@
 """benchmarks/timing.py: the one timing loop of the solver benchmarks."""
+
 import itertools
 import time
 

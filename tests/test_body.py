@@ -1,12 +1,13 @@
 """The body layer against smplx (CPU torch) and finite differences."""
-import numpy as np
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from conftest import x64
 
 import josh_jax.body as jb
 from josh_jax.geometry import axis_angle_to_matrix
-from conftest import x64
 
 torch = pytest.importorskip("torch")
 smplx = pytest.importorskip("smplx")
@@ -27,8 +28,13 @@ def smplx_forward(path, betas, aa, transl):
     t = transl.reshape(-1, 3)
     rot = torch.from_numpy(np.asarray(axis_angle_to_matrix(jnp.asarray(a)), np.float32))
     with torch.no_grad():
-        out = model(betas=torch.from_numpy(b), global_orient=rot[:, :1], body_pose=rot[:, 1:],
-                    transl=torch.from_numpy(t), pose2rot=False)
+        out = model(
+            betas=torch.from_numpy(b),
+            global_orient=rot[:, :1],
+            body_pose=rot[:, 1:],
+            transl=torch.from_numpy(t),
+            pose2rot=False,
+        )
     return out.vertices.numpy(), out.joints[:, :24].numpy()
 
 
@@ -97,8 +103,11 @@ def test_subset_model_is_the_same_body_on_fewer_vertices(smpl_files):
     np.testing.assert_allclose(part.vertices, full.vertices[:, ids], atol=1e-6)
     np.testing.assert_allclose(part.joints, full.joints, atol=1e-6)
     # only the betas a caller passes are used, as for the full model
-    np.testing.assert_allclose(jb.forward(view, betas[:, :4], rot, transl).vertices,
-                               jb.forward(m, betas[:, :4], rot, transl).vertices[:, ids], atol=1e-6)
+    np.testing.assert_allclose(
+        jb.forward(view, betas[:, :4], rot, transl).vertices,
+        jb.forward(m, betas[:, :4], rot, transl).vertices[:, ids],
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match="vertex ids must lie in"):
         m.subset([m.num_vertices])
 
@@ -121,7 +130,7 @@ def test_gradients_match_finite_differences(smpl_files):
 
         def f(betas, aa, transl):
             out = jb.forward(m, betas, jb.rotmats_from_axis_angle(aa), transl)
-            return jnp.sum(out.vertices * w) + jnp.sum(out.joints ** 2)
+            return jnp.sum(out.vertices * w) + jnp.sum(out.joints**2)
 
         grads = jax.grad(f, argnums=(0, 1, 2))(betas, aa, transl)
         rng = np.random.default_rng(1)
@@ -151,6 +160,7 @@ def test_second_call_does_not_recompile(open_model):
 
 
 # ---- the embedded open body -------------------------------------------------------------
+
 
 def test_open_model_is_plausible(open_model):
     info = jb.open_model_info()
@@ -199,6 +209,7 @@ def test_open_model_poses_plausibly(open_model):
 
 
 # ---- errors -----------------------------------------------------------------------------
+
 
 def test_missing_file_error_is_one_line(tmp_path):
     with pytest.raises(jb.BodyModelError) as e:

@@ -1,16 +1,16 @@
 """Camera motion chosen by the data (issue 14): rotation-only fit, bundle v2 fields, given cameras in the
 problem, the neutral per-keyframe focal, and the demo on the rendered pan/tilt/zoom and handheld clips."""
+
 import dataclasses
 import json
 
 import numpy as np
 import pytest
+from conftest import run_isolated
 from scipy.spatial.transform import Rotation
 
 from josh_jax import bundle as jbundle
 from josh_jax.frontends.camera import fit_rotation_only
-
-from conftest import run_isolated
 
 
 def _rotating_matches(K=6, zoom=True, translate=0.0, seed=0, size=(448, 252)):
@@ -52,14 +52,28 @@ def test_translation_leaves_parallax_that_the_rotation_model_cannot_explain():
 
 def _tiny_window(**kw):
     K, H, W = 3, 16, 24
-    base = dict(frame_index=np.arange(K) * 5, image_size=np.array([W, H]), scale_to_original=1.0,
-                base_focal=np.full(K, 30.0), init_focal=30.0, principal_point=np.array([W / 2, H / 2]),
-                depth=np.ones((K, H, W)), conf=np.ones((K, H, W)),
-                pair_index=np.array([[0, 1], [1, 0], [1, 2], [2, 1]]), pair_score=np.ones(4),
-                corr_pair=np.zeros(0), corr_pix=np.zeros((0, 2, 2)), corr_conf=np.zeros(0),
-                track_ids=np.zeros(0), track_valid=np.zeros((0, K)), track_rotmats=np.zeros((0, K, 24, 3, 3)),
-                track_betas=np.zeros((0, K, 10)), track_transl=np.zeros((0, K, 3)),
-                track_contact=np.zeros((0, K, 5)), hmr_focal=30.0)
+    base = dict(
+        frame_index=np.arange(K) * 5,
+        image_size=np.array([W, H]),
+        scale_to_original=1.0,
+        base_focal=np.full(K, 30.0),
+        init_focal=30.0,
+        principal_point=np.array([W / 2, H / 2]),
+        depth=np.ones((K, H, W)),
+        conf=np.ones((K, H, W)),
+        pair_index=np.array([[0, 1], [1, 0], [1, 2], [2, 1]]),
+        pair_score=np.ones(4),
+        corr_pair=np.zeros(0),
+        corr_pix=np.zeros((0, 2, 2)),
+        corr_conf=np.zeros(0),
+        track_ids=np.zeros(0),
+        track_valid=np.zeros((0, K)),
+        track_rotmats=np.zeros((0, K, 24, 3, 3)),
+        track_betas=np.zeros((0, K, 10)),
+        track_transl=np.zeros((0, K, 3)),
+        track_contact=np.zeros((0, K, 5)),
+        hmr_focal=30.0,
+    )
     base.update(kw)
     return jbundle.window_from_arrays(**base)
 
@@ -89,8 +103,9 @@ def _synthetic_problem_window():
     from josh_jax import body
     from josh_jax.synthetic.worlds import SynthConfig, make_world
 
-    w, _ = make_world(body.load("open"), 0, SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0,
-                                                       pair_window=2))
+    w, _ = make_world(
+        body.load("open"), 0, SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0, pair_window=2)
+    )
     return w
 
 
@@ -144,9 +159,9 @@ def test_unit_focal_scale_is_exactly_neutral(open_model):
 def _demo_on_clip(kind, tmp):
     from pathlib import Path
 
-    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.demo import main
     from josh_jax.results import load_results
+    from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.synthetic.clips import render_camera_clip
 
     tmp = Path(tmp)
@@ -177,9 +192,15 @@ def test_frames_left_out_are_reported_with_the_reason(capsys, tmp_path):
     assert (cov["first"], cov["last"], cov["frames"]) == (5, 49, 45)
     assert "[0]" in cov["reason"] and "0-4" in cov["reason"] and "50-54" in cov["reason"]
     assert _coverage([(0, 54)], [], 55, 0, None)["reason"] == ""
-    s = {"frames": 55, "people": 1, "windows": 1, "outputs": [], "coverage": cov,
-         "camera": {"mode": "sfm", "evidence": {"reason": "parallax"}},
-         "seconds": {"total": 1.0, "solve": 1.0}}
+    s = {
+        "frames": 55,
+        "people": 1,
+        "windows": 1,
+        "outputs": [],
+        "coverage": cov,
+        "camera": {"mode": "sfm", "evidence": {"reason": "parallax"}},
+        "seconds": {"total": 1.0, "solve": 1.0},
+    }
     _print_summary(s, tmp_path)
     done = [ln for ln in capsys.readouterr().err.splitlines() if "done:" in ln]
     assert done and "frames 5-49 of 55" in done[0], done

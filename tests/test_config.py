@@ -1,4 +1,5 @@
 """josh_jax.config: defaults, files, --set overrides, the reference's names, one-line errors."""
+
 import json
 
 import pytest
@@ -20,19 +21,39 @@ def test_defaults_are_the_reference():
 
 
 def test_set_every_problem_setting():
-    cfg = load(None, ["problem.median=mean", "problem.nearest_valid=pixel", "problem.depth_filter=absolute",
-                      "problem.base_focal=bundle", "problem.contact_joint_radius=0.08", "problem.subsample=4",
-                      "init_focal=400", "conf_thres=0.2", "depth_filter_ratio=1.05"])
-    assert cfg.problem == ProblemConfig(median="mean", nearest_valid="pixel", depth_filter="absolute",
-                                        base_focal="bundle", contact_joint_radius=0.08, subsample=4,
-                                        init_focal=400.0, conf_thres=0.2, depth_filter_ratio=1.05)
+    cfg = load(
+        None,
+        [
+            "problem.median=mean",
+            "problem.nearest_valid=pixel",
+            "problem.depth_filter=absolute",
+            "problem.base_focal=bundle",
+            "problem.contact_joint_radius=0.08",
+            "problem.subsample=4",
+            "init_focal=400",
+            "conf_thres=0.2",
+            "depth_filter_ratio=1.05",
+        ],
+    )
+    assert cfg.problem == ProblemConfig(
+        median="mean",
+        nearest_valid="pixel",
+        depth_filter="absolute",
+        base_focal="bundle",
+        contact_joint_radius=0.08,
+        subsample=4,
+        init_focal=400.0,
+        conf_thres=0.2,
+        depth_filter_ratio=1.05,
+    )
     assert isinstance(cfg.problem.init_focal, float)
     assert load(None, ["problem.init_focal=none"]).problem.init_focal is None
 
 
 def test_files_json_and_toml_then_overrides(tmp_path):
-    (tmp_path / "c.json").write_text(json.dumps({"problem": {"median": "mean"}, "weights": {"prior": 50},
-                                                 "smooth_loss_weight": 0.3}))
+    (tmp_path / "c.json").write_text(
+        json.dumps({"problem": {"median": "mean"}, "weights": {"prior": 50}, "smooth_loss_weight": 0.3})
+    )
     cfg = load(tmp_path / "c.json", ["weights.prior=20"])
     assert cfg.problem.median == "mean" and cfg.weights.prior == 20.0 and cfg.weights.smooth == 0.3
     toml = '[solve]\niters_stage1 = 30\noptimize_depth = true\n[problem]\nbase_focal = "bundle"\n'
@@ -44,16 +65,19 @@ def test_files_json_and_toml_then_overrides(tmp_path):
     assert apply(DemoConfig(), flat) == cfg
 
 
-@pytest.mark.parametrize("item, match", [
-    ("problem.median=avg", "median must be one of lower, mean"),
-    ("problem.nope=1", "unknown setting 'nope' in section 'problem'"),
-    ("nosection=1", "unknown setting 'nosection'"),
-    ("bad.key=1", "unknown section 'bad'"),
-    ("solve.iters_stage1=many", "expected a int"),
-    ("solve.optimize_focal=maybe", "expected true/false"),
-    ("problem.init_focal=-3", "init_focal must be positive"),
-    ("noequals", "expects key=value"),
-])
+@pytest.mark.parametrize(
+    "item, match",
+    [
+        ("problem.median=avg", "median must be one of lower, mean"),
+        ("problem.nope=1", "unknown setting 'nope' in section 'problem'"),
+        ("nosection=1", "unknown setting 'nosection'"),
+        ("bad.key=1", "unknown section 'bad'"),
+        ("solve.iters_stage1=many", "expected a int"),
+        ("solve.optimize_focal=maybe", "expected true/false"),
+        ("problem.init_focal=-3", "init_focal must be positive"),
+        ("noequals", "expects key=value"),
+    ],
+)
 def test_errors_are_one_line_and_name_the_setting(item, match):
     with pytest.raises(ConfigError, match=match) as e:
         load(None, [item])

@@ -1,15 +1,15 @@
 """The demo end to end on the bundled example clip, long videos with resume, and every bad input."""
+
 import json
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_isolated
 
 from josh_jax import demo
 from josh_jax.demo import EXAMPLE_CLIP, main
 from josh_jax.results import Results
-
-from conftest import run_isolated
 
 FAST = ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
 
@@ -60,8 +60,15 @@ def test_default_demo_writes_every_output(tmp_path):
     out = tmp_path / "demo"
     rc, err = _demo(["--out", str(out)])
     assert rc == 0, err
-    for name in ("results.npz", "init.npz", "scene.glb", "overlay.mp4", "trajectory.png", "loss_curve.png",
-                 "summary.json"):
+    for name in (
+        "results.npz",
+        "init.npz",
+        "scene.glb",
+        "overlay.mp4",
+        "trajectory.png",
+        "loss_curve.png",
+        "summary.json",
+    ):
         assert (out / name).is_file() and (out / name).stat().st_size > 1000, name
     assert len(list((out / "overlay_frames").glob("*.png"))) == 3
     assert not (tmp_path / "demo.work").exists()
@@ -221,9 +228,14 @@ def test_official_front_ends_list_what_is_missing(tmp_path, capsys):
     (tmp_path / "models").mkdir()
     assert main(["--frontends", "official", "--models", str(tmp_path / "models"), "--out", str(tmp_path / "o")]) == 2
     line = _one_line_error(capsys)
-    for name, script in (("person_segmenter.onnx", "docs/frontends.md"), ("vimo_backbone.onnx", "export_vimo.py"),
-                         ("vimo_temporal.onnx", "export_vimo.py"), ("deco.onnx", "export_deco.py"),
-                         ("pi3x.onnx", "export_pi3x.py"), ("mast3r.onnx", "export_mast3r.py")):
+    for name, script in (
+        ("person_segmenter.onnx", "docs/frontends.md"),
+        ("vimo_backbone.onnx", "export_vimo.py"),
+        ("vimo_temporal.onnx", "export_vimo.py"),
+        ("deco.onnx", "export_deco.py"),
+        ("pi3x.onnx", "export_pi3x.py"),
+        ("mast3r.onnx", "export_mast3r.py"),
+    ):
         assert name in line and script in line
     _no_output(tmp_path)
 
@@ -263,8 +275,16 @@ def test_bad_config(tmp_path, capsys):
 def test_config_file_and_reference_names():
     from josh_jax.config import load
 
-    cfg = load(None, ["prior_loss_weight=50", "max_frames=11", "scene_graph=window-5", "solve.lr_stage1=0.1",
-                      "optimize_focal=false"])
+    cfg = load(
+        None,
+        [
+            "prior_loss_weight=50",
+            "max_frames=11",
+            "scene_graph=window-5",
+            "solve.lr_stage1=0.1",
+            "optimize_focal=false",
+        ],
+    )
     assert cfg.weights.prior == 50.0 and cfg.frontends.window == 51 and cfg.frontends.pair_window == 5
     assert cfg.solve.lr_stage1 == 0.1 and cfg.solve.optimize_focal is False
 

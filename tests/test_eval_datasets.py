@@ -1,5 +1,6 @@
 """The EMDB / RICH / SLOPER4D scripts on fixtures written in each dataset's layout
 from a synthetic world whose answer is known (the open body stands in for SMPL)."""
+
 from __future__ import annotations
 
 import json
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from josh_jax.eval import metrics as M
 from josh_jax.body import load as load_body
 from josh_jax.eval import emdb, rich, sloper4d
+from josh_jax.eval import metrics as M
 from josh_jax.eval.common import METRICS
 from josh_jax.eval.safe_pickle import DatasetError, load_pickle
 from josh_jax.results import Results
@@ -51,9 +52,14 @@ def write_emdb(root: Path, world_, name="P0_00_walk", mask=None):
     mask = np.ones(F, bool) if mask is None else mask
     d = root / "P0" / name
     d.mkdir(parents=True)
-    ann = {"n_frames": F, "gender": "male", "emdb2": True, "good_frames_mask": mask,
-           "smpl": {"poses_root": poses[:, :3], "poses_body": poses[:, 3:], "betas": betas, "trans": trans},
-           "camera": {"extrinsics": w2c, "intrinsics": np.eye(3)}}
+    ann = {
+        "n_frames": F,
+        "gender": "male",
+        "emdb2": True,
+        "good_frames_mask": mask,
+        "smpl": {"poses_root": poses[:, :3], "poses_body": poses[:, 3:], "betas": betas, "trans": trans},
+        "camera": {"extrinsics": w2c, "intrinsics": np.eye(3)},
+    }
     (d / f"{name}_data.pkl").write_bytes(pickle.dumps(ann))
     return name
 
@@ -67,8 +73,12 @@ def write_rich(root: Path, world_, name="Gym_010_pushup1", step=2):
         (d / "images" / f"{fid}_00.jpeg").write_bytes(b"")
         if i % step == 0:  # RICH has ground truth on a subset of the frames
             (d / fid).mkdir()
-            fit = {"global_orient": poses[i:i + 1, :3], "body_pose": poses[i:i + 1, 3:], "betas": betas[None],
-                   "transl": trans[i:i + 1]}
+            fit = {
+                "global_orient": poses[i : i + 1, :3],
+                "body_pose": poses[i : i + 1, 3:],
+                "betas": betas[None],
+                "transl": trans[i : i + 1],
+            }
             (d / fid / "000_smpl.pkl").write_bytes(pickle.dumps(fit))
     return name
 
@@ -78,11 +88,19 @@ def write_sloper4d(root: Path, world_, name="seq002_football_001"):
     F = len(poses)
     d = root / name
     d.mkdir(parents=True)
-    labels = {"framerate": 20, "total_frames": F, "frame_num": list(range(F)),
-              "second_person": {"opt_pose": poses.astype(np.float32), "opt_trans": trans.astype(np.float32),
-                                "beta": list(betas), "gender": "female"},
-              "RGB_frames": {"cam_pose": w2c, "file_basename": [f"{i:06d}.jpg" for i in range(F)]},
-              "first_person": {"lidar_traj": np.zeros((F, 9))}}
+    labels = {
+        "framerate": 20,
+        "total_frames": F,
+        "frame_num": list(range(F)),
+        "second_person": {
+            "opt_pose": poses.astype(np.float32),
+            "opt_trans": trans.astype(np.float32),
+            "beta": list(betas),
+            "gender": "female",
+        },
+        "RGB_frames": {"cam_pose": w2c, "file_basename": [f"{i:06d}.jpg" for i in range(F)]},
+        "first_person": {"lidar_traj": np.zeros((F, 9))},
+    }
     (d / f"{name}_labels.pkl").write_bytes(pickle.dumps(labels))
     return name
 
@@ -155,8 +173,9 @@ def _noisy(gt, seed=0):
     p = {k: np.array(v) for k, v in gt.items()}
     F = p["joints_world"].shape[1]
     walk = np.cumsum(rng.normal(0, 0.01, (F, 3)), 0)
-    p["joints_world"] = (p["joints_world"] + walk[None, :, None] + rng.normal(0, 0.02, p["joints_world"].shape)
-                         ).astype(np.float32)
+    p["joints_world"] = (p["joints_world"] + walk[None, :, None] + rng.normal(0, 0.02, p["joints_world"].shape)).astype(
+        np.float32
+    )
     p["foot_vertices_world"] = (p["foot_vertices_world"] + walk[None, :, None]).astype(np.float32)
     p["transl"] = (p["transl"] + walk[None]).astype(np.float32)
     c = p["cam_to_world"].copy()
@@ -172,11 +191,18 @@ def _expected_in_synth_frame(gt, p, fps, mask, ate="mean"):
     gjc = to_c(gt["cam_to_world"][mask].astype(np.float64), gj)
     pjc = to_c(p["cam_to_world"][mask].astype(np.float64), pj)
     pel = lambda x: x - x[:, 1:3].mean(1, keepdims=True)
-    e = {"mpjpe": M.mpjpe(pjc, gjc), "pa_mpjpe": M.pa_mpjpe(pjc, gjc), "accel": M.accel_error(pel(pjc), pel(gjc), fps),
-         "w_mpjpe100": M.w_mpjpe(pj, gj), "wa_mpjpe100": M.wa_mpjpe(pj, gj), "jitter": M.jitter(pj, fps),
-         "foot_sliding": M.foot_sliding(p["foot_vertices_world"][0][mask].astype(np.float64),
-                                        gt["foot_vertices_world"][0][mask].astype(np.float64)),
-         "rte": M.rte(p["transl"][0][mask].astype(np.float64), gt["transl"][0][mask].astype(np.float64))}
+    e = {
+        "mpjpe": M.mpjpe(pjc, gjc),
+        "pa_mpjpe": M.pa_mpjpe(pjc, gjc),
+        "accel": M.accel_error(pel(pjc), pel(gjc), fps),
+        "w_mpjpe100": M.w_mpjpe(pj, gj),
+        "wa_mpjpe100": M.wa_mpjpe(pj, gj),
+        "jitter": M.jitter(pj, fps),
+        "foot_sliding": M.foot_sliding(
+            p["foot_vertices_world"][0][mask].astype(np.float64), gt["foot_vertices_world"][0][mask].astype(np.float64)
+        ),
+        "rte": M.rte(p["transl"][0][mask].astype(np.float64), gt["transl"][0][mask].astype(np.float64)),
+    }
     # ATE on the world(first camera)->camera translations, every frame
     Pc, Gc = p["cam_to_world"].astype(np.float64), gt["cam_to_world"].astype(np.float64)
     pt = np.linalg.inv(np.linalg.inv(Pc[0]) @ Pc)[:, :3, 3]
@@ -328,6 +354,7 @@ def test_safe_pickle_refuses_other_classes(tmp_path):
     class Evil:
         def __reduce__(self):
             import os
+
             return (os.system, ("echo pwned",))
 
     evil = tmp_path / "evil.pkl"
@@ -376,14 +403,20 @@ def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
     transl = (trans + J0) @ E0[:3, :3].T + E0[:3, 3] - J0
     verts, joints = _body(m_male, np.broadcast_to(betas, (len(rot), len(betas))), rot, transl)
     p = {k: np.array(v) for k, v in gt.items()}
-    p.update(global_orient=rot[None, :, 0].astype(np.float32), body_pose=rot[None, :, 1:].astype(np.float32),
-             transl=transl[None].astype(np.float32), joints_world=joints[None].astype(np.float32),
-             foot_vertices_world=verts[None][:, :, m_male.vertex_set("foot_markers")].astype(np.float32),
-             body_model=np.array("smpl"))
+    p.update(
+        global_orient=rot[None, :, 0].astype(np.float32),
+        body_pose=rot[None, :, 1:].astype(np.float32),
+        transl=transl[None].astype(np.float32),
+        joints_world=joints[None].astype(np.float32),
+        foot_vertices_world=verts[None][:, :, m_male.vertex_set("foot_markers")].astype(np.float32),
+        body_model=np.array("smpl"),
+    )
     save_pred(tmp_path / "res", name, p)
     out_json = tmp_path / "m.json"
-    assert emdb.main([str(tmp_path / "EMDB"), str(tmp_path / "res"), "--smpl-dir", str(smpl),
-                      "--json", str(out_json)]) == 0
+    assert (
+        emdb.main([str(tmp_path / "EMDB"), str(tmp_path / "res"), "--smpl-dir", str(smpl), "--json", str(out_json)])
+        == 0
+    )
     s = json.loads(out_json.read_text())["sequences"][0]
     for k in ("pa_mpjpe", "mpjpe", "w_mpjpe100", "wa_mpjpe100", "rte", "accel"):
         assert abs(s[k]) < 0.05, (k, s[k])

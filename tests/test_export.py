@@ -1,4 +1,5 @@
 """scene.glb export: loads back, y-up for viewers, bodies where results.npz puts them."""
+
 import numpy as np
 import trimesh
 

@@ -3,6 +3,7 @@
 The scripts themselves were run on the official architectures (docs/frontends.md); this checks that the
 export, the onnxruntime comparison and the manifest entry work on a fresh install.
 """
+
 import json
 import sys
 from pathlib import Path

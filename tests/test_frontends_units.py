@@ -1,11 +1,11 @@
 """Embedded front ends, part by part, on synthetic inputs with known answers."""
+
 import numpy as np
 import pytest
 
 from josh_jax.frontends import blazepose as bp
 from josh_jax.frontends.bodyfit import JOINT_MAP, FitWeights, camera_translation, fit_track
-from josh_jax.frontends.sfm import dense_depth, scene_arrays, SfmResult
-
+from josh_jax.frontends.sfm import SfmResult, dense_depth, scene_arrays
 
 # ------------------------------------------------------------------ detector decoding
 
@@ -102,8 +102,9 @@ def _fake_landmarks(model, rotmats, betas):
 
 
 def test_body_fit_recovers_a_known_pose(open_model):
-    from josh_jax import body
     import jax.numpy as jnp
+
+    from josh_jax import body
 
     rng = np.random.default_rng(1)
     T = 12
@@ -113,9 +114,16 @@ def test_body_fit_recovers_a_known_pose(open_model):
     betas = rng.normal(0, 1, 10).astype(np.float32)
     lm, J = _fake_landmarks(open_model, R, betas)
     hip = 0.5 * (lm[:, 23] + lm[:, 24])
-    fit = fit_track(open_model, lm - hip[:, None], np.zeros((T, 33, 3)), np.ones((T, 33), np.float32), 500.0,
-                    np.array([320.0, 240.0]), weights=FitWeights(smooth=0.0, pose_prior=1e-5, shape_prior=1e-5),
-                    smooth_sigma=0.0)
+    fit = fit_track(
+        open_model,
+        lm - hip[:, None],
+        np.zeros((T, 33, 3)),
+        np.ones((T, 33), np.float32),
+        500.0,
+        np.array([320.0, 240.0]),
+        weights=FitWeights(smooth=0.0, pose_prior=1e-5, shape_prior=1e-5),
+        smooth_sigma=0.0,
+    )
     J2 = np.asarray(body.forward(open_model, fit.betas, fit.rotmats).joints)
     err = np.linalg.norm((J2 - J2[:, :1]) - (J - J[:, :1]), axis=-1)
     assert fit.joint_error.mean() < 0.01
@@ -138,9 +146,9 @@ def test_camera_translation_is_exact_without_noise():
 
 
 def test_stance_contacts_label_the_planted_foot(open_model):
-    from josh_jax.synthetic.worlds import SynthConfig, _walk
-    from josh_jax.frontends.contact import stance_contacts
     from josh_jax import body
+    from josh_jax.frontends.contact import stance_contacts
+    from josh_jax.synthetic.worlds import SynthConfig, _walk
 
     rng = np.random.default_rng(0)
     betas = np.zeros(10, np.float32)
@@ -221,14 +229,21 @@ def test_tracks_npz_round_trip_keeps_the_fields_and_keys(tmp_path):
 
     rng = np.random.default_rng(0)
     T, V = 4, 7
-    a = TrackFit(np.arange(T) * 2, rng.normal(size=(T, 24, 3, 3)).astype(np.float32), np.zeros(10, np.float32),
-                 rng.normal(size=(T, 3)).astype(np.float32), rng.random((T, V)) > 0.5,
-                 landmarks=rng.normal(size=(T, 33, 3)).astype(np.float32))
+    a = TrackFit(
+        np.arange(T) * 2,
+        rng.normal(size=(T, 24, 3, 3)).astype(np.float32),
+        np.zeros(10, np.float32),
+        rng.normal(size=(T, 3)).astype(np.float32),
+        rng.random((T, V)) > 0.5,
+        landmarks=rng.normal(size=(T, 33, 3)).astype(np.float32),
+    )
     b = a._replace(landmarks=None, boxes=rng.random((T, 4)))
     flat = save_tracks({3: a, 5: b})
-    assert sorted(flat) == sorted(["track_ids"] + [f"t3_{k}" for k in ("frames", "rotmats", "betas", "transl",
-                                                                      "contact", "landmarks")]
-                                  + [f"t5_{k}" for k in ("frames", "rotmats", "betas", "transl", "contact", "boxes")])
+    assert sorted(flat) == sorted(
+        ["track_ids"]
+        + [f"t3_{k}" for k in ("frames", "rotmats", "betas", "transl", "contact", "landmarks")]
+        + [f"t5_{k}" for k in ("frames", "rotmats", "betas", "transl", "contact", "boxes")]
+    )
     np.savez(tmp_path / "tracks.npz", **flat)
     back = load_tracks(tmp_path / "tracks.npz")
     assert list(back) == [3, 5] and back[5].landmarks is None and back[3].boxes is None

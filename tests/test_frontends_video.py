@@ -1,7 +1,9 @@
 """Embedded front ends on rendered video with exact ground truth (the bundled example clip and small renders)."""
+
 import cv2
 import numpy as np
 import pytest
+from conftest import run_isolated
 
 from josh_jax import body
 from josh_jax.demo import EXAMPLE_CLIP
@@ -9,8 +11,6 @@ from josh_jax.frontends import FrontEndConfig, FrontEndError, VideoError, probe,
 from josh_jax.frontends import blazepose as bp
 from josh_jax.frontends.sfm import run_sfm
 from josh_jax.synthetic.clips import render_clip
-
-from conftest import run_isolated
 
 GT = EXAMPLE_CLIP.with_name("walk_gt.npz")
 
@@ -75,8 +75,14 @@ def _blazepose_finds_the_rendered_person_where_the_truth_projects():
         r = model.landmarks(rgb, roi)
         assert r["presence"] > 0.5
         lm = r["image"][:, :2]
-        for smpl_j, blaze_j in ((7, bp.L_ANKLE), (8, bp.R_ANKLE), (4, bp.L_KNEE), (5, bp.R_KNEE),
-                                (16, bp.L_SHOULDER), (17, bp.R_SHOULDER)):
+        for smpl_j, blaze_j in (
+            (7, bp.L_ANKLE),
+            (8, bp.R_ANKLE),
+            (4, bp.L_KNEE),
+            (5, bp.R_KNEE),
+            (16, bp.L_SHOULDER),
+            (17, bp.R_SHOULDER),
+        ):
             errs.append(np.linalg.norm(lm[blaze_j] - pix[smpl_j]) / roi.size)
     assert np.median(errs) < 0.05, np.median(errs)  # within 5 % of the person's box
 
@@ -108,10 +114,10 @@ def _frontends_on_a_short_clip():
     for k, t in enumerate(w.frame_index[:-1]):
         speed = np.linalg.norm(markers[t + 1] - markers[t], axis=1)  # metres per frame
         for f in range(2):
-            planted = speed[2 * f:2 * f + 2].min() < 0.005
+            planted = speed[2 * f : 2 * f + 2].min() < 0.005
             labelled = c[k, soles[f]].any()
             agree.append(planted == labelled)
-            if speed[2 * f:2 * f + 2].min() > 0.05:
+            if speed[2 * f : 2 * f + 2].min() > 0.05:
                 swing_labelled.append(labelled)
     assert np.mean(agree) > 0.7, np.mean(agree)
     assert swing_labelled and not any(swing_labelled)
@@ -143,8 +149,14 @@ def test_video_errors_are_one_line(tmp_path, case):
     assert "\n" not in msg and len(msg) < 300
     # each message names the file and says what is wrong (and, where there is one, what to do)
     assert str(p) in msg
-    want = {"missing": "does not exist", "folder": "is a folder", "text": "not a video", "truncated": "truncated",
-            "tiny": "32x32", "start": "500"}[case]
+    want = {
+        "missing": "does not exist",
+        "folder": "is a folder",
+        "text": "not a video",
+        "truncated": "truncated",
+        "tiny": "32x32",
+        "start": "500",
+    }[case]
     assert want in msg, msg
 
 

@@ -1,12 +1,13 @@
 """The Gauss-Newton / IRLS solver (method="gn"): weights, normal equations, recovery, vmap, recompiles."""
+
 import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import x64
+
 from josh_jax.losses import LossWeights, init_params, scene_geometry, total_loss
 from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.solve import SolveConfig, solve, solve_batch, stack_problems
@@ -32,8 +33,9 @@ def test_irls_weights_finite_at_zero_and_exact_above_eps():
         np.testing.assert_allclose(float(w0), float(jax.grad(rho)(1e-12)) / 1e-6, rtol=1e-4)  # rho'(0) / eps
         assert np.isfinite(float(jax.grad(lambda s: gn.irls_weight(s, gamma, 1e-6))(jnp.zeros(()))))
         for n in (1e-3, 0.5, 3.0):
-            np.testing.assert_allclose(float(gn.irls_weight(jnp.array(n * n), gamma, 1e-6)),
-                                       float(jax.grad(rho)(n)) / n, rtol=1e-5)
+            np.testing.assert_allclose(
+                float(gn.irls_weight(jnp.array(n * n), gamma, 1e-6)), float(jax.grad(rho)(n)) / n, rtol=1e-5
+            )
 
 
 def test_gn_step_on_linear_least_squares_is_the_closed_form():
@@ -66,8 +68,9 @@ def test_residual_groups_reproduce_the_loss(world, open_model):
         t = total_loss(p, pr, W, stage)
         geo = scene_geometry(p.cam, pr.scene)
         np.testing.assert_allclose(float(gn.groups_loss(gn.scene_groups(p, pr, W, stage))), float(t.scene), rtol=1e-5)
-        np.testing.assert_allclose(float(gn.groups_loss(gn.human_groups(p, pr, W, geo))), float(t.total - t.scene),
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            float(gn.groups_loss(gn.human_groups(p, pr, W, geo))), float(t.total - t.scene), rtol=1e-5
+        )
         # the per-keyframe locals reproduce the metric anchor depths of scene_geometry
         u = gn.keyframe_locals(p.cam, pr.scene)[:-1].reshape(-1, 14)
         depth = u[:, 12:13] + (p.cam.anchor_depth - 1.0) * u[:, 13:14]
@@ -107,8 +110,9 @@ def _assert_structured_equals_dense(pr):
     """In float64: the structured scene block, the camera block with the human terms, H v
     products and the gradient equal a dense jax.jacfwd J^T W J and jax.grad."""
     with x64():
-        pr = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32
-                                    else jnp.asarray(a), pr)
+        pr = jax.tree_util.tree_map(
+            lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32 else jnp.asarray(a), pr
+        )
         W = LossWeights()
         p0 = init_params(pr)
         p0 = jax.tree_util.tree_map(lambda a: a.astype(jnp.float64), p0)
@@ -119,8 +123,10 @@ def _assert_structured_equals_dense(pr):
         for stage in (1, 2):
             cfg = SolveConfig(method="gn").structure()
             ss = gn.stage_system(p, pr, W, stage, cfg, hp)
-            groups_at = lambda z: (gn.scene_groups(unflatten(z), pr, W, stage)  # noqa: E731
-                                   + gn.human_groups(unflatten(z), pr, W, scene_geometry(unflatten(z).cam, pr.scene)))
+            groups_at = lambda z: (
+                gn.scene_groups(unflatten(z), pr, W, stage)  # noqa: E731
+                + gn.human_groups(unflatten(z), pr, W, scene_geometry(unflatten(z).cam, pr.scene))
+            )
             # the residual groups reproduce the loss, the structured scene value too
             t = total_loss(p, pr, W, stage)
             np.testing.assert_allclose(float(gn.groups_loss(groups_at(x))), float(t.total), rtol=1e-6)
@@ -231,8 +237,13 @@ def test_gpu_suite_runs_on_cpu_at_tiny_size(tmp_path):
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "suite.json"
     env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu")
-    r = subprocess.run(["bash", str(root / "benchmarks" / "gpu_suite.sh"), str(out), "--tiny", "--batches", "1,2"],
-                       capture_output=True, text=True, env=env, timeout=1500)
+    r = subprocess.run(
+        ["bash", str(root / "benchmarks" / "gpu_suite.sh"), str(out), "--tiny", "--batches", "1,2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=1500,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     d = json.loads(out.read_text())
     assert d["platform"] == "cpu" and d["tiny"]

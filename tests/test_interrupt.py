@@ -1,6 +1,7 @@
 """Ctrl-C at several points, as a user presses it: SIGINT to a child process whose SIGINT is not
 ignored. Each must end within ~2 s with exit code 130, one message and no traceback or crash, keep
 finished work (the demo's solved windows) and leave no temp folder behind."""
+
 from __future__ import annotations
 
 import os
@@ -26,9 +27,16 @@ class Child:
 
     def __init__(self, args: list, cwd: Path):
         env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", MPLCONFIGDIR=str(cwd / ".mpl"))
-        self.p = subprocess.Popen([sys.executable, "-m", *map(str, args)], cwd=cwd, env=env, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True, bufsize=1,
-                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        self.p = subprocess.Popen(
+            [sys.executable, "-m", *map(str, args)],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            bufsize=1,
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         self.lines: list[str] = []
         self.t = threading.Thread(target=self._read, daemon=True)
         self.t.start()
@@ -92,10 +100,16 @@ def test_exit_on_interrupt_stops_an_xla_compile_at_once(tmp_path):
         "with exit_on_interrupt('interrupted: bye'):\n"
         "    print('compiling', file=sys.stderr, flush=True)\n"
         "    jax.jit(f).lower(jnp.ones((8, 8))).compile()\n"
-        "    print('compiled', file=sys.stderr, flush=True)\n")
+        "    print('compiled', file=sys.stderr, flush=True)\n"
+    )
     env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu")
-    p = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.PIPE, text=True,
-                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    p = subprocess.Popen(
+        [sys.executable, str(script)],
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     assert p.stderr.readline().strip() == "compiling"
     time.sleep(1.0)
     t = time.perf_counter()

@@ -1,14 +1,14 @@
 """--intrinsics: the accepted forms, one-line errors naming the format, and a held focal coming back."""
+
 import json
 
 import cv2
 import numpy as np
 import pytest
+from conftest import run_isolated
 
 from josh_jax.frontends.intrinsics import EXPECTED, Intrinsics, IntrinsicsError, apply_to_config, parse, to_video
 from josh_jax.results import load_results
-
-from conftest import run_isolated
 
 
 def test_forms(tmp_path):
@@ -129,8 +129,7 @@ def test_working_transform_of_each_front_end_path():
     """Original -> working pixels: the default path's resize; the official path's resize and centred crop."""
     from josh_jax.frontends.intrinsics import working_transform
 
-    info = type("Info", (), {"width": 1000, "height": 600,
-                             "size_at": lambda self, s: (s, round(600 * s / 1000))})()
+    info = type("Info", (), {"width": 1000, "height": 600, "size_at": lambda self, s: (s, round(600 * s / 1000))})()
     s, off = working_transform(info, 512)
     assert s == 512 / 1000 and off == (0.0, 0.0)
     # official: DUSt3R's resize to 512 x 307, then the crop about (256, 153) to 512 x 304: one row off the top

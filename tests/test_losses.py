@@ -1,14 +1,15 @@
 """The JAX objective against an independent PyTorch port, finite differences,
 padding invariance, recompilation and NaN handling."""
-import numpy as np
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from conftest import x64
 
 from josh_jax.losses import LossWeights, Params, init_params, robust_distance, total_loss
 from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.synthetic.worlds import SynthConfig, make_world
-from conftest import x64
 
 torch = pytest.importorskip("torch")
 from benchmarks.torch_reference import faithful as torch_josh  # noqa: E402
@@ -29,22 +30,43 @@ def problem_and_model(open_model):
     A = pr.scene.anchor_depth.shape[1]
     U = int((h.vert_ids > 0).sum()) or 1
     n = min(E, 12)
-    scale_w = h.scale_w.copy(); scale_kf = h.scale_kf.copy(); scale_anchor = h.scale_anchor.copy()
-    scale_ratio = h.scale_ratio.copy(); scale_vert = h.scale_vert.copy()
-    scale_w[:n] = rng.uniform(0.2, 1, n); scale_kf[:n] = rng.integers(0, K, n)
-    scale_anchor[:n] = rng.integers(0, A, n); scale_ratio[:n] = rng.uniform(0.8, 1.2, n)
+    scale_w = h.scale_w.copy()
+    scale_kf = h.scale_kf.copy()
+    scale_anchor = h.scale_anchor.copy()
+    scale_ratio = h.scale_ratio.copy()
+    scale_vert = h.scale_vert.copy()
+    scale_w[:n] = rng.uniform(0.2, 1, n)
+    scale_kf[:n] = rng.integers(0, K, n)
+    scale_anchor[:n] = rng.integers(0, A, n)
+    scale_ratio[:n] = rng.uniform(0.8, 1.2, n)
     scale_vert[:n] = rng.integers(0, U, n)
     # and static entries: same vertex on consecutive keyframes of track 0
     m = min(len(h.static_w), 6)
-    static_w = h.static_w.copy(); static_kf = h.static_kf.copy(); static_prev = h.static_kf_prev.copy()
-    static_vert = h.static_vert.copy(); static_track = h.static_track.copy()
-    static_w[:m] = 1.0; static_kf[:m] = rng.integers(1, K, m); static_prev[:m] = static_kf[:m] - 1
-    static_vert[:m] = rng.integers(0, U, m); static_track[:m] = 0
+    static_w = h.static_w.copy()
+    static_kf = h.static_kf.copy()
+    static_prev = h.static_kf_prev.copy()
+    static_vert = h.static_vert.copy()
+    static_track = h.static_track.copy()
+    static_w[:m] = 1.0
+    static_kf[:m] = rng.integers(1, K, m)
+    static_prev[:m] = static_kf[:m] - 1
+    static_vert[:m] = rng.integers(0, U, m)
+    static_track[:m] = 0
     assert h.valid[0, :K].all()
-    pr = pr._replace(human=h._replace(scale_w=scale_w, scale_kf=scale_kf, scale_anchor=scale_anchor,
-                                      scale_ratio=scale_ratio, scale_vert=scale_vert, static_w=static_w,
-                                      static_kf=static_kf, static_kf_prev=static_prev, static_vert=static_vert,
-                                      static_track=static_track))
+    pr = pr._replace(
+        human=h._replace(
+            scale_w=scale_w,
+            scale_kf=scale_kf,
+            scale_anchor=scale_anchor,
+            scale_ratio=scale_ratio,
+            scale_vert=scale_vert,
+            static_w=static_w,
+            static_kf=static_kf,
+            static_kf_prev=static_prev,
+            static_vert=static_vert,
+            static_track=static_track,
+        )
+    )
     return pr, open_model
 
 
@@ -52,11 +74,19 @@ def perturbed_params(pr, seed=1):
     p = init_params(pr)
     rng = np.random.default_rng(seed)
     noise = lambda x, s: x + s * rng.normal(size=np.shape(x)).astype(np.float32)  # noqa: E731
-    cam = p.cam._replace(quat=noise(p.cam.quat, 0.05), trans=noise(p.cam.trans, 0.05),
-                         log_size=noise(p.cam.log_size, 0.1), log_focal=p.cam.log_focal + 0.05,
-                         anchor_depth=noise(p.cam.anchor_depth, 0.02))
-    hu = p.human._replace(quat=noise(p.human.quat, 0.05), transl=noise(p.human.transl, 0.05),
-                          body=noise(p.human.body, 0.05), betas=noise(p.human.betas, 0.1))
+    cam = p.cam._replace(
+        quat=noise(p.cam.quat, 0.05),
+        trans=noise(p.cam.trans, 0.05),
+        log_size=noise(p.cam.log_size, 0.1),
+        log_focal=p.cam.log_focal + 0.05,
+        anchor_depth=noise(p.cam.anchor_depth, 0.02),
+    )
+    hu = p.human._replace(
+        quat=noise(p.human.quat, 0.05),
+        transl=noise(p.human.transl, 0.05),
+        body=noise(p.human.body, 0.05),
+        betas=noise(p.human.betas, 0.1),
+    )
     return Params(cam=cam, human=hu)
 
 
@@ -85,7 +115,9 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage):
 def test_gradient_matches_finite_differences(problem_and_model):
     pr, _ = problem_and_model
     with x64():
-        pr64 = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64) if np.asarray(x).dtype == np.float32 else jnp.asarray(x), pr)
+        pr64 = jax.tree_util.tree_map(
+            lambda x: jnp.asarray(x, jnp.float64) if np.asarray(x).dtype == np.float32 else jnp.asarray(x), pr
+        )
         p = jax.tree_util.tree_map(lambda x: jnp.asarray(x, jnp.float64), perturbed_params(pr, 2))
         f = lambda q: TL(q, pr64, LossWeights(), 2).total  # noqa: E731
         g = jax.grad(f)(p)

@@ -1,4 +1,5 @@
 """Compiled programs hold memory mappings; release_if_crowded drops them (josh_jax/solve/memory_maps.py)."""
+
 import sys
 
 import jax

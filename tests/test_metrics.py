@@ -1,4 +1,5 @@
 """Each metric on small hand-computed fixtures."""
+
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation

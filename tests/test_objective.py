@@ -1,5 +1,6 @@
 """``--objective josh+`` (issue 20): each switch changes nothing when off, and does what it claims
 on a tiny hand-made case (a sliding foot in stance is pulled back; a jittery path is smoothed)."""
+
 from types import SimpleNamespace
 
 import jax
@@ -8,8 +9,8 @@ import numpy as np
 import pytest
 
 from josh_jax import body
-from josh_jax.losses import LossWeights, init_params, pose_bodies, scene_geometry, static_contact, total_loss
 from josh_jax.eval.metrics import jitter
+from josh_jax.losses import LossWeights, init_params, pose_bodies, scene_geometry, static_contact, total_loss
 from josh_jax.objective import ObjectiveConfig, finish_results, loss_weights, problem_config, refine_config
 from josh_jax.problem import ProblemConfig, build_problem
 from josh_jax.refine import RefineConfig, refine_results, stance_entries
@@ -26,9 +27,22 @@ def model():
 def world(model):
     """A small world seen from a camera that stands still, with an exact human front end: at the
     front end's values a planted foot is planted, so a slide is the only static-contact error."""
-    return make_world(model, 0, SynthConfig(num_keyframes=7, width=96, height=72, focal=90.0, cam_speed=0.0, shake=0.0,
-                                            hmr_depth_noise=0.0, hmr_pose_noise=0.0, hmr_betas_noise=0.0,
-                                            contact_fn=0.0))
+    return make_world(
+        model,
+        0,
+        SynthConfig(
+            num_keyframes=7,
+            width=96,
+            height=72,
+            focal=90.0,
+            cam_speed=0.0,
+            shake=0.0,
+            hmr_depth_noise=0.0,
+            hmr_pose_noise=0.0,
+            hmr_betas_noise=0.0,
+            contact_fn=0.0,
+        ),
+    )
 
 
 # ------------------------------------------------------------------ off = the reference, unchanged
@@ -127,12 +141,22 @@ def _standing(model, F=21, glide=None, zigzag=None) -> Results:
     betas = np.zeros((1, model.num_betas), np.float32)
     out = body.forward(model, betas[0], rot[0], tr.astype(np.float32), vertex_ids=model.vertex_set("foot_markers"))
     return Results(
-        frame_index=np.arange(F, dtype=np.int64), cam_to_world=np.tile(np.eye(4, dtype=np.float32), (F, 1, 1)),
+        frame_index=np.arange(F, dtype=np.int64),
+        cam_to_world=np.tile(np.eye(4, dtype=np.float32), (F, 1, 1)),
         intrinsics=np.array([[100, 0, 48], [0, 100, 36], [0, 0, 1]], np.float32),
-        image_size=np.array([96, 72], np.int64), person_ids=np.zeros(1, np.int64), visible=np.ones((1, F), bool),
-        betas=betas, global_orient=rot[:, :, 0], body_pose=rot[:, :, 1:], transl=tr[None].astype(np.float32),
-        joints_world=np.asarray(out.joints)[None], foot_vertices_world=np.asarray(out.vertices)[None],
-        points=np.zeros((1, 3), np.float32), point_colors=np.zeros((1, 3), np.uint8), body_model=np.array(model.name))
+        image_size=np.array([96, 72], np.int64),
+        person_ids=np.zeros(1, np.int64),
+        visible=np.ones((1, F), bool),
+        betas=betas,
+        global_orient=rot[:, :, 0],
+        body_pose=rot[:, :, 1:],
+        transl=tr[None].astype(np.float32),
+        joints_world=np.asarray(out.joints)[None],
+        foot_vertices_world=np.asarray(out.vertices)[None],
+        points=np.zeros((1, 3), np.float32),
+        point_colors=np.zeros((1, 3), np.uint8),
+        body_model=np.array(model.name),
+    )
 
 
 def _window(model, F=21, every=5, contact=True):
@@ -210,11 +234,30 @@ def _solve_cli_both(tmp: str) -> dict:
     jbundle.save(tmp / "b", [w], {"body_model": "open"})
     out = {}
     for name in ("josh", "josh+"):
-        rc = main([str(tmp / "b"), "--out", str(tmp / name), "--iters-stage1", "20", "--iters-stage2", "10",
-                   "--no-progress", "--compile-cache", "off", "--objective", name])
+        rc = main(
+            [
+                str(tmp / "b"),
+                "--out",
+                str(tmp / name),
+                "--iters-stage1",
+                "20",
+                "--iters-stage2",
+                "10",
+                "--no-progress",
+                "--compile-cache",
+                "off",
+                "--objective",
+                name,
+            ]
+        )
         r = Results.load(tmp / name / "results.npz")
-        out[name] = dict(rc=rc, objective=json.loads((tmp / name / "summary.json").read_text())["objective"],
-                         joints=r.joints_world, cams=r.cam_to_world, jitter=jitter(r.joints_world[0][r.visible[0]]))
+        out[name] = dict(
+            rc=rc,
+            objective=json.loads((tmp / name / "summary.json").read_text())["objective"],
+            joints=r.joints_world,
+            cams=r.cam_to_world,
+            jitter=jitter(r.joints_world[0][r.visible[0]]),
+        )
     return out
 
 

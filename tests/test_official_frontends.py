@@ -1,17 +1,17 @@
 """Official front ends: contracts, pre/post-processing against hand-computed values, runners on tiny models."""
+
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_isolated
 
 from josh_jax.frontends import FrontEndError
 from josh_jax.frontends.official import CONTRACTS, REQUIRED, OfficialModels, missing_models
 from josh_jax.frontends.official import images as im
 from josh_jax.frontends.official.people import IouTracker, chunks, detections, window_picks
 from josh_jax.frontends.official.scene import focal_shift, match_pair, pi3x_scene, window_pairs
-
-from conftest import run_isolated
 
 ROOT = Path(__file__).resolve().parents[1]
 CLIP = ROOT / "josh_jax" / "data" / "example" / "walk.mp4"  # 640 x 360
@@ -36,7 +36,8 @@ def test_manifest_states_every_official_contract():
         for key in ("file", "inputs", "outputs", "preprocess", "postprocess", "source", "license", "export"):
             assert entry[key] == CONTRACTS[name][key], (
                 f"{name}.{key}: regenerate with "
-                "python -m josh_jax.frontends.official.contracts models_onnx/manifest.json")
+                "python -m josh_jax.frontends.official.contracts models_onnx/manifest.json"
+            )
         assert "sha256" in entry
 
 
@@ -146,8 +147,11 @@ def test_letterbox_input():
 
 
 def test_segmenter_outputs_back_to_frame_pixels():
-    out = {"boxes": np.array([[10, 20, 50, 80], [0, 0, 5, 5.0]]), "scores": np.array([0.9, 0.5]),
-           "masks": np.ones((2, 100, 100), np.float32)}
+    out = {
+        "boxes": np.array([[10, 20, 50, 80], [0, 0, 5, 5.0]]),
+        "scores": np.array([0.9, 0.5]),
+        "masks": np.ones((2, 100, 100), np.float32),
+    }
     b, s, m = detections(out, 0.5, (160, 120))
     assert np.allclose(b, [[20, 40, 100, 120]]) and len(s) == 1  # y2 = 160 clipped to the frame's 120
     assert m.shape == (1, 60, 80)  # the frame's part of the padded input
@@ -171,8 +175,13 @@ def test_chunks_and_tram_windows():
         got = np.sort(np.concatenate([s + rows for s, rows in window_picks(n)]))
         assert np.array_equal(got, np.arange(n)), n
     # TRAM for 20 frames: first window keeps 0-8, windows 1-3 keep their 9th frame, the last keeps 12-19
-    assert [(s, list(r)) for s, r in window_picks(20)] == [(0, list(range(9))), (1, [8]), (2, [8]), (3, [8]),
-                                                          (4, list(range(8, 16)))]
+    assert [(s, list(r)) for s, r in window_picks(20)] == [
+        (0, list(range(9))),
+        (1, [8]),
+        (2, [8]),
+        (3, [8]),
+        (4, list(range(8, 16))),
+    ]
     assert window_picks(15) == []
 
 
@@ -241,7 +250,7 @@ def test_pi3x_groups_of_the_exported_frame_count(tiny):
     assert pts.shape == (7, 378, 672, 3) and logits.shape == (7, 378, 672, 1)
     # the tiny model's confidence depends on each frame's own pixels: rows stay in order
     for i in (0, 4, 6):
-        group = np.repeat(frames[i:i + 1], 3, 0)
+        group = np.repeat(frames[i : i + 1], 3, 0)
         _, lg = _pi3x(models, group)
         assert np.allclose(lg[0], logits[i], atol=1e-6)
 
@@ -254,15 +263,32 @@ def _official_bundle(models, smpl, out):
     from josh_jax.frontends.official import run_official
 
     model = jb.load(smpl)
-    fo = run_official(probe(CLIP, 0, 31), model, FrontEndConfig(models_dir=str(models), work_side=TINY_WORK,
-                                                                 pair_window=3), progress=False, log=lambda m: None)
+    fo = run_official(
+        probe(CLIP, 0, 31),
+        model,
+        FrontEndConfig(models_dir=str(models), work_side=TINY_WORK, pair_window=3),
+        progress=False,
+        log=lambda m: None,
+    )
     save(out, fo.windows, {"body_model": str(smpl), **fo.meta}, extras={"tracks.npz": save_tracks(fo.tracks)})
     meta, windows = load(out, model.num_vertices)
     w = windows[0]
-    return dict(meta=meta, frame_index=w.frame_index, image_size=w.image_size, init_focal=w.init_focal,
-                hmr_focal=w.hmr_focal, depth=w.depth, pair_index=w.pair_index, corr_pix=w.corr_pix,
-                corr_conf=w.corr_conf, track_valid=w.track_valid, track_transl=w.track_transl,
-                track_contact=w.track_contact, track_rotmats=w.track_rotmats, seconds=fo.seconds)
+    return dict(
+        meta=meta,
+        frame_index=w.frame_index,
+        image_size=w.image_size,
+        init_focal=w.init_focal,
+        hmr_focal=w.hmr_focal,
+        depth=w.depth,
+        pair_index=w.pair_index,
+        corr_pix=w.corr_pix,
+        corr_conf=w.corr_conf,
+        track_valid=w.track_valid,
+        track_transl=w.track_transl,
+        track_contact=w.track_contact,
+        track_rotmats=w.track_rotmats,
+        seconds=fo.seconds,
+    )
 
 
 @pytest.mark.slow
@@ -303,12 +329,31 @@ def _demo_official(argv):
 @pytest.mark.slow
 def test_demo_runs_the_official_path(tiny, smpl_files, tmp_path):
     out = tmp_path / "o"
-    rc, err = run_isolated(_demo_official, [str(CLIP), "--frames", "31", "--frontends", "official", "--models",
-                                            str(tiny), "--smpl", str(smpl_files["plain"]), "--out", str(out),
-                                            "--set", f"frontends.work_side={TINY_WORK}",
-                                            "--set", "frontends.pair_window=3",
-                                            "--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20",
-                                            "--no-overlay"])
+    rc, err = run_isolated(
+        _demo_official,
+        [
+            str(CLIP),
+            "--frames",
+            "31",
+            "--frontends",
+            "official",
+            "--models",
+            str(tiny),
+            "--smpl",
+            str(smpl_files["plain"]),
+            "--out",
+            str(out),
+            "--set",
+            f"frontends.work_side={TINY_WORK}",
+            "--set",
+            "frontends.pair_window=3",
+            "--set",
+            "solve.iters_stage1=60",
+            "--set",
+            "solve.iters_stage2=20",
+            "--no-overlay",
+        ],
+    )
     assert rc == 0, err
     summary = json.loads((out / "summary.json").read_text())
     assert summary["front_ends"] == "official" and summary["people"] == 1
@@ -318,8 +363,17 @@ def test_demo_runs_the_official_path(tiny, smpl_files, tmp_path):
 def test_frontends_cli_stops_before_decoding_when_models_are_missing(tmp_path, capsys):
     from josh_jax.frontends.__main__ import main as fe_main
 
-    rc = fe_main([str(tmp_path / "no_video.mp4"), "--frontends", "official", "--models", str(tmp_path),
-                  "--out", str(tmp_path / "b")])
+    rc = fe_main(
+        [
+            str(tmp_path / "no_video.mp4"),
+            "--frontends",
+            "official",
+            "--models",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "b"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "missing: person_segmenter.onnx" in err and "mast3r.onnx (scripts/export_mast3r.py)" in err

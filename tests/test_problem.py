@@ -1,4 +1,5 @@
 """Host-side problem building: keyframes, windows, buckets, camera tree, anchors."""
+
 import numpy as np
 import pytest
 
@@ -71,8 +72,12 @@ def _contact_vertex(model):
     """A vertex within 5 cm of exactly one joint in the rest pose, and its rest position."""
     import josh_jax.body as jb
 
-    out = jb.forward(model, np.zeros(model.num_betas, np.float32), np.tile(np.eye(3, dtype=np.float32), (24, 1, 1)),
-                     np.zeros(3, np.float32))
+    out = jb.forward(
+        model,
+        np.zeros(model.num_betas, np.float32),
+        np.tile(np.eye(3, dtype=np.float32), (24, 1, 1)),
+        np.zeros(3, np.float32),
+    )
     v = np.asarray(out.vertices)
     joints = np.asarray(model.J_regressor) @ v
     d = np.linalg.norm(joints[:, None] - v[None], axis=-1)  # (24, V)
@@ -101,14 +106,27 @@ def _hand_window(model, base_focal=(28.0, 30.0, 32.0)):
     corr_pair = np.repeat(np.arange(4), 3)
     corr_pix = np.tile(np.array([[[3.0, 4.0], [5.0, 6.0]]], np.float32), (12, 1, 1))
     w = Window(
-        frame_index=np.array([0, 5, 10]), image_size=np.array([W, H]), scale_to_original=2.0,
-        base_focal=np.array(base_focal), init_focal=F_INIT, principal_point=np.array([W / 2, H / 2]),
-        depth=depth, conf=conf, pair_index=pairs, pair_score=np.array([10.0, 10.0, 5.0, 5.0]),
-        corr_pair=corr_pair, corr_pix=corr_pix, corr_conf=np.full(12, 0.5, np.float32),
-        track_ids=np.array([7]), track_valid=np.ones((1, K), bool),
+        frame_index=np.array([0, 5, 10]),
+        image_size=np.array([W, H]),
+        scale_to_original=2.0,
+        base_focal=np.array(base_focal),
+        init_focal=F_INIT,
+        principal_point=np.array([W / 2, H / 2]),
+        depth=depth,
+        conf=conf,
+        pair_index=pairs,
+        pair_score=np.array([10.0, 10.0, 5.0, 5.0]),
+        corr_pair=corr_pair,
+        corr_pix=corr_pix,
+        corr_conf=np.full(12, 0.5, np.float32),
+        track_ids=np.array([7]),
+        track_valid=np.ones((1, K), bool),
         track_rotmats=np.tile(np.eye(3, dtype=np.float32), (1, K, 24, 1, 1)),
-        track_betas=np.zeros((1, K, model.num_betas), np.float32), track_transl=np.tile(transl, (1, K, 1)),
-        track_contact=contact, hmr_focal=F_INIT)
+        track_betas=np.zeros((1, K, model.num_betas), np.float32),
+        track_transl=np.tile(transl, (1, K, 1)),
+        track_contact=contact,
+        hmr_focal=F_INIT,
+    )
     return validate(w, model.num_vertices), vid
 
 
@@ -120,8 +138,16 @@ def test_hand_built_window_gives_the_exact_entries(open_model):
     h, s = pr.human, pr.scene
     sz = problem_sizes(pr)
     assert isinstance(sz, Sizes)
-    assert sz == Sizes(keyframes=11, pair_rows=16, row_slots=16, tracks=1, scale_entries=16, static_entries=16,
-                       smooth_triples=16, contact_vertices=16)
+    assert sz == Sizes(
+        keyframes=11,
+        pair_rows=16,
+        row_slots=16,
+        tracks=1,
+        scale_entries=16,
+        static_entries=16,
+        smooth_triples=16,
+        contact_vertices=16,
+    )
     E = 3  # one contact-scale entry per keyframe, at pixel A: anchor 6 = row 1, column 2
     assert h.scale_track[:E].tolist() == [0, 0, 0] and h.scale_kf[:E].tolist() == [0, 1, 2]
     assert h.scale_anchor[:E].tolist() == [6, 6, 6] and h.scale_vert[:E].tolist() == [0, 0, 0]

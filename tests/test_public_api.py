@@ -1,4 +1,5 @@
 """The package's public API and the direction of imports (docs/architecture.md)."""
+
 import json
 import subprocess
 import sys
@@ -7,8 +8,13 @@ import josh_jax
 
 
 def _modules_after(code: str) -> list[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, check=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    )
     return [m for m in json.loads(out.stdout.splitlines()[-1]) if m.startswith("josh_jax")]
 
 
@@ -22,15 +28,28 @@ def test_every_public_name_resolves():
 def test_import_is_cheap():
     mods = _modules_after("import josh_jax")
     assert mods == ["josh_jax"]
-    assert "jax" not in subprocess.run([sys.executable, "-c", "import josh_jax, sys; print(' '.join(sys.modules))"],
-                                       capture_output=True, text=True, check=True).stdout.split()
+    assert (
+        "jax"
+        not in subprocess.run(
+            [sys.executable, "-c", "import josh_jax, sys; print(' '.join(sys.modules))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+    )
 
 
 def test_imports_go_down_the_flow():
     # the front ends never need the problem stage, the objective or the solver
     mods = _modules_after("import josh_jax.frontends, josh_jax.frontends.official")
-    assert not [m for m in mods if m.count(".") and m.split(".")[1] in ("problem", "losses", "solve", "results", "join", "export")], mods
+    assert not [
+        m
+        for m in mods
+        if m.count(".") and m.split(".")[1] in ("problem", "losses", "solve", "results", "join", "export")
+    ], mods
     # the exports read results and video, never the front ends
-    mods = _modules_after("import josh_jax.export.scene.scene, josh_jax.export.scene.anim, josh_jax.export.scene.bvh, "
-                          "josh_jax.export.scene.overlay, josh_jax.export.scene.plots, josh_jax.export.scene.rrd, josh_jax.export.scene.motion")
+    mods = _modules_after(
+        "import josh_jax.export.scene.scene, josh_jax.export.scene.anim, josh_jax.export.scene.bvh, "
+        "josh_jax.export.scene.overlay, josh_jax.export.scene.plots, josh_jax.export.scene.rrd, josh_jax.export.scene.motion"
+    )
     assert not [m for m in mods if m.startswith("josh_jax.frontends")], mods

@@ -11,6 +11,7 @@ running its cases one after another as ``-m`` does, with fds 1 and 2 captured pe
 JAX, onnxruntime and pycolmap 3 times instead of ~60 (the table took ~8 min, now ~1). Set
 ``JOSH_TEST_CLI_ISOLATED=1`` to run every case in a fresh process of its own instead.
 """
+
 from __future__ import annotations
 
 import json
@@ -42,8 +43,9 @@ def _listing(d: Path) -> dict:
 BATCH = Path(__file__).resolve().parent / "cli_batch.py"
 
 
-def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None = None, timeout=900,
-              path: str = "") -> list:
+def run_batch(
+    cases: list, work: Path, no_root: bool = False, fsize: int | None = None, timeout=900, path: str = ""
+) -> list:
     """[(exit code, stderr)] of ``python -m josh_jax.MODULE ARGS`` in ``cwd`` for each (module, args, cwd),
     all run in one subprocess by tests/cli_batch.py (without root's permission override when ``no_root``,
     under a file size limit of ``fsize`` bytes, as a full disk)."""
@@ -52,10 +54,23 @@ def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None 
     home = work / "home"  # caches (matplotlib, onnxruntime) go there, not into the cases' folders
     home.mkdir(exist_ok=True)
     os.chmod(home, 0o777)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [path, str(REPO)])), JAX_PLATFORMS="cpu",
-               MPLCONFIGDIR=str(home / "mpl"), HOME=str(home), TQDM_DISABLE="1")
-    spec = [{"module": f"josh_jax.{m}", "args": [str(a) for a in args], "cwd": str(cwd), "stderr": str(work / f"err_{i}.txt")}
-            for i, (m, args, cwd) in enumerate(cases)]
+    env = dict(
+        os.environ,
+        PYTHONPATH=os.pathsep.join(filter(None, [path, str(REPO)])),
+        JAX_PLATFORMS="cpu",
+        MPLCONFIGDIR=str(home / "mpl"),
+        HOME=str(home),
+        TQDM_DISABLE="1",
+    )
+    spec = [
+        {
+            "module": f"josh_jax.{m}",
+            "args": [str(a) for a in args],
+            "cwd": str(cwd),
+            "stderr": str(work / f"err_{i}.txt"),
+        }
+        for i, (m, args, cwd) in enumerate(cases)
+    ]
     (work / "cases.json").write_text(json.dumps(spec))
     results = work / "results.json"
 
@@ -67,8 +82,15 @@ def run_batch(cases: list, work: Path, no_root: bool = False, fsize: int | None 
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
 
     prefix = DROP_CAPS if no_root else []
-    p = subprocess.run([*prefix, sys.executable, str(BATCH), str(work / "cases.json"), str(results)], cwd=work,
-                       env=env, capture_output=True, text=True, timeout=timeout, preexec_fn=pre)
+    p = subprocess.run(
+        [*prefix, sys.executable, str(BATCH), str(work / "cases.json"), str(results)],
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=pre,
+    )
     assert p.returncode == 0 and results.is_file(), (p.returncode, p.stderr[-3000:])
     return [(r["rc"], r["stderr"]) for r in json.loads(results.read_text())]
 
@@ -233,51 +255,152 @@ CASES = [
     ("synth-nonempty-dir", "synth", lambda d, b: [_nonempty(d), "--seed", "1"], "not empty", False),
     ("synth-existing-file", "synth", lambda d, b: [_file(d), "--seed", "1"], "existing file", False),
     ("synth-existing-file-overwrite", "synth", lambda d, b: [_file(d), "--overwrite"], "existing file", False),
-    ("solve-out-is-input", S, lambda d, b: [_copy_bundle(b, d), "--out", d / "b", "--overwrite"], "is the input", False),
-    ("solve-out-contains-input", S, lambda d, b: [_copy_bundle(b, d), "--out", d, "--overwrite"], "contains the input",
-     False),
-    ("demo-out-holds-video", "demo", lambda d, b: [_copy_video(d), "--out", d / "o", "--overwrite"],
-     "contains the input", False),
+    (
+        "solve-out-is-input",
+        S,
+        lambda d, b: [_copy_bundle(b, d), "--out", d / "b", "--overwrite"],
+        "is the input",
+        False,
+    ),
+    (
+        "solve-out-contains-input",
+        S,
+        lambda d, b: [_copy_bundle(b, d), "--out", d, "--overwrite"],
+        "contains the input",
+        False,
+    ),
+    (
+        "demo-out-holds-video",
+        "demo",
+        lambda d, b: [_copy_video(d), "--out", d / "o", "--overwrite"],
+        "contains the input",
+        False,
+    ),
     ("solve-nonempty-out", S, lambda d, b: [b, "--out", _nonempty(d)], "not empty", False),
     # ---- code execution (the payload would create PWNED)
-    ("smpl-payload-pickle", S, lambda d, b: [b, "--out", d / "o", "--body-model", _evil_pickle(d)],
-     "refusing to load posix.system", False),
+    (
+        "smpl-payload-pickle",
+        S,
+        lambda d, b: [b, "--out", d / "o", "--body-model", _evil_pickle(d)],
+        "refusing to load posix.system",
+        False,
+    ),
     # ---- hang
-    ("stride-0", "demo", lambda d, b: ["--out", d / "o", "--set", "frontends.window=20", "--set",
-                                       "frontends.stride=0"], "frontends.stride must be", False),
+    (
+        "stride-0",
+        "demo",
+        lambda d, b: ["--out", d / "o", "--set", "frontends.window=20", "--set", "frontends.stride=0"],
+        "frontends.stride must be",
+        False,
+    ),
     # ---- out of memory
-    ("frame-gap-2e9", S, lambda d, b: [_copy_bundle(b, d, frame_index=np.array([0, 5, 10, 15, 20, 2_000_000_000])),
-                                       "--out", d / "o"], "per-frame results would need", False),
+    (
+        "frame-gap-2e9",
+        S,
+        lambda d, b: [_copy_bundle(b, d, frame_index=np.array([0, 5, 10, 15, 20, 2_000_000_000])), "--out", d / "o"],
+        "per-frame results would need",
+        False,
+    ),
     # ---- tracebacks
     ("solve-out-file", S, lambda d, b: [b, "--out", _file(d)], "existing file", False),
     ("frontends-out-file", "frontends", lambda d, b: [EXAMPLE, "--out", _file(d)], "existing file", False),
     ("demo-readonly-out", "demo", lambda d, b: ["--out", _readonly_parent(d)], "permission denied", True),
     ("synth-readonly-out", "synth", lambda d, b: [_readonly_parent(d)], "permission denied", True),
-    ("frontends-readonly-out", "frontends", lambda d, b: [EXAMPLE, "--out", _readonly_parent(d)], "permission denied",
-     True),
+    (
+        "frontends-readonly-out",
+        "frontends",
+        lambda d, b: [EXAMPLE, "--out", _readonly_parent(d)],
+        "permission denied",
+        True,
+    ),
     ("solve-readonly-out", S, lambda d, b: [b, "--out", _readonly_parent(d)], "permission denied", True),
-    ("blazepose-corrupt-onnx", "frontends", lambda d, b: [EXAMPLE, "--out", d / "o", "--frames", "20", "--models",
-                                                          _corrupt_blazepose(d)], "export_blazepose.py", False),
-    ("official-corrupt-onnx", "frontends", lambda d, b: [EXAMPLE, "--out", d / "o", "--frames", "20", "--frontends",
-                                                         "official", "--models", _corrupt_official(d),
-                                                         "--body-model", _smpl(d)],
-     "cannot be loaded by onnxruntime", False),
-    ("smpl-string-field", S, lambda d, b: [b, "--out", d / "o", "--body-model", _string_field_pickle(d)],
-     "not numbers", False),
-    ("config-top-level-list", "demo", lambda d, b: ["--out", d / "o", "--config", _config(d, "[1, 2]")],
-     "top level must be a table", False),
-    ("bundle-json-list", S, lambda d, b: [_json_bundle(b, d, b"[1, 2]"), "--out", d / "o"], "top level must be an object",
-     False),
-    ("bundle-windows-string", S, lambda d, b: [_json_bundle(b, d, json.dumps(
-        {"format": "josh-bundle", "version": 1, "windows": "window_000.npz"}).encode()), "--out", d / "o"],
-     '"windows" must be a list', False),
-    ("bundle-window-no-file", S, lambda d, b: [_json_bundle(b, d, json.dumps(
-        {"format": "josh-bundle", "version": 1, "windows": [{"first_frame": 0}]}).encode()), "--out", d / "o"],
-     'needs a "file"', False),
-    ("opt-interval-0", "demo", lambda d, b: ["--out", d / "o", "--set", "frontends.opt_interval=0"],
-     "frontends.opt_interval must be", False),
-    ("opt-interval-negative", "demo", lambda d, b: ["--out", d / "o", "--set", "frontends.opt_interval=-2"],
-     "frontends.opt_interval must be", False),
+    (
+        "blazepose-corrupt-onnx",
+        "frontends",
+        lambda d, b: [EXAMPLE, "--out", d / "o", "--frames", "20", "--models", _corrupt_blazepose(d)],
+        "export_blazepose.py",
+        False,
+    ),
+    (
+        "official-corrupt-onnx",
+        "frontends",
+        lambda d, b: [
+            EXAMPLE,
+            "--out",
+            d / "o",
+            "--frames",
+            "20",
+            "--frontends",
+            "official",
+            "--models",
+            _corrupt_official(d),
+            "--body-model",
+            _smpl(d),
+        ],
+        "cannot be loaded by onnxruntime",
+        False,
+    ),
+    (
+        "smpl-string-field",
+        S,
+        lambda d, b: [b, "--out", d / "o", "--body-model", _string_field_pickle(d)],
+        "not numbers",
+        False,
+    ),
+    (
+        "config-top-level-list",
+        "demo",
+        lambda d, b: ["--out", d / "o", "--config", _config(d, "[1, 2]")],
+        "top level must be a table",
+        False,
+    ),
+    (
+        "bundle-json-list",
+        S,
+        lambda d, b: [_json_bundle(b, d, b"[1, 2]"), "--out", d / "o"],
+        "top level must be an object",
+        False,
+    ),
+    (
+        "bundle-windows-string",
+        S,
+        lambda d, b: [
+            _json_bundle(
+                b, d, json.dumps({"format": "josh-bundle", "version": 1, "windows": "window_000.npz"}).encode()
+            ),
+            "--out",
+            d / "o",
+        ],
+        '"windows" must be a list',
+        False,
+    ),
+    (
+        "bundle-window-no-file",
+        S,
+        lambda d, b: [
+            _json_bundle(
+                b, d, json.dumps({"format": "josh-bundle", "version": 1, "windows": [{"first_frame": 0}]}).encode()
+            ),
+            "--out",
+            d / "o",
+        ],
+        'needs a "file"',
+        False,
+    ),
+    (
+        "opt-interval-0",
+        "demo",
+        lambda d, b: ["--out", d / "o", "--set", "frontends.opt_interval=0"],
+        "frontends.opt_interval must be",
+        False,
+    ),
+    (
+        "opt-interval-negative",
+        "demo",
+        lambda d, b: ["--out", d / "o", "--set", "frontends.opt_interval=-2"],
+        "frontends.opt_interval must be",
+        False,
+    ),
     ("iters-stage1-0", S, lambda d, b: [b, "--out", d / "o", "--iters-stage1", "0"], "must be >= 1", False),
     ("iters-stage2-negative", S, lambda d, b: [b, "--out", d / "o", "--iters-stage2", "-5"], "must be >= 1", False),
     ("focal-updates-weird", S, lambda d, b: [b, "--out", d / "o", "--focal-updates", "weird"], "invalid choice", False),
@@ -285,27 +408,77 @@ CASES = [
     ("synth-keyframes-negative", "synth", lambda d, b: [d / "o", "--keyframes", "-3"], "must be >= 0", False),
     ("synth-seed-negative", "synth", lambda d, b: [d / "o", "--seed", "-1"], "must be >= 0", False),
     ("synth-bad-body-model", "synth", lambda d, b: [d / "o", "--body-model", d / "nope.pkl"], "not found", False),
-    ("solve-disk-full", S, lambda d, b: [b, "--out", d / "o", "--iters-stage1", "2", "--iters-stage2", "2"],
-     "cannot write", "fsize"),
+    (
+        "solve-disk-full",
+        S,
+        lambda d, b: [b, "--out", d / "o", "--iters-stage1", "2", "--iters-stage2", "2"],
+        "cannot write",
+        "fsize",
+    ),
     ("synth-disk-full", "synth", lambda d, b: [d / "o"], "cannot write", "fsize"),
     # ---- silently wrong results
-    ("lr-negative", S, lambda d, b: [b, "--out", d / "o", "--lr-stage1", "-0.5"], "lr_stage1 must be a positive", False),
+    (
+        "lr-negative",
+        S,
+        lambda d, b: [b, "--out", d / "o", "--lr-stage1", "-0.5"],
+        "lr_stage1 must be a positive",
+        False,
+    ),
     ("lr-zero", S, lambda d, b: [b, "--out", d / "o", "--lr-stage2", "0"], "lr_stage2 must be a positive", False),
     ("lr-nan", S, lambda d, b: [b, "--out", d / "o", "--lr-stage1", "nan"], "lr_stage1 must be a positive", False),
     ("w-prior-nan", S, lambda d, b: [b, "--out", d / "o", "--w-prior", "nan"], "weights.prior must be", False),
-    ("init-focal-1e30", S, lambda d, b: [_copy_bundle(b, d, init_focal=np.array(1e30)), "--out", d / "o"],
-     "implausible", False),
-    ("all-zero-conf", S, lambda d, b: [_copy_bundle(b, d, conf=lambda a: np.zeros_like(a["conf"])), "--out", d / "o"],
-     "no scene pixel has confidence", False),
-    ("pairs-without-correspondences", S, lambda d, b: [_copy_bundle(
-        b, d, corr_pair=np.zeros(0, np.int64), corr_pix=np.zeros((0, 2, 2), np.float32),
-        corr_conf=np.zeros(0, np.float32)), "--out", d / "o"], "no usable scene entries", False),
-    ("negative-frame-index", S, lambda d, b: [_copy_bundle(b, d, frame_index=F0 - 10), "--out", d / "o"], ">= 0",
-     False),
-    ("duplicate-track-ids", S, lambda d, b: [_two_tracks_same_id(b, d), "--out", d / "o"], "duplicate person ids",
-     False),
-    ("optimize-focal-maybe", S, lambda d, b: [b, "--out", d / "o", "--optimize-focal", "maybe"], "expected true or false",
-     False),
+    (
+        "init-focal-1e30",
+        S,
+        lambda d, b: [_copy_bundle(b, d, init_focal=np.array(1e30)), "--out", d / "o"],
+        "implausible",
+        False,
+    ),
+    (
+        "all-zero-conf",
+        S,
+        lambda d, b: [_copy_bundle(b, d, conf=lambda a: np.zeros_like(a["conf"])), "--out", d / "o"],
+        "no scene pixel has confidence",
+        False,
+    ),
+    (
+        "pairs-without-correspondences",
+        S,
+        lambda d, b: [
+            _copy_bundle(
+                b,
+                d,
+                corr_pair=np.zeros(0, np.int64),
+                corr_pix=np.zeros((0, 2, 2), np.float32),
+                corr_conf=np.zeros(0, np.float32),
+            ),
+            "--out",
+            d / "o",
+        ],
+        "no usable scene entries",
+        False,
+    ),
+    (
+        "negative-frame-index",
+        S,
+        lambda d, b: [_copy_bundle(b, d, frame_index=F0 - 10), "--out", d / "o"],
+        ">= 0",
+        False,
+    ),
+    (
+        "duplicate-track-ids",
+        S,
+        lambda d, b: [_two_tracks_same_id(b, d), "--out", d / "o"],
+        "duplicate person ids",
+        False,
+    ),
+    (
+        "optimize-focal-maybe",
+        S,
+        lambda d, b: [b, "--out", d / "o", "--optimize-focal", "maybe"],
+        "expected true or false",
+        False,
+    ),
     # ---- misleading messages
     ("video-unreadable", "demo", lambda d, b: [_unreadable_video(d), "--out", d / "o"], "permission denied", True),
     ("video-symlink-loop", "demo", lambda d, b: [_symlink_loop(d), "--out", d / "o"], "symbolic link", False),
@@ -313,22 +486,57 @@ CASES = [
     ("start-negative", "demo", lambda d, b: ["--out", d / "o", "--start", "-5"], "must be >= 0", False),
     ("frames-negative", "demo", lambda d, b: ["--out", d / "o", "--frames", "-5"], "must be >= 1", False),
     ("max-people-0", "demo", lambda d, b: ["--out", d / "o", "--max-people", "0"], "must be >= 1", False),
-    ("image-size-3", S, lambda d, b: [_copy_bundle(b, d, image_size=np.array([160, 120, 3])), "--out", d / "o"],
-     "image_size", False),
-    ("frame-index-2d", S, lambda d, b: [_copy_bundle(b, d, frame_index=F0.reshape(2, 3)), "--out", d / "o"],
-     "expected (K,)", False),
-    ("frame-index-nan", S, lambda d, b: [_copy_bundle(b, d, frame_index=np.where(F0 == 5, np.nan, F0)), "--out",
-                                         d / "o"], "whole numbers", False),
-    ("all-zero-rotations", S, lambda d, b: [_copy_bundle(b, d, track_rotmats=ROT), "--out", d / "o"],
-     "not rotation matrices", False),
-    ("bundle-json-not-utf8", S, lambda d, b: [_json_bundle(b, d, b"\xff\xfe\x00garbage"), "--out", d / "o"],
-     "not UTF-8", False),
+    (
+        "image-size-3",
+        S,
+        lambda d, b: [_copy_bundle(b, d, image_size=np.array([160, 120, 3])), "--out", d / "o"],
+        "image_size",
+        False,
+    ),
+    (
+        "frame-index-2d",
+        S,
+        lambda d, b: [_copy_bundle(b, d, frame_index=F0.reshape(2, 3)), "--out", d / "o"],
+        "expected (K,)",
+        False,
+    ),
+    (
+        "frame-index-nan",
+        S,
+        lambda d, b: [_copy_bundle(b, d, frame_index=np.where(F0 == 5, np.nan, F0)), "--out", d / "o"],
+        "whole numbers",
+        False,
+    ),
+    (
+        "all-zero-rotations",
+        S,
+        lambda d, b: [_copy_bundle(b, d, track_rotmats=ROT), "--out", d / "o"],
+        "not rotation matrices",
+        False,
+    ),
+    (
+        "bundle-json-not-utf8",
+        S,
+        lambda d, b: [_json_bundle(b, d, b"\xff\xfe\x00garbage"), "--out", d / "o"],
+        "not UTF-8",
+        False,
+    ),
     ("evaluate-text-npz", "evaluate", lambda d, b: [_text_npz(d), _text_npz(d)], "not an .npz archive", False),
-    ("truncated-video-one-line", "demo", lambda d, b: [_truncated_video(d), "--out", d / "o"], "cannot be opened",
-     False),
+    (
+        "truncated-video-one-line",
+        "demo",
+        lambda d, b: [_truncated_video(d), "--out", d / "o"],
+        "cannot be opened",
+        False,
+    ),
     ("out-is-a-file", "demo", lambda d, b: ["--out", _file(d)], "existing file, not a folder", False),
-    ("missing-video-before-output", "demo", lambda d, b: [d / "nonexistent.mp4", "--out", _nonempty(d)],
-     "does not exist", False),
+    (
+        "missing-video-before-output",
+        "demo",
+        lambda d, b: [d / "nonexistent.mp4", "--out", _nonempty(d)],
+        "does not exist",
+        False,
+    ),
     ("focal-negative", "demo", lambda d, b: ["--out", d / "o", "--focal", "-3"], "positive", False),
 ]
 
@@ -347,7 +555,8 @@ def test_the_batch_runner_sees_what_a_subprocess_sees(tmp_path):
     (pkg / "josh_jax" / "__init__.py").write_text("")
     (pkg / "josh_jax" / "crash.py").write_text(
         "import os, warnings\nos.write(2, b'from C\\n')\nwarnings.warn('careful')\nopen('here.txt', 'w').close()\n"
-        "raise ValueError('boom')\n")
+        "raise ValueError('boom')\n"
+    )
     (pkg / "josh_jax" / "quit.py").write_text("import sys\nsys.exit(2)\n")
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir()
@@ -369,8 +578,11 @@ def test_the_table_has_unique_ids():
 def outcomes(bundle, tmp_path_factory, request) -> dict:
     """Every selected case set up in its own folder, then run (one batch per kind of process):
     {id: (exit code, stderr, folder, listing before) or the exception its setup raised}."""
-    selected = {it.callspec.params["case"][0] for it in request.session.items
-                if it.module is request.module and "case" in getattr(getattr(it, "callspec", None), "params", {})}
+    selected = {
+        it.callspec.params["case"][0]
+        for it in request.session.items
+        if it.module is request.module and "case" in getattr(getattr(it, "callspec", None), "params", {})
+    }
     set_up, out = {}, {}
     for name, module, make_args, _, mode in CASES:
         if name not in selected:
@@ -393,8 +605,12 @@ def outcomes(bundle, tmp_path_factory, request) -> dict:
     for k, (g, names) in enumerate(groups.items()):
         mode = set_up[names[0]][4]
         t = time.perf_counter()
-        res = run_batch([(set_up[n][0], set_up[n][1], set_up[n][2]) for n in names], work / f"g{k}",
-                        no_root=mode is True, fsize=20_000 if mode == "fsize" else None)
+        res = run_batch(
+            [(set_up[n][0], set_up[n][1], set_up[n][2]) for n in names],
+            work / f"g{k}",
+            no_root=mode is True,
+            fsize=20_000 if mode == "fsize" else None,
+        )
         print(f"[cli batch] {len(names)} cases ({g}) in {time.perf_counter() - t:.1f} s")
         for n, (rc, err) in zip(names, res):
             out[n] = (rc, err, set_up[n][2], set_up[n][3])
@@ -422,6 +638,13 @@ def _two_tracks_same_id(bundle: Path, d: Path) -> Path:
     def dup(key):
         return lambda a: np.concatenate([a[key], a[key]], 0)
 
-    return _copy_bundle(bundle, d, track_ids=np.array([3, 3]), track_valid=dup("track_valid"),
-                        track_rotmats=dup("track_rotmats"), track_betas=dup("track_betas"),
-                        track_transl=dup("track_transl"), track_contact=dup("track_contact"))
+    return _copy_bundle(
+        bundle,
+        d,
+        track_ids=np.array([3, 3]),
+        track_valid=dup("track_valid"),
+        track_rotmats=dup("track_rotmats"),
+        track_betas=dup("track_betas"),
+        track_transl=dup("track_transl"),
+        track_contact=dup("track_contact"),
+    )

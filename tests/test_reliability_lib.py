@@ -1,5 +1,6 @@
 """Issue 16 at the library level: the SMPL unpickler's allow-list, shape checks, the hang and the
 memory bound, temp-folder hygiene, and the truthful stills, plots and progress labels."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -63,12 +64,15 @@ def test_a_string_field_is_one_line(tmp_path, smpl_arrays):
 # ------------------------------------------------------------------ silently wrong shapes
 
 
-@pytest.mark.parametrize("betas,rot,transl,word", [
-    ((10,), (23, 3, 3), (3,), "rotmats"),
-    ((10,), (24, 3), (3,), "rotmats"),
-    ((10,), (24, 3, 3), (2,), "transl"),
-    ((4, 10), (5, 24, 3, 3), (3,), "do not broadcast"),
-])
+@pytest.mark.parametrize(
+    "betas,rot,transl,word",
+    [
+        ((10,), (23, 3, 3), (3,), "rotmats"),
+        ((10,), (24, 3), (3,), "rotmats"),
+        ((10,), (24, 3, 3), (2,), "transl"),
+        ((4, 10), (5, 24, 3, 3), (3,), "do not broadcast"),
+    ],
+)
 def test_forward_refuses_wrong_shapes(open_model, betas, rot, transl, word):
     rots = jnp.broadcast_to(jnp.eye(3), rot[:-2] + (3, 3)) if rot[-1] == 3 and len(rot) > 2 else jnp.zeros(rot)
     with pytest.raises(ValueError, match=word):
@@ -94,11 +98,19 @@ def test_stride_zero_cannot_hang():
         load_config(None, ["frontends.window=20", "frontends.stride=20"])  # windows must overlap
 
 
-@pytest.mark.parametrize("override,word", [
-    ("frontends.opt_interval=0", "opt_interval"), ("solve.iters_stage1=0", "iters_stage1"),
-    ("solve.lr_stage1=-0.5", "lr_stage1"), ("solve.lr_stage2=nan", "lr_stage2"), ("weights.prior=nan", "prior"),
-    ("problem.init_focal=1e30", "init_focal"), ("max_frames=abc", "max_frames"), ("solve.b1=1.5", "b1"),
-])
+@pytest.mark.parametrize(
+    "override,word",
+    [
+        ("frontends.opt_interval=0", "opt_interval"),
+        ("solve.iters_stage1=0", "iters_stage1"),
+        ("solve.lr_stage1=-0.5", "lr_stage1"),
+        ("solve.lr_stage2=nan", "lr_stage2"),
+        ("weights.prior=nan", "prior"),
+        ("problem.init_focal=1e30", "init_focal"),
+        ("max_frames=abc", "max_frames"),
+        ("solve.b1=1.5", "b1"),
+    ],
+)
 def test_settings_are_validated_up_front(override, word):
     with pytest.raises(ConfigError, match=word):
         load_config(None, [override])
@@ -151,7 +163,9 @@ def test_the_largest_accepted_gap_stays_within_the_bound(solved_world, open_mode
     ok = dataclasses.replace(w, frame_index=fi)
     R.check_result_size(problem, ok)
     with pytest.raises(BundleError):
-        R.check_result_size(problem, dataclasses.replace(w, frame_index=np.round(np.linspace(0, span + 10, K)).astype(np.int64)))
+        R.check_result_size(
+            problem, dataclasses.replace(w, frame_index=np.round(np.linspace(0, span + 10, K)).astype(np.int64))
+        )
 
     def peak_of(window):
         tracemalloc.start()
@@ -169,8 +183,9 @@ def test_the_largest_accepted_gap_stays_within_the_bound(solved_world, open_mode
 
 
 def test_stale_temp_folders_of_dead_runs_are_removed(tmp_path):
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f".o.josh-tmp-{dead}-abcd1234"
     stale.mkdir()
     (stale / "big.npz").write_bytes(b"x" * 1000)
@@ -199,16 +214,27 @@ def test_a_failed_write_leaves_the_old_output(tmp_path):
     assert (tmp_path / "o" / "old.txt").read_text() == "old"
 
 
-@pytest.mark.parametrize("case,word", [
-    ("equal", "is the input"), ("contains", "contains the input"), ("file", "existing file"),
-    ("nonempty", "not empty"), ("work-holds-input", "contains the input"),
-])
+@pytest.mark.parametrize(
+    "case,word",
+    [
+        ("equal", "is the input"),
+        ("contains", "contains the input"),
+        ("file", "existing file"),
+        ("nonempty", "not empty"),
+        ("work-holds-input", "contains the input"),
+    ],
+)
 def test_check_output(tmp_path, case, word):
     inp = tmp_path / "in"
     inp.mkdir()
     (inp / "x").write_text("x")
-    out, also = {"equal": (inp, ()), "contains": (tmp_path, ()), "file": (inp / "x", ()),
-                 "nonempty": (inp, ()), "work-holds-input": (tmp_path / "o", (tmp_path / "in",))}[case]
+    out, also = {
+        "equal": (inp, ()),
+        "contains": (tmp_path, ()),
+        "file": (inp / "x", ()),
+        "nonempty": (inp, ()),
+        "work-holds-input": (tmp_path / "o", (tmp_path / "in",)),
+    }[case]
     inputs = [] if case in ("file", "nonempty") else [inp / "x" if case == "work-holds-input" else inp]
     with pytest.raises(atomic.OutputError, match=word):
         atomic.check_output(out, inputs=inputs, overwrite=case not in ("nonempty",), also=also)
@@ -225,9 +251,15 @@ def _res(visible: np.ndarray, ids=(0, 1)) -> dict:
     joints = np.zeros((P, F, 24, 3), np.float32)
     for p in range(P):
         joints[p, :, 0] = np.stack([t + p, np.zeros(F), 3 + t], 1)
-    return dict(frame_index=np.arange(100, 100 + F), cam_to_world=cams, person_ids=np.array(ids),
-                visible=visible, joints_world=joints, points=np.random.default_rng(0).normal(size=(500, 3)) * 20,
-                point_colors=np.full((500, 3), 128, np.uint8))
+    return dict(
+        frame_index=np.arange(100, 100 + F),
+        cam_to_world=cams,
+        person_ids=np.array(ids),
+        visible=visible,
+        joints_world=joints,
+        points=np.random.default_rng(0).normal(size=(500, 3)) * 20,
+        point_colors=np.full((500, 3), 128, np.uint8),
+    )
 
 
 def test_stills_are_where_the_most_people_are_tracked():

@@ -1,5 +1,8 @@
 """results.npz as a typed Results (save, load, validate), build_results on a solved window, and
 the window join on hand-built windows whose answer is known."""
+
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -26,25 +29,36 @@ def _truth(F=30, P=1, frames0=0, seed=0) -> Results:
     joints = pelvis[None, :, None] + offsets[None, None]
     feet = pelvis[None, :, None] + rng.normal(scale=0.3, size=(1, 1, 4, 3))
     return Results(
-        frame_index=(frames0 + f).astype(np.int64), cam_to_world=cams.astype(np.float32),
+        frame_index=(frames0 + f).astype(np.int64),
+        cam_to_world=cams.astype(np.float32),
         intrinsics=np.array([[500, 0, 320], [0, 500, 180], [0, 0, 1]], np.float32),
-        image_size=np.array([640, 360], np.int64), person_ids=np.arange(P, dtype=np.int64),
-        visible=np.ones((P, F), bool), betas=np.zeros((P, 10), np.float32),
+        image_size=np.array([640, 360], np.int64),
+        person_ids=np.arange(P, dtype=np.int64),
+        visible=np.ones((P, F), bool),
+        betas=np.zeros((P, 10), np.float32),
         global_orient=np.tile(np.eye(3, dtype=np.float32), (P, F, 1, 1)),
         body_pose=np.tile(np.eye(3, dtype=np.float32), (P, F, 23, 1, 1)),
         transl=np.repeat(pelvis[None], P, 0).astype(np.float32),
         joints_world=np.repeat(joints, P, 0).astype(np.float32),
         foot_vertices_world=np.repeat(feet, P, 0).astype(np.float32),
-        points=rng.normal(size=(50, 3)).astype(np.float32), point_colors=np.full((50, 3), 200, np.uint8),
-        body_model=np.array("josh-open-body"))
+        points=rng.normal(size=(50, 3)).astype(np.float32),
+        point_colors=np.full((50, 3), 200, np.uint8),
+        body_model=np.array("josh-open-body"),
+    )
 
 
 def _window(res: Results, lo: int, hi: int) -> Results:
     sl = slice(lo, hi)
-    return res.replace(frame_index=res.frame_index[sl], cam_to_world=res.cam_to_world[sl], visible=res.visible[:, sl],
-                       global_orient=res.global_orient[:, sl], body_pose=res.body_pose[:, sl],
-                       transl=res.transl[:, sl], joints_world=res.joints_world[:, sl],
-                       foot_vertices_world=res.foot_vertices_world[:, sl])
+    return res.replace(
+        frame_index=res.frame_index[sl],
+        cam_to_world=res.cam_to_world[sl],
+        visible=res.visible[:, sl],
+        global_orient=res.global_orient[:, sl],
+        body_pose=res.body_pose[:, sl],
+        transl=res.transl[:, sl],
+        joints_world=res.joints_world[:, sl],
+        foot_vertices_world=res.foot_vertices_world[:, sl],
+    )
 
 
 # ---------------------------------------------------------------- Results
@@ -86,7 +100,7 @@ def test_results_errors_name_the_field(tmp_path):
         Results.load(tmp_path / "nope.npz")
     for exc in (ResultsError("x"),):
         assert isinstance(exc, ValueError)  # the CLIs report ValueErrors in one line
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         r.frame_index = np.zeros(3)  # frozen
 
 

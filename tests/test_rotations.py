@@ -1,12 +1,13 @@
 """Rotation helpers: round trips, agreement with scipy, NaN-free gradients at singular points."""
-import numpy as np
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from conftest import x64
 from scipy.spatial.transform import Rotation
 
 import josh_jax.geometry as g
-from conftest import x64
 
 
 def rand_aa(n, seed=0, scale=1.0):
@@ -15,8 +16,9 @@ def rand_aa(n, seed=0, scale=1.0):
 
 def test_axis_angle_matrix_matches_scipy():
     aa = rand_aa(50)
-    np.testing.assert_allclose(g.axis_angle_to_matrix(jnp.asarray(aa, jnp.float32)),
-                               Rotation.from_rotvec(aa).as_matrix(), atol=2e-6)
+    np.testing.assert_allclose(
+        g.axis_angle_to_matrix(jnp.asarray(aa, jnp.float32)), Rotation.from_rotvec(aa).as_matrix(), atol=2e-6
+    )
 
 
 def test_quaternion_wxyz_matches_scipy_xyzw():
@@ -41,9 +43,11 @@ def test_round_trips_including_singular_angles(angle):
 
 def test_gradients_finite_at_zero_rotation():
     zero = jnp.zeros(3)
-    for f in (lambda a: jnp.sum(g.axis_angle_to_matrix(a) ** 3),
-              lambda a: jnp.sum(g.axis_angle_to_quat(a) ** 3),
-              lambda a: jnp.sum(g.matrix_to_axis_angle(g.axis_angle_to_matrix(a)) ** 2)):
+    for f in (
+        lambda a: jnp.sum(g.axis_angle_to_matrix(a) ** 3),
+        lambda a: jnp.sum(g.axis_angle_to_quat(a) ** 3),
+        lambda a: jnp.sum(g.matrix_to_axis_angle(g.axis_angle_to_matrix(a)) ** 2),
+    ):
         for jac in (jax.grad(f), jax.jacfwd(f)):
             assert np.all(np.isfinite(jac(zero)))
     # d R / d aa at 0 is the generator: dR/da_k = skew(e_k)

@@ -1,11 +1,13 @@
 """The two-stage solve: recovery on synthetic worlds, padding, recompiles, NaN guard, vmap, CLI."""
+
 import dataclasses
 import json
 
-import numpy as np
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
+from conftest import run_isolated
 
 from josh_jax import bundle as jbundle
 from josh_jax.losses import LossWeights, scene_geometry
@@ -14,8 +16,6 @@ from josh_jax.results import Results, build_results
 from josh_jax.solve import SolveConfig, front_ends_only, solve, solve_batch, stack_problems
 from josh_jax.solve.solver import _solve_jit
 from josh_jax.synthetic.worlds import SynthConfig, make_world
-
-from conftest import run_isolated
 
 FAST = SolveConfig(iters_stage1=200, iters_stage2=80)
 WORLD = SynthConfig(num_keyframes=11)
@@ -99,8 +99,9 @@ def _same_bucket_does_not_recompile():
     before = _solve_jit._cache_size()
     jax.block_until_ready(solve(p2, LossWeights(prior=50.0), cfg))  # new data and new weights
     # new hyper-parameters and an Adam early stop: all traced
-    new_hp = dataclasses.replace(cfg, lr_stage1=0.03, lr_stage2=0.02, b1=0.8, b2=0.95, eps=1e-7, tol=1e-3,
-                                 damping=0.1, gn_tol=1e-5)
+    new_hp = dataclasses.replace(
+        cfg, lr_stage1=0.03, lr_stage2=0.02, b1=0.8, b2=0.95, eps=1e-7, tol=1e-3, damping=0.1, gn_tol=1e-5
+    )
     jax.block_until_ready(solve(p2, LossWeights(), new_hp))
     assert _solve_jit._cache_size() == before
     # progress bars: one program with the callback (a host callback keeps a program out of the
@@ -109,7 +110,9 @@ def _same_bucket_does_not_recompile():
     jax.block_until_ready(solve(p2, LossWeights(), with_bars, label="joint"))
     assert _solve_jit._cache_size() == before + 1
     base, base_w = front_ends_only(p1)  # the front-ends-only baseline of the same window
-    jax.block_until_ready(solve(base, base_w, dataclasses.replace(with_bars, progress_every=3), label="front ends only"))
+    jax.block_until_ready(
+        solve(base, base_w, dataclasses.replace(with_bars, progress_every=3), label="front ends only")
+    )
     assert _solve_jit._cache_size() == before + 1
     # a structural change does compile (the counter counts)
     jax.block_until_ready(solve(p1, LossWeights(), dataclasses.replace(cfg, iters_stage2=4)))
@@ -214,12 +217,39 @@ def test_cli_has_a_flag_for_every_problem_setting():
     ap = argparse.ArgumentParser()
     add_problem_args(ap)
     assert problem_config(ap.parse_args([])) == ProblemConfig()
-    args = ap.parse_args(["--median", "mean", "--nearest-valid", "pixel", "--depth-filter", "absolute",
-                          "--base-focal", "bundle", "--conf-thres", "0.2", "--subsample", "4",
-                          "--depth-filter-ratio", "1.05", "--contact-joint-radius", "0.08", "--init-focal", "400"])
-    want = ProblemConfig(median="mean", nearest_valid="pixel", depth_filter="absolute", base_focal="bundle",
-                         conf_thres=0.2, subsample=4, depth_filter_ratio=1.05, contact_joint_radius=0.08,
-                         init_focal=400.0)
+    args = ap.parse_args(
+        [
+            "--median",
+            "mean",
+            "--nearest-valid",
+            "pixel",
+            "--depth-filter",
+            "absolute",
+            "--base-focal",
+            "bundle",
+            "--conf-thres",
+            "0.2",
+            "--subsample",
+            "4",
+            "--depth-filter-ratio",
+            "1.05",
+            "--contact-joint-radius",
+            "0.08",
+            "--init-focal",
+            "400",
+        ]
+    )
+    want = ProblemConfig(
+        median="mean",
+        nearest_valid="pixel",
+        depth_filter="absolute",
+        base_focal="bundle",
+        conf_thres=0.2,
+        subsample=4,
+        depth_filter_ratio=1.05,
+        contact_joint_radius=0.08,
+        init_focal=400.0,
+    )
     assert problem_config(args) == want
     flags = {a.dest for a in ap._actions}
     assert flags >= {f"p_{f.name}" for f in dataclasses.fields(ProblemConfig)}

@@ -1,4 +1,5 @@
 """Synthetic worlds: determinism, planted feet, simulated front-end errors, the synth/evaluate CLIs."""
+
 import dataclasses
 
 import numpy as np
@@ -53,7 +54,9 @@ def test_front_end_errors_are_simulated(open_model):
 def test_presets_and_metrics_pipeline(open_model):
     for name in PRESETS:
         assert PRESETS[name].people >= 1
-    w, gt = make_world(open_model, 0, dataclasses.replace(PRESETS["hard"], num_keyframes=5, width=96, height=72, focal=80.0))
+    w, gt = make_world(
+        open_model, 0, dataclasses.replace(PRESETS["hard"], num_keyframes=5, width=96, height=72, focal=80.0)
+    )
     assert w.num_tracks == 3
     # the ground truth scores perfectly against itself
     m = evaluate(gt, gt)
@@ -67,8 +70,12 @@ def test_presets_and_metrics_pipeline(open_model):
     cams = np.array(gt["cam_to_world"], np.float64)
     cams[:, :3, :3] = R @ cams[:, :3, :3]
     cams[:, :3, 3] = moved(cams[:, :3, 3])
-    pred = {**gt, "joints_world": moved(gt["joints_world"]), "foot_vertices_world": moved(gt["foot_vertices_world"]),
-            "cam_to_world": cams.astype(np.float32)}
+    pred = {
+        **gt,
+        "joints_world": moved(gt["joints_world"]),
+        "foot_vertices_world": moved(gt["foot_vertices_world"]),
+        "cam_to_world": cams.astype(np.float32),
+    }
     m2 = evaluate(pred, gt)
     assert m2["w_mpjpe100"] < 0.5 and m2["wa_mpjpe100"] < 0.5  # mm
     path = np.linalg.norm(np.diff(gt["cam_to_world"][:, :3, 3], axis=0), axis=1).sum()
@@ -76,7 +83,7 @@ def test_presets_and_metrics_pipeline(open_model):
     # a 10 cm offset of one person's joints on the second half: W-MPJPE sees it
     late = {**gt, "joints_world": np.array(gt["joints_world"])}
     F = late["joints_world"].shape[1]
-    late["joints_world"][0, F // 2:, :, 1] += 0.1
+    late["joints_world"][0, F // 2 :, :, 1] += 0.1
     assert evaluate(late, gt)["w_mpjpe100"] > 5.0
 
 

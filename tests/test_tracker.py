@@ -1,4 +1,5 @@
 """The people tracker's global assignment on synthetic box sequences, and the face-free person detector."""
+
 import numpy as np
 import pytest
 
@@ -61,16 +62,21 @@ def test_two_people_side_by_side_never_share_a_track():
 
 def test_identical_looking_neighbours_swap_nothing_when_boxes_jitter():
     rng = np.random.default_rng(0)
-    seq = [[("L", _box(200 + rng.normal(0, 4)), _hist(5)), ("R", _box(270 + rng.normal(0, 4)), _hist(5))]
-           for _ in range(40)]
+    seq = [
+        [("L", _box(200 + rng.normal(0, 4)), _hist(5)), ("R", _box(270 + rng.normal(0, 4)), _hist(5))]
+        for _ in range(40)
+    ]
     got, _ = _run(seq)
     assert len(set(got["L"])) == 1 and len(set(got["R"])) == 1 and got["L"][0] != got["R"][0]
 
 
 def test_a_long_absence_starts_a_new_track_and_max_people_caps_live_tracks():
     cfg = TrackerConfig(max_gap=5, max_people=2)
-    seq = [[("A", _box(100), _hist(3))] for _ in range(5)] + [[] for _ in range(10)] + \
-          [[("A", _box(100), _hist(3))] for _ in range(5)]
+    seq = (
+        [[("A", _box(100), _hist(3))] for _ in range(5)]
+        + [[] for _ in range(10)]
+        + [[("A", _box(100), _hist(3))] for _ in range(5)]
+    )
     got, _ = _run(seq, cfg)
     assert len(set(got["A"])) == 2  # gone longer than max_gap: a new track
     seq = [[(p, _box(100 + 80 * i), _hist(4 * i)) for i, p in enumerate("ABC")] for _ in range(5)]
@@ -80,8 +86,11 @@ def test_a_long_absence_starts_a_new_track_and_max_people_caps_live_tracks():
 
 def test_a_different_person_is_not_taken_for_a_lost_track():
     # A leaves at frame 10; at frame 13 C (other colours) appears where A was: a new id
-    seq = [[("A", _box(200), _hist(3))] for _ in range(10)] + [[] for _ in range(3)] + \
-          [[("C", _box(205), _hist(30))] for _ in range(5)]
+    seq = (
+        [[("A", _box(200), _hist(3))] for _ in range(10)]
+        + [[] for _ in range(3)]
+        + [[("C", _box(205), _hist(30))] for _ in range(5)]
+    )
     got, _ = _run(seq)
     assert got["A"][0] != got["C"][0]
 
@@ -137,15 +146,16 @@ def _people_stage(preset):
 
     from josh_jax.frontends import blazepose as bp
     from josh_jax.frontends.tracker import track_people
-    from josh_jax.video import iter_frames, probe
     from josh_jax.synthetic.clips import render_people_clip, tracking_report
+    from josh_jax.video import iter_frames, probe
 
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / f"{preset}.mp4"
         gt = render_people_clip(clip, preset)
         info = probe(clip)
-        tracks, _ = track_people(bp.BlazePose(threads=2), pdet.PersonDetector(threads=2),
-                                 (im for _, im in iter_frames(info, 1280)), info.fps)
+        tracks, _ = track_people(
+            bp.BlazePose(threads=2), pdet.PersonDetector(threads=2), (im for _, im in iter_frames(info, 1280)), info.fps
+        )
     return gt, tracking_report(gt, {tr.track_id: dict(zip(map(int, tr.frames), tr.image)) for tr in tracks})
 
 

@@ -3,6 +3,7 @@ the server binds to loopback only and frees its port.
 
 Needs Debian's chromium (/usr/bin/chromium; .ci/run installs it) and playwright ([dev] extra).
 """
+
 import json
 import os
 import shutil
@@ -109,8 +110,14 @@ def test_viewer_in_headless_chromium(out_dir, open_model, tmp_path):
     v = Viewer(d, port=port)
     try:
         assert v.url == f"http://127.0.0.1:{port}" and v.F == len(gt["frame_index"])
-        verts = lambda f: np.asarray(forward(open_model, gt["betas"][0], np.concatenate(
-            [gt["global_orient"][0, f][None], gt["body_pose"][0, f]]), gt["transl"][0, f]).vertices)
+        verts = lambda f: np.asarray(
+            forward(
+                open_model,
+                gt["betas"][0],
+                np.concatenate([gt["global_orient"][0, f][None], gt["body_pose"][0, f]]),
+                gt["transl"][0, f],
+            ).vertices
+        )
         lo0, hi0 = _project_bbox(v.server.initial_camera, verts(0))
         last = v.F - 1
         lo1, hi1 = _project_bbox(v.server.initial_camera, verts(last))
@@ -118,12 +125,14 @@ def test_viewer_in_headless_chromium(out_dir, open_model, tmp_path):
 
         def body_in(img, lo, hi, frac=0.15):
             m = _body_mask(img)
-            inside = m[max(lo[1] - 8, 0):hi[1] + 8, max(lo[0] - 8, 0):hi[0] + 8].sum()
+            inside = m[max(lo[1] - 8, 0) : hi[1] + 8, max(lo[0] - 8, 0) : hi[0] + 8].sum()
             return inside > frac * np.prod(hi - lo)
 
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-                "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"])
+            browser = p.chromium.launch(
+                executable_path=CHROMIUM,
+                args=["--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--no-sandbox"],
+            )
             try:
                 page = browser.new_page(viewport={"width": VIEW[0], "height": VIEW[1]})
                 page.goto(v.url)
@@ -197,8 +206,13 @@ def test_view_cli_loopback_and_errors(out_dir, tmp_path):
     d, _ = out_dir
     port = _free_port()
     env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""), JAX_PLATFORMS="cpu")
-    proc = subprocess.Popen([sys.executable, "-m", "josh_jax.view", str(d), "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "josh_jax.view", str(d), "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         line = ""
         while "open http" not in line:  # viser prints its own banner first
@@ -212,6 +226,12 @@ def test_view_cli_loopback_and_errors(out_dir, tmp_path):
         assert proc.wait(timeout=30) == 0
     assert _port_free(port)
     for argv in ([str(tmp_path / "missing")], [str(tmp_path)]):
-        r = subprocess.run([sys.executable, "-m", "josh_jax.view", *argv], env=env, capture_output=True, text=True, check=False,
-                           timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "josh_jax.view", *argv],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr

@@ -8,14 +8,15 @@ tracks, per-iteration Python control flow, and ``torch.optim.Adam`` with the
 shared focal listed once per keyframe. Deliberately independent of
 josh_jax.losses (no shared code). Works in float32 or float64.
 """
+
 import math
 import os
 import pickle
 import tempfile
 
 import numpy as np
-import torch
 import smplx
+import torch
 
 DTYPE = {"value": torch.float64}  # set_dtype() switches the flavour to float32 for timing
 
@@ -33,11 +34,13 @@ def rho(a, b, gamma):
 def quat_wxyz_to_R(q):
     q = q / q.norm()
     w, x, y, z = q
-    return torch.stack([
-        torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]),
-        torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]),
-        torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]),
-    ])
+    return torch.stack(
+        [
+            torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)]),
+            torch.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)]),
+            torch.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)]),
+        ]
+    )
 
 
 def t(x):
@@ -55,10 +58,15 @@ def smpl_module(model):
         posedirs = np.asarray(model.posedirs)
         if posedirs.shape[-1] == 0:
             posedirs = np.zeros((V, 3, 207))
-        data = {"v_template": np.asarray(model.v_template, np.float64), "shapedirs": np.asarray(model.shapedirs, np.float64),
-                "posedirs": posedirs.astype(np.float64), "J_regressor": np.asarray(model.J_regressor, np.float64),
-                "weights": np.asarray(model.weights, np.float64), "f": np.asarray(model.faces).astype(np.int64),
-                "kintree_table": np.array([[2**32 - 1 if p < 0 else p for p in model.parents], list(range(24))])}
+        data = {
+            "v_template": np.asarray(model.v_template, np.float64),
+            "shapedirs": np.asarray(model.shapedirs, np.float64),
+            "posedirs": posedirs.astype(np.float64),
+            "J_regressor": np.asarray(model.J_regressor, np.float64),
+            "weights": np.asarray(model.weights, np.float64),
+            "f": np.asarray(model.faces).astype(np.int64),
+            "kintree_table": np.array([[2**32 - 1 if p < 0 else p for p in model.parents], list(range(24))]),
+        }
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "SMPL_NEUTRAL.pkl")
             with open(path, "wb") as fh:
@@ -96,9 +104,13 @@ def flat(scene):
     """The problem's (pair, slot) correspondence layout as flat per-match arrays."""
     Pr, M = np.shape(scene.corr_w)
     img = np.repeat(np.asarray(scene.pair_img)[:, None, :], M, 1).reshape(-1, 2)
-    return dict(img=img, pix=np.asarray(scene.corr_pix).transpose(2, 3, 0, 1).reshape(-1, 2, 2),
-                anchor=np.asarray(scene.corr_anchor).transpose(1, 2, 0).reshape(-1, 2),
-                ratio=np.asarray(scene.corr_ratio).transpose(1, 2, 0).reshape(-1, 2), w=np.asarray(scene.corr_w).reshape(-1))
+    return dict(
+        img=img,
+        pix=np.asarray(scene.corr_pix).transpose(2, 3, 0, 1).reshape(-1, 2, 2),
+        anchor=np.asarray(scene.corr_anchor).transpose(1, 2, 0).reshape(-1, 2),
+        ratio=np.asarray(scene.corr_ratio).transpose(1, 2, 0).reshape(-1, 2),
+        w=np.asarray(scene.corr_w).reshape(-1),
+    )
 
 
 def corr_points(f, c, c2w, depth, scene):
@@ -151,8 +163,13 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
         R_root = torch.stack([quat_wxyz_to_R(hp["quat"][p, k]) for k in range(K)])
         B = hp["betas"].shape[1]
         betas = torch.cat([hp["betas"][p], torch.zeros(smpl.num_betas - B, dtype=DTYPE["value"])])
-        o = smpl(betas=betas[None].expand(K, -1), global_orient=R_root[:, None], body_pose=hp["body"][p],
-                 transl=hp["transl"][p], pose2rot=False)
+        o = smpl(
+            betas=betas[None].expand(K, -1),
+            global_orient=R_root[:, None],
+            body_pose=hp["body"][p],
+            transl=hp["transl"][p],
+            pose2rot=False,
+        )
         verts, joints = o.vertices, o.joints[:, :24]
         vw = torch.einsum("kab,knb->kna", c2w[:, :3, :3], verts) + c2w[:, None, :3, 3]
         jw = torch.einsum("kab,knb->kna", c2w[:, :3, :3], joints) + c2w[:, None, :3, 3]
@@ -162,13 +179,24 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
             if human.scale_track[e] != p or human.scale_w[e] == 0:
                 continue
             k, a, vid = human.scale_kf[e], human.scale_anchor[e], ids[human.scale_vert[e]]
-            r = rho((depth[k, a] * float(human.scale_ratio[e]))[None], (verts[k, vid, 2] * f / float(init_focal))[None], gamma)
+            r = rho(
+                (depth[k, a] * float(human.scale_ratio[e]))[None],
+                (verts[k, vid, 2] * f / float(init_focal))[None],
+                gamma,
+            )
             num = num + float(human.scale_w[e]) * r
             den += float(human.scale_w[e])
         out["scale"].append(num / den if den else torch.zeros((), dtype=DTYPE["value"]))
         # static
-        rs = [rho(vw[human.static_kf[e], ids[human.static_vert[e]]], vw[human.static_kf_prev[e], ids[human.static_vert[e]]], gamma)
-              for e in range(len(human.static_w)) if human.static_track[e] == p and human.static_w[e] > 0]
+        rs = [
+            rho(
+                vw[human.static_kf[e], ids[human.static_vert[e]]],
+                vw[human.static_kf_prev[e], ids[human.static_vert[e]]],
+                gamma,
+            )
+            for e in range(len(human.static_w))
+            if human.static_track[e] == p and human.static_w[e] > 0
+        ]
         out["static"].append(torch.stack(rs).mean() if rs else torch.zeros((), dtype=DTYPE["value"]))
         # prior
         valid = torch.as_tensor(human.valid[p])
@@ -188,8 +216,10 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
         else:
             out["smooth"].append(torch.zeros((), dtype=DTYPE["value"]))
     n = t(human.n_frames)
-    return {k: (n * torch.stack([torch.as_tensor(x, dtype=DTYPE["value"]).reshape(()) for x in v])).sum() / n.sum()
-            for k, v in out.items()}
+    return {
+        k: (n * torch.stack([torch.as_tensor(x, dtype=DTYPE["value"]).reshape(()) for x in v])).sum() / n.sum()
+        for k, v in out.items()
+    }
 
 
 def params_to_torch(params):
@@ -202,7 +232,13 @@ def total(cam, hp, problem, model, weights, stage):
     l3, l2, geo = scene_terms(cam, problem.scene, weights.gamma_scene_3d, weights.gamma_scene_2d, stage)
     h = human_terms(hp, problem.human, model, problem.init_focal, geo, weights.gamma_human)
     s = l3 if stage == 1 else l2
-    tot = s + weights.scale * h["scale"] + weights.prior * h["prior"] + weights.static * h["static"] + weights.smooth * h["smooth"]
+    tot = (
+        s
+        + weights.scale * h["scale"]
+        + weights.prior * h["prior"]
+        + weights.static * h["static"]
+        + weights.smooth * h["smooth"]
+    )
     return tot, {"scene": s, **h}
 
 
@@ -221,7 +257,7 @@ def solve(problem, model, weights, iters=(500, 200), lrs=(0.07, 0.014), optimize
     Kp = len(problem.scene.kf_valid)
     quats = [torch.nn.Parameter(t(p0.cam.quat[i])) for i in range(Kp)]
     trans = [torch.nn.Parameter(t(p0.cam.trans[i])) for i in range(Kp)]
-    log_sizes = [torch.nn.Parameter(t(p0.cam.log_size[i:i + 1])) for i in range(Kp)]
+    log_sizes = [torch.nn.Parameter(t(p0.cam.log_size[i : i + 1])) for i in range(Kp)]
     core_depth = [torch.nn.Parameter(t(p0.cam.anchor_depth[i])) for i in range(Kp)]
     log_focal = torch.nn.Parameter(t(p0.cam.log_focal))
     log_focals = [log_focal for _ in range(K)]
@@ -230,7 +266,9 @@ def solve(problem, model, weights, iters=(500, 200), lrs=(0.07, 0.014), optimize
     loss = None
     for stage, (n, lr_base) in enumerate(zip(iters, lrs), start=1):
         for q, tr, ls in zip(quats, trans, log_sizes):
-            q.requires_grad_(True); tr.requires_grad_(True); ls.requires_grad_(True)
+            q.requires_grad_(True)
+            tr.requires_grad_(True)
+            ls.requires_grad_(True)
         for d in core_depth:
             d.requires_grad_(False)
         log_focal.requires_grad_(stage == 2 and optimize_focal)
@@ -241,8 +279,13 @@ def solve(problem, model, weights, iters=(500, 200), lrs=(0.07, 0.014), optimize
             for g in opt.param_groups:
                 g["lr"] = lr
             opt.zero_grad()
-            cam = {"quat": torch.stack(quats), "trans": torch.stack(trans), "log_size": torch.cat(log_sizes),
-                   "anchor_depth": torch.stack(core_depth), "log_focal": log_focal}
+            cam = {
+                "quat": torch.stack(quats),
+                "trans": torch.stack(trans),
+                "log_size": torch.cat(log_sizes),
+                "anchor_depth": torch.stack(core_depth),
+                "log_focal": log_focal,
+            }
             loss, _ = total(cam, human, problem, model, weights, stage)
             loss.backward()
             opt.step()

@@ -9,6 +9,7 @@ loop over entries, pairs or tracks in the step (the camera tree and the
 Same objective and schedule as josh_jax (focal updated once per keyframe per
 step, as the reference on CPU). Runs on CPU or CUDA.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,14 @@ def to_torch(problem, device="cpu", dtype=torch.float32) -> dict:
     out = {}
     b = problem.human.body  # the body-model view on the contact vertices: its tables under the names below
     B = np.asarray(problem.human.init_betas).shape[-1]
-    tables = dict(J_template=b.J_template, J_shapedirs=np.asarray(b.J_shapedirs)[..., :B], vert_template=b.v_template,
-                  vert_shapedirs=np.asarray(b.shapedirs)[..., :B], vert_posedirs=b.posedirs, vert_weights=b.weights)
+    tables = dict(
+        J_template=b.J_template,
+        J_shapedirs=np.asarray(b.J_shapedirs)[..., :B],
+        vert_template=b.v_template,
+        vert_shapedirs=np.asarray(b.shapedirs)[..., :B],
+        vert_posedirs=b.posedirs,
+        vert_weights=b.weights,
+    )
     for group in (problem.scene._asdict(), {k: v for k, v in problem.human._asdict().items() if k != "body"}, tables):
         for k, v in group.items():
             a = np.asarray(v)
@@ -56,9 +63,20 @@ def rho_sq(sq, gamma):
 def quat_to_R(q):
     q = q / q.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
-    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).reshape(q.shape[:-1] + (3, 3))
+    return torch.stack(
+        [
+            1 - 2 * (y * y + z * z),
+            2 * (x * y - w * z),
+            2 * (x * z + w * y),
+            2 * (x * y + w * z),
+            1 - 2 * (x * x + z * z),
+            2 * (y * z - w * x),
+            2 * (x * z - w * y),
+            2 * (y * z + w * x),
+            1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    ).reshape(q.shape[:-1] + (3, 3))
 
 
 def wmean(v, w):
@@ -90,7 +108,10 @@ def geometry(p, D):
         else:
             T_R[j], T_t[j] = T_R[pj] @ R[j], T_R[pj] @ p["trans"][j] + T_t[pj]
     Rw, tw = torch.stack(T_R), torch.stack(T_t)
-    off = torch.cat([(D["image_size"] / f * (0.5 - D["pp"])).expand(len(z), 2), torch.ones_like(z)[:, None]], 1) * z[:, None]
+    off = (
+        torch.cat([(D["image_size"] / f * (0.5 - D["pp"])).expand(len(z), 2), torch.ones_like(z)[:, None]], 1)
+        * z[:, None]
+    )
     tw = g * (tw - (Rw @ off[..., None])[..., 0])
     depth = g * (z[:, None] + (p["anchor_depth"] - 1) * (D["median_depth"] * sizes)[:, None])
     return f, pp, Rw, tw, depth
@@ -118,7 +139,9 @@ def partner_points(Rw, tw, x, D):
 
     def move(R, t, p):
         R = R[..., None]
-        return torch.stack([R[:, a, 0] * p[0] + R[:, a, 1] * p[1] + R[:, a, 2] * p[2] + t[:, a, None] for a in range(3)])
+        return torch.stack(
+            [R[:, a, 0] * p[0] + R[:, a, 1] * p[1] + R[:, a, 2] * p[2] + t[:, a, None] for a in range(3)]
+        )
 
     return torch.stack([move(R_ij, t_ij, x[:, 1]), move(R_ji, t_ji, x[:, 0])], 1)
 
@@ -197,8 +220,13 @@ def objective(p, h, D, weights, stage):
     n = D["n_frames"]
     comb = lambda x: (n * x).sum() / n.sum().clamp(min=1)  # noqa: E731
     terms = {"scene": scene, "scale": comb(scale), "prior": comb(prior), "static": comb(static), "smooth": comb(smooth)}
-    total = scene + weights.scale * terms["scale"] + weights.prior * terms["prior"] + weights.static * terms["static"] \
+    total = (
+        scene
+        + weights.scale * terms["scale"]
+        + weights.prior * terms["prior"]
+        + weights.static * terms["static"]
         + weights.smooth * terms["smooth"]
+    )
     return total, terms
 
 
@@ -211,8 +239,9 @@ def init_tensors(problem, device="cpu"):
     return cam, hum
 
 
-def solve(problem, weights, iters=(500, 200), lrs=(0.07, 0.014), device="cpu", optimize_focal=True, sync=None,
-          callback=None):
+def solve(
+    problem, weights, iters=(500, 200), lrs=(0.07, 0.014), device="cpu", optimize_focal=True, sync=None, callback=None
+):
     """Two-stage Adam (betas 0.9/0.9, cosine lr), focal updated once per keyframe per step."""
     D = to_torch(problem, device)
     cam, hum = init_tensors(problem, device)

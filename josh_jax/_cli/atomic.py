@@ -10,6 +10,7 @@
   gone (a run killed with ``kill -9``), and :data:`IN_FLIGHT` lists the live
   ones so that the Ctrl-C handler (:mod:`josh_jax._cli.interrupt`) can delete them.
 """
+
 from __future__ import annotations
 
 import errno
@@ -78,8 +79,7 @@ def _inside(a: Path, b: Path) -> bool:
 MIN_FREE_BYTES = 64 * 2**20  # outputs and work folders of one run take tens of MB
 
 
-def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(),
-                 min_free: int = MIN_FREE_BYTES) -> Path:
+def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(), min_free: int = MIN_FREE_BYTES) -> Path:
     """Refuse an output path that would lose data or fail late; returns ``out``.
 
     ``inputs``: paths the run reads (a video, a bundle folder, a body model, a config file);
@@ -98,18 +98,23 @@ def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(),
             if not i.exists():
                 continue
             if _inside(i.resolve(), t):
-                raise OutputError(f"output {target} {'is' if i.resolve() == t else 'contains'} the input {inp}; "
-                                  "choose an output folder outside the inputs")
+                raise OutputError(
+                    f"output {target} {'is' if i.resolve() == t else 'contains'} the input {inp}; "
+                    "choose an output folder outside the inputs"
+                )
     if out.is_symlink() and not out.exists():
         raise OutputError(f"--out {out} is a broken symbolic link; remove it or choose another folder")
     if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is an existing file, not a folder; choose a folder path "
-                          "(or remove the file yourself)")
+        raise OutputError(
+            f"--out {out} is an existing file, not a folder; choose a folder path (or remove the file yourself)"
+        )
     if out.is_dir():
         try:
             non_empty = any(out.iterdir())
         except PermissionError:
-            raise OutputError(f"output folder {out} cannot be read (permission denied); choose another folder") from None
+            raise OutputError(
+                f"output folder {out} cannot be read (permission denied); choose another folder"
+            ) from None
         if non_empty and not overwrite:
             raise OutputError(f"output folder {out} exists and is not empty; pass --overwrite to replace it")
     # the nearest existing ancestor must let us create the temp folder beside the target
@@ -125,20 +130,24 @@ def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(),
     except OSError:
         free = None
     if free is not None and free < min_free:
-        raise OutputError(f"only {free / 2**20:.0f} MiB free on the disk of {parent}; a run needs at least "
-                          f"{min_free / 2**20:.0f} MiB: free some space or choose another output folder")
+        raise OutputError(
+            f"only {free / 2**20:.0f} MiB free on the disk of {parent}; a run needs at least "
+            f"{min_free / 2**20:.0f} MiB: free some space or choose another output folder"
+        )
     return out
 
 
 def describe_os_error(exc: OSError, where: str | Path | None = None) -> str:
     """One line for an OSError met while writing (disk full, read-only file system, ...); ``where``
     names the output when the error itself names no file."""
-    hint = {errno.ENOSPC: "the disk is full; free some space and run again",
-            errno.EFBIG: "the file size limit or the disk is full; free some space and run again",
-            errno.EDQUOT: "the disk quota is exceeded; free some space and run again",
-            errno.EROFS: "the file system is read-only; choose another output folder",
-            errno.EACCES: "permission denied; choose an output folder you can write",
-            errno.EPERM: "permission denied; choose an output folder you can write"}.get(exc.errno, "")
+    hint = {
+        errno.ENOSPC: "the disk is full; free some space and run again",
+        errno.EFBIG: "the file size limit or the disk is full; free some space and run again",
+        errno.EDQUOT: "the disk quota is exceeded; free some space and run again",
+        errno.EROFS: "the file system is read-only; choose another output folder",
+        errno.EACCES: "permission denied; choose an output folder you can write",
+        errno.EPERM: "permission denied; choose an output folder you can write",
+    }.get(exc.errno, "")
     name = exc.filename or where
     msg = f"cannot write{f' {name}' if name else ''}: {exc.strerror or exc}"
     return msg + (f" ({hint})" if hint else "")

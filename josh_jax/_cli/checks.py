@@ -1,6 +1,7 @@
 """What every josh_jax CLI shares at its edges: one-line argument errors, strict booleans, and one
 place that turns an expected failure into ``error: ...`` and exit code 2 (see docs/reliability.md).
 """
+
 from __future__ import annotations
 
 import argparse

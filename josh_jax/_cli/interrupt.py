@@ -14,6 +14,7 @@ Everything a run keeps is written atomically (temp name, then rename), so
 finished work (e.g. the demo's solved windows) survives an exit at any
 instant. A second Ctrl-C while the first is handled is ignored.
 """
+
 from __future__ import annotations
 
 import os

@@ -5,6 +5,7 @@ and the embedded open model.
 the file from the SMPL website (Python-2 pickle holding chumpy objects) with
 numpy/scipy only.
 """
+
 from __future__ import annotations
 
 import codecs
@@ -20,8 +21,10 @@ from .model import NUM_JOINTS, BodyModel, make_model
 
 OPEN_MODEL_NAMES = ("open", "josh-open-body", "default")
 OPEN_MODEL_PATH = Path(__file__).with_name("data") / "open_body.npz"
-SMPL_HINT = ("expected an SMPL model file such as SMPL_NEUTRAL.pkl (from https://smpl.is.tue.mpg.de, "
-             "'SMPL for Python', renamed as in smplx) or an SMPL-format .npz; or use the embedded model: 'open'")
+SMPL_HINT = (
+    "expected an SMPL model file such as SMPL_NEUTRAL.pkl (from https://smpl.is.tue.mpg.de, "
+    "'SMPL for Python', renamed as in smplx) or an SMPL-format .npz; or use the embedded model: 'open'"
+)
 # SMPL's heel/toe markers used for foot sliding (left heel, left toe, right heel, right toe)
 SMPL_FOOT_MARKERS = (3216, 3387, 6617, 6787)
 
@@ -53,12 +56,24 @@ class _ChumpySelect(_Stub):
 
 # Exactly what an SMPL file (official chumpy release, or smplx's plain-numpy conversion) needs. Any
 # other global a pickle names is refused: a pickle can call whatever it names, e.g. os.system.
-_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray", "numpy.core._multiarray_umath",
-                  "numpy._core._multiarray_umath", "numpy.core.numeric", "numpy._core.numeric", "numpy")
+_NUMPY_MODULES = (
+    "numpy.core.multiarray",
+    "numpy._core.multiarray",
+    "numpy.core._multiarray_umath",
+    "numpy._core._multiarray_umath",
+    "numpy.core.numeric",
+    "numpy._core.numeric",
+    "numpy",
+)
 _NUMPY_NAMES = ("_reconstruct", "scalar", "ndarray", "dtype", "_frombuffer")
 _SPARSE_NAMES = ("csc_matrix", "csr_matrix", "coo_matrix", "csc_array", "csr_array", "coo_array")
-_BUILTINS = {("copyreg", "_reconstructor"), ("builtins", "object"), ("copy_reg", "_reconstructor"),
-             ("__builtin__", "object"), ("_codecs", "encode")}
+_BUILTINS = {
+    ("copyreg", "_reconstructor"),
+    ("builtins", "object"),
+    ("copy_reg", "_reconstructor"),
+    ("__builtin__", "object"),
+    ("_codecs", "encode"),
+}
 
 
 class _SmplUnpickler(pickle.Unpickler):
@@ -76,12 +91,18 @@ class _SmplUnpickler(pickle.Unpickler):
                 return getattr(np, name)
             core = np._core if hasattr(np, "_core") else np.core
             sub = module.rsplit(".", 1)[-1] if module != "numpy" else "multiarray"
-            return getattr(getattr(core, "numeric" if name == "_frombuffer" else
-                                   ("multiarray" if sub == "_multiarray_umath" else sub)), name)
+            return getattr(
+                getattr(
+                    core, "numeric" if name == "_frombuffer" else ("multiarray" if sub == "_multiarray_umath" else sub)
+                ),
+                name,
+            )
         if (module, name) in _BUILTINS:
             return {"_reconstructor": copyreg._reconstructor, "object": object, "encode": codecs.encode}[name]
-        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: an SMPL file holds only numpy arrays, "
-                                     "scipy sparse matrices and chumpy objects (is this file really an SMPL model?)")
+        raise pickle.UnpicklingError(
+            f"refusing to load {module}.{name}: an SMPL file holds only numpy arrays, "
+            "scipy sparse matrices and chumpy objects (is this file really an SMPL model?)"
+        )
 
 
 def _to_array(obj, key: str) -> np.ndarray:
@@ -111,7 +132,9 @@ def _read_pickle(path: Path) -> dict:
         with open(path, "rb") as fh:
             data = _SmplUnpickler(fh, encoding="latin1").load()
     except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError, TypeError, ValueError) as exc:
-        raise BodyModelError(f"{path} is not a readable SMPL pickle ({type(exc).__name__}: {exc}); {SMPL_HINT}") from exc
+        raise BodyModelError(
+            f"{path} is not a readable SMPL pickle ({type(exc).__name__}: {exc}); {SMPL_HINT}"
+        ) from exc
     if not isinstance(data, dict):
         raise BodyModelError(f"{path} holds a {type(data).__name__}, not an SMPL dict; {SMPL_HINT}")
     return data
@@ -169,14 +192,26 @@ def _from_dict(data: dict, path: Path, name: str, num_betas: int | None) -> Body
         parents = np.where(parents >= 2**31, -1, parents)  # root is stored as 2**32 - 1
     else:
         from .model import SMPL_PARENTS
+
         parents = np.array(SMPL_PARENTS)
     if len(parents) != NUM_JOINTS:
-        raise BodyModelError(f"{path}: {len(parents)} joints; josh_jax needs SMPL's 24-joint skeleton "
-                             "(SMPL-H/SMPL-X files are not supported)")
+        raise BodyModelError(
+            f"{path}: {len(parents)} joints; josh_jax needs SMPL's 24-joint skeleton "
+            "(SMPL-H/SMPL-X files are not supported)"
+        )
     posedirs = arr.get("posedirs", np.zeros((v.shape[0], 3, 0)))
     try:
-        return make_model(v, S, posedirs, arr["J_regressor"], arr["weights"], arr["f"], parents, name=name,
-                          vertex_sets=derive_vertex_sets(v, arr["weights"], v.shape[0] == 6890))
+        return make_model(
+            v,
+            S,
+            posedirs,
+            arr["J_regressor"],
+            arr["weights"],
+            arr["f"],
+            parents,
+            name=name,
+            vertex_sets=derive_vertex_sets(v, arr["weights"], v.shape[0] == 6890),
+        )
     except ValueError as exc:
         raise BodyModelError(f"{path}: {exc}; {SMPL_HINT}") from exc
 
@@ -219,8 +254,10 @@ def load(path_or_name: str | Path = "open", num_betas: int | None = 10) -> BodyM
 def load_open(num_betas: int | None = 10) -> BodyModel:
     """The embedded open body (baked by scripts/build_open_body.py)."""
     if not OPEN_MODEL_PATH.is_file():
-        raise BodyModelError(f"the embedded body {OPEN_MODEL_PATH} is missing from this install; "
-                             "rebuild it with `python scripts/build_open_body.py`")
+        raise BodyModelError(
+            f"the embedded body {OPEN_MODEL_PATH} is missing from this install; "
+            "rebuild it with `python scripts/build_open_body.py`"
+        )
     data = _read_npz(OPEN_MODEL_PATH)
     return _from_dict(data, OPEN_MODEL_PATH, "josh-open-body", num_betas)
 

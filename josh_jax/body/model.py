@@ -11,6 +11,7 @@ Typical use::
     out.vertices   # (..., V, 3)
     out.joints     # (..., 24, 3)
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,10 +26,30 @@ from ..geometry import axis_angle_to_matrix, rot6d_to_matrix
 NUM_JOINTS = 24
 
 SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck",
-    "left_collar", "right_collar", "head", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hand", "right_hand",
+    "pelvis",
+    "left_hip",
+    "right_hip",
+    "spine1",
+    "left_knee",
+    "right_knee",
+    "spine2",
+    "left_ankle",
+    "right_ankle",
+    "spine3",
+    "left_foot",
+    "right_foot",
+    "neck",
+    "left_collar",
+    "right_collar",
+    "head",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hand",
+    "right_hand",
 )
 SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 
@@ -79,10 +100,9 @@ class BodyModel:
         for k, idx in self.vertex_sets:
             if k == key:
                 return np.asarray(idx, dtype=np.int32)
-        raise KeyError(f"body model {self.name!r} has no vertex set {key!r}; "
-                       f"known: {[k for k, _ in self.vertex_sets]}")
+        raise KeyError(f"body model {self.name!r} has no vertex set {key!r}; known: {[k for k, _ in self.vertex_sets]}")
 
-    def subset(self, vertex_ids) -> "BodyModel":
+    def subset(self, vertex_ids) -> BodyModel:
         """A view of the body restricted to the vertices ``vertex_ids`` (U,) (repeats allowed).
 
         :func:`forward` on the view returns the same joints as on the full body
@@ -99,13 +119,29 @@ class BodyModel:
             raise ValueError(f"vertex ids must lie in [0, {self.num_vertices}), got {ids.min()}..{ids.max()}")
         take = lambda a: jnp.asarray(a)[ids]  # noqa: E731
         return dataclasses.replace(
-            self, v_template=take(self.v_template), shapedirs=take(self.shapedirs), posedirs=take(self.posedirs),
-            weights=take(self.weights), J_regressor=jnp.zeros((NUM_JOINTS, 0), jnp.asarray(self.J_regressor).dtype),
-            faces=jnp.zeros((0, 3), jnp.int32), vertex_sets=())
+            self,
+            v_template=take(self.v_template),
+            shapedirs=take(self.shapedirs),
+            posedirs=take(self.posedirs),
+            weights=take(self.weights),
+            J_regressor=jnp.zeros((NUM_JOINTS, 0), jnp.asarray(self.J_regressor).dtype),
+            faces=jnp.zeros((0, 3), jnp.int32),
+            vertex_sets=(),
+        )
 
 
-def make_model(v_template, shapedirs, posedirs, J_regressor, weights, faces, parents=SMPL_PARENTS,
-               name="body", vertex_sets=(), dtype=jnp.float32) -> BodyModel:
+def make_model(
+    v_template,
+    shapedirs,
+    posedirs,
+    J_regressor,
+    weights,
+    faces,
+    parents=SMPL_PARENTS,
+    name="body",
+    vertex_sets=(),
+    dtype=jnp.float32,
+) -> BodyModel:
     """Build a :class:`BodyModel` from numpy arrays (caches the joint bases)."""
     v = np.asarray(v_template, np.float64)
     S = np.asarray(shapedirs, np.float64)
@@ -114,8 +150,11 @@ def make_model(v_template, shapedirs, posedirs, J_regressor, weights, faces, par
         raise ValueError(f"v_template must be (V, 3), got {v.shape}")
     V = v.shape[0]
     P = np.asarray(posedirs).reshape(V, 3, -1)
-    checks = {"shapedirs": (S.shape[:2], (V, 3)), "J_regressor": (J.shape, (NUM_JOINTS, V)),
-              "weights": (np.shape(weights), (V, NUM_JOINTS))}
+    checks = {
+        "shapedirs": (S.shape[:2], (V, 3)),
+        "J_regressor": (J.shape, (NUM_JOINTS, V)),
+        "weights": (np.shape(weights), (V, NUM_JOINTS)),
+    }
     for key, (got, want) in checks.items():
         if tuple(got) != want:
             raise ValueError(f"{key} has shape {got}, expected leading {want}")
@@ -123,10 +162,16 @@ def make_model(v_template, shapedirs, posedirs, J_regressor, weights, faces, par
         raise ValueError(f"posedirs must have 0 or 207 components, got {P.shape[-1]}")
     as_j = lambda x: jnp.asarray(np.asarray(x), dtype)  # noqa: E731
     return BodyModel(
-        v_template=as_j(v), shapedirs=as_j(S), posedirs=as_j(P), J_regressor=as_j(J),
-        J_template=as_j(J @ v), J_shapedirs=as_j(np.einsum("jv,vcb->jcb", J, S)),
-        weights=as_j(weights), faces=jnp.asarray(np.asarray(faces), jnp.int32),
-        parents=tuple(int(p) for p in parents), name=name,
+        v_template=as_j(v),
+        shapedirs=as_j(S),
+        posedirs=as_j(P),
+        J_regressor=as_j(J),
+        J_template=as_j(J @ v),
+        J_shapedirs=as_j(np.einsum("jv,vcb->jcb", J, S)),
+        weights=as_j(weights),
+        faces=jnp.asarray(np.asarray(faces), jnp.int32),
+        parents=tuple(int(p) for p in parents),
+        name=name,
         vertex_sets=tuple((k, tuple(int(i) for i in idx)) for k, idx in vertex_sets),
     )
 
@@ -162,8 +207,7 @@ def kinematic_chain(parents: tuple, rotmats: jax.Array, joints: jax.Array) -> ja
     Returns:
         (..., 24, 4, 4) world transforms of the joint frames (rotation, joint position).
     """
-    rel = jnp.stack([joints[..., i, :] - (joints[..., p, :] if p >= 0 else 0.0)
-                     for i, p in enumerate(parents)], -2)
+    rel = jnp.stack([joints[..., i, :] - (joints[..., p, :] if p >= 0 else 0.0) for i, p in enumerate(parents)], -2)
     out_R, out_t = [], []
     for i, p in enumerate(parents):
         if p < 0:
@@ -186,13 +230,15 @@ def _check_shapes(model: BodyModel, betas, rotmats, transl, vertex_ids) -> None:
     if betas.ndim < 1:
         raise ValueError(f"betas: expected shape (..., B) with B <= {model.num_betas}, got a scalar")
     if rotmats.ndim < 3 or rotmats.shape[-3:] != (nj, 3, 3):
-        raise ValueError(f"rotmats: expected shape (..., {nj}, 3, 3) (local rotations, root first), "
-                         f"got {tuple(rotmats.shape)}")
+        raise ValueError(
+            f"rotmats: expected shape (..., {nj}, 3, 3) (local rotations, root first), got {tuple(rotmats.shape)}"
+        )
     try:
         batch = jnp.broadcast_shapes(betas.shape[:-1], rotmats.shape[:-3])
     except ValueError:
-        raise ValueError(f"betas {tuple(betas.shape)} and rotmats {tuple(rotmats.shape)}: batch shapes "
-                         "do not broadcast") from None
+        raise ValueError(
+            f"betas {tuple(betas.shape)} and rotmats {tuple(rotmats.shape)}: batch shapes do not broadcast"
+        ) from None
     if transl is not None:
         ts = np.shape(transl)
         if len(ts) < 1 or ts[-1] != 3:
@@ -207,8 +253,9 @@ def _check_shapes(model: BodyModel, betas, rotmats, transl, vertex_ids) -> None:
             raise ValueError(f"vertex_ids: must lie in [0, {model.num_vertices})")
 
 
-def forward(model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.Array | None = None,
-            vertex_ids=None) -> BodyOutput:
+def forward(
+    model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.Array | None = None, vertex_ids=None
+) -> BodyOutput:
     """Pose and shape the body (SMPL's ``lbs`` with rotation-matrix input).
 
     Args:
@@ -241,8 +288,9 @@ def forward(model: BodyModel, betas: jax.Array, rotmats: jax.Array, transl: jax.
         feat = (rotmats[..., 1:, :, :] - eye).reshape(rotmats.shape[:-3] + (-1,))
         v = v + jnp.einsum("vcp,...p->...vc", Pd, feat)
 
-    T = kinematic_chain(model.parents, jnp.broadcast_to(rotmats, batch + rotmats.shape[-3:]),
-                        jnp.broadcast_to(J, batch + J.shape[-2:]))
+    T = kinematic_chain(
+        model.parents, jnp.broadcast_to(rotmats, batch + rotmats.shape[-3:]), jnp.broadcast_to(J, batch + J.shape[-2:])
+    )
     # Skinning transforms: A_j = T_j with the rest joint position removed.
     R = T[..., :3, :3]
     t = T[..., :3, 3] - (R @ J[..., None])[..., 0]

@@ -20,6 +20,7 @@ reports; SLOPER4D: their RMSE, as its ``compute_ate``). The overall row is the
 mean over every frame of every sequence (the reference concatenates per-frame
 values), ATE the mean over sequences.
 """
+
 from __future__ import annotations
 
 import json
@@ -33,17 +34,48 @@ from pathlib import Path
 import numpy as np
 
 from josh_jax.eval import metrics as M
+
 from ..body import BodyModelError, forward_jit, rotmats_from_axis_angle
 from ..body import load as load_body
 from ..results import Results, ResultsError
 from .safe_pickle import DatasetError
 
-METRICS = ("pa_mpjpe", "mpjpe", "pve", "accel", "w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding",
-           "camera_ate")
-HEADERS = {"pa_mpjpe": "PA-MPJPE", "mpjpe": "MPJPE", "pve": "PVE", "accel": "Accel", "w_mpjpe100": "W-MPJPE100",
-           "wa_mpjpe100": "WA-MPJPE100", "rte": "RTE", "jitter": "Jitter", "foot_sliding": "FS", "camera_ate": "ATE"}
-UNITS = {"pa_mpjpe": "mm", "mpjpe": "mm", "pve": "mm", "accel": "m/s^2", "w_mpjpe100": "mm", "wa_mpjpe100": "mm",
-         "rte": "%", "jitter": "10 m/s^3", "foot_sliding": "mm", "camera_ate": "m"}
+METRICS = (
+    "pa_mpjpe",
+    "mpjpe",
+    "pve",
+    "accel",
+    "w_mpjpe100",
+    "wa_mpjpe100",
+    "rte",
+    "jitter",
+    "foot_sliding",
+    "camera_ate",
+)
+HEADERS = {
+    "pa_mpjpe": "PA-MPJPE",
+    "mpjpe": "MPJPE",
+    "pve": "PVE",
+    "accel": "Accel",
+    "w_mpjpe100": "W-MPJPE100",
+    "wa_mpjpe100": "WA-MPJPE100",
+    "rte": "RTE",
+    "jitter": "Jitter",
+    "foot_sliding": "FS",
+    "camera_ate": "ATE",
+}
+UNITS = {
+    "pa_mpjpe": "mm",
+    "mpjpe": "mm",
+    "pve": "mm",
+    "accel": "m/s^2",
+    "w_mpjpe100": "mm",
+    "wa_mpjpe100": "mm",
+    "rte": "%",
+    "jitter": "10 m/s^3",
+    "foot_sliding": "mm",
+    "camera_ate": "m",
+}
 GENDERS = ("neutral", "male", "female")
 
 
@@ -110,8 +142,10 @@ class BodyModels:
                 files = [d / f"{stem}.pkl", d / f"{stem}.npz"]
                 path = next((f for f in files if f.is_file()), None)
                 if path is None:
-                    raise BodyModelError(f"--smpl-dir {d} has no {stem}.pkl; download SMPL (v1.1.0, "
-                                         f"https://smpl.is.tue.mpg.de) and put SMPL_{{NEUTRAL,MALE,FEMALE}}.pkl there")
+                    raise BodyModelError(
+                        f"--smpl-dir {d} has no {stem}.pkl; download SMPL (v1.1.0, "
+                        f"https://smpl.is.tue.mpg.de) and put SMPL_{{NEUTRAL,MALE,FEMALE}}.pkl there"
+                    )
                 self.cache[gender] = load_body(str(path))
         return self.cache[gender]
 
@@ -160,8 +194,10 @@ def evaluate_sequence(truth: SequenceTruth, results: Results, models: BodyModels
     frame_to_row = {int(f): i for i, f in enumerate(results.frame_index)}
     gt_rows = np.array([i for i in np.flatnonzero(truth.eval_mask) if int(truth.frames[i]) in frame_to_row], int)
     if len(gt_rows) == 0:
-        raise DatasetError(f"sequence {truth.name}: its results.npz holds none of the {int(truth.eval_mask.sum())} "
-                           "evaluated frames (frame_index must be the image index of the sequence)")
+        raise DatasetError(
+            f"sequence {truth.name}: its results.npz holds none of the {int(truth.eval_mask.sum())} "
+            "evaluated frames (frame_index must be the image index of the sequence)"
+        )
     r_all = np.array([frame_to_row[int(truth.frames[i])] for i in gt_rows])
     if results.num_people == 0:
         raise DatasetError(f"sequence {truth.name}: its results.npz has no person")
@@ -174,7 +210,7 @@ def evaluate_sequence(truth: SequenceTruth, results: Results, models: BodyModels
 
     gt_model = models.get(truth.gender)
     betas = np.broadcast_to(truth.betas, (len(truth.poses), truth.betas.shape[-1]))[gt_rows]
-    betas = betas[:, :gt_model.num_betas]
+    betas = betas[:, : gt_model.num_betas]
     gt_v, gt_j = _body(gt_model, betas, rotmats_from_axis_angle(truth.poses[gt_rows]), truth.trans[gt_rows])
     gt_feet = gt_v[:, gt_model.vertex_set("foot_markers")]
     E = truth.world_to_cam
@@ -210,8 +246,9 @@ def evaluate_sequence(truth: SequenceTruth, results: Results, models: BodyModels
         pr_model = _prediction_model(results, models)
         if pr_model is not None and pr_model.num_vertices == gt_model.num_vertices:
             rot = np.concatenate([results.global_orient[person, rr][:, None], results.body_pose[person, rr]], 1)
-            pr_b = np.broadcast_to(results.betas[person][:pr_model.num_betas], (n, min(pr_model.num_betas,
-                                                                                     results.betas.shape[1])))
+            pr_b = np.broadcast_to(
+                results.betas[person][: pr_model.num_betas], (n, min(pr_model.num_betas, results.betas.shape[1]))
+            )
             pr_v, _ = _body(pr_model, pr_b, rot, results.transl[person, rr])
             out["pve"] = (M.pve(_h(w2c, pr_v), gt_vc, pr_jc, gt_jc), n)
         else:
@@ -283,8 +320,13 @@ def as_json(dataset: str, rows: list[tuple[str, dict]], total: dict, proto: Prot
             d[k] = float(v) if math.isfinite(v) else None
         return d
 
-    return {"dataset": dataset, "units": UNITS, "fps": proto.fps,
-            "sequences": [{"sequence": name, **flat(m)} for name, m in rows], "overall": flat(total)}
+    return {
+        "dataset": dataset,
+        "units": UNITS,
+        "fps": proto.fps,
+        "sequences": [{"sequence": name, **flat(m)} for name, m in rows],
+        "overall": flat(total),
+    }
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -309,9 +351,12 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
     ap = argparse.ArgumentParser(prog=prog, description=doc)
     ap.add_argument("data_root", type=Path, help=f"the {dataset} release (its own layout)")
     ap.add_argument("results_root", type=Path, help="RESULTS_ROOT/<sequence>/results.npz per sequence")
-    ap.add_argument("--smpl-dir", default=os.environ.get("JOSH_SMPL_DIR"),
-                    help="folder with SMPL_{NEUTRAL,MALE,FEMALE}.pkl (default $JOSH_SMPL_DIR); "
-                         "'open' = the embedded open body (tests only, not SMPL)")
+    ap.add_argument(
+        "--smpl-dir",
+        default=os.environ.get("JOSH_SMPL_DIR"),
+        help="folder with SMPL_{NEUTRAL,MALE,FEMALE}.pkl (default $JOSH_SMPL_DIR); "
+        "'open' = the embedded open body (tests only, not SMPL)",
+    )
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     ap.add_argument("--skip-missing", action="store_true", help="skip sequences without results instead of stopping")
     ap.add_argument("--sequences", nargs="*", default=None, help="only these sequence names")
@@ -324,8 +369,10 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
         if not args.results_root.is_dir():
             raise DatasetError(f"RESULTS_ROOT {args.results_root} does not exist or is not a folder")
         if not args.smpl_dir:
-            raise BodyModelError("pass --smpl-dir DIR (the folder with SMPL_{NEUTRAL,MALE,FEMALE}.pkl from "
-                                 "https://smpl.is.tue.mpg.de) or set JOSH_SMPL_DIR")
+            raise BodyModelError(
+                "pass --smpl-dir DIR (the folder with SMPL_{NEUTRAL,MALE,FEMALE}.pkl from "
+                "https://smpl.is.tue.mpg.de) or set JOSH_SMPL_DIR"
+            )
         if args.smpl_dir.lower() != "open" and not Path(args.smpl_dir).is_dir():
             raise BodyModelError(f"--smpl-dir {args.smpl_dir} is not a folder")
         models = BodyModels(args.smpl_dir)
@@ -334,19 +381,25 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
         if args.sequences:
             truths = [t for t in truths if t.name in set(args.sequences)]
         if not truths:
-            raise DatasetError(f"no {dataset} sequences found under {args.data_root} "
-                               f"(expected its released layout: see docs/evaluation.md)")
+            raise DatasetError(
+                f"no {dataset} sequences found under {args.data_root} "
+                f"(expected its released layout: see docs/evaluation.md)"
+            )
         for i, truth in enumerate(truths):
             path = results_path(args.results_root, truth.name)
             if not path.is_file():
                 if args.skip_missing:
                     print(f"[{i + 1}/{len(truths)}] {truth.name}: no results, skipped", file=sys.stderr)
                     continue
-                raise DatasetError(f"sequence {truth.name} has no results: expected {path} "
-                                   "(run the demo on its images with --out there, or pass --skip-missing)")
+                raise DatasetError(
+                    f"sequence {truth.name} has no results: expected {path} "
+                    "(run the demo on its images with --out there, or pass --skip-missing)"
+                )
             m = evaluate_sequence(truth, Results.load(path), models, proto)
-            print(f"[{i + 1}/{len(truths)}] {truth.name}: {m['frames']} frames, "
-                  f"W-MPJPE100 {m['w_mpjpe100'][0]:.1f} mm", file=sys.stderr)
+            print(
+                f"[{i + 1}/{len(truths)}] {truth.name}: {m['frames']} frames, W-MPJPE100 {m['w_mpjpe100'][0]:.1f} mm",
+                file=sys.stderr,
+            )
             rows.append((truth.name, m))
         if not rows:
             raise DatasetError(f"no sequence under {args.data_root} has results under {args.results_root}")

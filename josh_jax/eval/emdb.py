@@ -8,6 +8,7 @@ data/EMDB2), each a dict with ``n_frames``, ``gender``, ``good_frames_mask`` (N,
 ``emdb2: False`` are left out unless ``--all`` (the reference evaluates the EMDB2
 subset). Frame n = image n of the sequence's images/ folder; 30 fps.
 """
+
 from __future__ import annotations
 
 import sys
@@ -44,12 +45,19 @@ def read_sequence(pkl: Path) -> SequenceTruth:
     mask = np.asarray(_get(a, "good_frames_mask", pkl), bool).reshape(-1)
     trans = np.asarray(_get(a, "smpl.trans", pkl), np.float64).reshape(n, 3)
     if ext.shape != (n, 4, 4) or mask.shape != (n,):
-        raise DatasetError(f"{pkl}: camera.extrinsics {ext.shape} / good_frames_mask {mask.shape} do not match "
-                           f"{n} frames")
-    return SequenceTruth(name=pkl.parent.name, gender=str(_get(a, "gender", pkl)), frames=np.arange(n),
-                         poses=np.concatenate([root, body], 1),
-                         betas=np.asarray(_get(a, "smpl.betas", pkl), np.float64).reshape(1, -1),
-                         trans=trans, world_to_cam=ext, eval_mask=mask)
+        raise DatasetError(
+            f"{pkl}: camera.extrinsics {ext.shape} / good_frames_mask {mask.shape} do not match {n} frames"
+        )
+    return SequenceTruth(
+        name=pkl.parent.name,
+        gender=str(_get(a, "gender", pkl)),
+        frames=np.arange(n),
+        poses=np.concatenate([root, body], 1),
+        betas=np.asarray(_get(a, "smpl.betas", pkl), np.float64).reshape(1, -1),
+        trans=trans,
+        world_to_cam=ext,
+        eval_mask=mask,
+    )
 
 
 def reader(data_root: Path, args):
@@ -63,7 +71,8 @@ def reader(data_root: Path, args):
 
 
 reader.add_arguments = lambda ap: ap.add_argument(  # type: ignore[attr-defined]
-    "--all", action="store_true", help="every sequence, not only the EMDB2 subset")
+    "--all", action="store_true", help="every sequence, not only the EMDB2 subset"
+)
 
 
 def main(argv=None) -> int:

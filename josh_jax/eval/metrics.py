@@ -21,6 +21,7 @@ SMPL's 24 (metres).
   (m/s^2), on the frames the reference keeps (its ``compute_error_accel``
   output without the first and last value).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,7 +55,7 @@ def w_mpjpe(pred: np.ndarray, gt: np.ndarray, chunk: int = 100) -> float:
     """(F, J, 3) each -> mm, similarity fitted on each chunk's first two frames."""
     errs = []
     for a, b in _chunks(len(pred), chunk):
-        s, R, t = umeyama(pred[a:a + 2].reshape(-1, 3), gt[a:a + 2].reshape(-1, 3))
+        s, R, t = umeyama(pred[a : a + 2].reshape(-1, 3), gt[a : a + 2].reshape(-1, 3))
         errs.append(np.linalg.norm(_apply(s, R, t, pred[a:b]) - gt[a:b], axis=-1).reshape(-1))
     return float(np.concatenate(errs).mean() * 1000)
 
@@ -155,8 +156,15 @@ def evaluate(results, gt, fps: float = 30.0) -> dict:
             continue
         pj, gj = results.joints_world[rp, ri][vis], gt.joints_world[p, gi][vis]
         pf, gf = results.foot_vertices_world[rp, ri][vis], gt.foot_vertices_world[p, gi][vis]
-        m = {"person": int(pid), "frames": int(vis.sum()), "w_mpjpe100": w_mpjpe(pj, gj), "wa_mpjpe100": wa_mpjpe(pj, gj),
-             "rte": rte(pj[:, 0], gj[:, 0]), "jitter": jitter(pj, fps), "foot_sliding": foot_sliding(pf, gf)}
+        m = {
+            "person": int(pid),
+            "frames": int(vis.sum()),
+            "w_mpjpe100": w_mpjpe(pj, gj),
+            "wa_mpjpe100": wa_mpjpe(pj, gj),
+            "rte": rte(pj[:, 0], gj[:, 0]),
+            "jitter": jitter(pj, fps),
+            "foot_sliding": foot_sliding(pf, gf),
+        }
         per.append(m)
     out["people"] = per
     for k in ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding"):

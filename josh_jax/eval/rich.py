@@ -10,6 +10,7 @@ WA-MPJPE100, RTE, accel, jitter and foot sliding (PA-MPJPE, MPJPE, PVE and ATE
 print as "-"). Accel is taken after one similarity carrying the prediction's
 world onto RICH's (the reference differences the two worlds unaligned).
 """
+
 from __future__ import annotations
 
 import sys
@@ -36,22 +37,33 @@ def read_sequence(folder: Path) -> SequenceTruth:
             raise DatasetError(f"{gt_dir} has no *_smpl.pkl")
         d = load_pickle(files[0])
         try:
-            go, bp, b, t = (np.asarray(d[k], np.float64).reshape(-1) for k in ("global_orient", "body_pose", "betas",
-                                                                                "transl"))
+            go, bp, b, t = (
+                np.asarray(d[k], np.float64).reshape(-1) for k in ("global_orient", "body_pose", "betas", "transl")
+            )
         except (KeyError, TypeError):
-            raise DatasetError(f"{files[0]} is not a RICH SMPL fit: needs global_orient, body_pose, betas, transl") from None
+            raise DatasetError(
+                f"{files[0]} is not a RICH SMPL fit: needs global_orient, body_pose, betas, transl"
+            ) from None
         if go.size != 3 or bp.size != 69 or t.size != 3:
-            raise DatasetError(f"{files[0]}: global_orient/body_pose/transl have {go.size}/{bp.size}/{t.size} values, "
-                               "expected 3/69/3")
+            raise DatasetError(
+                f"{files[0]}: global_orient/body_pose/transl have {go.size}/{bp.size}/{t.size} values, expected 3/69/3"
+            )
         frames.append(idx)
         poses.append(np.concatenate([go, bp]))
         betas.append(b)
         trans.append(t)
     if not frames:
         raise DatasetError(f"{folder} has no ground-truth frame folders next to images/")
-    return SequenceTruth(name=folder.name, gender="neutral", frames=np.array(frames), poses=np.stack(poses),
-                         betas=np.stack(betas), trans=np.stack(trans), world_to_cam=None,
-                         eval_mask=np.ones(len(frames), bool))
+    return SequenceTruth(
+        name=folder.name,
+        gender="neutral",
+        frames=np.array(frames),
+        poses=np.stack(poses),
+        betas=np.stack(betas),
+        trans=np.stack(trans),
+        world_to_cam=None,
+        eval_mask=np.ones(len(frames), bool),
+    )
 
 
 def reader(data_root: Path, args):

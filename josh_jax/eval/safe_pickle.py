@@ -6,6 +6,7 @@ scalars, ``collections.OrderedDict``, and numpy arrays / dtypes / scalars
 chumpy object, an attacker's ``os.system``) stops the load with
 :class:`DatasetError` instead of being imported.
 """
+
 from __future__ import annotations
 
 import io
@@ -18,8 +19,23 @@ class DatasetError(ValueError):
 
 
 _ALLOWED = {
-    ("builtins", n) for n in ("dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool",
-                              "str", "bytes", "bytearray", "slice", "range")
+    ("builtins", n)
+    for n in (
+        "dict",
+        "list",
+        "tuple",
+        "set",
+        "frozenset",
+        "int",
+        "float",
+        "complex",
+        "bool",
+        "str",
+        "bytes",
+        "bytearray",
+        "slice",
+        "range",
+    )
 } | {("collections", "OrderedDict"), ("_codecs", "encode")}
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED |= {(_mod, "_reconstruct"), (_mod, "scalar")}
@@ -49,7 +65,9 @@ def load_pickle(path: str | Path):
     try:
         return _AllowListUnpickler(io.BytesIO(data), encoding="latin1").load()
     except pickle.UnpicklingError as exc:
-        raise DatasetError(f"{path}: {exc} (only numpy arrays and builtin containers are read; "
-                           "convert the file with numpy if it holds other objects)") from None
+        raise DatasetError(
+            f"{path}: {exc} (only numpy arrays and builtin containers are read; "
+            "convert the file with numpy if it holds other objects)"
+        ) from None
     except (EOFError, ValueError, TypeError, AttributeError, ImportError) as exc:
         raise DatasetError(f"{path} is not a readable pickle ({type(exc).__name__}: {exc})") from None

@@ -9,6 +9,7 @@ hold is evaluated; RTE carries the ground truth's camera-frame translation to th
 world with the predicted cameras (it scores the cameras); ATE is an RMSE and is
 not computed for seq009.
 """
+
 from __future__ import annotations
 
 import sys
@@ -33,13 +34,23 @@ def read_sequence(pkl: Path) -> SequenceTruth:
         gender = str(sp["gender"])
         cams = np.asarray(rgb["cam_pose"], np.float64)[:n]
     except (KeyError, TypeError, ValueError) as exc:
-        raise DatasetError(f"{pkl} is not a SLOPER4D labels file with RGB_frames.cam_pose and second_person "
-                           f"SMPL fits ({type(exc).__name__}: {exc})") from None
+        raise DatasetError(
+            f"{pkl} is not a SLOPER4D labels file with RGB_frames.cam_pose and second_person "
+            f"SMPL fits ({type(exc).__name__}: {exc})"
+        ) from None
     n = min(len(pose), len(trans), len(cams))
     if cams.shape[1:] != (4, 4):
         raise DatasetError(f"{pkl}: RGB_frames.cam_pose has shape {cams.shape}, expected (N, 4, 4)")
-    return SequenceTruth(name=pkl.parent.name, gender=gender, frames=np.arange(n), poses=pose[:n], betas=betas,
-                         trans=trans[:n], world_to_cam=cams[:n], eval_mask=np.ones(n, bool))
+    return SequenceTruth(
+        name=pkl.parent.name,
+        gender=gender,
+        frames=np.arange(n),
+        poses=pose[:n],
+        betas=betas,
+        trans=trans[:n],
+        world_to_cam=cams[:n],
+        eval_mask=np.ones(n, bool),
+    )
 
 
 def reader(data_root: Path, args):
@@ -48,8 +59,9 @@ def reader(data_root: Path, args):
 
 
 def main(argv=None) -> int:
-    return run_cli("SLOPER4D", reader, PROTOCOL, argv, prog="python -m josh_jax.eval.sloper4d",
-                   doc=__doc__.split("\n\n")[0])
+    return run_cli(
+        "SLOPER4D", reader, PROTOCOL, argv, prog="python -m josh_jax.eval.sloper4d", doc=__doc__.split("\n\n")[0]
+    )
 
 
 if __name__ == "__main__":

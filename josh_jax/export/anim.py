@@ -19,6 +19,7 @@ float32); the mesh is linear-blend skinned with at most 4 joints per vertex (the
 strongest, renormalised: what glTF viewers support), and SMPL's pose correctives
 are not represented (the embedded open body has none).
 """
+
 from __future__ import annotations
 
 import os
@@ -76,8 +77,12 @@ class _Blob:
     def accessor(self, arr: np.ndarray, type_: str, target=None, normalized=False, minmax=False) -> int:
         import pygltflib as g
 
-        comp = {np.dtype(np.float32): g.FLOAT, np.dtype(np.uint16): g.UNSIGNED_SHORT,
-                np.dtype(np.uint32): g.UNSIGNED_INT, np.dtype(np.uint8): g.UNSIGNED_BYTE}[arr.dtype]
+        comp = {
+            np.dtype(np.float32): g.FLOAT,
+            np.dtype(np.uint16): g.UNSIGNED_SHORT,
+            np.dtype(np.uint32): g.UNSIGNED_INT,
+            np.dtype(np.uint8): g.UNSIGNED_BYTE,
+        }[arr.dtype]
         arr = np.ascontiguousarray(arr)
         while len(self.data) % 4:
             self.data.append(0)
@@ -86,8 +91,13 @@ class _Blob:
         self.gl.bufferViews.append(g.BufferView(buffer=0, byteOffset=off, byteLength=arr.nbytes, target=target))
         n = arr.shape[0]
         flat = arr.reshape(n, -1)
-        acc = g.Accessor(bufferView=len(self.gl.bufferViews) - 1, componentType=comp, count=n, type=type_,
-                         normalized=normalized or None)
+        acc = g.Accessor(
+            bufferView=len(self.gl.bufferViews) - 1,
+            componentType=comp,
+            count=n,
+            type=type_,
+            normalized=normalized or None,
+        )
         if minmax:
             acc.min = [float(x) if arr.dtype == np.float32 else int(x) for x in flat.min(0)]
             acc.max = [float(x) if arr.dtype == np.float32 else int(x) for x in flat.max(0)]
@@ -103,8 +113,13 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
 
     # glTF has no frame rate; asset.extras records the video's (keyframe i = results row i = video frame
     # first_video_frame + i, when every frame is a row)
-    gl = g.GLTF2(asset=g.Asset(generator="josh_jax.export.anim", version="2.0",
-                               extras={"fps": float(m.fps), "first_video_frame": int(m.frame_index[0])}))
+    gl = g.GLTF2(
+        asset=g.Asset(
+            generator="josh_jax.export.anim",
+            version="2.0",
+            extras={"fps": float(m.fps), "first_video_frame": int(m.frame_index[0])},
+        )
+    )
     gl.scenes.append(g.Scene(nodes=[]))
     gl.scene = 0
     blob = _Blob(gl)
@@ -116,8 +131,9 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
     def channel(node: int, path: str, values: np.ndarray, type_: str, interp="LINEAR", inp=t_acc):
         out = blob.accessor(values.astype(np.float32), type_)
         anim.samplers.append(g.AnimationSampler(input=inp, output=out, interpolation=interp))
-        anim.channels.append(g.AnimationChannel(sampler=len(anim.samplers) - 1,
-                                                target=g.AnimationChannelTarget(node=node, path=path)))
+        anim.channels.append(
+            g.AnimationChannel(sampler=len(anim.samplers) - 1, target=g.AnimationChannelTarget(node=node, path=path))
+        )
 
     faces = np.asarray(model.faces, np.uint32).reshape(-1)
     v_t, S = np.asarray(model.v_template, np.float64), np.asarray(model.shapedirs, np.float64)
@@ -139,8 +155,9 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
         base = len(gl.nodes)
         for j, (name, parent) in enumerate(zip(SMPL_JOINT_NAMES, SMPL_PARENTS)):
             off = J[j] - (J[parent] if parent >= 0 else 0)
-            gl.nodes.append(g.Node(name=f"p{int(pid)}_{name}", translation=[float(x) for x in off],
-                                   rotation=[0.0, 0.0, 0.0, 1.0]))
+            gl.nodes.append(
+                g.Node(name=f"p{int(pid)}_{name}", translation=[float(x) for x in off], rotation=[0.0, 0.0, 0.0, 1.0])
+            )
         for j, parent in enumerate(SMPL_PARENTS):
             if parent >= 0:
                 gl.nodes[base + parent].children.append(base + j)
@@ -148,15 +165,25 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
         ibm = np.tile(np.eye(4), (24, 1, 1))
         ibm[:, :3, 3] = -J  # rest pose: joint frames are pure translations to J (body frame)
         ibm_acc = blob.accessor(np.transpose(ibm, (0, 2, 1)).reshape(24, 16).astype(np.float32), "MAT4")
-        gl.skins.append(g.Skin(name=f"person_{int(pid)}", joints=list(range(base, base + 24)), skeleton=base,
-                               inverseBindMatrices=ibm_acc))
+        gl.skins.append(
+            g.Skin(
+                name=f"person_{int(pid)}",
+                joints=list(range(base, base + 24)),
+                skeleton=base,
+                inverseBindMatrices=ibm_acc,
+            )
+        )
         col = PALETTE[p % len(PALETTE)]
-        pbr = g.PbrMetallicRoughness(baseColorFactor=[float(col[0]), float(col[1]), float(col[2]), 1.0],
-                                     metallicFactor=0.0, roughnessFactor=0.8)
+        pbr = g.PbrMetallicRoughness(
+            baseColorFactor=[float(col[0]), float(col[1]), float(col[2]), 1.0], metallicFactor=0.0, roughnessFactor=0.8
+        )
         gl.materials.append(g.Material(name=f"person_{int(pid)}", doubleSided=True, pbrMetallicRoughness=pbr))
         pos_acc = blob.accessor(verts, "VEC3", target=g.ARRAY_BUFFER, minmax=True)
-        prim = g.Primitive(attributes=g.Attributes(POSITION=pos_acc, JOINTS_0=j_acc, WEIGHTS_0=w_acc), indices=i_acc,
-                           material=len(gl.materials) - 1)
+        prim = g.Primitive(
+            attributes=g.Attributes(POSITION=pos_acc, JOINTS_0=j_acc, WEIGHTS_0=w_acc),
+            indices=i_acc,
+            material=len(gl.materials) - 1,
+        )
         gl.meshes.append(g.Mesh(name=f"person_{int(pid)}", primitives=[prim]))
         gl.nodes.append(g.Node(name=f"person_{int(pid)}_mesh", mesh=len(gl.meshes) - 1, skin=len(gl.skins) - 1))
         roots.append(len(gl.nodes) - 1)
@@ -172,13 +199,21 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
     # camera
     Wimg, Himg = (int(x) for x in m.image_size)
     fy = float(m.intrinsics[1, 1])
-    gl.cameras.append(g.Camera(name="camera", type="perspective", perspective=g.Perspective(
-        yfov=float(2 * np.arctan(Himg / (2 * fy))), aspectRatio=Wimg / Himg, znear=0.01, zfar=1000.0)))
+    gl.cameras.append(
+        g.Camera(
+            name="camera",
+            type="perspective",
+            perspective=g.Perspective(
+                yfov=float(2 * np.arctan(Himg / (2 * fy))), aspectRatio=Wimg / Himg, znear=0.01, zfar=1000.0
+            ),
+        )
+    )
     Rc = Y_UP @ m.cam_to_world[:, :3, :3] @ CV_TO_GL_CAM
     tc = m.cam_to_world[:, :3, 3] @ Y_UP.T
     qc = quat_xyzw(Rc)
-    gl.nodes.append(g.Node(name="camera", camera=0, translation=[float(x) for x in tc[0]],
-                           rotation=[float(x) for x in qc[0]]))
+    gl.nodes.append(
+        g.Node(name="camera", camera=0, translation=[float(x) for x in tc[0]], rotation=[float(x) for x in qc[0]])
+    )
     cam_node = len(gl.nodes) - 1
     roots.append(cam_node)
     channel(cam_node, "translation", tc, "VEC3")
@@ -191,13 +226,28 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
         pts, cols = pts[keep], cols[keep]
     if len(pts):
         rgba = np.concatenate([cols, np.full((len(cols), 1), 255, np.uint8)], 1)
-        pa = blob.accessor((pts.astype(np.float64) @ Y_UP.T).astype(np.float32), "VEC3", target=g.ARRAY_BUFFER,
-                           minmax=True)
+        pa = blob.accessor(
+            (pts.astype(np.float64) @ Y_UP.T).astype(np.float32), "VEC3", target=g.ARRAY_BUFFER, minmax=True
+        )
         ca = blob.accessor(rgba, "VEC4", target=g.ARRAY_BUFFER, normalized=True)
-        gl.materials.append(g.Material(name="points", pbrMetallicRoughness=g.PbrMetallicRoughness(
-            baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0)))
-        gl.meshes.append(g.Mesh(name="scene_points", primitives=[g.Primitive(
-            attributes=g.Attributes(POSITION=pa, COLOR_0=ca), mode=g.POINTS, material=len(gl.materials) - 1)]))
+        gl.materials.append(
+            g.Material(
+                name="points",
+                pbrMetallicRoughness=g.PbrMetallicRoughness(
+                    baseColorFactor=[1.0, 1.0, 1.0, 1.0], metallicFactor=0.0, roughnessFactor=1.0
+                ),
+            )
+        )
+        gl.meshes.append(
+            g.Mesh(
+                name="scene_points",
+                primitives=[
+                    g.Primitive(
+                        attributes=g.Attributes(POSITION=pa, COLOR_0=ca), mode=g.POINTS, material=len(gl.materials) - 1
+                    )
+                ],
+            )
+        )
         gl.nodes.append(g.Node(name="scene_points", mesh=len(gl.meshes) - 1))
         roots.append(len(gl.nodes) - 1)
 
@@ -230,8 +280,9 @@ FORMATS = ("glb", "gltf-anim", "bvh")
 OUTPUT_NAMES = {"glb": "scene.glb", "gltf-anim": "animation.glb", "bvh": "bvh/"}
 
 
-def write_motion_exports(res, model, folder: str | Path, fps: float | None = None,
-                         formats=("gltf-anim", "bvh")) -> list[str]:
+def write_motion_exports(
+    res, model, folder: str | Path, fps: float | None = None, formats=("gltf-anim", "bvh")
+) -> list[str]:
     """The animated exports of a result into ``folder``: ``animation.glb`` and ``bvh/person_<ID>.bvh``.
 
     ``res``: a results dict (or anything :func:`josh_jax.export.motion.motion_of` reads).

@@ -13,6 +13,7 @@ as in the glTF exports). ``Frame Time`` is 1 / the video's fps and frame i is
 row i of results.npz (video frame ``frame_index[i]``); on frames where the
 person is not placed the nearest placed pose is held.
 """
+
 from __future__ import annotations
 
 import os
@@ -57,15 +58,22 @@ def bvh_text(m: Motion, model, p: int) -> str:
         lines.append(f"{ind}{{")
         lines.append(f"{ind}  OFFSET {off[0]:.6f} {off[1]:.6f} {off[2]:.6f}")
         rot = "Zrotation Xrotation Yrotation"
-        lines.append(f"{ind}  CHANNELS 6 Xposition Yposition Zposition {rot}" if par < 0
-                     else f"{ind}  CHANNELS 3 {rot}")
+        lines.append(
+            f"{ind}  CHANNELS 6 Xposition Yposition Zposition {rot}" if par < 0 else f"{ind}  CHANNELS 3 {rot}"
+        )
         order.append(j)
         for c in ch[j]:
             emit(c, depth + 1)
         if not ch[j]:
             end = 0.5 * (J[j] - J[par])
-            lines.extend([f"{ind}  End Site", f"{ind}  {{", f"{ind}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}",
-                      f"{ind}  }}"])
+            lines.extend(
+                [
+                    f"{ind}  End Site",
+                    f"{ind}  {{",
+                    f"{ind}    OFFSET {end[0]:.6f} {end[1]:.6f} {end[2]:.6f}",
+                    f"{ind}  }}",
+                ]
+            )
         lines.append(f"{ind}}}")
 
     emit(0, 0)

@@ -8,6 +8,7 @@ to check ``animation.glb`` independently, and the README frames are rendered fro
 it. Cubic-spline samplers and morph targets are not supported (josh_jax writes
 neither).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -50,8 +51,13 @@ class GltfReader:
         """Per node (translation (3,), rotation xyzw (4,), scale (3,)) at time t (None: the static TRS)."""
         trs = []
         for n in self.gl.nodes:
-            trs.append([np.array(n.translation or [0, 0, 0], float), np.array(n.rotation or [0, 0, 0, 1], float),
-                        np.array(n.scale or [1, 1, 1], float)])
+            trs.append(
+                [
+                    np.array(n.translation or [0, 0, 0], float),
+                    np.array(n.rotation or [0, 0, 0, 1], float),
+                    np.array(n.scale or [1, 1, 1], float),
+                ]
+            )
         if t is None or not self.gl.animations:
             return trs
         an = self.gl.animations[animation]
@@ -106,9 +112,13 @@ class GltfReader:
 
 def _quat_matrix(q) -> np.ndarray:
     x, y, z, w = np.asarray(q, float) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+    return np.array(
+        [
+            [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+            [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+            [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
+        ]
+    )
 
 
 def _matrix(t, q, s) -> np.ndarray:

@@ -8,6 +8,7 @@ results container (today the ``results.npz`` dict of
 :class:`Motion` holds numpy arrays, world frame = first keyframe camera
 (OpenCV axes: x right, y down, z forward), metres; F frames, P people.
 """
+
 from __future__ import annotations
 
 import json
@@ -100,5 +101,6 @@ def body_model_for(m: Motion, override=None):
         return jbody.load(override)
     if m.body_model == "josh-open-body":
         return jbody.load("open")
-    raise jbody.BodyModelError(f"these results were made with body model {m.body_model!r}; "
-                               "pass its file with --body-model PATH")
+    raise jbody.BodyModelError(
+        f"these results were made with body model {m.body_model!r}; pass its file with --body-model PATH"
+    )

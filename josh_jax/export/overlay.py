@@ -5,6 +5,7 @@ frame's camera (``cam_to_world``, ``intrinsics``), so the overlay shows what
 the joint optimization believes, not the front ends' raw fits. Drawn with the
 CPU rasterizer in :mod:`josh_jax.export.render` (no OpenGL needed).
 """
+
 from __future__ import annotations
 
 import sys
@@ -15,15 +16,15 @@ import cv2
 import jax.numpy as jnp
 import numpy as np
 
-from josh_jax.body import BodyModel, forward_jit as _forward
-from josh_jax.video import VideoInfo, iter_frames
+from josh_jax.body import BodyModel
+from josh_jax.body import forward_jit as _forward
 from josh_jax.export.render import draw_mesh
+from josh_jax.video import VideoInfo, iter_frames
 
 if TYPE_CHECKING:
     from josh_jax.results import Results
 
 PALETTE = np.array([(230, 120, 60), (70, 150, 230), (90, 200, 110), (220, 80, 180), (240, 200, 60)], float)
-
 
 
 def person_vertices(model: BodyModel, res: Results, p: int) -> np.ndarray:
@@ -33,8 +34,16 @@ def person_vertices(model: BodyModel, res: Results, p: int) -> np.ndarray:
     return np.asarray(out.vertices)
 
 
-def write_overlay(res: Results, model: BodyModel, info: VideoInfo, path: str | Path, long_side: int = 960,
-                  alpha: float = 0.75, progress: bool = True, sample_png: dict | None = None) -> Path:
+def write_overlay(
+    res: Results,
+    model: BodyModel,
+    info: VideoInfo,
+    path: str | Path,
+    long_side: int = 960,
+    alpha: float = 0.75,
+    progress: bool = True,
+    sample_png: dict | None = None,
+) -> Path:
     """Write ``path`` (mp4) for the frames of ``res``; ``sample_png`` {frame: png path} saves stills."""
     from tqdm.auto import tqdm
 
@@ -52,7 +61,9 @@ def write_overlay(res: Results, model: BodyModel, info: VideoInfo, path: str | P
     pos = {int(f): i for i, f in enumerate(frames)}
     try:
         it = iter_frames(info, long_side, indices=frames)
-        for fi, img in tqdm(it, total=len(frames), desc="overlay.mp4", disable=not progress, file=sys.stderr, leave=False):
+        for fi, img in tqdm(
+            it, total=len(frames), desc="overlay.mp4", disable=not progress, file=sys.stderr, leave=False
+        ):
             i = pos.get(int(fi))
             if i is None:
                 continue

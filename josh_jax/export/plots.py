@@ -8,6 +8,7 @@
 - loss_curve.png: both stages on one iteration axis per window, the stage
   boundary marked, and a caption saying why each stage starts with a rise.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -82,7 +83,7 @@ def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
     if len(pts):
         (x0, x1), (z0, z1) = ax.get_xlim(), ax.get_ylim()
         inside = (pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 2] > z0) & (pts[:, 2] < z1)
-        sel = np.where(inside)[0][::max(1, int(inside.sum()) // 20000)]
+        sel = np.where(inside)[0][:: max(1, int(inside.sum()) // 20000)]
         ax.scatter(pts[sel, 0], pts[sel, 2], s=0.3, c=res["point_colors"][sel] / 255.0, alpha=0.35, zorder=0)
     ax.set_aspect("equal", "box")
     ax.set_xlabel("x (m)")
@@ -101,10 +102,12 @@ def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
     return fig
 
 
-LOSS_CAPTION = ("Each stage starts with a fresh Adam state at its largest learning rate; the first steps move the "
-                "bodies away from the prior's minimum (the human front end's pose), so the prior term and the total "
-                "rise ~10x before they fall. This is the reference's schedule, not divergence. Stage 2 optimizes a "
-                "different (2D reprojection) loss, so its level is not comparable with stage 1's.")
+LOSS_CAPTION = (
+    "Each stage starts with a fresh Adam state at its largest learning rate; the first steps move the "
+    "bodies away from the prior's minimum (the human front end's pose), so the prior term and the total "
+    "rise ~10x before they fall. This is the reference's schedule, not divergence. Stage 2 optimizes a "
+    "different (2D reprojection) loss, so its level is not comparable with stage 1's."
+)
 
 
 def plot_losses(histories: list[dict], path: str | Path) -> Path:

@@ -7,6 +7,7 @@ culled. Good for bodies over images; not a general renderer.
 
 Camera convention: pinhole, x right, y down, z forward (docs/conventions.md).
 """
+
 from __future__ import annotations
 
 import cv2
@@ -15,9 +16,17 @@ import numpy as np
 from josh_jax.geometry.pinhole import project  # noqa: F401  (the renderers' projection; re-exported for scripts)
 
 
-def draw_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, focal: float, principal,
-              color=(200, 120, 60), alpha: float = 1.0, vertex_colors: np.ndarray | None = None,
-              near: float = 0.05) -> np.ndarray:
+def draw_mesh(
+    image: np.ndarray,
+    verts: np.ndarray,
+    faces: np.ndarray,
+    focal: float,
+    principal,
+    color=(200, 120, 60),
+    alpha: float = 1.0,
+    vertex_colors: np.ndarray | None = None,
+    near: float = 0.05,
+) -> np.ndarray:
     """Draw a mesh into an RGB uint8 image (returns a new image).
 
     verts (V, 3) camera frame, metres; faces (F, 3) int; ``color`` RGB, or
@@ -34,7 +43,9 @@ def draw_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, focal: fl
     ok &= facing
     px = project(verts, focal, principal)
     ptri = px[faces]
-    inside = (ptri[..., 0].max(1) >= 0) & (ptri[..., 0].min(1) < w) & (ptri[..., 1].max(1) >= 0) & (ptri[..., 1].min(1) < h)
+    inside = (
+        (ptri[..., 0].max(1) >= 0) & (ptri[..., 0].min(1) < w) & (ptri[..., 1].max(1) >= 0) & (ptri[..., 1].min(1) < h)
+    )
     ok &= inside
     idx = np.where(ok)[0]
     if len(idx) == 0:
@@ -42,8 +53,11 @@ def draw_mesh(image: np.ndarray, verts: np.ndarray, faces: np.ndarray, focal: fl
     nn = n[idx] / np.maximum(np.linalg.norm(n[idx], axis=1, keepdims=True), 1e-12)
     view = -centre[idx] / np.maximum(np.linalg.norm(centre[idx], axis=1, keepdims=True), 1e-12)
     shade = 0.35 + 0.65 * np.clip((nn * view).sum(1), 0, 1)
-    base = (vertex_colors[faces[idx]].mean(1) if vertex_colors is not None
-            else np.broadcast_to(np.asarray(color, float), (len(idx), 3)))
+    base = (
+        vertex_colors[faces[idx]].mean(1)
+        if vertex_colors is not None
+        else np.broadcast_to(np.asarray(color, float), (len(idx), 3))
+    )
     cols = np.clip(base * shade[:, None], 0, 255).astype(np.uint8)
     order = np.argsort(-centre[idx, 2])  # far first
     canvas = image.copy()

@@ -5,6 +5,7 @@ Logged on a ``frame`` timeline: the camera (pose, pinhole, the video frame),
 every person's mesh, and the scene points (static). World = first keyframe
 camera, OpenCV axes (x right, y down, z forward).
 """
+
 from __future__ import annotations
 
 import sys
@@ -14,15 +15,22 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from josh_jax.body import BodyModel
-from josh_jax.video import VideoInfo, iter_frames
 from josh_jax.export.overlay import PALETTE, person_vertices
+from josh_jax.video import VideoInfo, iter_frames
 
 if TYPE_CHECKING:
     from josh_jax.results import Results
 
 
-def write_rrd(res: Results, model: BodyModel, info: VideoInfo, path: str | Path, image_side: int = 480,
-              mesh_every: int = 1, progress: bool = True) -> Path:
+def write_rrd(
+    res: Results,
+    model: BodyModel,
+    info: VideoInfo,
+    path: str | Path,
+    image_side: int = 480,
+    mesh_every: int = 1,
+    progress: bool = True,
+) -> Path:
     import rerun as rr
     from tqdm.auto import tqdm
 
@@ -40,8 +48,9 @@ def write_rrd(res: Results, model: BodyModel, info: VideoInfo, path: str | Path,
     verts = [person_vertices(model, res, p) for p in range(len(res.person_ids))]
     for p, pid in enumerate(res.person_ids):  # topology and colour once, vertices per frame
         col = PALETTE[int(pid) % len(PALETTE)].astype(np.uint8)
-        rec.log(f"world/person_{int(pid)}", rr.Mesh3D.from_fields(triangle_indices=faces, albedo_factor=col),
-                static=True)
+        rec.log(
+            f"world/person_{int(pid)}", rr.Mesh3D.from_fields(triangle_indices=faces, albedo_factor=col), static=True
+        )
     pos = {int(f): i for i, f in enumerate(res.frame_index)}
     it = iter_frames(info, image_side, indices=res.frame_index)
     for fi, img in tqdm(it, total=len(pos), desc="recording.rrd", disable=not progress, file=sys.stderr, leave=False):

@@ -13,6 +13,7 @@ y-up frame for viewers: josh_jax's world (OpenCV axes, y down) is turned by
 the results (or into ``--out-dir``); the video's fps is read from summary.json
 (or ``--fps``). The inputs (results.npz, summary.json) are never overwritten.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -66,8 +67,12 @@ def build_scene(results, model, every: int = 15, max_points: int = 200_000):
         frames = np.where(results.visible[p])[0][::every]
         for f in frames:
             rot = np.concatenate([results.global_orient[p, f][None], results.body_pose[p, f]], 0)
-            v = np.asarray(forward(model, results.betas[p], rot.astype(np.float32),
-                                   np.asarray(results.transl[p, f], np.float32)).vertices, np.float64)
+            v = np.asarray(
+                forward(
+                    model, results.betas[p], rot.astype(np.float32), np.asarray(results.transl[p, f], np.float32)
+                ).vertices,
+                np.float64,
+            )
             mesh = trimesh.Trimesh(v @ Y_UP.T, faces, process=False)
             mesh.visual.face_colors = np.append(palette[p % len(palette)], 255)
             scene.add_geometry(mesh, geom_name=f"person_{int(pid)}_frame_{int(results.frame_index[f])}")
@@ -99,8 +104,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="scene.glb path (default: scene.glb in the output folder)")
     ap.add_argument("--out-dir", type=Path, default=None, help="folder of the outputs (default: beside the results)")
     ap.add_argument("--fps", type=float, default=None, help="video fps (default: summary.json's, else 30)")
-    ap.add_argument("--body-model", default=None,
-                    help="default: the one named in the results ('open' for josh-open-body)")
+    ap.add_argument(
+        "--body-model", default=None, help="default: the one named in the results ('open' for josh-open-body)"
+    )
     ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames (scene.glb)")
     args = ap.parse_args(argv)
     try:

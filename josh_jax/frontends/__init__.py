@@ -5,12 +5,27 @@ shipped in ``models_onnx/``) for people, pycolmap structure from motion for
 the scene, a JAX body fit and a stance heuristic for contacts. Run them with
 ``python -m josh_jax.frontends VIDEO --out BUNDLE_DIR``.
 """
-from .onnx_models import FrontEndError, default_models_dir
-from .pipeline import FrontEndConfig, FrontEndOutput, TrackFit, clip_keyframes, run_frontends
+
 from josh_jax.video import VideoError, VideoInfo, iter_frames, probe
 
-__all__ = ["FrontEndConfig", "FrontEndError", "FrontEndOutput", "TrackFit", "VideoError", "VideoInfo", "clip_keyframes",
-           "default_models_dir", "iter_frames", "probe", "run_frontends", "save_tracks", "load_tracks"]
+from .onnx_models import FrontEndError, default_models_dir
+from .pipeline import FrontEndConfig, FrontEndOutput, TrackFit, clip_keyframes, run_frontends
+
+__all__ = [
+    "FrontEndConfig",
+    "FrontEndError",
+    "FrontEndOutput",
+    "TrackFit",
+    "VideoError",
+    "VideoInfo",
+    "clip_keyframes",
+    "default_models_dir",
+    "iter_frames",
+    "probe",
+    "run_frontends",
+    "save_tracks",
+    "load_tracks",
+]
 
 
 def save_tracks(tracks: dict[int, TrackFit]) -> dict:

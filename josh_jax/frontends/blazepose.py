@@ -25,6 +25,7 @@ Runs the two ONNX models that ``scripts/export_blazepose.py`` converts from the
 
 Pixel coordinates are (x right, y down) in the original frame.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -106,8 +107,9 @@ def weighted_nms(boxes: np.ndarray, kps: np.ndarray, scores: np.ndarray, iou: fl
         members = [left[k] for k in np.where(ov > iou)[0]]
         members = members or [top]
         wgt = scores[members] / scores[members].sum()
-        out.append((float(scores[top]), (wgt[:, None] * boxes[members]).sum(0),
-                    (wgt[:, None, None] * kps[members]).sum(0)))
+        out.append(
+            (float(scores[top]), (wgt[:, None] * boxes[members]).sum(0), (wgt[:, None, None] * kps[members]).sum(0))
+        )
         gone = set(members)
         left = [i for i in left if i not in gone]
     return out
@@ -120,7 +122,7 @@ def letterbox(image: np.ndarray, size: int):
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     px, py = (size - nw) // 2, (size - nh) // 2
     out = np.zeros((size, size, 3), image.dtype)
-    out[py:py + nh, px:px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
+    out[py : py + nh, px : px + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
     return out, s, (px, py)
 
 
@@ -225,9 +227,14 @@ class PoseTrack:
     box: list = field(default_factory=list)
 
     def arrays(self) -> dict:
-        return {"frames": np.asarray(self.frames, np.int64), "image": np.asarray(self.image, np.float32),
-                "visibility": np.asarray(self.visibility, np.float32), "world": np.asarray(self.world, np.float32),
-                "score": np.asarray(self.score, np.float32), "box": np.asarray(self.box, np.float32)}
+        return {
+            "frames": np.asarray(self.frames, np.int64),
+            "image": np.asarray(self.image, np.float32),
+            "visibility": np.asarray(self.visibility, np.float32),
+            "world": np.asarray(self.world, np.float32),
+            "score": np.asarray(self.score, np.float32),
+            "box": np.asarray(self.box, np.float32),
+        }
 
 
 class BlazePose:
@@ -276,8 +283,12 @@ class BlazePose:
         c, s = np.cos(roi.angle), np.sin(roi.angle)
         w = out["Identity_4"].reshape(39, 3)
         world = np.stack([c * w[:, 0] - s * w[:, 1], s * w[:, 0] + c * w[:, 1], w[:, 2]], -1)
-        res = {"image": np.concatenate([xy, z[:, None]], 1), "visibility": sigmoid(lm[:, 3]),
-               "presence": float(np.ravel(out["Identity_1"])[0]), "world": world}
+        res = {
+            "image": np.concatenate([xy, z[:, None]], 1),
+            "visibility": sigmoid(lm[:, 3]),
+            "presence": float(np.ravel(out["Identity_1"])[0]),
+            "world": world,
+        }
         if want_mask:
             seg = sigmoid(out["Identity_2"][0, :, :, 0]).astype(np.float32)
             h, w_ = image.shape[:2]

@@ -15,6 +15,7 @@ Frames are padded to a size bucket with a mask, so clips of similar length
 share one compiled program. Units: metres, radians; camera frame x right,
 y down, z forward.
 """
+
 from __future__ import annotations
 
 from functools import partial
@@ -32,9 +33,23 @@ from ..windows import bucket
 
 # (SMPL joint, BlazePose landmarks averaged, weight)
 JOINT_MAP = (
-    (1, (23,), 1.0), (2, (24,), 1.0), (4, (25,), 1.0), (5, (26,), 1.0), (7, (27,), 1.0), (8, (28,), 1.0),
-    (10, (31,), 0.5), (11, (32,), 0.5), (16, (11,), 1.0), (17, (12,), 1.0), (18, (13,), 1.0), (19, (14,), 1.0),
-    (20, (15,), 1.0), (21, (16,), 1.0), (15, (7, 8), 0.5), (22, (17, 19), 0.3), (23, (18, 20), 0.3),
+    (1, (23,), 1.0),
+    (2, (24,), 1.0),
+    (4, (25,), 1.0),
+    (5, (26,), 1.0),
+    (7, (27,), 1.0),
+    (8, (28,), 1.0),
+    (10, (31,), 0.5),
+    (11, (32,), 0.5),
+    (16, (11,), 1.0),
+    (17, (12,), 1.0),
+    (18, (13,), 1.0),
+    (19, (14,), 1.0),
+    (20, (15,), 1.0),
+    (21, (16,), 1.0),
+    (15, (7, 8), 0.5),
+    (22, (17, 19), 0.3),
+    (23, (18, 20), 0.3),
 )
 SMPL_IDS = np.array([j for j, _, _ in JOINT_MAP])
 JOINT_W = np.array([w for _, _, w in JOINT_MAP], np.float32)
@@ -93,8 +108,7 @@ def _fit(model: BodyModel, target, vis, mask, rot0, weights: FitWeights, iters: 
         prior = (((R[:, 1:] - eye) ** 2).sum((-1, -2, -3)) * mask).sum() / jnp.maximum(mask.sum(), 1)
         pair = mask[1:] * mask[:-1]
         vel = (((J[1:] - J[:-1]) ** 2).sum((-1, -2)) * pair).sum() / jnp.maximum(pair.sum(), 1)
-        return (data + weights.pose_prior * prior + weights.shape_prior * (p["betas"] ** 2).sum()
-                + weights.smooth * vel)
+        return data + weights.pose_prior * prior + weights.shape_prior * (p["betas"] ** 2).sum() + weights.smooth * vel
 
     opt = optax.adam(optax.cosine_decay_schedule(lr, iters, 0.05))
     state = opt.init(params)
@@ -112,8 +126,9 @@ def _fit(model: BodyModel, target, vis, mask, rot0, weights: FitWeights, iters: 
     return R, params["betas"], out.joints, err
 
 
-def camera_translation(joints: np.ndarray, pix: np.ndarray, w: np.ndarray, focal: float,
-                       principal: np.ndarray) -> np.ndarray:
+def camera_translation(
+    joints: np.ndarray, pix: np.ndarray, w: np.ndarray, focal: float, principal: np.ndarray
+) -> np.ndarray:
     """Least-squares t (3,) with project(joints + t) = pix under a pinhole camera.
 
     joints (J, 3) model joints without translation, pix (J, 2) pixels, w (J,) weights.
@@ -123,17 +138,26 @@ def camera_translation(joints: np.ndarray, pix: np.ndarray, w: np.ndarray, focal
     dv = pix[:, 1] - principal[1]
     X, Y, Z = joints[:, 0], joints[:, 1], joints[:, 2]
     zeros = np.zeros_like(du)
-    A = np.concatenate([np.stack([np.full_like(du, focal), zeros, -du], 1),
-                        np.stack([zeros, np.full_like(dv, focal), -dv], 1)])
+    A = np.concatenate(
+        [np.stack([np.full_like(du, focal), zeros, -du], 1), np.stack([zeros, np.full_like(dv, focal), -dv], 1)]
+    )
     b = np.concatenate([du * Z - focal * X, dv * Z - focal * Y])
     sw = np.sqrt(np.concatenate([w, w]))
     t, *_ = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)
     return t
 
 
-def fit_track(model: BodyModel, world: np.ndarray, image: np.ndarray, visibility: np.ndarray, focal: float,
-              principal: np.ndarray, weights: FitWeights = FitWeights(), iters: int = 400,
-              smooth_sigma: float = 1.5) -> FitResult:
+def fit_track(
+    model: BodyModel,
+    world: np.ndarray,
+    image: np.ndarray,
+    visibility: np.ndarray,
+    focal: float,
+    principal: np.ndarray,
+    weights: FitWeights = FitWeights(),
+    iters: int = 400,
+    smooth_sigma: float = 1.5,
+) -> FitResult:
     """Fit one track.
 
     world (T, 33, 3) metres; image (T, 33, >=2) pixels of the camera given by
@@ -153,14 +177,19 @@ def fit_track(model: BodyModel, world: np.ndarray, image: np.ndarray, visibility
     if Tp > T:
         rot0p[T:] = np.eye(3, dtype=np.float32)
     mask = pad(np.ones(T, np.float32))
-    R, betas, joints, err = _fit(model, jnp.asarray(pad(tgt)), jnp.asarray(pad(vis)), jnp.asarray(mask),
-                                 jnp.asarray(rot0p), weights, iters=iters)
+    R, betas, joints, err = _fit(
+        model, jnp.asarray(pad(tgt)), jnp.asarray(pad(vis)), jnp.asarray(mask), jnp.asarray(rot0p), weights, iters=iters
+    )
     R, betas, joints, err = (np.asarray(x) for x in (R, betas, joints, err))
     R, joints, err = R[:T], joints[:T], err[:T]
     pix, pvis = landmarks_to_joints(image[..., :2].astype(np.float64), visibility)
     focal_t = np.broadcast_to(np.asarray(focal, np.float64), (T,))
-    transl = np.stack([camera_translation(joints[t, SMPL_IDS], pix[t], pvis[t] * JOINT_W, float(focal_t[t]), principal)
-                       for t in range(T)])
+    transl = np.stack(
+        [
+            camera_translation(joints[t, SMPL_IDS], pix[t], pvis[t] * JOINT_W, float(focal_t[t]), principal)
+            for t in range(T)
+        ]
+    )
     if smooth_sigma > 0 and T > 2:
         transl = scipy.ndimage.gaussian_filter1d(transl, smooth_sigma, axis=0, mode="nearest")
     return FitResult(R.astype(np.float32), betas.astype(np.float32), transl.astype(np.float32), err)

@@ -21,6 +21,7 @@ Conventions: rotations are world-from-camera (OpenCV axes), world = the
 first keyframe's camera; the principal point is the image centre; focal in
 working pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -124,8 +125,8 @@ def _residual_fn(K: int, shared_focal: bool, c):
     from ..geometry import axis_angle_to_matrix
 
     def unpack(x):
-        rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[:3 * (K - 1)]]).reshape(K, 3)
-        lf = x[3 * (K - 1):]
+        rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
+        lf = x[3 * (K - 1) :]
         return axis_angle_to_matrix(rv), jnp.exp(jnp.broadcast_to(lf, (K,)) if shared_focal else lf)
 
     def transfer(R, f, i, j, a):
@@ -221,8 +222,14 @@ def _init_chain(K, matches, c, f0, zoom: bool):
     return np.stack(R), np.asarray(f)
 
 
-def fit_rotation_only(matches: dict, K: int, size: tuple[int, int], shared_focal: bool,
-                      focal_guess: float | None = None, max_per_pair: int = 60):
+def fit_rotation_only(
+    matches: dict,
+    K: int,
+    size: tuple[int, int],
+    shared_focal: bool,
+    focal_guess: float | None = None,
+    max_per_pair: int = 60,
+):
     """Robust least-squares rotation-only fit -> (rotations (K, 3, 3), focals (K,), per-match residuals px).
 
     Starts from homography chains at a few focal guesses (or ``focal_guess``); at most
@@ -246,8 +253,10 @@ def fit_rotation_only(matches: dict, K: int, size: tuple[int, int], shared_focal
         R0, fs = _init_chain(K, matches, c, f0, zoom=not shared_focal)
         lf = np.log(np.clip(fs, np.exp(lo) * 1.01, np.exp(hi) * 0.99))
         x0 = np.concatenate([Rotation.from_matrix(R0[1:]).as_rotvec().ravel(), [np.mean(lf)] if shared_focal else lf])
-        bounds = (np.r_[np.full(nrot, -np.inf), np.full(len(x0) - nrot, lo)],
-                  np.r_[np.full(nrot, np.inf), np.full(len(x0) - nrot, hi)])
+        bounds = (
+            np.r_[np.full(nrot, -np.inf), np.full(len(x0) - nrot, lo)],
+            np.r_[np.full(nrot, np.inf), np.full(len(x0) - nrot, hi)],
+        )
         x, cost = _levenberg_marquardt(programs, x0, args, bounds)
         if best is None or cost < best[1]:
             best = (x, cost)
@@ -265,8 +274,12 @@ def fit_rotation_only(matches: dict, K: int, size: tuple[int, int], shared_focal
     return R, f, r
 
 
-def estimate_motion(images: list[np.ndarray], masks: list[np.ndarray] | None = None,
-                    cfg: MotionConfig = MotionConfig(), focal: float | None = None) -> CameraMotion:
+def estimate_motion(
+    images: list[np.ndarray],
+    masks: list[np.ndarray] | None = None,
+    cfg: MotionConfig = MotionConfig(),
+    focal: float | None = None,
+) -> CameraMotion:
     """Decide the camera model of a clip from its keyframes (RGB, one size; masks True on people)."""
     K = len(images)
     h, w = images[0].shape[:2]
@@ -278,8 +291,12 @@ def estimate_motion(images: list[np.ndarray], masks: list[np.ndarray] | None = N
             matches[(i, j)] = m
     consecutive = [(k, k + 1) for k in range(K - 1)]
     linked = all(p in matches or (p[0], p[0] + 2) in matches for p in consecutive[:-1]) and consecutive[-1] in matches
-    ev = {"keyframes": K, "pairs_matched": len(matches), "pairs_tried": len(_pairs(K)),
-          "matches_per_pair": int(np.median([len(a) for a, _ in matches.values()])) if matches else 0}
+    ev = {
+        "keyframes": K,
+        "pairs_matched": len(matches),
+        "pairs_tried": len(_pairs(K)),
+        "matches_per_pair": int(np.median([len(a) for a, _ in matches.values()])) if matches else 0,
+    }
     if not matches or not linked:
         ev["reason"] = "too few background matches between keyframes to measure the camera motion"
         return CameraMotion("sfm", np.tile(np.eye(3), (K, 1, 1)), np.full(K, float(focal or 1.2 * max(w, h))), ev)
@@ -287,8 +304,10 @@ def estimate_motion(images: list[np.ndarray], masks: list[np.ndarray] | None = N
     ev["median_shift_px"] = float(np.median(shift))
     ev["max_pair_shift_px"] = float(np.max(shift))
     if max(shift) < cfg.static_px:
-        ev["reason"] = (f"the background does not move: median match shift <= {max(shift):.2f} px on every "
-                        f"keyframe pair (static below {cfg.static_px} px)")
+        ev["reason"] = (
+            f"the background does not move: median match shift <= {max(shift):.2f} px on every "
+            f"keyframe pair (static below {cfg.static_px} px)"
+        )
         return CameraMotion("static", np.tile(np.eye(3), (K, 1, 1)), np.full(K, float(focal or 1.2 * max(w, h))), ev)
     R1, f1, r1 = fit_rotation_only(matches, K, (w, h), True, focal)
     R, f, r = R1, f1, r1
@@ -304,11 +323,15 @@ def estimate_motion(images: list[np.ndarray], masks: list[np.ndarray] | None = N
     ev["focal_range_px"] = [float(f.min()), float(f.max())]
     ev["zoom"] = bool(len(set(np.round(f, 6))) > 1)
     if ev["rotation_residual_p90_px"] < cfg.rotation_px:
-        ev["reason"] = (f"a rotating camera explains the background: 90% of the matches within "
-                        f"{ev['rotation_residual_p90_px']:.2f} px (rotation-only below {cfg.rotation_px} px), "
-                        f"pan/tilt span {ev['rotation_span_deg']:.1f} deg, focal {f.min():.0f}-{f.max():.0f} px")
+        ev["reason"] = (
+            f"a rotating camera explains the background: 90% of the matches within "
+            f"{ev['rotation_residual_p90_px']:.2f} px (rotation-only below {cfg.rotation_px} px), "
+            f"pan/tilt span {ev['rotation_span_deg']:.1f} deg, focal {f.min():.0f}-{f.max():.0f} px"
+        )
         return CameraMotion("rotation", R, f, ev)
-    ev["reason"] = (f"parallax: a rotating camera leaves 10% of the matches above "
-                    f"{ev['rotation_residual_p90_px']:.2f} px (rotation-only below {cfg.rotation_px} px), "
-                    "so the camera translates")
+    ev["reason"] = (
+        f"parallax: a rotating camera leaves 10% of the matches above "
+        f"{ev['rotation_residual_p90_px']:.2f} px (rotation-only below {cfg.rotation_px} px), "
+        "so the camera translates"
+    )
     return CameraMotion("sfm", R, f, ev)

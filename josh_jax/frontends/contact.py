@@ -18,6 +18,7 @@ The labelled vertices are the stance foot's sole vertices within
 different parts). Hands are never labelled (the official DECO front end can
 label any body part).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,7 +49,7 @@ def _labels(model: BodyModel, soles, hs, stance: np.ndarray, sole_band: float) -
     out = np.zeros((len(stance), model.num_vertices), bool)
     for f in range(2):
         band = hs[f] - hs[f].min(1, keepdims=True) < sole_band
-        out[:, soles[f]] = stance[:, f:f + 1] & band
+        out[:, soles[f]] = stance[:, f : f + 1] & band
     return out
 
 
@@ -57,15 +58,17 @@ def height_stance(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stan
     return _stance_by_height(_sole_heights(model, rotmats, betas)[1], stance_margin)
 
 
-def label_soles(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance: np.ndarray,
-                sole_band: float = 0.02) -> np.ndarray:
+def label_soles(
+    model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance: np.ndarray, sole_band: float = 0.02
+) -> np.ndarray:
     """(T, 2) stance -> (T, V) bool per-vertex contact on the stance feet's lowest sole vertices."""
     soles, hs = _sole_heights(model, rotmats, betas)
     return _labels(model, soles, hs, stance, sole_band)
 
 
-def stance_contacts(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance_margin: float = 0.03,
-                    sole_band: float = 0.02) -> np.ndarray:
+def stance_contacts(
+    model: BodyModel, rotmats: np.ndarray, betas: np.ndarray, stance_margin: float = 0.03, sole_band: float = 0.02
+) -> np.ndarray:
     """(T, 24, 3, 3) rotations + (B,) betas -> (T, V) bool contact by the height rule."""
     soles, hs = _sole_heights(model, rotmats, betas)  # one skinning pass for both steps
     return _labels(model, soles, hs, _stance_by_height(hs, stance_margin), sole_band)
@@ -83,8 +86,9 @@ def _reproject(px: np.ndarray, depth: np.ndarray, K: np.ndarray, T_a: np.ndarray
     return project_K(Xb, K)
 
 
-def motion_stance(landmarks: dict, depth: np.ndarray, K: np.ndarray, cam_from_world: np.ndarray,
-                  static_frac: float = 0.04) -> np.ndarray:
+def motion_stance(
+    landmarks: dict, depth: np.ndarray, K: np.ndarray, cam_from_world: np.ndarray, static_frac: float = 0.04
+) -> np.ndarray:
     """(Kf, 2) bool stance of the left/right foot on each keyframe (see the module docstring).
 
     landmarks: {keyframe position: (33, 2) pixels of the person in the working image};

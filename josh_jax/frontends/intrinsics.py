@@ -16,6 +16,7 @@ replaced), and the joint solve holds the focal fixed unless
 ``--free-intrinsics``. The solver models one focal (square pixels): with
 fx != fy the mean is used and a note says so.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,10 @@ from typing import NamedTuple
 
 from josh_jax.frontends.onnx_models import FrontEndError
 
-EXPECTED = ("--intrinsics takes fx,fy,cx,cy in original-image pixels (e.g. 1450,1450,960,540), a JSON file "
-            '({"fx":..,"fy":..,"cx":..,"cy":..} or {"K": 3x3}) or an OpenCV calibration file (camera_matrix)')
+EXPECTED = (
+    "--intrinsics takes fx,fy,cx,cy in original-image pixels (e.g. 1450,1450,960,540), a JSON file "
+    '({"fx":..,"fy":..,"cx":..,"cy":..} or {"K": 3x3}) or an OpenCV calibration file (camera_matrix)'
+)
 
 
 class IntrinsicsError(FrontEndError):
@@ -81,7 +84,7 @@ def _from_json(path: Path) -> Intrinsics:
         if k in data:
             K = data[k]
             if isinstance(K, dict) and "data" in K:  # OpenCV's JSON layout: {"rows":3,"cols":3,"data":[9]}
-                K = [K["data"][i:i + 3] for i in (0, 3, 6)]
+                K = [K["data"][i : i + 3] for i in (0, 3, 6)]
             return _from_matrix(K, str(path), size)
     raise IntrinsicsError(f"{EXPECTED}; {path} has none of fx/fy/cx/cy, K, camera_matrix")
 
@@ -126,8 +129,11 @@ def parse(spec: str) -> Intrinsics:
             raise IntrinsicsError(f"{path}: {exc.strerror}") from None
     parts = [p for p in spec.replace(" ", "").split(",")]
     if len(parts) != 4:
-        hint = "no such file" if any(c in spec for c in "/\\") or spec.endswith((".json", ".yaml", ".yml", ".xml")) \
+        hint = (
+            "no such file"
+            if any(c in spec for c in "/\\") or spec.endswith((".json", ".yaml", ".yml", ".xml"))
             else f"{len(parts)} value(s)"
+        )
         raise IntrinsicsError(f"{EXPECTED}; got {spec!r} ({hint})")
     return _check(parts, repr(spec))
 
@@ -138,10 +144,11 @@ def to_video(intr: Intrinsics, width: int, height: int) -> Intrinsics:
         return intr
     sx, sy = width / intr.width, height / intr.height
     if abs(sx - sy) > 0.01 * max(sx, sy):
-        raise IntrinsicsError(f"the calibration is for {intr.width}x{intr.height}, the video is {width}x{height} "
-                              "(another aspect ratio: a crop); calibrate at the video's resolution")
-    return Intrinsics(intr.fx * sx, intr.fy * sy, (intr.cx + 0.5) * sx - 0.5, (intr.cy + 0.5) * sy - 0.5,
-                      width, height)
+        raise IntrinsicsError(
+            f"the calibration is for {intr.width}x{intr.height}, the video is {width}x{height} "
+            "(another aspect ratio: a crop); calibrate at the video's resolution"
+        )
+    return Intrinsics(intr.fx * sx, intr.fy * sy, (intr.cx + 0.5) * sx - 0.5, (intr.cy + 0.5) * sy - 0.5, width, height)
 
 
 def apply_to_frontends(fe, spec: str | None, info, frontends: str = "default", free: bool = False, log=None):
@@ -151,11 +158,17 @@ def apply_to_frontends(fe, spec: str | None, info, frontends: str = "default", f
         return fe
     intr = to_video(parse(spec), info.width, info.height)
     if log and abs(intr.fx - intr.fy) > 1e-6 * intr.fx:
-        log(f"note: fx {intr.fx:g} != fy {intr.fy:g}; the solver models square pixels and uses their mean "
-            f"{intr.focal:g} px")
+        log(
+            f"note: fx {intr.fx:g} != fy {intr.fy:g}; the solver models square pixels and uses their mean "
+            f"{intr.focal:g} px"
+        )
     s, offset = working_transform(info, fe.work_side, frontends)
-    return dataclasses.replace(fe, focal=intr.focal * s, principal=(intr.cx * s - offset[0], intr.cy * s - offset[1]),
-                               fixed_intrinsics=not free)
+    return dataclasses.replace(
+        fe,
+        focal=intr.focal * s,
+        principal=(intr.cx * s - offset[0], intr.cy * s - offset[1]),
+        fixed_intrinsics=not free,
+    )
 
 
 def apply_to_config(cfg, spec: str | None, info, frontends: str = "default", free: bool = False, log=None):

@@ -17,6 +17,7 @@ BlazePose's own detector keys on faces and misses people seen from behind;
 these boxes seed its landmark model instead (see :mod:`.tracker`).
 Pixel boxes are [xmin, ymin, xmax, ymax] in the original frame.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -45,8 +46,9 @@ def nms(boxes: np.ndarray, scores: np.ndarray, iou: float = NMS_IOU) -> np.ndarr
     return np.asarray(keep, np.int64)
 
 
-def postprocess(encodings: np.ndarray, logits: np.ndarray, anchors: np.ndarray, min_score: float = 0.3,
-                iou: float = NMS_IOU):
+def postprocess(
+    encodings: np.ndarray, logits: np.ndarray, anchors: np.ndarray, min_score: float = 0.3, iou: float = NMS_IOU
+):
     """Raw outputs of one image -> (boxes (n, 4) [xmin, ymin, xmax, ymax] in [0, 1], scores (n,)), best first.
 
     encodings (A, 4) ty, tx, th, tw; logits (A, 2) background, pedestrian;
@@ -85,8 +87,10 @@ class PersonDetector:
         d = Path(models_dir) if models_dir else default_models_dir()
         entry = load_manifest(d).get(NAME)
         if (d / FILE).is_file() and entry is None:
-            raise FrontEndError(f"{d / 'manifest.json'} has no entry for {FILE}; copy the repository's "
-                                "models_onnx/manifest.json or rerun scripts/export_person_detector.py")
+            raise FrontEndError(
+                f"{d / 'manifest.json'} has no entry for {FILE}; copy the repository's "
+                "models_onnx/manifest.json or rerun scripts/export_person_detector.py"
+            )
         self.session = open_session(d / FILE, device, threads)
         check_contract(self.session, entry, NAME)
         self.anchors = self._run(np.zeros((1, SIZE, SIZE, 3), np.float32))["anchors"]

@@ -14,6 +14,7 @@ Besides the windows, :func:`run_frontends` returns the per-frame fits of every
 track (``tracks.npz`` in the bundle folder): what the overlay draws between
 keyframes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -25,6 +26,8 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from josh_jax.video import VideoInfo, iter_frames
+
 from ..body.model import BodyModel
 from ..bundle import Window, pair_fields
 from ..windows import keyframe_indices, window_starts
@@ -35,7 +38,6 @@ from .onnx_models import FrontEndError
 from .person_detector import PersonDetector
 from .sfm import depth_and_conf, run_sfm, scene_arrays
 from .tracker import track_people
-from josh_jax.video import VideoInfo, iter_frames
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,22 @@ class FrontEndConfig:
 def _bar(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, disable=not enabled, file=sys.stderr, leave=False,
-                bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]")
+    return tqdm(
+        total=total,
+        desc=desc,
+        disable=not enabled,
+        file=sys.stderr,
+        leave=False,
+        bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}]",
+    )
 
 
 def clip_keyframes(num_frames: int, cfg: FrontEndConfig) -> list[np.ndarray]:
     """Keyframes (clip frame indices) of every solve window."""
-    return [keyframe_indices(num_frames, s, cfg.opt_interval, cfg.window)
-            for s in window_starts(num_frames, cfg.window, cfg.stride)]
+    return [
+        keyframe_indices(num_frames, s, cfg.opt_interval, cfg.window)
+        for s in window_starts(num_frames, cfg.window, cfg.stride)
+    ]
 
 
 class TrackFit(NamedTuple):
@@ -108,9 +118,19 @@ class FrontEndOutput:
     seconds: dict[str, float]
 
 
-def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, contacts: dict,
-                  person: np.ndarray, grid: int = 16, rotations: np.ndarray | None = None,
-                  frame_rotation=None, frames_of: dict | None = None) -> dict:
+def _ground_scene(
+    kf: np.ndarray,
+    size,
+    focal,
+    fits: dict,
+    model: BodyModel,
+    contacts: dict,
+    person: np.ndarray,
+    grid: int = 16,
+    rotations: np.ndarray | None = None,
+    frame_rotation=None,
+    frames_of: dict | None = None,
+) -> dict:
     """A camera that does not translate: the ground plane under the feet as the scene depth.
 
     ``rotations`` None: a static camera (one pose for all keyframes, identity pixel matches
@@ -138,8 +158,10 @@ def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, con
                     pts.append(verts[t][c[t]] @ Rf[t].T)
                     ups.append(Rf[t] @ f.rotmats[t, 0, :, 1])
     if not pts:
-        raise FrontEndError("a camera that does not translate needs a person with feet on the ground to place the "
-                            "ground plane; none was found")
+        raise FrontEndError(
+            "a camera that does not translate needs a person with feet on the ground to place the "
+            "ground plane; none was found"
+        )
     up = np.mean(ups, 0)
     up /= np.linalg.norm(up)
     height = np.median(np.concatenate(pts) @ up)
@@ -159,7 +181,7 @@ def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, con
         depth[k] = np.where(hit, z, far)
         conf[k] = np.where(hit, 1.0, 0.5)
     conf[person] = 0.0
-    ys, xs = np.mgrid[grid // 2:h:grid, grid // 2:w:grid]
+    ys, xs = np.mgrid[grid // 2 : h : grid, grid // 2 : w : grid]
     xy = np.stack([xs.ravel(), ys.ravel()], 1).astype(np.float32)
     on = lambda m, p: m[np.clip(p[:, 1].astype(int), 0, h - 1), np.clip(p[:, 0].astype(int), 0, w - 1)]  # noqa: E731
     matches = []
@@ -173,8 +195,14 @@ def _ground_scene(kf: np.ndarray, size, focal, fits: dict, model: BodyModel, con
         p = ray @ (rotations[j].T @ rotations[i]).T
         with np.errstate(divide="ignore", invalid="ignore"):
             xj = np.stack([fk[j] * p[:, 0] / p[:, 2] + w / 2, fk[j] * p[:, 1] / p[:, 2] + h / 2], 1)
-        ok = (p[:, 2] > 0) & np.all(np.isfinite(xj), 1) & (xj[:, 0] >= 0) & (xj[:, 0] <= w - 1) \
-            & (xj[:, 1] >= 0) & (xj[:, 1] <= h - 1)
+        ok = (
+            (p[:, 2] > 0)
+            & np.all(np.isfinite(xj), 1)
+            & (xj[:, 0] >= 0)
+            & (xj[:, 0] <= w - 1)
+            & (xj[:, 1] >= 0)
+            & (xj[:, 1] <= h - 1)
+        )
         ok &= ~on(person[i], xy)
         ok[ok] &= ~on(person[j], xj[ok])
         if ok.sum() < 8:
@@ -194,20 +222,24 @@ def _frame_rotations(kf: np.ndarray, rotations: np.ndarray, focals: np.ndarray):
     return rot, foc
 
 
-def _static_scene(kf: np.ndarray, size, focal: float, fits: dict, model: BodyModel, contacts: dict,
-                  person: np.ndarray, grid: int = 16) -> dict:
+def _static_scene(
+    kf: np.ndarray, size, focal: float, fits: dict, model: BodyModel, contacts: dict, person: np.ndarray, grid: int = 16
+) -> dict:
     """Static camera: one pose for all keyframes, the ground plane under the feet as the scene depth,
     and identity pixel matches between neighbouring keyframes."""
     return _ground_scene(kf, size, focal, fits, model, contacts, person, grid)
 
 
-def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(),
-                  progress: bool = True, log=print) -> FrontEndOutput:
+def run_frontends(
+    info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(), progress: bool = True, log=print
+) -> FrontEndOutput:
     """Run the embedded front ends on a checked clip (see :func:`josh_jax.video.probe`)."""
     T = info.num_frames
     if T < 2 * cfg.opt_interval + 1:
-        raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1} "
-                            f"(3 keyframes, one every {cfg.opt_interval} frames)")
+        raise FrontEndError(
+            f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1} "
+            f"(3 keyframes, one every {cfg.opt_interval} frames)"
+        )
     windows_kf = clip_keyframes(T, cfg)
     all_kf = np.unique(np.concatenate(windows_kf))
     work = info.size_at(cfg.work_side)
@@ -221,14 +253,27 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     detector = PersonDetector(cfg.models_dir, cfg.device, cfg.threads)
     with _bar(T, "people (SSDLite + BlazePose)", progress) as bar:
         frames = (im for _, im in iter_frames(info, cfg.pose_side))
-        tracks, masks = track_people(model_bp, detector, frames, info.fps, cfg.max_people, cfg.min_track_frames,
-                                     mask_frames=set(int(k) for k in all_kf), mask_size=work, progress=bar.update)
+        tracks, masks = track_people(
+            model_bp,
+            detector,
+            frames,
+            info.fps,
+            cfg.max_people,
+            cfg.min_track_frames,
+            mask_frames=set(int(k) for k in all_kf),
+            mask_size=work,
+            progress=bar.update,
+        )
     seconds["people"] = time.perf_counter() - t0
     if not tracks:
-        raise FrontEndError(f"no person was found in {info.path.name} (a person must be seen whole, at least "
-                            f"{cfg.min_track_frames} frames long)")
-    log(f"[frontends] {len(tracks)} person track(s): " + ", ".join(
-        f"#{t.track_id} frames {t.frames[0]}-{t.frames[-1]} ({len(t.frames)})" for t in tracks))
+        raise FrontEndError(
+            f"no person was found in {info.path.name} (a person must be seen whole, at least "
+            f"{cfg.min_track_frames} frames long)"
+        )
+    log(
+        f"[frontends] {len(tracks)} person track(s): "
+        + ", ".join(f"#{t.track_id} frames {t.frames[0]}-{t.frames[-1]} ({len(t.frames)})" for t in tracks)
+    )
     kernel = np.ones((2 * cfg.mask_dilate + 1,) * 2, np.uint8)
     person = np.stack([cv2.dilate((masks[int(k)] > 0.5).astype(np.uint8), kernel) > 0 for k in all_kf])
 
@@ -236,14 +281,16 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     t0 = time.perf_counter()
     images = np.stack([im for _, im in iter_frames(info, cfg.work_side, all_kf)])
     if len(images) != len(all_kf):
-        raise FrontEndError(f"{info.path.name}: only {len(images)} of {len(all_kf)} keyframes could be decoded "
-                            "(truncated video?)")
+        raise FrontEndError(
+            f"{info.path.name}: only {len(images)} of {len(all_kf)} keyframes could be decoded (truncated video?)"
+        )
     scene_cam = choose_camera(images, person, cfg, log)
     mode, sfm = scene_cam["mode"], scene_cam["sfm"]
     focal, principal = scene_cam["focal"], scene_cam["principal"]
     kf_focal = scene_cam["focals"]  # (K_all,) working px, one per keyframe
-    frame_rot, frame_focal = (None, None) if mode == "sfm" else _frame_rotations(all_kf, scene_cam["rotations"],
-                                                                                kf_focal)
+    frame_rot, frame_focal = (
+        (None, None) if mode == "sfm" else _frame_rotations(all_kf, scene_cam["rotations"], kf_focal)
+    )
     seconds["scene"] = time.perf_counter() - t0
 
     # ---- bodies
@@ -255,8 +302,9 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     with _bar(len(tracks), "body fit", progress) as bar:
         for tid, a in arrs.items():
             f_track = focal if frame_focal is None or not scene_cam["zoom"] else frame_focal(frames_of[tid])
-            fits[tid] = fit_track(model, a["world"], lm_work[tid], a["visibility"], f_track, principal,
-                                  iters=cfg.fit_iters)
+            fits[tid] = fit_track(
+                model, a["world"], lm_work[tid], a["visibility"], f_track, principal, iters=cfg.fit_iters
+            )
             bar.update(1)
     seconds["body_fit"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -269,8 +317,11 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
         depth_conf = depth_and_conf(sfm, work, person)
         Kmat = np.array([[focal, 0, principal[0]], [0, focal, principal[1]], [0, 0, 1.0]])
         for tid in fits:
-            rows = {kpos[int(fr)]: r for r, fr in enumerate(frames_of[tid])
-                    if int(fr) in kpos and sfm.registered[kpos[int(fr)]]}
+            rows = {
+                kpos[int(fr)]: r
+                for r, fr in enumerate(frames_of[tid])
+                if int(fr) in kpos and sfm.registered[kpos[int(fr)]]
+            }
             if not rows:
                 continue
             lms = {k: lm_work[tid][r, :, :2] for k, r in rows.items()}
@@ -289,10 +340,22 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
     if mode == "static":
         scene_all = _static_scene(all_kf, work, focal, fits, model, contacts, person)
     elif mode == "rotation":
-        scene_all = _ground_scene(all_kf, work, kf_focal, fits, model, contacts, person,
-                                  rotations=scene_cam["rotations"], frame_rotation=frame_rot, frames_of=frames_of)
-    tracks_out = {tid: TrackFit(frames_of[tid], f.rotmats, f.betas, f.transl, contacts[tid], landmarks=lm_work[tid])
-                  for tid, f in fits.items()}
+        scene_all = _ground_scene(
+            all_kf,
+            work,
+            kf_focal,
+            fits,
+            model,
+            contacts,
+            person,
+            rotations=scene_cam["rotations"],
+            frame_rotation=frame_rot,
+            frames_of=frames_of,
+        )
+    tracks_out = {
+        tid: TrackFit(frames_of[tid], f.rotmats, f.betas, f.transl, contacts[tid], landmarks=lm_work[tid])
+        for tid, f in fits.items()
+    }
     covered, dropped = [], []
     out_windows = []
     for kf in windows_kf:
@@ -301,39 +364,71 @@ def run_frontends(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = Front
             dropped += [int(all_kf[i]) for i in idx[~sfm.registered[idx]]]
             idx = idx[sfm.registered[idx]]
             if len(idx) < 3:
-                raise FrontEndError(f"frames {kf[0]}-{kf[-1]}: only {len(idx)} keyframes registered by structure "
-                                    "from motion; the camera may not move there (try --camera rotation or "
-                                    "--camera static)")
-            sub = dataclasses.replace(sfm, registered=sfm.registered[idx], cam_from_world=sfm.cam_from_world[idx],
-                                      obs=tuple(sfm.obs[i] for i in idx))
-            scene = scene_arrays(sub, work, person[idx], pair_window=cfg.pair_window,
-                                 depth_conf=(depth_conf[0][idx], depth_conf[1][idx]))
+                raise FrontEndError(
+                    f"frames {kf[0]}-{kf[-1]}: only {len(idx)} keyframes registered by structure "
+                    "from motion; the camera may not move there (try --camera rotation or "
+                    "--camera static)"
+                )
+            sub = dataclasses.replace(
+                sfm,
+                registered=sfm.registered[idx],
+                cam_from_world=sfm.cam_from_world[idx],
+                obs=tuple(sfm.obs[i] for i in idx),
+            )
+            scene = scene_arrays(
+                sub, work, person[idx], pair_window=cfg.pair_window, depth_conf=(depth_conf[0][idx], depth_conf[1][idx])
+            )
         else:
             scene = _window_of_static(scene_all, idx)
         if len(scene["pair_index"]) == 0:
             raise FrontEndError(f"frames {kf[0]}-{kf[-1]}: no keyframe pair shares enough scene points")
         frame_index = all_kf[idx]
         covered.append((int(frame_index[0]), int(frame_index[-1])))
-        win = _window(frame_index, images[idx], scene, tracks_out, model, focal=focal, principal=principal,
-                      work=work, scale_to_original=max(info.width, info.height) / max(work))
+        win = _window(
+            frame_index,
+            images[idx],
+            scene,
+            tracks_out,
+            model,
+            focal=focal,
+            principal=principal,
+            work=work,
+            scale_to_original=max(info.width, info.height) / max(work),
+        )
         if mode != "sfm":
             fs = kf_focal[idx] / focal
-            win = dataclasses.replace(win, base_focal=kf_focal[idx].astype(np.float64),
-                                      focal_scale=fs if scene_cam["zoom"] else None,
-                                      cam_rotation=scene_cam["rotations"][idx].astype(np.float64))
+            win = dataclasses.replace(
+                win,
+                base_focal=kf_focal[idx].astype(np.float64),
+                focal_scale=fs if scene_cam["zoom"] else None,
+                cam_rotation=scene_cam["rotations"][idx].astype(np.float64),
+            )
         out_windows.append(win)
     seconds["assemble"] = time.perf_counter() - t0
     coverage = _coverage(covered, dropped, T, info.start, sfm)
     if coverage["reason"]:
-        log(f"[frontends] the result covers frames {coverage['first']}-{coverage['last']} of 0-{T - 1}: "
-            f"{coverage['reason']}")
-    meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
-                focal=float(focal), principal=[float(x) for x in principal], static_camera=mode == "static",
-                fixed_intrinsics=cfg.fixed_intrinsics,
-                camera_mode=mode, camera_evidence=scene_cam["evidence"], coverage=coverage,
-                keyframe_focals=[float(x) for x in kf_focal] if scene_cam["zoom"] else None,
-                registered=None if sfm is None else int(sfm.registered.sum()), keyframes=int(len(all_kf)),
-                people=len(tracks))
+        log(
+            f"[frontends] the result covers frames {coverage['first']}-{coverage['last']} of 0-{T - 1}: "
+            f"{coverage['reason']}"
+        )
+    meta = dict(
+        video=str(info.path),
+        fps=info.fps,
+        start=info.start,
+        num_frames=T,
+        work_size=list(work),
+        focal=float(focal),
+        principal=[float(x) for x in principal],
+        static_camera=mode == "static",
+        fixed_intrinsics=cfg.fixed_intrinsics,
+        camera_mode=mode,
+        camera_evidence=scene_cam["evidence"],
+        coverage=coverage,
+        keyframe_focals=[float(x) for x in kf_focal] if scene_cam["zoom"] else None,
+        registered=None if sfm is None else int(sfm.registered.sum()),
+        keyframes=int(len(all_kf)),
+        people=len(tracks),
+    )
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
 
 
@@ -344,12 +439,21 @@ def _coverage(covered: list, dropped: list, T: int, start: int, sfm) -> dict:
     if dropped:
         reasons.append(f"structure from motion did not register keyframe(s) {sorted(set(dropped))}")
     if first > 0 or last < T - 1:
-        reasons.append(f"frames {'0-' + str(first - 1) if first > 0 else ''}"
-                       f"{', ' if first > 0 and last < T - 1 else ''}"
-                       f"{str(last + 1) + '-' + str(T - 1) if last < T - 1 else ''} lie outside the registered "
-                       "keyframes and are not reconstructed")
-    return dict(first=first, last=last, frames=last - first + 1, clip_frames=T, start=start,
-                dropped_keyframes=sorted(set(dropped)), reason="; ".join(reasons))
+        reasons.append(
+            f"frames {'0-' + str(first - 1) if first > 0 else ''}"
+            f"{', ' if first > 0 and last < T - 1 else ''}"
+            f"{str(last + 1) + '-' + str(T - 1) if last < T - 1 else ''} lie outside the registered "
+            "keyframes and are not reconstructed"
+        )
+    return dict(
+        first=first,
+        last=last,
+        frames=last - first + 1,
+        clip_frames=T,
+        start=start,
+        dropped_keyframes=sorted(set(dropped)),
+        reason="; ".join(reasons),
+    )
 
 
 SMALL_BASELINE_ANGLE = 1.5  # degrees: SfM's retry when the default initialisation fails (see docs/frontends.md)
@@ -369,8 +473,14 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
     K = len(images)
     h, w = images[0].shape[:2]
     principal = np.array(cfg.principal if cfg.principal is not None else [w / 2, h / 2], np.float64)
-    static = dict(mode="static", sfm=None, focal=float(cfg.focal or 1.2 * max(w, h)), principal=principal,
-                  rotations=np.tile(np.eye(3), (K, 1, 1)), zoom=False)
+    static = dict(
+        mode="static",
+        sfm=None,
+        focal=float(cfg.focal or 1.2 * max(w, h)),
+        principal=principal,
+        rotations=np.tile(np.eye(3), (K, 1, 1)),
+        zoom=False,
+    )
     static["focals"] = np.full(K, static["focal"])
     if requested == "static":
         return {**static, "evidence": {"reason": "requested (--camera static)"}}
@@ -383,40 +493,85 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         if requested == "rotation" or motion.mode == "rotation":
             zoom = bool(ev.get("zoom")) and cfg.focal is None
             f = float(np.exp(np.mean(np.log(motion.focals))))
-            return dict(mode="rotation", sfm=None, focal=f, focals=motion.focals if zoom else np.full(K, f),
-                        principal=principal, rotations=motion.rotations, zoom=zoom,
-                        evidence={**ev, "requested": requested})
+            return dict(
+                mode="rotation",
+                sfm=None,
+                focal=f,
+                focals=motion.focals if zoom else np.full(K, f),
+                principal=principal,
+                rotations=motion.rotations,
+                zoom=zoom,
+                evidence={**ev, "requested": requested},
+            )
         if motion.mode == "static":
             return {**static, "evidence": {**ev, "requested": requested}}
     log(f"[frontends] structure from motion on {K} keyframes ({w}x{h}) ...")
     try:
         try:
-            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
-                          principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics)
+            sfm = run_sfm(
+                list(images),
+                list(person),
+                focal_prior=cfg.focal,
+                overlap=cfg.sfm_overlap,
+                principal_prior=cfg.principal,
+                fixed_intrinsics=cfg.fixed_intrinsics,
+            )
         except FrontEndError as exc0:
             # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
             log(f"[frontends] {exc0}; retrying with a {SMALL_BASELINE_ANGLE} deg initial triangulation angle")
-            sfm = run_sfm(list(images), list(person), focal_prior=cfg.focal, overlap=cfg.sfm_overlap,
-                          principal_prior=cfg.principal, fixed_intrinsics=cfg.fixed_intrinsics,
-                          init_min_tri_angle=SMALL_BASELINE_ANGLE)
+            sfm = run_sfm(
+                list(images),
+                list(person),
+                focal_prior=cfg.focal,
+                overlap=cfg.sfm_overlap,
+                principal_prior=cfg.principal,
+                fixed_intrinsics=cfg.fixed_intrinsics,
+                init_min_tri_angle=SMALL_BASELINE_ANGLE,
+            )
     except FrontEndError as exc:
         if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
             raise
-        ev = {**motion.evidence, "requested": requested, "sfm_failed": str(exc),
-              "reason": f"structure from motion could not start ({exc}); translation is too small to measure, "
-                        f"so the camera is modelled as rotating (90% of matches within "
-                        f"{motion.evidence['rotation_residual_p90_px']:.2f} px)"}
+        ev = {
+            **motion.evidence,
+            "requested": requested,
+            "sfm_failed": str(exc),
+            "reason": f"structure from motion could not start ({exc}); translation is too small to measure, "
+            f"so the camera is modelled as rotating (90% of matches within "
+            f"{motion.evidence['rotation_residual_p90_px']:.2f} px)",
+        }
         log(f"[frontends] camera: rotation ({ev['reason']})")
         zoom = bool(ev.get("zoom"))
         f = float(np.exp(np.mean(np.log(motion.focals))))
-        return dict(mode="rotation", sfm=None, focal=f, focals=motion.focals if zoom else np.full(K, f),
-                    principal=principal, rotations=motion.rotations, zoom=zoom, evidence=ev)
-    log(f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
-        f"focal {sfm.focal:.1f} px")
-    ev = {**(motion.evidence if motion else {}), "requested": requested,
-          "sfm_registered": int(sfm.registered.sum()), "sfm_points": len(sfm.points)}
-    return dict(mode="sfm", sfm=sfm, focal=sfm.focal, focals=np.full(K, sfm.focal), principal=sfm.principal,
-                rotations=None, zoom=False, evidence=ev)
+        return dict(
+            mode="rotation",
+            sfm=None,
+            focal=f,
+            focals=motion.focals if zoom else np.full(K, f),
+            principal=principal,
+            rotations=motion.rotations,
+            zoom=zoom,
+            evidence=ev,
+        )
+    log(
+        f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
+        f"focal {sfm.focal:.1f} px"
+    )
+    ev = {
+        **(motion.evidence if motion else {}),
+        "requested": requested,
+        "sfm_registered": int(sfm.registered.sum()),
+        "sfm_points": len(sfm.points),
+    }
+    return dict(
+        mode="sfm",
+        sfm=sfm,
+        focal=sfm.focal,
+        focals=np.full(K, sfm.focal),
+        principal=sfm.principal,
+        rotations=None,
+        zoom=False,
+        evidence=ev,
+    )
 
 
 def _window_of_static(scene: dict, idx: np.ndarray) -> dict:
@@ -434,8 +589,19 @@ def _window_of_static(scene: dict, idx: np.ndarray) -> dict:
     return out
 
 
-def _window(frame_index: np.ndarray, images: np.ndarray, scene: dict, tracks: dict[int, TrackFit], model: BodyModel,
-            *, focal: float, principal, work, scale_to_original: float, hmr_focal: float | None = None) -> Window:
+def _window(
+    frame_index: np.ndarray,
+    images: np.ndarray,
+    scene: dict,
+    tracks: dict[int, TrackFit],
+    model: BodyModel,
+    *,
+    focal: float,
+    principal,
+    work,
+    scale_to_original: float,
+    hmr_focal: float | None = None,
+) -> Window:
     """One bundle window: the keyframes ``frame_index`` (K,), their working images (K, h, w, 3), the
     scene arrays (depth, conf, pairs, correspondences) and every track sampled on the keyframes (a
     track seen on fewer than 2 of them is left out). ``focal`` (working px), ``principal`` (2,),
@@ -461,14 +627,25 @@ def _window(frame_index: np.ndarray, images: np.ndarray, scene: dict, tracks: di
     P = len(ids)
     B = model.num_betas
     return Window(
-        frame_index=np.asarray(frame_index, np.int64), image_size=np.asarray(work, np.int64),
+        frame_index=np.asarray(frame_index, np.int64),
+        image_size=np.asarray(work, np.int64),
         scale_to_original=float(scale_to_original),
-        base_focal=np.full(K, focal), init_focal=float(focal), principal_point=np.asarray(principal, np.float64),
-        depth=scene["depth"].astype(np.float32), conf=scene["conf"].astype(np.float32),
-        pair_index=scene["pair_index"], pair_score=scene["pair_score"], corr_pair=scene["corr_pair"],
-        corr_pix=scene["corr_pix"], corr_conf=scene["corr_conf"],
-        track_ids=np.asarray(ids, np.int64), track_valid=np.asarray(valid, bool).reshape(P, K),
+        base_focal=np.full(K, focal),
+        init_focal=float(focal),
+        principal_point=np.asarray(principal, np.float64),
+        depth=scene["depth"].astype(np.float32),
+        conf=scene["conf"].astype(np.float32),
+        pair_index=scene["pair_index"],
+        pair_score=scene["pair_score"],
+        corr_pair=scene["corr_pair"],
+        corr_pix=scene["corr_pix"],
+        corr_conf=scene["corr_conf"],
+        track_ids=np.asarray(ids, np.int64),
+        track_valid=np.asarray(valid, bool).reshape(P, K),
         track_rotmats=np.asarray(rot, np.float32).reshape(P, K, 24, 3, 3),
         track_betas=np.asarray(betas, np.float32).reshape(P, K, B),
         track_transl=np.asarray(transl, np.float32).reshape(P, K, 3),
-        track_contact=np.asarray(contact, bool).reshape(P, K, V), hmr_focal=float(hmr_focal or focal), images=images)
+        track_contact=np.asarray(contact, bool).reshape(P, K, V),
+        hmr_focal=float(hmr_focal or focal),
+        images=images,
+    )

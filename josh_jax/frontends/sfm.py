@@ -20,6 +20,7 @@ derived from it (see :func:`scene_arrays`):
 Errors a user can act on are :class:`~josh_jax.frontends.onnx_models.FrontEndError`
 with one line (static camera, too few registered keyframes, no texture).
 """
+
 from __future__ import annotations
 
 import tempfile
@@ -55,10 +56,19 @@ class SfmResult:
     obs: tuple
 
 
-def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, focal_prior: float | None = None,
-            overlap: int = 10, num_threads: int = -1, work_dir: Path | None = None, min_registered: float = 0.5,
-            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False,
-            init_min_tri_angle: float | None = None) -> SfmResult:
+def run_sfm(
+    images: list[np.ndarray],
+    masks: list[np.ndarray] | None = None,
+    focal_prior: float | None = None,
+    overlap: int = 10,
+    num_threads: int = -1,
+    work_dir: Path | None = None,
+    min_registered: float = 0.5,
+    deterministic: bool = True,
+    principal_prior=None,
+    fixed_intrinsics: bool = False,
+    init_min_tri_angle: float | None = None,
+) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
     ``focal_prior`` (px) seeds the shared camera (default 1.2 x the long side,
@@ -106,16 +116,27 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         ext.num_threads = 1 if deterministic else num_threads
         ext.max_image_size = max(h, w)
         db = tmp / "db.db"
-        pycolmap.extract_features(db, img_dir, camera_mode=pycolmap.CameraMode.SINGLE, reader_options=reader,
-                                  extraction_options=ext, device=pycolmap.Device.cpu)
+        pycolmap.extract_features(
+            db,
+            img_dir,
+            camera_mode=pycolmap.CameraMode.SINGLE,
+            reader_options=reader,
+            extraction_options=ext,
+            device=pycolmap.Device.cpu,
+        )
         pairing = pycolmap.SequentialPairingOptions()
         pairing.overlap = overlap
         matching = pycolmap.FeatureMatchingOptions()
         matching.num_threads = 1 if deterministic else num_threads
         verify = pycolmap.TwoViewGeometryOptions()
         verify.ransac.random_seed = 0
-        pycolmap.match_sequential(db, matching_options=matching, pairing_options=pairing,
-                                  verification_options=verify, device=pycolmap.Device.cpu)
+        pycolmap.match_sequential(
+            db,
+            matching_options=matching,
+            pairing_options=pairing,
+            verification_options=verify,
+            device=pycolmap.Device.cpu,
+        )
         opts = pycolmap.IncrementalPipelineOptions()
         opts.num_threads = 1 if deterministic else num_threads
         opts.ba_refine_principal_point = False
@@ -129,8 +150,9 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
         (tmp / "sparse").mkdir()
         recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
     if not recs:
-        raise FrontEndError(f"structure from motion found no reconstruction from {len(names)} keyframes: "
-                            + _sfm_hint(len(names)))
+        raise FrontEndError(
+            f"structure from motion found no reconstruction from {len(names)} keyframes: " + _sfm_hint(len(names))
+        )
     rec = max(recs.values(), key=lambda r: r.num_reg_images())
     return _from_reconstruction(rec, names, K, min_registered)
 
@@ -138,10 +160,13 @@ def run_sfm(images: list[np.ndarray], masks: list[np.ndarray] | None = None, foc
 def _sfm_hint(K: int) -> str:
     """What to do when structure from motion fails on ``K`` keyframes."""
     if K < 8:
-        return (f"{K} keyframes are too few; use a longer clip (at least ~40 frames, or lower "
-                "--set frontends.opt_interval), or --static-camera if the camera does not move")
-    return ("the camera may barely move or the scene lacks texture; rerun with --static-camera if the camera "
-            "does not move")
+        return (
+            f"{K} keyframes are too few; use a longer clip (at least ~40 frames, or lower "
+            "--set frontends.opt_interval), or --static-camera if the camera does not move"
+        )
+    return (
+        "the camera may barely move or the scene lacks texture; rerun with --static-camera if the camera does not move"
+    )
 
 
 def _from_reconstruction(rec, names: list[str], K: int, min_registered: float) -> SfmResult:
@@ -172,8 +197,9 @@ def _from_reconstruction(rec, names: list[str], K: int, min_registered: float) -
                 ids.append(index[int(pid)])
         obs[k] = (np.asarray(xy, np.float64).reshape(-1, 2) - 0.5, np.asarray(ids, np.int64))
     if registered.sum() < max(3, min_registered * K):
-        raise FrontEndError(f"structure from motion registered only {registered.sum()} of {K} keyframes: "
-                            + _sfm_hint(K))
+        raise FrontEndError(
+            f"structure from motion registered only {registered.sum()} of {K} keyframes: " + _sfm_hint(K)
+        )
     return SfmResult(registered, T, focal, principal, points, err, tuple(obs))
 
 
@@ -181,9 +207,15 @@ def static_scene(num_keyframes: int, image_size: tuple[int, int], focal: float) 
     """The documented fallback for a static camera: identical identity poses, no points."""
     w, h = image_size
     K = num_keyframes
-    return SfmResult(np.ones(K, bool), np.tile(np.eye(4)[:3], (K, 1, 1)), float(focal),
-                     np.array([w / 2, h / 2]), np.zeros((0, 3)), np.zeros(0),
-                     tuple((np.zeros((0, 2)), np.zeros(0, np.int64)) for _ in range(K)))
+    return SfmResult(
+        np.ones(K, bool),
+        np.tile(np.eye(4)[:3], (K, 1, 1)),
+        float(focal),
+        np.array([w / 2, h / 2]),
+        np.zeros((0, 3)),
+        np.zeros(0),
+        tuple((np.zeros((0, 2)), np.zeros(0, np.int64)) for _ in range(K)),
+    )
 
 
 # ------------------------------------------------------------------ bundle arrays
@@ -212,8 +244,13 @@ def dense_depth(xy: np.ndarray, z: np.ndarray, size: tuple[int, int]) -> tuple[n
     return (1.0 / out).reshape(h, w), dist.reshape(h, w)
 
 
-def depth_and_conf(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
-                   conf_radius: float = 48.0, conf_thres: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def depth_and_conf(
+    sfm: SfmResult,
+    image_size: tuple[int, int],
+    person_masks: np.ndarray | None,
+    conf_radius: float = 48.0,
+    conf_thres: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray]:
     """(K, H, W) depth and confidence of every keyframe (see the module docstring).
 
     Unregistered keyframes get the median depth of the others and zero confidence.
@@ -253,9 +290,18 @@ def depth_and_conf(sfm: SfmResult, image_size: tuple[int, int], person_masks: np
     return depth, conf
 
 
-def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.ndarray | None,
-                 conf_radius: float = 48.0, conf_thres: float = 0.1, min_shared: int = 12, max_corr_per_pair: int = 2000,
-                 pair_window: int = 10, seed: int = 0, depth_conf: tuple | None = None):
+def scene_arrays(
+    sfm: SfmResult,
+    image_size: tuple[int, int],
+    person_masks: np.ndarray | None,
+    conf_radius: float = 48.0,
+    conf_thres: float = 0.1,
+    min_shared: int = 12,
+    max_corr_per_pair: int = 2000,
+    pair_window: int = 10,
+    seed: int = 0,
+    depth_conf: tuple | None = None,
+):
     """Turn a reconstruction into the bundle's scene fields (see :mod:`josh_jax.bundle`).
 
     ``person_masks`` (K, H, W) bool marks person pixels; ``depth_conf`` passes
@@ -263,8 +309,9 @@ def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.n
     """
     w, h = image_size
     K = len(sfm.registered)
-    depth, conf = depth_conf if depth_conf is not None else depth_and_conf(sfm, image_size, person_masks,
-                                                                          conf_radius, conf_thres)
+    depth, conf = (
+        depth_conf if depth_conf is not None else depth_and_conf(sfm, image_size, person_masks, conf_radius, conf_thres)
+    )
 
     # correspondences: pairs of observations of one point
     rng = np.random.default_rng(seed)
@@ -288,8 +335,15 @@ def scene_arrays(sfm: SfmResult, image_size: tuple[int, int], person_masks: np.n
         if len(lst) > max_corr_per_pair:
             lst = [lst[t] for t in rng.choice(len(lst), max_corr_per_pair, replace=False)]
         pe = sfm.point_error[[p for _, _, p in lst]]
-        matches.append((i, j, np.array([a for a, _, _ in lst]), np.array([b for _, b, _ in lst]),
-                        np.exp(-pe / 2.0).astype(np.float32)))
+        matches.append(
+            (
+                i,
+                j,
+                np.array([a for a, _, _ in lst]),
+                np.array([b for _, b, _ in lst]),
+                np.exp(-pe / 2.0).astype(np.float32),
+            )
+        )
     fields = pair_fields(matches)
     fields["corr_pix"][..., 0] = np.clip(fields["corr_pix"][..., 0], 0, w - 1)
     fields["corr_pix"][..., 1] = np.clip(fields["corr_pix"][..., 1], 0, h - 1)

@@ -30,6 +30,7 @@ the association is unit-tested on synthetic box sequences; :func:`track_people`
 runs it on video with the models.
 Pixel coordinates are (x right, y down) in the frame given to BlazePose.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -94,8 +95,43 @@ def hist_similarity(a: np.ndarray | None, b: np.ndarray | None) -> float:
 
 
 # BlazePose landmark order with left and right swapped (a person seen from behind is often mirrored)
-FLIP = np.array([0, 4, 5, 6, 1, 2, 3, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15, 18, 17, 20, 19, 22, 21, 24, 23, 26, 25,
-                 28, 27, 30, 29, 32, 31])
+FLIP = np.array(
+    [
+        0,
+        4,
+        5,
+        6,
+        1,
+        2,
+        3,
+        8,
+        7,
+        10,
+        9,
+        12,
+        11,
+        14,
+        13,
+        16,
+        15,
+        18,
+        17,
+        20,
+        19,
+        22,
+        21,
+        24,
+        23,
+        26,
+        25,
+        28,
+        27,
+        30,
+        29,
+        32,
+        31,
+    ]
+)
 
 
 def landmark_similarity(a: np.ndarray | None, va, b: np.ndarray | None, vb, size: float, k: float) -> float:
@@ -210,12 +246,14 @@ class Tracker:
             if obs[k].score < c.birth_score:
                 continue
             # never start a track on a person a live track already covers this frame
-            if any(same_person(Observation(s.box, 1.0, s.landmarks, s.visibility), obs[k], c.same_iou)
-                   for s in self.tracks if s.last_frame == t):
+            if any(
+                same_person(Observation(s.box, 1.0, s.landmarks, s.visibility), obs[k], c.same_iou)
+                for s in self.tracks
+                if s.last_frame == t
+            ):
                 continue
             o = obs[k]
-            s = TrackState(self.next_id, np.asarray(o.box, float), np.zeros(4), o.landmarks, o.visibility,
-                           o.hist, t)
+            s = TrackState(self.next_id, np.asarray(o.box, float), np.zeros(4), o.landmarks, o.visibility, o.hist, t)
             self.tracks.append(s)
             self.next_id += 1
             n_live += 1
@@ -242,8 +280,10 @@ def appearance(image_hsv: np.ndarray, landmarks: np.ndarray, valid: np.ndarray |
     each summing to 1; None when the regions fall outside the frame. ``image_hsv``: OpenCV HSV (H in 0-179);
     ``valid`` (H, W) uint8: only pixels where it is non-zero count (e.g. not another person's)."""
     h, w = image_hsv.shape[:2]
-    parts = ((bp.L_SHOULDER, bp.R_SHOULDER, bp.L_HIP, bp.R_HIP), (bp.L_HIP, bp.R_HIP, bp.L_KNEE, bp.R_KNEE,
-                                                                  bp.L_ANKLE, bp.R_ANKLE))
+    parts = (
+        (bp.L_SHOULDER, bp.R_SHOULDER, bp.L_HIP, bp.R_HIP),
+        (bp.L_HIP, bp.R_HIP, bp.L_KNEE, bp.R_KNEE, bp.L_ANKLE, bp.R_ANKLE),
+    )
     out = []
     for idx in parts:
         p = landmarks[list(idx), :2]
@@ -291,9 +331,20 @@ class _Run:
     last: int
 
 
-def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps: float, max_people: int = 4,
-                 min_frames: int = 10, mask_frames: set | None = None, mask_size=None, progress=None,
-                 cfg: TrackerConfig | None = None, min_presence: float = 0.5, det_score: float = 0.3):
+def track_people(
+    pose: bp.BlazePose,
+    detector,
+    frames: Iterable[np.ndarray],
+    fps: float,
+    max_people: int = 4,
+    min_frames: int = 10,
+    mask_frames: set | None = None,
+    mask_size=None,
+    progress=None,
+    cfg: TrackerConfig | None = None,
+    min_presence: float = 0.5,
+    det_score: float = 0.3,
+):
     """Detect, track and landmark people over a frame sequence (RGB uint8 frames).
 
     ``detector``: a :class:`~.person_detector.PersonDetector` (or None: BlazePose's detector alone).
@@ -309,8 +360,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
         want = mask_frames is not None and t in mask_frames
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
 
-        def observe(roi: bp.Roi, refine: int = 0, proposal: np.ndarray | None = None, img=image, valid=None,
-                    hsv=hsv):
+        def observe(roi: bp.Roi, refine: int = 0, proposal: np.ndarray | None = None, img=image, valid=None, hsv=hsv):
             r = pose.landmarks(img, roi, want_mask=refine == 0)
             for _ in range(refine):  # a box seed: re-centre on the landmarks' own region, then once more
                 roi = bp.roi_from_points(r["image"][33, :2], r["image"][34, :2])
@@ -320,8 +370,14 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
             box = _landmark_box(r["image"], r["visibility"])
             if proposal is not None and box_iou(box, proposal) < 0.3:
                 return None  # the landmarks found someone else (or nothing) in the box
-            return Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
-                               appearance(hsv, r["image"], valid), r)
+            return Observation(
+                box,
+                float(r["presence"]),
+                r["image"][:33, :2],
+                r["visibility"][:33],
+                appearance(hsv, r["image"], valid),
+                r,
+            )
 
         # 1. tracks seen on the previous frame: their landmarks predict the region
         live = tracker.live(t)
@@ -351,8 +407,9 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
                 valid = (~occ).astype(np.uint8)
             shift = (s.velocity[:2] + s.velocity[2:]) / 2 * (t - 1 - run.last)
             r0 = run.next_roi
-            o = observe(bp.Roi(r0.cx + shift[0], r0.cy + shift[1], r0.size, r0.angle), refine=1, img=hidden,
-                        valid=valid)
+            o = observe(
+                bp.Roi(r0.cx + shift[0], r0.cy + shift[1], r0.size, r0.angle), refine=1, img=hidden, valid=valid
+            )
             if o is not None and not any(same_person(o, k, cfg.same_iou) for k in obs):
                 obs.append(o)
         proposals = []
@@ -403,7 +460,7 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
             masks[t] = union
         for tid, k in born:  # a person found late: follow it back through the frames before
             _backfill(pose, runs[tid].track, obs[k], recent, cfg, min_presence, masks, mask_size)
-        recent = (recent + [(t, image, hsv, obs)])[-cfg.backfill:] if cfg.backfill else []
+        recent = (recent + [(t, image, hsv, obs)])[-cfg.backfill :] if cfg.backfill else []
         if progress is not None:
             progress(1)
     tracks = sorted((r.track for r in runs.values() if len(r.track.frames) >= min_frames), key=lambda tr: tr.frames[0])
@@ -412,8 +469,16 @@ def track_people(pose: bp.BlazePose, detector, frames: Iterable[np.ndarray], fps
     return tracks, masks
 
 
-def _backfill(pose: bp.BlazePose, track: bp.PoseTrack, first: Observation, recent: list, cfg: TrackerConfig,
-              min_presence: float, masks: dict, mask_size) -> int:
+def _backfill(
+    pose: bp.BlazePose,
+    track: bp.PoseTrack,
+    first: Observation,
+    recent: list,
+    cfg: TrackerConfig,
+    min_presence: float,
+    masks: dict,
+    mask_size,
+) -> int:
     """Follow a newly born track backwards through ``recent`` frames (newest first) from its first
     observation, with the same checks as forward (presence, appearance gate, not a person another
     observation of that frame already covers); prepend what it finds. Returns the frames added."""
@@ -428,8 +493,9 @@ def _backfill(pose: bp.BlazePose, track: bp.PoseTrack, first: Observation, recen
         if r["presence"] < min_presence:
             break
         box = _landmark_box(r["image"], r["visibility"])
-        o = Observation(box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33],
-                        appearance(hsv, r["image"]), r)
+        o = Observation(
+            box, float(r["presence"]), r["image"][:33, :2], r["visibility"][:33], appearance(hsv, r["image"]), r
+        )
         if hist_similarity(hist, o.hist) < cfg.min_app or box_iou(box, prev.box) < cfg.min_iou:
             break
         if any(same_person(o, q, cfg.same_iou) for q in others):

@@ -1,4 +1,5 @@
 """Axis-aligned image boxes [xmin, ymin, xmax, ymax] (pixels or normalized), numpy."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -3,6 +3,7 @@
 Camera frame: OpenCV (x right, y down, z forward), metres; pixels: x right, y down. The solver's
 differentiable projection (with per-keyframe focal and clipping) is ``losses.project``.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -10,6 +10,7 @@ Conventions (see docs/conventions.md):
 
 Every function takes arbitrary leading batch axes.
 """
+
 from __future__ import annotations
 
 import jax.numpy as jnp
@@ -53,12 +54,15 @@ def matrix_to_quat(R: jnp.ndarray) -> jnp.ndarray:
     m00, m01, m02 = R[..., 0, 0], R[..., 0, 1], R[..., 0, 2]
     m10, m11, m12 = R[..., 1, 0], R[..., 1, 1], R[..., 1, 2]
     m20, m21, m22 = R[..., 2, 0], R[..., 2, 1], R[..., 2, 2]
-    cands = jnp.stack([
-        jnp.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
-        jnp.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
-        jnp.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
-        jnp.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
-    ], -2)  # (..., 4, 4); row i is 4 * q_i * q
+    cands = jnp.stack(
+        [
+            jnp.stack([1 + m00 + m11 + m22, m21 - m12, m02 - m20, m10 - m01], -1),
+            jnp.stack([m21 - m12, 1 + m00 - m11 - m22, m01 + m10, m02 + m20], -1),
+            jnp.stack([m02 - m20, m01 + m10, 1 - m00 + m11 - m22, m12 + m21], -1),
+            jnp.stack([m10 - m01, m02 + m20, m12 + m21, 1 - m00 - m11 + m22], -1),
+        ],
+        -2,
+    )  # (..., 4, 4); row i is 4 * q_i * q
     diag = jnp.stack([cands[..., i, i] for i in range(4)], -1)
     best = jnp.argmax(diag, -1)
     row = jnp.take_along_axis(cands, best[..., None, None], axis=-2)[..., 0, :]
@@ -71,11 +75,14 @@ def quat_to_matrix(q: jnp.ndarray) -> jnp.ndarray:
     """(..., 4) wxyz quaternion (normalized here) -> (..., 3, 3)."""
     q = q / jnp.sqrt(jnp.sum(q * q, -1, keepdims=True) + 1e-20)
     w, x, y, z = q[..., 0], q[..., 1], q[..., 2], q[..., 3]
-    return jnp.stack([
-        jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
-        jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
-        jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
-    ], -2)
+    return jnp.stack(
+        [
+            jnp.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)], -1),
+            jnp.stack([2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)], -1),
+            jnp.stack([2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1),
+        ],
+        -2,
+    )
 
 
 def quat_to_axis_angle(q: jnp.ndarray) -> jnp.ndarray:

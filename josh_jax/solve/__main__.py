@@ -7,6 +7,7 @@ alone with its own scale, bodies as the human front end placed them),
 solved window by window and the first window's results are written (joining
 windows is the demo's job).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,9 +20,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from .. import body as jbody
 from josh_jax._cli.atomic import atomic_folder
-from ..bundle import BundleError, load as load_bundle
+
+from .. import body as jbody
+from ..bundle import BundleError
+from ..bundle import load as load_bundle
 from ..losses import LossWeights
 from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
 from ..results import build_results
@@ -39,7 +42,10 @@ def plot_losses(result, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    for ax, stage, title in ((axes[0], result.stage1, "stage 1: 3D matching"), (axes[1], result.stage2, "stage 2: 2D reprojection")):
+    for ax, stage, title in (
+        (axes[0], result.stage1, "stage 1: 3D matching"),
+        (axes[1], result.stage2, "stage 2: 2D reprojection"),
+    ):
         for name, vals in stage.history._asdict().items():
             v = np.asarray(vals)
             if np.any(v > 0):
@@ -52,11 +58,22 @@ def plot_losses(result, path: Path) -> None:
     plt.close(fig)
 
 
-def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: SolveConfig = SolveConfig(),
-        weights: LossWeights = LossWeights(), pcfg: ProblemConfig = ProblemConfig(), window: int = 0,
-        overwrite: bool = False, progress: bool = True, cache_dir: Path | None = None, objective=None) -> dict:
-    from .. import objective as jobjective
+def run(
+    bundle_dir: Path,
+    out_dir: Path,
+    body_model: str | None = None,
+    cfg: SolveConfig = SolveConfig(),
+    weights: LossWeights = LossWeights(),
+    pcfg: ProblemConfig = ProblemConfig(),
+    window: int = 0,
+    overwrite: bool = False,
+    progress: bool = True,
+    cache_dir: Path | None = None,
+    objective=None,
+) -> dict:
     from josh_jax._cli.atomic import check_output
+
+    from .. import objective as jobjective
     from ..config import check_solve
     from ..results import check_solvable
 
@@ -72,8 +89,10 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     if meta.get("fixed_intrinsics"):  # front ends given known intrinsics (--intrinsics): hold the focal
         cfg = dataclasses.replace(cfg, optimize_focal=False)
     if w.track_contact.shape[-1] != model.num_vertices:
-        raise BundleError(f"bundle field 'track_contact' has {w.track_contact.shape[-1]} vertices, the body model "
-                          f"{model.name!r} has {model.num_vertices}; pass the --body-model the bundle was made with")
+        raise BundleError(
+            f"bundle field 'track_contact' has {w.track_contact.shape[-1]} vertices, the body model "
+            f"{model.name!r} has {model.num_vertices}; pass the --body-model the bundle was made with"
+        )
     obj = objective or jobjective.ObjectiveConfig()  # josh (reference) | josh+ (docs/objective.md)
     pcfg, weights = jobjective.problem_config(pcfg, obj), jobjective.loss_weights(weights, obj)
     t0 = time.perf_counter()
@@ -92,9 +111,16 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
     for n, (label, pr, wts) in enumerate(stages):
         if progress:
             if n == 0:
-                print("[josh_jax.solve] compiling the solver for this size (once per size) ...", file=sys.stderr,
-                      flush=True)
-            n1, n2 = ((cfg.gn_iters_stage1, cfg.gn_iters_stage2) if cfg.method == "gn" else (cfg.iters_stage1, cfg.iters_stage2))
+                print(
+                    "[josh_jax.solve] compiling the solver for this size (once per size) ...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            n1, n2 = (
+                (cfg.gn_iters_stage1, cfg.gn_iters_stage2)
+                if cfg.method == "gn"
+                else (cfg.iters_stage1, cfg.iters_stage2)
+            )
             print(f"[josh_jax.solve] {label}: {cfg.method}, {n1} + {n2} iterations ...", file=sys.stderr, flush=True)
         t = time.perf_counter()
         # both solves share one compiled program (progress, label and weights are data)
@@ -103,28 +129,43 @@ def run(bundle_dir: Path, out_dir: Path, body_model: str | None = None, cfg: Sol
         timings[label] = time.perf_counter() - t
     res, base = results["joint optimization"], results["front ends only"]
     for name, it in res.nan_stages():
-        print(f"[josh_jax.solve] warning: non-finite loss at {name} iteration {it}; "
-              "updates stopped there and the last finite state was kept", file=sys.stderr)
+        print(
+            f"[josh_jax.solve] warning: non-finite loss at {name} iteration {it}; "
+            "updates stopped there and the last finite state was kept",
+            file=sys.stderr,
+        )
 
     with atomic_folder(out_dir, "solve") as tmp:
         jobjective.finish_results(build_results(res.params, problem, w, model), w, model, obj).save(tmp / "results.npz")
         build_results(base.params, base_problem, w, model).save(tmp / "init.npz")
         plot_losses(res, tmp / "loss_curve.png")
         summary = {
-            "bundle": str(bundle_dir), "window": window, "num_windows": len(windows), "body_model": model.name,
-            "keyframes": w.num_keyframes, "tracks": w.num_tracks, "sizes": problem_sizes(problem)._asdict(),
-            **counts, "objective": obj.name,
+            "bundle": str(bundle_dir),
+            "window": window,
+            "num_windows": len(windows),
+            "body_model": model.name,
+            "keyframes": w.num_keyframes,
+            "tracks": w.num_tracks,
+            "sizes": problem_sizes(problem)._asdict(),
+            **counts,
+            "objective": obj.name,
             "iterations": [cfg.iters_stage1, cfg.iters_stage2],
-            "loss_stage1_first": _terms_dict(res.stage1.history, 0), "loss_stage1_last": _terms_dict(res.stage1.history, -1),
-            "loss_stage2_first": _terms_dict(res.stage2.history, 0), "loss_stage2_last": _terms_dict(res.stage2.history, -1),
+            "loss_stage1_first": _terms_dict(res.stage1.history, 0),
+            "loss_stage1_last": _terms_dict(res.stage1.history, -1),
+            "loss_stage2_first": _terms_dict(res.stage2.history, 0),
+            "loss_stage2_last": _terms_dict(res.stage2.history, -1),
             "nan_at": {"stage1": int(res.stage1.nan_at), "stage2": int(res.stage2.nan_at)},
             # both solves share one compiled program: the first call carries the compile (none when
             # the persistent compilation cache has it); steady-state timing is benchmarks/' job
-            "seconds": {"problem_build": t_build, "first_solve_incl_compile": timings["front ends only"],
-                        "joint_solve": timings["joint optimization"],
-                        "compile_estimate": max(timings["front ends only"] - timings["joint optimization"], 0.0)},
+            "seconds": {
+                "problem_build": t_build,
+                "first_solve_incl_compile": timings["front ends only"],
+                "joint_solve": timings["joint optimization"],
+                "compile_estimate": max(timings["front ends only"] - timings["joint optimization"], 0.0),
+            },
             "compile_cache": str(cache_dir) if cache_dir else None,
-            "config": dataclasses.asdict(cfg), "problem": dataclasses.asdict(pcfg),
+            "config": dataclasses.asdict(cfg),
+            "problem": dataclasses.asdict(pcfg),
             "weights": {k: float(v) for k, v in weights._asdict().items()},
             "device": str(jax.devices()[0]),
         }
@@ -140,8 +181,14 @@ def add_problem_args(ap: argparse.ArgumentParser) -> None:
         if f.name in PROBLEM_CHOICES:
             g.add_argument(flag, choices=PROBLEM_CHOICES[f.name], default=f.default, dest=f"p_{f.name}")
         elif f.name == "init_focal":
-            g.add_argument(flag, type=float, default=None, dest=f"p_{f.name}", metavar="PX",
-                           help="initial shared focal, working px (default: the bundle's)")
+            g.add_argument(
+                flag,
+                type=float,
+                default=None,
+                dest=f"p_{f.name}",
+                metavar="PX",
+                help="initial shared focal, working px (default: the bundle's)",
+            )
         else:
             g.add_argument(flag, type=type(f.default), default=f.default, dest=f"p_{f.name}")
 
@@ -152,8 +199,9 @@ def problem_config(args) -> ProblemConfig:
 
 def main(argv=None) -> int:
     from josh_jax._cli.checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
-    from ..config import ConfigError
     from josh_jax._cli.interrupt import exit_on_interrupt
+
+    from ..config import ConfigError
     from ..objective import ObjectiveConfig
 
     ap = OneLineParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])
@@ -162,11 +210,17 @@ def main(argv=None) -> int:
     ap.add_argument("--body-model", default=None, help="'open' or a path to SMPL_NEUTRAL.pkl (default: the bundle's)")
     ap.add_argument("--window", type=int, default=0)
     ap.add_argument("--overwrite", action="store_true")
-    ap.add_argument("--no-progress", action="store_true",
-                    help="no progress bars (a program with them cannot be kept in the compile cache)")
-    ap.add_argument("--compile-cache", default=None, metavar="DIR",
-                    help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, "
-                         "else ~/.cache/josh_jax/jax)")
+    ap.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bars (a program with them cannot be kept in the compile cache)",
+    )
+    ap.add_argument(
+        "--compile-cache",
+        default=None,
+        metavar="DIR",
+        help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
+    )
     for f in dataclasses.fields(SolveConfig):
         if f.name == "progress_every":
             continue
@@ -183,27 +237,44 @@ def main(argv=None) -> int:
     for name, default in LossWeights()._asdict().items():
         ap.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=default, dest=f"w_{name}")
     add_problem_args(ap)
-    ap.add_argument("--objective", choices=("josh", "josh+"), default="josh",
-                    help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)")
+    ap.add_argument(
+        "--objective",
+        choices=("josh", "josh+"),
+        default="josh",
+        help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
+    )
     args = ap.parse_args(argv)
     try:
-        cfg = SolveConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig)
-                             if f.name != "progress_every"})
+        cfg = SolveConfig(
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name != "progress_every"}
+        )
         pcfg = problem_config(args)
         weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})
         from .compile_cache import enable
 
         cache_dir = enable(args.compile_cache)
         with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
-            summary = run(args.bundle, args.out, args.body_model, cfg, weights, pcfg, window=args.window,
-                          overwrite=args.overwrite, progress=not args.no_progress, cache_dir=cache_dir,
-                          objective=ObjectiveConfig(name=args.objective))
+            summary = run(
+                args.bundle,
+                args.out,
+                args.body_model,
+                cfg,
+                weights,
+                pcfg,
+                window=args.window,
+                overwrite=args.overwrite,
+                progress=not args.no_progress,
+                cache_dir=cache_dir,
+                objective=ObjectiveConfig(name=args.objective),
+            )
     except (BundleError, jbody.BodyModelError, ConfigError, OutputError, ValueError, OSError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]
-    print(f"wrote {args.out}/results.npz, init.npz, summary.json, loss_curve.png "
-          f"(joint solve {s['joint_solve']:.1f} s, first solve {s['first_solve_incl_compile']:.1f} s incl. any compile)")
+    print(
+        f"wrote {args.out}/results.npz, init.npz, summary.json, loss_curve.png "
+        f"(joint solve {s['joint_solve']:.1f} s, first solve {s['first_solve_incl_compile']:.1f} s incl. any compile)"
+    )
     return 0
 
 

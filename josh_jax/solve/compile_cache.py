@@ -8,6 +8,7 @@ flag, the ``JOSH_JAX_CACHE_DIR`` environment variable, ``$XDG_CACHE_HOME/josh_ja
 keyed by JAX on the program, the jax/jaxlib versions and the device, so a stale
 entry is never used; delete the folder to reclaim the space.
 """
+
 from __future__ import annotations
 
 import os

@@ -33,6 +33,7 @@ is mirrored in :func:`keyframe_locals` and checked by the tests), ``pose_bodies`
 (mirrored in :func:`human_groups` / :func:`scene_groups`; the tests check that
 ``sum c rho`` reproduces ``total_loss`` term by term).
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -41,8 +42,20 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ..losses import (CameraParams, LossTerms, LossWeights, Params, _pair_focal, _partner_in_own_frame, _pixels,
-                      _safe_sqrt, pose_bodies, scene_geometry, to_world, total_loss)
+from ..losses import (
+    CameraParams,
+    LossTerms,
+    LossWeights,
+    Params,
+    _pair_focal,
+    _partner_in_own_frame,
+    _pixels,
+    _safe_sqrt,
+    pose_bodies,
+    scene_geometry,
+    to_world,
+    total_loss,
+)
 from ..problem import Problem
 
 # ------------------------------------------------------------------ IRLS
@@ -93,8 +106,13 @@ def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) ->
     # contact scale
     scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
     vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
-    out.append(Group((scene_d - vz * geo.focal / problem.init_focal)[:, None],
-                     weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw), g))
+    out.append(
+        Group(
+            (scene_d - vz * geo.focal / problem.init_focal)[:, None],
+            weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw),
+            g,
+        )
+    )
     # prior: per keyframe quat, transl, body; per track betas
     track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
     cpf = weights.prior * _seg_c(human.valid.astype(jnp.float32).reshape(-1), track, P, tw)
@@ -158,8 +176,12 @@ def cam_vector(cam: CameraParams) -> jax.Array:
 
 def cam_from_vector(v: jax.Array, like: CameraParams) -> CameraParams:
     K = like.quat.shape[0]
-    return like._replace(quat=v[:4 * K].reshape(K, 4), trans=v[4 * K:7 * K].reshape(K, 3), log_size=v[7 * K:8 * K],
-                         log_focal=v[8 * K])
+    return like._replace(
+        quat=v[: 4 * K].reshape(K, 4),
+        trans=v[4 * K : 7 * K].reshape(K, 3),
+        log_size=v[7 * K : 8 * K],
+        log_focal=v[8 * K],
+    )
 
 
 def to_vector(params: Params):
@@ -168,7 +190,7 @@ def to_vector(params: Params):
     K = params.cam.quat.shape[0]
 
     def unflatten(x):
-        return Params(cam=cam_from_vector(x[:cv.shape[0]], params.cam), human=unravel(x[cv.shape[0]:]))
+        return Params(cam=cam_from_vector(x[: cv.shape[0]], params.cam), human=unravel(x[cv.shape[0] :]))
 
     return jnp.concatenate([cv, hv]), unflatten, Layout(K=K, n_cam=cv.shape[0], n=cv.shape[0] + hv.shape[0])
 
@@ -179,7 +201,9 @@ def stage_mask(lay: Layout, stage: int, cfg) -> jax.Array:
     pose = 1.0 if cfg.optimize_cameras else 0.0
     focal = 1.0 if (stage == 2 and cfg.optimize_focal) else 0.0
     h = 1.0 if cfg.optimize_smpl else 0.0
-    return jnp.concatenate([jnp.full(8 * K, pose), jnp.full(1, focal), jnp.full(lay.n - lay.n_cam, h)]).astype(jnp.float32)
+    return jnp.concatenate([jnp.full(8 * K, pose), jnp.full(1, focal), jnp.full(lay.n - lay.n_cam, h)]).astype(
+        jnp.float32
+    )
 
 
 # ------------------------------------------------------------------ scene normal equations
@@ -209,7 +233,7 @@ def _pair_locals(u29):
     return jnp.concatenate([R.reshape(-1), t, u29[12:14], u29[26:28], u29[28:29]])
 
 
-def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
+def _rows_residuals(v, dv, rows: SceneRows, stage: int):
     """Residuals of every pair row, SoA (matches innermost): (nr, Pr, M), nr = 3 (stage 1:
     x_i - (R x_j + t)) or 4 (stage 2: u, v of side i, then of side j; pixels minus projection).
 
@@ -221,8 +245,14 @@ def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
     R = v[:, :9].reshape(-1, 3, 3)
     w = dv[:, :3]
     zero = jnp.zeros_like(w[:, 0])
-    W = jnp.stack([jnp.stack([zero, -w[:, 2], w[:, 1]], -1), jnp.stack([w[:, 2], zero, -w[:, 0]], -1),
-                   jnp.stack([-w[:, 1], w[:, 0], zero], -1)], -2)
+    W = jnp.stack(
+        [
+            jnp.stack([zero, -w[:, 2], w[:, 1]], -1),
+            jnp.stack([w[:, 2], zero, -w[:, 0]], -1),
+            jnp.stack([-w[:, 1], w[:, 0], zero], -1),
+        ],
+        -2,
+    )
     R = R + R @ W
     t = v[:, 9:12] + dv[:, 3:6]
     sc = v[:, 12:17] + dv[:, 6:11]
@@ -232,7 +262,9 @@ def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
     xs = []
     for s_, (a, b) in enumerate(((sc[:, 0], sc[:, 1]), (sc[:, 2], sc[:, 3]))):
         f = fside[s_]
-        d = (a[:, None] + (rows.ad[:, s_] - 1.0) * b[:, None]) * (1.0 + (rows.ratio[:, s_] - 1.0) * rows.bf[:, s_, None] / f)
+        d = (a[:, None] + (rows.ad[:, s_] - 1.0) * b[:, None]) * (
+            1.0 + (rows.ratio[:, s_] - 1.0) * rows.bf[:, s_, None] / f
+        )
         xs.append(jnp.stack([(rows.pix[:, s_, 0] - c[0]) / f * d, (rows.pix[:, s_, 1] - c[1]) / f * d, d]))
     Rm = R[:, :, :, None]
     xj = xs[1]
@@ -246,8 +278,9 @@ def _rows_residuals(v, dv, rows: "SceneRows", stage: int):
 
     e = xs[0] - t.T[:, :, None]
     y1 = jnp.stack([Rm[:, 0, k] * e[0] + Rm[:, 1, k] * e[1] + Rm[:, 2, k] * e[2] for k in range(3)])
-    return jnp.concatenate([rows.pix[:, 0].transpose(1, 0, 2) - px(y0, fside[0]),
-                            rows.pix[:, 1].transpose(1, 0, 2) - px(y1, fside[1])])
+    return jnp.concatenate(
+        [rows.pix[:, 0].transpose(1, 0, 2) - px(y0, fside[0]), rows.pix[:, 1].transpose(1, 0, 2) - px(y1, fside[1])]
+    )
 
 
 class SceneRows(NamedTuple):
@@ -273,9 +306,16 @@ def scene_rows(params: Params, problem: Problem, stage: int) -> SceneRows:
     K = s.kf_valid.shape[0]
     base = img[:, :, None] * 14 + jnp.arange(14)[None, None]  # (Pr, 2, 14)
     idx = jnp.concatenate([base.reshape(-1, 28), jnp.full((img.shape[0], 1), 14 * K)], 1)
-    return SceneRows(pix=jnp.moveaxis(s.corr_pix, 2, 0), ad=ad_sel, ratio=jnp.moveaxis(s.corr_ratio, 1, 0),
-                     bf=s.base_focal[img], fs=jnp.ones(img.shape, s.base_focal.dtype) if s.focal_scale is None
-                     else jnp.asarray(s.focal_scale)[img], c=s.pp * s.image_size, w=w, idx=idx)
+    return SceneRows(
+        pix=jnp.moveaxis(s.corr_pix, 2, 0),
+        ad=ad_sel,
+        ratio=jnp.moveaxis(s.corr_ratio, 1, 0),
+        bf=s.base_focal[img],
+        fs=jnp.ones(img.shape, s.base_focal.dtype) if s.focal_scale is None else jnp.asarray(s.focal_scale)[img],
+        c=s.pp * s.image_size,
+        w=w,
+        idx=idx,
+    )
 
 
 def _tangent_chain(v, E17):
@@ -321,8 +361,12 @@ def _over_row_chunks(fn, v, rows: SceneRows, chunk: int):
             a = jnp.concatenate([a, jnp.broadcast_to(tail, (pad, *a.shape[1:]))])
         return a.reshape(n, chunk, *a.shape[1:])
 
-    xs = (split(v), per_row._replace(**{k: split(getattr(per_row, k), zero=(k == "w"))
-                                        for k in ("pix", "ad", "ratio", "bf", "fs", "w")}))
+    xs = (
+        split(v),
+        per_row._replace(
+            **{k: split(getattr(per_row, k), zero=(k == "w")) for k in ("pix", "ad", "ratio", "bf", "fs", "w")}
+        ),
+    )
     _, ys = jax.lax.scan(lambda _, x: (None, fn(x[0], x[1]._replace(c=rows.c))), None, xs)
     return jax.tree_util.tree_map(lambda y: y.reshape(n * chunk, *y.shape[2:])[:Pr], ys)
 
@@ -423,15 +467,17 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
         return total_loss(unflatten(x), problem, weights, stage)
 
     def renorm(x):
-        q = x[:4 * K].reshape(K, 4)
-        return x.at[:4 * K].set((q / jnp.linalg.norm(q, axis=-1, keepdims=True)).reshape(-1))
+        q = x[: 4 * K].reshape(K, 4)
+        return x.at[: 4 * K].set((q / jnp.linalg.norm(q, axis=-1, keepdims=True)).reshape(-1))
 
     def human_lin(x):
         """Human IRLS pieces at x: weighted residuals (weights frozen), their linear map and transpose."""
         p = unflatten(x)
         groups = human_groups(p, problem, weights, scene_geometry(p.cam, problem.scene))
-        sw = [jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps)))
-              for gr in groups]
+        sw = [
+            jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps)))
+            for gr in groups
+        ]
 
         def rw(z):
             pz = unflatten(z)
@@ -441,8 +487,14 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
         vjp = jax.linear_transpose(jvp, x)
         # exact diagonal of the prior part (identity Jacobian): the human variables' damping scale
         pri = [s * s for s in sw[1:5]]
-        diag_h = jnp.concatenate([jnp.repeat(pri[0], 4), jnp.repeat(pri[1], 3), jnp.repeat(pri[2], groups[3].r.shape[1]),
-                                  jnp.repeat(pri[3], groups[4].r.shape[1])])
+        diag_h = jnp.concatenate(
+            [
+                jnp.repeat(pri[0], 4),
+                jnp.repeat(pri[1], 3),
+                jnp.repeat(pri[2], groups[3].r.shape[1]),
+                jnp.repeat(pri[3], groups[4].r.shape[1]),
+            ]
+        )
         return r0, jvp, vjp, diag_h
 
     def scene_lin(x):
@@ -489,8 +541,17 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
 
         return matvec, precond, g, jnp.all(jnp.isfinite(g))
 
-    return StageSystem(x0=x0, unflatten=unflatten, lay=lay, mask=mask, loss_terms=loss_terms, scene_lin=scene_lin,
-                       human_lin=human_lin, system=system, renorm=renorm)
+    return StageSystem(
+        x0=x0,
+        unflatten=unflatten,
+        lay=lay,
+        mask=mask,
+        loss_terms=loss_terms,
+        scene_lin=scene_lin,
+        human_lin=human_lin,
+        system=system,
+        renorm=renorm,
+    )
 
 
 def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp, label=0):
@@ -508,7 +569,10 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
         # a non-finite entry in the linearisation or the step is zeroed (the step is still checked
         # against the true loss, which only accepts decreases) and reported through nan_at
         finite_lin = jnp.all(jnp.isfinite(Hs)) & jnp.all(jnp.isfinite(gs))
-        Hs, gs = jnp.nan_to_num(Hs, nan=0.0, posinf=0.0, neginf=0.0), jnp.nan_to_num(gs, nan=0.0, posinf=0.0, neginf=0.0)
+        Hs, gs = (
+            jnp.nan_to_num(Hs, nan=0.0, posinf=0.0, neginf=0.0),
+            jnp.nan_to_num(gs, nan=0.0, posinf=0.0, neginf=0.0),
+        )
         matvec, precond, g, finite_g = ss.system(x, lam, Hs, gs)
         finite_g = finite_g & finite_lin
         g = jnp.nan_to_num(g, nan=0.0, posinf=0.0, neginf=0.0)
@@ -539,8 +603,16 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
         new = jax.lax.cond(done, lambda: (x, terms, lam, Hs, gs, stale, done, nan_at), do)
         return new, new[1]
 
-    init = (x0, f0_terms, hp.damping, jnp.zeros((nc, nc), jnp.float32), jnp.zeros((nc,), jnp.float32), jnp.array(True),
-            ~jnp.isfinite(f0_terms.total), jnp.where(jnp.isfinite(f0_terms.total), -1, 0).astype(jnp.int32))
+    init = (
+        x0,
+        f0_terms,
+        hp.damping,
+        jnp.zeros((nc, nc), jnp.float32),
+        jnp.zeros((nc,), jnp.float32),
+        jnp.array(True),
+        ~jnp.isfinite(f0_terms.total),
+        jnp.where(jnp.isfinite(f0_terms.total), -1, 0).astype(jnp.int32),
+    )
     (x, _, _, _, _, _, _, nan_at), history = jax.lax.scan(body, init, jnp.arange(n_it, dtype=jnp.int32))
     history = jax.tree_util.tree_map(lambda h0, h: jnp.concatenate([h0[None], h]), f0_terms, history)
     return StageResult(params=unflatten(x), history=LossTerms(*history), nan_at=nan_at)

@@ -10,6 +10,7 @@ one program per size bucket, far below that; a long-lived process that compiles
 many buckets (a batch worker, a notebook sweeping sizes, the test suite) calls
 :func:`release_if_crowded` between jobs.
 """
+
 from __future__ import annotations
 
 import gc

@@ -4,6 +4,7 @@ Each stage is one compiled program: a ``lax.scan`` over the iterations that
 returns the per-iteration loss terms. ``solve_batch`` vmaps it over windows of
 the same bucket.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +19,6 @@ import optax
 
 from ..losses import LossTerms, LossWeights, Params, init_params, total_loss
 from ..problem import Problem
-
 
 METHODS = ("adam", "gn")
 
@@ -117,12 +117,17 @@ class SolveConfig:
             raise ValueError("method 'gn' does not train the anchor depths; use method 'adam' with optimize_depth")
 
     def structure(self) -> Structure:
-        return Structure(**{f: getattr(self, f) for f in Structure._fields if f != "progress"},
-                         progress=self.progress_every > 0)
+        return Structure(
+            **{f: getattr(self, f) for f in Structure._fields if f != "progress"}, progress=self.progress_every > 0
+        )
 
     def hyper(self) -> HyperParams:
-        return HyperParams(**{f: jnp.asarray(getattr(self, f), jnp.int32 if f == "progress_every" else jnp.float32)
-                              for f in HyperParams._fields})
+        return HyperParams(
+            **{
+                f: jnp.asarray(getattr(self, f), jnp.int32 if f == "progress_every" else jnp.float32)
+                for f in HyperParams._fields
+            }
+        )
 
 
 class StageResult(NamedTuple):
@@ -140,8 +145,11 @@ class SolveResult(NamedTuple):
     def nan_stages(self) -> list[tuple[str, int]]:
         """(stage, iteration) of each stage whose loss went non-finite; updates stopped there and the
         last finite state was kept."""
-        return [(name, int(st.nan_at)) for name, st in (("stage 1", self.stage1), ("stage 2", self.stage2))
-                if int(st.nan_at) >= 0]
+        return [
+            (name, int(st.nan_at))
+            for name, st in (("stage 1", self.stage1), ("stage 2", self.stage2))
+            if int(st.nan_at) >= 0
+        ]
 
 
 def cosine_lr(lr_base: float, n: int):
@@ -170,8 +178,7 @@ def repeated_adam_direction(repeats, b1: float, b2: float, eps: float) -> optax.
             mu = jax.tree_util.tree_map(lambda m, g: b1 * m + (1 - b1) * g, mu, grads)
             nu = jax.tree_util.tree_map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
             c = count.astype(jnp.float32)
-            step = jax.tree_util.tree_map(
-                lambda m, v: (m / (1 - b1**c)) / (jnp.sqrt(v / (1 - b2**c)) + eps), mu, nu)
+            step = jax.tree_util.tree_map(lambda m, v: (m / (1 - b1**c)) / (jnp.sqrt(v / (1 - b2**c)) + eps), mu, nu)
             acc = jax.tree_util.tree_map(jnp.add, acc, step)
             return count, mu, nu, acc
 
@@ -186,7 +193,9 @@ def _labels(params: Params, stage: int, cfg: Structure) -> Params:
     """Which optimizer each leaf uses in a stage: 'adam', 'focal' or 'frozen'."""
     pose = "adam" if cfg.optimize_cameras else "frozen"
     cam = params.cam._replace(
-        quat=pose, trans=pose, log_size=pose,
+        quat=pose,
+        trans=pose,
+        log_size=pose,
         anchor_depth="adam" if (stage == 2 and cfg.optimize_depth) else "frozen",
         log_focal="focal" if (stage == 2 and cfg.optimize_focal) else "frozen",
     )
@@ -195,16 +204,19 @@ def _labels(params: Params, stage: int, cfg: Structure) -> Params:
     return Params(cam=cam, human=human)
 
 
-def make_optimizer(params: Params, problem: Problem, stage: int, cfg: Structure,
-                   hp: HyperParams) -> optax.GradientTransformation:
+def make_optimizer(
+    params: Params, problem: Problem, stage: int, cfg: Structure, hp: HyperParams
+) -> optax.GradientTransformation:
     n, lr = (cfg.iters_stage1, hp.lr_stage1) if stage == 1 else (cfg.iters_stage2, hp.lr_stage2)
     schedule = cosine_lr(lr, n)
     adam = optax.adam(schedule, b1=hp.b1, b2=hp.b2, eps=hp.eps)
-    repeats = (jnp.sum(problem.scene.kf_valid).astype(jnp.int32) if cfg.focal_updates == "reference" else 1)
-    focal = optax.chain(repeated_adam_direction(repeats, hp.b1, hp.b2, hp.eps), optax.scale_by_schedule(schedule),
-                        optax.scale(-1.0))
-    return optax.multi_transform({"adam": adam, "focal": focal, "frozen": optax.set_to_zero()},
-                                 _labels(params, stage, cfg))
+    repeats = jnp.sum(problem.scene.kf_valid).astype(jnp.int32) if cfg.focal_updates == "reference" else 1
+    focal = optax.chain(
+        repeated_adam_direction(repeats, hp.b1, hp.b2, hp.eps), optax.scale_by_schedule(schedule), optax.scale(-1.0)
+    )
+    return optax.multi_transform(
+        {"adam": adam, "focal": focal, "frozen": optax.set_to_zero()}, _labels(params, stage, cfg)
+    )
 
 
 def progress_tick(cfg: Structure, hp: HyperParams, label, stage: int, it, n) -> None:
@@ -221,8 +233,9 @@ def progress_tick(cfg: Structure, hp: HyperParams, label, stage: int, it, n) -> 
 TOL_WINDOW = 20  # Adam's early stop compares the loss with the one this many iterations back
 
 
-def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: Structure,
-              hp: HyperParams, label=0) -> StageResult:
+def run_stage(
+    params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: Structure, hp: HyperParams, label=0
+) -> StageResult:
     """One stage: fresh optimizer state, ``lax.scan`` over iterations; quaternions of
     the cameras renormalised after each step; a non-finite loss stops all updates.
     With ``hp.tol`` > 0 updates also stop once the loss decreased by less than ``tol``
@@ -234,8 +247,9 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
     def step(p, state, nan_at, ring, it):
         terms, grads = jax.value_and_grad(lambda q: _total_with_terms(loss_fn, q), has_aux=True)(p)
         terms = terms[1]
-        finite = jnp.isfinite(terms.total) & jnp.all(jnp.array(
-            [jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)]))
+        finite = jnp.isfinite(terms.total) & jnp.all(
+            jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree_util.tree_leaves(grads)])
+        )
         old = ring[it % TOL_WINDOW]
         converged = (hp.tol > 0) & (it >= TOL_WINDOW) & (old - terms.total <= hp.tol * jnp.abs(old))
         ok = finite & (nan_at < 0) & ~converged
@@ -255,12 +269,19 @@ def run_stage(params: Params, problem: Problem, weights: LossWeights, stage: int
         # once converged (tol > 0), the remaining iterations are skipped (single solves; under
         # vmap both branches run and the mask keeps the state)
         p, state, nan_at, done, ring, terms = jax.lax.cond(
-            done, lambda: (p, state, nan_at, done, ring, last), lambda: step(p, state, nan_at, ring, it))
+            done, lambda: (p, state, nan_at, done, ring, last), lambda: step(p, state, nan_at, ring, it)
+        )
         return (p, state, nan_at, done, ring, terms), terms
 
     zero_terms = LossTerms(*([jnp.zeros((), jnp.float32)] * len(LossTerms._fields)))
-    init = (params, opt.init(params), jnp.array(-1, jnp.int32), jnp.array(False), jnp.zeros(TOL_WINDOW, jnp.float32),
-            zero_terms)
+    init = (
+        params,
+        opt.init(params),
+        jnp.array(-1, jnp.int32),
+        jnp.array(False),
+        jnp.zeros(TOL_WINDOW, jnp.float32),
+        zero_terms,
+    )
     (p, _, nan_at, _, _, _), history = jax.lax.scan(body, init, jnp.arange(n, dtype=jnp.int32))
     return StageResult(params=p, history=history, nan_at=nan_at)
 
@@ -345,15 +366,21 @@ def _weights(weights: LossWeights) -> LossWeights:
     return LossWeights(*(jnp.asarray(x, jnp.float32) for x in weights))
 
 
-def solve(problem: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(),
-          label: str = "") -> SolveResult:
+def solve(
+    problem: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(), label: str = ""
+) -> SolveResult:
     """Solve one window (both stages, one compiled program per bucket and :class:`Structure`).
 
     ``label`` names the progress bars (shown when ``cfg.progress_every`` > 0); it is data,
     so solves that differ only in label, progress, weights or hyper-parameters share a program.
     """
-    return _solve_jit(_as_jax(problem), _weights(weights), cfg.hyper(), jnp.asarray(label_id(label or _Bars.label), jnp.int32),
-                      cfg.structure())
+    return _solve_jit(
+        _as_jax(problem),
+        _weights(weights),
+        cfg.hyper(),
+        jnp.asarray(label_id(label or _Bars.label), jnp.int32),
+        cfg.structure(),
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
@@ -366,8 +393,14 @@ def stack_problems(problems: list[Problem]) -> Problem:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack([jnp.asarray(x) for x in xs]), *problems)
 
 
-def solve_batch(problems: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(),
-                label: str = "") -> SolveResult:
+def solve_batch(
+    problems: Problem, weights: LossWeights = LossWeights(), cfg: SolveConfig = SolveConfig(), label: str = ""
+) -> SolveResult:
     """vmap the solve over a stacked batch of windows (see :func:`stack_problems`)."""
-    return _solve_batch_jit(problems, _weights(weights), cfg.hyper(), jnp.asarray(label_id(label or _Bars.label), jnp.int32),
-                            cfg.structure())
+    return _solve_batch_jit(
+        problems,
+        _weights(weights),
+        cfg.hyper(),
+        jnp.asarray(label_id(label or _Bars.label), jnp.int32),
+        cfg.structure(),
+    )

@@ -7,6 +7,7 @@ covered frame), the person's world root path length against the truth (both samp
 root position error after a similarity alignment (metres, mean and max over the person's frames).
 Used by tests/test_camera_motion.py and benchmarks/camera_clips.py.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -26,9 +27,14 @@ def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
     f_gt = np.broadcast_to(np.asarray(gt["focal"], np.float64), (len(T_gt),))[fr] * scale
     K = res["intrinsics_per_frame"] if "intrinsics_per_frame" in res else np.repeat(res["intrinsics"][None], len(fr), 0)
     f_err = np.abs(K[:, 0, 0] / f_gt - 1.0)
-    out = {"camera_mode": summary.get("camera", {}).get("mode"), "expected_mode": str(gt.get("camera_mode", "")),
-           "covered_frames": [int(fr[0]), int(fr[-1])], "rotation_error_max_deg": float(rot_err.max()),
-           "rotation_error_mean_deg": float(rot_err.mean()), "focal_error_max": float(f_err.max())}
+    out = {
+        "camera_mode": summary.get("camera", {}).get("mode"),
+        "expected_mode": str(gt.get("camera_mode", "")),
+        "covered_frames": [int(fr[0]), int(fr[-1])],
+        "rotation_error_max_deg": float(rot_err.max()),
+        "rotation_error_mean_deg": float(rot_err.mean()),
+        "focal_error_max": float(f_err.max()),
+    }
     if len(res["person_ids"]):
         p = int(np.argmax(res["visible"].sum(1)))
         vis = res["visible"][p]
@@ -39,7 +45,14 @@ def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
         sub = slice(None, None, step)
         length = lambda x: float(np.linalg.norm(np.diff(x[sub], axis=0), axis=1).sum())  # noqa: E731
         # path length in metres of the reconstruction's own scale (no alignment)
-        out.update({"person_frames": int(vis.sum()), "root_path_m": length(est), "true_root_path_m": length(true),
-                    "root_path_ratio": length(est) / max(length(true), 1e-9),
-                    "root_error_mean_m": float(err.mean()), "root_error_max_m": float(err.max())})
+        out.update(
+            {
+                "person_frames": int(vis.sum()),
+                "root_path_m": length(est),
+                "true_root_path_m": length(true),
+                "root_path_ratio": length(est) / max(length(true), 1e-9),
+                "root_error_mean_m": float(err.mean()),
+                "root_error_max_m": float(err.max()),
+            }
+        )
     return out

@@ -5,6 +5,7 @@ and the small videos the tests feed to the front ends (structure from motion
 on textured planes with known poses, people tracking with known bodies).
 World frame: y down, metres; cameras camera-to-world in OpenCV axes.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,14 +16,18 @@ import numpy as np
 import scipy.ndimage
 
 from josh_jax import body
-from josh_jax.geometry.pinhole import project
 from josh_jax.export.render import draw_mesh
+from josh_jax.geometry.pinhole import project
 from josh_jax.synthetic.worlds import SynthConfig, _walk
 
 # body parts by dominant skinning joint (SMPL order) -> RGB
 SKIN, SHIRT, TROUSERS, SHOES, HAIR = (224, 172, 140), (40, 90, 170), (60, 60, 70), (30, 30, 30), (70, 45, 30)
-PARTS = {**{j: SKIN for j in (12, 15, 20, 21, 22, 23)}, **{j: SHIRT for j in (3, 6, 9, 13, 14, 16, 17, 18, 19)},
-         **{j: TROUSERS for j in (0, 1, 2, 4, 5)}, **{j: SHOES for j in (7, 8, 10, 11)}}
+PARTS = {
+    **{j: SKIN for j in (12, 15, 20, 21, 22, 23)},
+    **{j: SHIRT for j in (3, 6, 9, 13, 14, 16, 17, 18, 19)},
+    **{j: TROUSERS for j in (0, 1, 2, 4, 5)},
+    **{j: SHOES for j in (7, 8, 10, 11)},
+}
 
 
 def body_colors(model) -> np.ndarray:
@@ -41,7 +46,9 @@ def textures(rng, n: int = 6, size: int = 512) -> list[np.ndarray]:
     """High-contrast procedural textures (blobs at two scales, tile lines) that SIFT can hold on to."""
     out = []
     for _ in range(n):
-        base = np.stack([scipy.ndimage.gaussian_filter(rng.random((size, size)), s, mode="wrap") for s in (1, 3, 1)], -1)
+        base = np.stack(
+            [scipy.ndimage.gaussian_filter(rng.random((size, size)), s, mode="wrap") for s in (1, 3, 1)], -1
+        )
         base = (base - base.min((0, 1))) / np.ptp(base, (0, 1))
         base = np.clip((base - 0.5) * 2.5 + 0.5, 0, 1)  # strong local contrast for SIFT
         tint = rng.uniform(0.3, 1.0, 3)
@@ -87,8 +94,9 @@ def render_room(T_wc, focal, w, h, room, boxes, tex, texel=0.02) -> np.ndarray:
     return img
 
 
-def follow_cameras(target: np.ndarray, rng, back: float = 4.5, side: float = 0.8, height: float = 1.6,
-                   shake: float = 0.004) -> np.ndarray:
+def follow_cameras(
+    target: np.ndarray, rng, back: float = 4.5, side: float = 0.8, height: float = 1.6, shake: float = 0.004
+) -> np.ndarray:
     """(F, 4, 4) camera-to-world poses of a handheld camera tracking ``target`` (F, 3) from behind-left,
     looking slightly down at it (world y down)."""
     k = np.exp(-0.5 * (np.arange(-15, 16) / 6.0) ** 2)
@@ -108,7 +116,9 @@ def follow_cameras(target: np.ndarray, rng, back: float = 4.5, side: float = 0.8
     return np.stack(out)
 
 
-def _render_frames(path: str | Path | None, fps: float, width: int, height: int, frames: int, draw) -> np.ndarray | None:
+def _render_frames(
+    path: str | Path | None, fps: float, width: int, height: int, frames: int, draw
+) -> np.ndarray | None:
     """The one render loop of the clips: ``draw(t)`` -> (H, W, 3) RGB uint8 for t in 0..frames-1.
 
     Writes ``path`` (mp4v, BGR) when given and returns None; else returns the frames (F, H, W, 3).
@@ -131,8 +141,16 @@ def _render_frames(path: str | Path | None, fps: float, width: int, height: int,
     return None if writer is not None else np.stack(imgs)
 
 
-def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, height: int = 360, seed: int = 3,
-                person: bool = True, camera: str = "follow", fps: float = 30.0) -> dict:
+def render_clip(
+    path: str | Path | None,
+    frames: int = 120,
+    width: int = 640,
+    height: int = 360,
+    seed: int = 3,
+    person: bool = True,
+    camera: str = "follow",
+    fps: float = 30.0,
+) -> dict:
     """Render a clip; ``camera`` "follow" (handheld, tracking the person) or "static".
 
     Writes ``path`` (mp4v) when given and returns the ground truth: cam_to_world
@@ -151,10 +169,15 @@ def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, he
     verts = np.asarray(out.vertices, np.float64)
     pelvis = np.asarray(out.joints)[:, 0]
     if camera == "static":
-        pelvis = np.repeat(pelvis[F // 2:F // 2 + 1], F, 0)
+        pelvis = np.repeat(pelvis[F // 2 : F // 2 + 1], F, 0)
     T_wc = follow_cameras(pelvis, rng, shake=0.004 if camera == "follow" else 0.0)
-    boxes = np.array([[[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]], [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
-                      [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]]])
+    boxes = np.array(
+        [
+            [[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]],
+            [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
+            [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]],
+        ]
+    )
     tex = textures(rng)
     colors = body_colors(model)
     faces = np.asarray(model.faces)
@@ -163,13 +186,20 @@ def render_clip(path: str | Path | None, frames: int = 120, width: int = 640, he
         img = render_room(T_wc[t], focal, W, H, cfg.room, boxes, tex)
         if person:
             Tcw = np.linalg.inv(T_wc[t])
-            img = draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal, (W / 2, H / 2),
-                            vertex_colors=colors)
+            img = draw_mesh(
+                img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal, (W / 2, H / 2), vertex_colors=colors
+            )
         return img
 
     imgs = _render_frames(path, fps, W, H, F, draw)
-    gt = dict(cam_to_world=T_wc, focal=float(focal), rotmats=rots.astype(np.float32), betas=betas,
-              transl=trans.astype(np.float32), fps=fps)
+    gt = dict(
+        cam_to_world=T_wc,
+        focal=float(focal),
+        rotmats=rots.astype(np.float32),
+        betas=betas,
+        transl=trans.astype(np.float32),
+        fps=fps,
+    )
     if imgs is not None:
         gt["frames"] = imgs
     return gt
@@ -208,8 +238,9 @@ def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[
     elif kind in ("handheld", "handheld_near"):
         c0 = np.array([-0.6, -1.55, -1.2])
         ph = rng.uniform(0, 2 * np.pi, 3)
-        wob = 0.018 * np.stack([np.sin(2 * np.pi * s + ph[0]), 0.6 * np.sin(3 * np.pi * s + ph[1]),
-                                np.sin(np.pi * s + ph[2])], 1)
+        wob = 0.018 * np.stack(
+            [np.sin(2 * np.pi * s + ph[0]), 0.6 * np.sin(3 * np.pi * s + ph[1]), np.sin(np.pi * s + ph[2])], 1
+        )
         centres = c0 + wob + _smooth_path(rng.normal(0, 0.002, (F, 3)), 3.0)
         focal = np.full(F, 0.9 * width)
     else:
@@ -221,8 +252,15 @@ def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[
     return T, focal
 
 
-def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int = 50, width: int = 448,
-                       height: int = 252, seed: int = 5, fps: float = 30.0) -> dict:
+def render_camera_clip(
+    path: str | Path | None,
+    kind: str = "ptz",
+    frames: int = 50,
+    width: int = 448,
+    height: int = 252,
+    seed: int = 5,
+    fps: float = 30.0,
+) -> dict:
     """A camera-motion test clip (``kind`` "ptz" or "handheld", see :func:`camera_clip_motion`) of one
     walking person in the textured room, with exact ground truth.
 
@@ -242,8 +280,12 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     verts = np.asarray(out.vertices, np.float64)
     joints = np.asarray(out.joints, np.float64)
     T_wc, focal = camera_clip_motion(kind, joints[:, 0], W, rng)
-    boxes = [[[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]], [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
-             [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]], [[-4.5, -1.5, 2.0], [-3.6, 0.0, 3.2]]]
+    boxes = [
+        [[-3.0, -1.2, 6.0], [-1.8, 0.0, 6.8]],
+        [[1.5, -0.8, 5.5], [2.6, 0.0, 6.3]],
+        [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]],
+        [[-4.5, -1.5, 2.0], [-3.6, 0.0, 3.2]],
+    ]
     if kind == "handheld_near":  # a crate ~1.5 m from the camera: several px of parallax for SfM
         boxes.append([[-2.0, -0.9, 0.1], [-1.2, 0.0, 0.9]])
     boxes = np.array(boxes)
@@ -254,12 +296,21 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
     def draw(t):
         img = render_room(T_wc[t], focal[t], W, H, cfg.room, boxes, tex)
         Tcw = np.linalg.inv(T_wc[t])
-        return draw_mesh(img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2),
-                         vertex_colors=colors)
+        return draw_mesh(
+            img, verts[t] @ Tcw[:3, :3].T + Tcw[:3, 3], faces, focal[t], (W / 2, H / 2), vertex_colors=colors
+        )
 
     imgs = _render_frames(path, fps, W, H, F, draw)
-    gt = dict(cam_to_world=T_wc, focal=focal, camera_mode="rotation",
-              rotmats=rots.astype(np.float32), betas=betas, transl=trans.astype(np.float32), joints=joints, fps=fps)
+    gt = dict(
+        cam_to_world=T_wc,
+        focal=focal,
+        camera_mode="rotation",
+        rotmats=rots.astype(np.float32),
+        betas=betas,
+        transl=trans.astype(np.float32),
+        joints=joints,
+        fps=fps,
+    )
     if imgs is not None:
         gt["frames"] = imgs
     return gt
@@ -272,7 +323,9 @@ def render_camera_clip(path: str | Path | None, kind: str = "ptz", frames: int =
 OUTFITS = (
     dict(skin=(224, 172, 140), shirt=(190, 40, 40), trousers=(50, 70, 120), shoes=(30, 30, 30), hair=(70, 45, 30)),
     dict(skin=(150, 100, 70), shirt=(235, 235, 225), trousers=(30, 30, 35), shoes=(90, 60, 40), hair=(20, 15, 10)),
-    dict(skin=(240, 200, 170), shirt=(60, 140, 60), trousers=(170, 150, 110), shoes=(240, 240, 240), hair=(200, 160, 90)),
+    dict(
+        skin=(240, 200, 170), shirt=(60, 140, 60), trousers=(170, 150, 110), shoes=(240, 240, 240), hair=(200, 160, 90)
+    ),
     dict(skin=(110, 75, 55), shirt=(230, 180, 40), trousers=(90, 90, 95), shoes=(40, 30, 30), hair=(30, 25, 20)),
 )
 
@@ -315,8 +368,16 @@ PEOPLE_PRESETS = {
 }
 
 
-def render_people_clip(path: str | Path | None, preset: str = "walk_away", frames: int = 48, width: int = 480,
-                       height: int = 270, seed: int = 7, fps: float = 30.0, people: int | None = None) -> dict:
+def render_people_clip(
+    path: str | Path | None,
+    preset: str = "walk_away",
+    frames: int = 48,
+    width: int = 480,
+    height: int = 270,
+    seed: int = 7,
+    fps: float = 30.0,
+    people: int | None = None,
+) -> dict:
     """Render a clip with several people (``PEOPLE_PRESETS``) and return exact ground truth.
 
     Returns cam_to_world (F, 4, 4), focal (px), fps and per person (leading axis P):
@@ -365,10 +426,16 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
             x = -0.4 + 0.8 * t / max(F - 1, 1) if spec["cam"] == "dolly" else 0.0
             T_wc[t, :3, 3] = [x, -1.5, centre_z - 5.0]
             pitch = np.deg2rad(8.0)  # looking slightly down (world y down)
-            T_wc[t, :3, :3] = np.array([[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)],
-                                        [0, -np.sin(pitch), np.cos(pitch)]])
-    boxes_room = np.array([[[-3.0, -1.2, 8.5], [-1.8, 0.0, 9.3]], [[1.5, -0.8, 8.0], [2.6, 0.0, 8.8]],
-                           [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]]])
+            T_wc[t, :3, :3] = np.array(
+                [[1, 0, 0], [0, np.cos(pitch), np.sin(pitch)], [0, -np.sin(pitch), np.cos(pitch)]]
+            )
+    boxes_room = np.array(
+        [
+            [[-3.0, -1.2, 8.5], [-1.8, 0.0, 9.3]],
+            [[1.5, -0.8, 8.0], [2.6, 0.0, 8.8]],
+            [[3.5, -2.0, 6.5], [4.5, 0.0, 6.95]],
+        ]
+    )
     tex = textures(rng)
     faces = np.asarray(model.faces)
     colors = np.concatenate([outfit_colors(model, OUTFITS[p % len(OUTFITS)]) for p in range(P)])
@@ -399,9 +466,18 @@ def render_people_clip(path: str | Path | None, preset: str = "walk_away", frame
         return img
 
     imgs = _render_frames(path, fps, W, H, F, draw)
-    gt = dict(cam_to_world=T_wc, focal=float(focal), fps=fps, rotmats=np.stack(rots).astype(np.float32),
-              betas=np.stack(betas_all), transl=np.stack(trans).astype(np.float32), joints=joints.astype(np.float32),
-              boxes=boxes, visible=visible, size=np.array([W, H]))
+    gt = dict(
+        cam_to_world=T_wc,
+        focal=float(focal),
+        fps=fps,
+        rotmats=np.stack(rots).astype(np.float32),
+        betas=np.stack(betas_all),
+        transl=np.stack(trans).astype(np.float32),
+        joints=joints.astype(np.float32),
+        boxes=boxes,
+        visible=visible,
+        size=np.array([W, H]),
+    )
     if imgs is not None:
         gt["frames"] = imgs
     return gt
@@ -428,12 +504,14 @@ def landmark_centres(landmarks: np.ndarray) -> np.ndarray:
 
 def smpl_centres(joints_px: np.ndarray) -> np.ndarray:
     """(..., 24, 2) SMPL-order joints in pixels -> (..., 4, 2) mid-points of hips, shoulders, knees, ankles."""
-    return np.stack([(joints_px[..., a, :] + joints_px[..., b, :]) / 2 for a, b in ((1, 2), (16, 17), (4, 5), (7, 8))],
-                    -2)
+    return np.stack(
+        [(joints_px[..., a, :] + joints_px[..., b, :]) / 2 for a, b in ((1, 2), (16, 17), (4, 5), (7, 8))], -2
+    )
 
 
-def tracking_report(gt: dict, track_landmarks: dict, scale: float = 1.0, max_dist: float = 0.2,
-                    min_visible: float = 0.5) -> list[dict]:
+def tracking_report(
+    gt: dict, track_landmarks: dict, scale: float = 1.0, max_dist: float = 0.2, min_visible: float = 0.5
+) -> list[dict]:
     """Score person tracks against :func:`render_people_clip`'s truth.
 
     ``track_landmarks``: {track id: {frame: (33, 2) BlazePose landmarks, or (4, 2) centres as
@@ -472,8 +550,15 @@ def tracking_report(gt: dict, track_landmarks: dict, scale: float = 1.0, max_dis
         vis = gt["visible"][p] >= min_visible
         m = match[p][match[p] >= 0]
         switches = int((np.diff(m) != 0).sum()) if len(m) else 0
-        out.append(dict(person=p, visible_frames=int(vis.sum()), visible_fraction=float(vis.mean()),
-                        tracked=float((match[p][vis] >= 0).mean()) if vis.any() else 0.0, switches=switches,
-                        track_ids=sorted({int(x) for x in m}),
-                        shared_tracks=sorted(int(i) for i in set(m.tolist()) if len(people_of[int(i)]) > 1)))
+        out.append(
+            dict(
+                person=p,
+                visible_frames=int(vis.sum()),
+                visible_fraction=float(vis.mean()),
+                tracked=float((match[p][vis] >= 0).mean()) if vis.any() else 0.0,
+                switches=switches,
+                track_ids=sorted({int(x) for x in m}),
+                shared_tracks=sorted(int(i) for i in set(m.tolist()) if len(people_of[int(i)]) > 1),
+            )
+        )
     return out

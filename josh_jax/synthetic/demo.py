@@ -5,6 +5,7 @@ No video and no front ends: it writes a front-end bundle, solves it, and writes
 ``trajectory.png`` (top-down camera and person paths on the scene points,
 front-ends-only vs joint vs ground truth), ``scene.glb`` and ``ground_truth.npz``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,9 @@ def plot_trajectory(out_dir: Path, gt: dict | None = None) -> Path:
     from josh_jax.export.plots import plot_trajectory as _plot
     from josh_jax.results import load_results
 
-    return _plot(load_results(out_dir / "results.npz"), load_results(out_dir / "init.npz"),
-                 out_dir / "trajectory.png", gt)
+    return _plot(
+        load_results(out_dir / "results.npz"), load_results(out_dir / "init.npz"), out_dir / "trajectory.png", gt
+    )
 
 
 def main(argv=None) -> int:
@@ -60,8 +62,7 @@ def main(argv=None) -> int:
     from josh_jax._cli.interrupt import exit_on_interrupt
 
     try:
-        with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"), \
-                tempfile.TemporaryDirectory() as tmp:
+        with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"), tempfile.TemporaryDirectory() as tmp:
             from josh_jax._cli.atomic import IN_FLIGHT
 
             IN_FLIGHT.add(Path(tmp))  # removed by the Ctrl-C handler too
@@ -78,11 +79,13 @@ def main(argv=None) -> int:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]
-    print(f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
-          f"{summary['contact_scale_entries']} contact-scale entries; joint solve {s['joint_solve']:.1f} s "
-          f"(first solve {s['first_solve_incl_compile']:.1f} s with any compile)\n[demo] outputs in {args.out}/: results.npz, "
-          "init.npz, summary.json, loss_curve.png, trajectory.png, scene.glb, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
-          f"{args.out}/results.npz {args.out}/ground_truth.npz")
+    print(
+        f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
+        f"{summary['contact_scale_entries']} contact-scale entries; joint solve {s['joint_solve']:.1f} s "
+        f"(first solve {s['first_solve_incl_compile']:.1f} s with any compile)\n[demo] outputs in {args.out}/: results.npz, "
+        "init.npz, summary.json, loss_curve.png, trajectory.png, scene.glb, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
+        f"{args.out}/results.npz {args.out}/ground_truth.npz"
+    )
     return 0
 
 

@@ -22,6 +22,7 @@ The simulated front ends carry the errors JOSH has to undo:
 
 Presets ``easy``, ``medium``, ``hard`` (:data:`PRESETS`); deterministic for a seed.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -31,11 +32,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-
-from josh_jax.body import BodyModel, forward_jit as _forward
+from josh_jax.body import BodyModel
+from josh_jax.body import forward_jit as _forward
 from josh_jax.bundle import Window, validate
 from josh_jax.geometry.pinhole import project
-
 
 
 @dataclass(frozen=True)
@@ -74,11 +74,36 @@ class SynthConfig:
 
 PRESETS = {
     "easy": SynthConfig(),
-    "medium": SynthConfig(num_keyframes=21, camera="follow", people=2, depth_drift=0.02, depth_noise=0.01,
-                          outliers=0.05, hmr_depth_noise=0.05, hmr_pose_noise=0.04, stop_prob=0.3, turn_rate=0.01),
-    "hard": SynthConfig(num_keyframes=21, camera="orbit", people=3, shake=0.02, depth_drift=0.04, depth_noise=0.02,
-                        outliers=0.1, pix_noise=0.6, hmr_depth_noise=0.08, hmr_pose_noise=0.06, hmr_missing=0.1,
-                        contact_fn=0.2, contact_fp=0.02, stop_prob=0.5, turn_rate=0.02, focal=120.0),
+    "medium": SynthConfig(
+        num_keyframes=21,
+        camera="follow",
+        people=2,
+        depth_drift=0.02,
+        depth_noise=0.01,
+        outliers=0.05,
+        hmr_depth_noise=0.05,
+        hmr_pose_noise=0.04,
+        stop_prob=0.3,
+        turn_rate=0.01,
+    ),
+    "hard": SynthConfig(
+        num_keyframes=21,
+        camera="orbit",
+        people=3,
+        shake=0.02,
+        depth_drift=0.04,
+        depth_noise=0.02,
+        outliers=0.1,
+        pix_noise=0.6,
+        hmr_depth_noise=0.08,
+        hmr_pose_noise=0.06,
+        hmr_missing=0.1,
+        contact_fn=0.2,
+        contact_fp=0.02,
+        stop_prob=0.5,
+        turn_rate=0.02,
+        focal=120.0,
+    ),
 }
 
 
@@ -94,7 +119,11 @@ def _make_boxes(rng, cfg: SynthConfig) -> np.ndarray:
     """(n, 2, 3) axis-aligned boxes standing on the ground (y down: from -h to 0)."""
     out = []
     for _ in range(cfg.boxes):
-        c = np.array([rng.uniform(-5, 5), 0.0, rng.uniform(6, cfg.room - 1)]) * [1, 1, rng.choice([-1, 1]) if cfg.camera == "orbit" else 1]
+        c = np.array([rng.uniform(-5, 5), 0.0, rng.uniform(6, cfg.room - 1)]) * [
+            1,
+            1,
+            rng.choice([-1, 1]) if cfg.camera == "orbit" else 1,
+        ]
         size = rng.uniform([0.5, 0.5, 0.5], [1.5, 2.0, 1.5])
         lo = np.array([c[0] - size[0] / 2, -size[1], c[2] - size[2] / 2])
         out.append(np.stack([lo, lo + size]))
@@ -141,7 +170,7 @@ def _walk(model: BodyModel, betas, frames: int, start: np.ndarray, heading: floa
     stop = np.zeros(frames, bool)
     if rng.uniform() < cfg.stop_prob:
         a = rng.integers(0, frames // 2)
-        stop[a:a + rng.integers(frames // 6, frames // 3 + 1)] = True
+        stop[a : a + rng.integers(frames // 6, frames // 3 + 1)] = True
     turn = rng.uniform(-cfg.turn_rate, cfg.turn_rate)
     rots, trans = [], []
     phase, amp = rng.uniform(0, 2 * np.pi), 1.0
@@ -191,7 +220,9 @@ def _cameras(cfg: SynthConfig, frames: int, target: np.ndarray, rng) -> np.ndarr
         elif cfg.camera == "orbit":
             ang = -0.5 + cfg.cam_speed * t / cfg.person_z
             centre = target[0]
-            c = np.array([centre[0] - cfg.person_z * np.sin(ang), -cfg.cam_height, centre[2] - cfg.person_z * np.cos(ang)])
+            c = np.array(
+                [centre[0] - cfg.person_z * np.sin(ang), -cfg.cam_height, centre[2] - cfg.person_z * np.cos(ang)]
+            )
             yaw = ang
         elif cfg.camera == "pan":
             c = np.array([0.0, -cfg.cam_height, 0.0])
@@ -223,8 +254,12 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
         heading = -np.pi / 2 + rng.normal(0, 0.3)  # facing (-sin h, 0, -cos h): +x, across the view
         rots, trans = _walk(model, betas, F, start, heading, rng, cfg)
         people.append((betas, rots, trans))
-    pelvis0 = np.stack([tr + np.asarray(_forward(model, people[0][0], r.astype(np.float32), np.zeros(3, np.float32)).joints)[0]
-                        for r, tr in zip(people[0][1], people[0][2])])
+    pelvis0 = np.stack(
+        [
+            tr + np.asarray(_forward(model, people[0][0], r.astype(np.float32), np.zeros(3, np.float32)).joints)[0]
+            for r, tr in zip(people[0][1], people[0][2])
+        ]
+    )
     T_wc = _cameras(cfg, F, pelvis0, rng)
 
     # bodies per frame (world)
@@ -268,7 +303,7 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
     rays = _rays(cfg)
     pairs, scores, corr_pair, corr_pix, corr_conf = [], [], [], [], []
     s = cfg.stride
-    yy0, xx0 = (a.ravel() for a in np.mgrid[s // 2:H:s, s // 2:W:s])
+    yy0, xx0 = (a.ravel() for a in np.mgrid[s // 2 : H : s, s // 2 : W : s])
     for i in range(K):
         for j in range(K):
             if i == j or abs(i - j) > cfg.pair_window:
@@ -283,7 +318,10 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
                 uj = Xj[:, 0] / Xj[:, 2] * cfg.focal + W / 2
                 vj = Xj[:, 1] / Xj[:, 2] * cfg.focal + H / 2
             ok = (Xj[:, 2] > 0.1) & (uj >= 0) & (uj <= W - 1) & (vj >= 0) & (vj <= H - 1)
-            ui_, vi_ = np.round(np.nan_to_num(uj)).astype(int).clip(0, W - 1), np.round(np.nan_to_num(vj)).astype(int).clip(0, H - 1)
+            ui_, vi_ = (
+                np.round(np.nan_to_num(uj)).astype(int).clip(0, W - 1),
+                np.round(np.nan_to_num(vj)).astype(int).clip(0, H - 1),
+            )
             ok &= ~masks[j][vi_, ui_] & (np.abs(true_depth[j][vi_, ui_] - Xj[:, 2]) < 0.03 * Xj[:, 2] + 0.05)
             if ok.sum() < 8:
                 continue
@@ -340,14 +378,26 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
             contact[p, k] = lab
 
     window = Window(
-        frame_index=kf.astype(np.int64), image_size=np.array([W, H]), scale_to_original=1.0,
-        base_focal=cfg.focal * (1 + 0.02 * rng.normal(size=K)), init_focal=1.0,
-        principal_point=np.array([W / 2, H / 2], float), depth=depth.astype(np.float32),
-        conf=conf.astype(np.float32), pair_index=np.array(pairs, np.int64).reshape(-1, 2),
-        pair_score=np.array(scores), corr_pair=np.concatenate(corr_pair), corr_pix=np.concatenate(corr_pix).astype(np.float32),
-        corr_conf=np.concatenate(corr_conf).astype(np.float32), track_ids=np.arange(P, dtype=np.int64),
-        track_valid=valid, track_rotmats=rot_c.astype(np.float32), track_betas=betas_c.astype(np.float32),
-        track_transl=transl_c.astype(np.float32), track_contact=contact, hmr_focal=f0,
+        frame_index=kf.astype(np.int64),
+        image_size=np.array([W, H]),
+        scale_to_original=1.0,
+        base_focal=cfg.focal * (1 + 0.02 * rng.normal(size=K)),
+        init_focal=1.0,
+        principal_point=np.array([W / 2, H / 2], float),
+        depth=depth.astype(np.float32),
+        conf=conf.astype(np.float32),
+        pair_index=np.array(pairs, np.int64).reshape(-1, 2),
+        pair_score=np.array(scores),
+        corr_pair=np.concatenate(corr_pair),
+        corr_pix=np.concatenate(corr_pix).astype(np.float32),
+        corr_conf=np.concatenate(corr_conf).astype(np.float32),
+        track_ids=np.arange(P, dtype=np.int64),
+        track_valid=valid,
+        track_rotmats=rot_c.astype(np.float32),
+        track_betas=betas_c.astype(np.float32),
+        track_transl=transl_c.astype(np.float32),
+        track_contact=contact,
+        hmr_focal=f0,
     )
     window = dataclasses.replace(window, init_focal=float(np.mean(window.base_focal)))
     validate(window)
@@ -365,19 +415,27 @@ def _ground_truth(model, people, verts, joints, T_wc, cfg, markers, boxes) -> di
     for betas, rots, trans in people:
         J0 = np.asarray(model.J_template + np.einsum("jcb,b->jc", model.J_shapedirs, betas))[0]
         transl.append(to0(trans + J0) - J0)
-    ground = np.stack(np.meshgrid(np.linspace(-cfg.room, cfg.room, 60), [0.0], np.linspace(-cfg.room, cfg.room, 60)), -1).reshape(-1, 3)
+    ground = np.stack(
+        np.meshgrid(np.linspace(-cfg.room, cfg.room, 60), [0.0], np.linspace(-cfg.room, cfg.room, 60)), -1
+    ).reshape(-1, 3)
     return {
-        "frame_index": np.arange(F), "cam_to_world": (T0 @ T_wc).astype(np.float32),
+        "frame_index": np.arange(F),
+        "cam_to_world": (T0 @ T_wc).astype(np.float32),
         "intrinsics": np.array([[cfg.focal, 0, cfg.width / 2], [0, cfg.focal, cfg.height / 2], [0, 0, 1]], np.float32),
-        "image_size": np.array([cfg.width, cfg.height]), "person_ids": np.arange(P),
-        "visible": np.ones((P, F), bool), "betas": np.stack([b for b, _, _ in people]).astype(np.float32),
+        "image_size": np.array([cfg.width, cfg.height]),
+        "person_ids": np.arange(P),
+        "visible": np.ones((P, F), bool),
+        "betas": np.stack([b for b, _, _ in people]).astype(np.float32),
         "global_orient": g_orient.astype(np.float32),
         "body_pose": np.stack([r[:, 1:] for _, r, _ in people]).astype(np.float32),
         "transl": np.stack(transl).astype(np.float32),
         "joints_world": np.stack([to0(j) for j in joints]).astype(np.float32),
         "foot_vertices_world": np.stack([to0(v[:, markers]) for v in verts]).astype(np.float32),
-        "points": to0(ground).astype(np.float32), "point_colors": np.full((len(ground), 3), 128, np.uint8),
-        "body_model": np.array(model.name), "depth_scale": np.array(cfg.depth_scale), "focal": np.array(cfg.focal),
+        "points": to0(ground).astype(np.float32),
+        "point_colors": np.full((len(ground), 3), 128, np.uint8),
+        "body_model": np.array(model.name),
+        "depth_scale": np.array(cfg.depth_scale),
+        "focal": np.array(cfg.focal),
         "boxes": boxes,
     }
 
@@ -389,7 +447,6 @@ def main(argv=None) -> int:
 
     from josh_jax import body as jbody
     from josh_jax._cli.atomic import atomic_folder
-    from josh_jax.bundle import save
     from josh_jax._cli.checks import (
         OneLineParser,
         OutputError,
@@ -398,6 +455,7 @@ def main(argv=None) -> int:
         nonnegative_int,
     )
     from josh_jax._cli.interrupt import exit_on_interrupt
+    from josh_jax.bundle import save
 
     def keyframes(text: str) -> int:
         v = nonnegative_int(text)
@@ -406,8 +464,9 @@ def main(argv=None) -> int:
         return v
 
     ap = OneLineParser(prog="python -m josh_jax.synthetic.worlds", description=main.__doc__)
-    ap.add_argument("out", type=Path, help="bundle folder to write (refused when it exists and is not empty, "
-                    "unless --overwrite)")
+    ap.add_argument(
+        "out", type=Path, help="bundle folder to write (refused when it exists and is not empty, unless --overwrite)"
+    )
     ap.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the world (>= 0)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="easy")
     ap.add_argument("--keyframes", type=keyframes, default=None, help="number of keyframes (>= 3)")
@@ -423,8 +482,14 @@ def main(argv=None) -> int:
         with exit_on_interrupt(f"interrupted: nothing was written to {args.out}"):
             window, gt = make_world(model, args.seed, cfg)
             with atomic_folder(args.out, "synth") as tmp:
-                save(tmp / "bundle", [window], {"body_model": args.body_model,
-                                                "source": f"josh_jax.synthetic.worlds {args.preset} seed {args.seed}"})
+                save(
+                    tmp / "bundle",
+                    [window],
+                    {
+                        "body_model": args.body_model,
+                        "source": f"josh_jax.synthetic.worlds {args.preset} seed {args.seed}",
+                    },
+                )
                 for f in (tmp / "bundle").iterdir():
                     f.rename(tmp / f.name)
                 (tmp / "bundle").rmdir()
@@ -432,8 +497,10 @@ def main(argv=None) -> int:
     except (jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({window.num_keyframes} keyframes, {len(window.corr_pair)} correspondences, "
-          f"{window.num_tracks} people)")
+    print(
+        f"wrote {args.out} ({window.num_keyframes} keyframes, {len(window.corr_pair)} correspondences, "
+        f"{window.num_tracks} people)"
+    )
     return 0
 
 

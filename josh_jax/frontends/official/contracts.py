@@ -13,6 +13,7 @@ manifest of any folder an export script writes to, with the file's sha256);
 against its entry before use. Tests build tiny models with the same
 contracts (``tests/tiny_official.py``).
 """
+
 from __future__ import annotations
 
 F32 = "tensor(float)"
@@ -25,28 +26,31 @@ CONTRACTS: dict[str, dict] = {
         "outputs": {
             "boxes": {"shape": ["N", 4], "dtype": F32, "meaning": "x1, y1, x2, y2 in input pixels"},
             "scores": {"shape": ["N"], "dtype": F32, "range": "[0, 1]", "meaning": "person score"},
-            "masks": {"shape": ["N", "H", "W"], "dtype": F32, "range": "[0, 1]",
-                      "meaning": "per-pixel person probability, input pixels"},
+            "masks": {
+                "shape": ["N", "H", "W"],
+                "dtype": F32,
+                "range": "[0, 1]",
+                "meaning": "per-pixel person probability, input pixels",
+            },
         },
         "preprocess": "RGB frame resized (aspect kept) to fit H x W, zero padded right/bottom, value/255, NCHW",
         "postprocess": "keep scores >= 0.7 (the reference's human_thres) and masks > 0.5; boxes and masks mapped "
-                       "back to the frame; detections linked into tracks by greedy IoU (>= 0.3) with the previous "
-                       "frame's boxes; tracks shorter than min_track_frames dropped",
+        "back to the frame; detections linked into tracks by greedy IoU (>= 0.3) with the previous "
+        "frame's boxes; tracks shorter than min_track_frames dropped",
         "source": "any person segmenter wrapped to this signature (the reference uses SAM3 with the text prompt "
-                  "'person', which has no ONNX export; a YOLO-seg or Mask R-CNN export after NMS and class filtering "
-                  "meets it)",
+        "'person', which has no ONNX export; a YOLO-seg or Mask R-CNN export after NMS and class filtering "
+        "meets it)",
         "license": "that of the segmenter's weights",
         "export": "your segmenter's exporter, wrapped to these names (docs/frontends.md)",
     },
     "vimo_backbone": {
         "file": "vimo_backbone.onnx",
         "role": "human mesh recovery, image features (TRAM's VIMO: ViT-H of HMR2.0)",
-        "inputs": {"img": {"shape": ["B", 3, 256, 192], "dtype": F32,
-                           "range": "ImageNet-normalised RGB"}},
+        "inputs": {"img": {"shape": ["B", 3, 256, 192], "dtype": F32, "range": "ImageNet-normalised RGB"}},
         "outputs": {"feature": {"shape": ["B", 1280, 16, 12], "dtype": F32}},
         "preprocess": "TRAM crop: square box of side max(w, h) x 1.2 about the box centre, warped to 256 x 256, "
-                      "RGB/255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225), NCHW; columns 32:224 "
-                      "(the 192 centre columns)",
+        "RGB/255, minus (0.485, 0.456, 0.406), over (0.229, 0.224, 0.225), NCHW; columns 32:224 "
+        "(the 192 centre columns)",
         "postprocess": "features go to vimo_temporal in windows of 16 consecutive frames",
         "source": "TRAM (github.com/yufu-wang/tram), data/checkpoints/vimo_checkpoint.pth.tar",
         "license": "TRAM code: MIT; the checkpoint is trained on SMPL data (see the TRAM repository)",
@@ -69,7 +73,7 @@ CONTRACTS: dict[str, dict] = {
         },
         "preprocess": "B16 = 16 x windows; rows of a window are 16 consecutive frames of one track",
         "postprocess": "TRAM's sliding windows (stride 1): the first window gives frames 0-8, the last frames 8-15, "
-                       "others frame 8; track segments shorter than 16 frames are dropped (parse_chunks)",
+        "others frame 8; track segments shorter than 16 frames are dropped (parse_chunks)",
         "source": "as vimo_backbone",
         "license": "as vimo_backbone",
         "export": "scripts/export_vimo.py",
@@ -80,8 +84,8 @@ CONTRACTS: dict[str, dict] = {
         "inputs": {"img": {"shape": ["B", 3, 256, 256], "dtype": F32, "range": "BGR / 255"}},
         "outputs": {"contact": {"shape": ["B", 6890], "dtype": F32, "range": "[0, 1]"}},
         "preprocess": "square box of side max(w, h) x 1.2 about the box centre, clipped to the frame (so it "
-                      "may be cut), resized to 256 x 256 (bilinear: JOSH passes cv2.INTER_CUBIC in resize's dst "
-                      "position, so OpenCV's default applies), BGR/255, NCHW",
+        "may be cut), resized to 256 x 256 (bilinear: JOSH passes cv2.INTER_CUBIC in resize's dst "
+        "position, so OpenCV's default applies), BGR/255, NCHW",
         "postprocess": "contact >= 0.5 on SMPL's 6890 vertices",
         "source": "DECO (github.com/sha2nkt/deco), deco_best.pth",
         "license": "DECO: data & software license for non-commercial scientific research (see its repository)",
@@ -96,13 +100,13 @@ CONTRACTS: dict[str, dict] = {
             "conf": {"shape": [1, "N", "H", "W", 1], "dtype": F32, "meaning": "confidence logits"},
         },
         "preprocess": "N = the keyframes of a window (fixed at export, default 21 = a 101-frame window every 5 "
-                      "frames; other counts run in groups of N, the last padded with copies of its last frame); "
-                      "keyframes resized (area resampling; the reference: PIL Lanczos) to W x H, multiples of 14 "
-                      "with W x H <= 255000 for the video's aspect (the reference's load_images_as_tensor), "
-                      "value/255, NCHW per frame",
+        "frames; other counts run in groups of N, the last padded with copies of its last frame); "
+        "keyframes resized (area resampling; the reference: PIL Lanczos) to W x H, multiples of 14 "
+        "with W x H <= 255000 for the video's aspect (the reference's load_images_as_tensor), "
+        "value/255, NCHW per frame",
         "postprocess": "focal and shift by MoGe's recover_focal_shift on 64 x 64 nearest samples where "
-                       "sigmoid(conf) > 0.1, mean focal over frames, times half the diagonal; depth = z and "
-                       "confidence = sigmoid(conf), bilinear to the working size",
+        "sigmoid(conf) > 0.1, mean focal over frames, times half the diagonal; depth = z and "
+        "confidence = sigmoid(conf), bilinear to the working size",
         "source": "Pi3 (github.com/yyfz/Pi3), Hugging Face yyfz233/Pi3X",
         "license": "Pi3: copyright the authors, all rights reserved (see the repository and the model card)",
         "export": "scripts/export_pi3x.py",
@@ -110,21 +114,23 @@ CONTRACTS: dict[str, dict] = {
     "mast3r": {
         "file": "mast3r.onnx",
         "role": "dense descriptors of an image pair, both orders (MASt3R ViT-L / Base decoder, catmlp+dpt)",
-        "inputs": {"img1": {"shape": [1, 3, "H", "W"], "dtype": F32, "range": "RGB [-1, 1]"},
-                   "img2": {"shape": [1, 3, "H", "W"], "dtype": F32, "range": "RGB [-1, 1]"}},
+        "inputs": {
+            "img1": {"shape": [1, 3, "H", "W"], "dtype": F32, "range": "RGB [-1, 1]"},
+            "img2": {"shape": [1, 3, "H", "W"], "dtype": F32, "range": "RGB [-1, 1]"},
+        },
         "outputs": {
             "conf": {"shape": [4, "H", "W"], "dtype": F32, "meaning": "point confidence of 11, 21, 22, 12"},
             "desc": {"shape": [4, "H", "W", 24], "dtype": F32, "meaning": "descriptors of 11, 21, 22, 12"},
             "desc_conf": {"shape": [4, "H", "W"], "dtype": F32, "meaning": "descriptor confidence"},
         },
         "preprocess": "keyframes at the working size: long side 512 (area resampling, the closest OpenCV has to "
-                      "PIL's antialiased Lanczos), centre-cropped to multiples of 16, "
-                      "value/127.5 - 1, NCHW",
+        "PIL's antialiased Lanczos), centre-cropped to multiples of 16, "
+        "value/127.5 - 1, NCHW",
         "postprocess": "sparse_ga symmetric inference: 11/21 from (img1, img2), 22/12 from (img2, img1); person "
-                       "pixels get desc_conf 0; reciprocal nearest neighbours of the descriptors (dot "
-                       "product) from an 8-px grid, both directions, merged; match confidence "
-                       "sqrt(desc_conf_i * desc_conf_j); pair score = matches with confidence > 0 (the reference's "
-                       "spanning-tree weight); conf is not used (JOSH's scene confidence comes from Pi3X)",
+        "pixels get desc_conf 0; reciprocal nearest neighbours of the descriptors (dot "
+        "product) from an 8-px grid, both directions, merged; match confidence "
+        "sqrt(desc_conf_i * desc_conf_j); pair score = matches with confidence > 0 (the reference's "
+        "spanning-tree weight); conf is not used (JOSH's scene confidence comes from Pi3X)",
         "source": "MASt3R (github.com/naver/mast3r), MASt3R_ViTLarge_BaseDecoder_512_catmlpdpt_metric.pth",
         "license": "CC BY-NC-SA 4.0 (non-commercial), see the MASt3R repository",
         "export": "scripts/export_mast3r.py",
@@ -153,8 +159,9 @@ def write_manifest(path) -> None:
     from pathlib import Path
 
     path = Path(path)
-    manifest = json.loads(path.read_text()) if path.is_file() else {"format": "josh-onnx-manifest", "version": 1,
-                                                                    "models": {}}
+    manifest = (
+        json.loads(path.read_text()) if path.is_file() else {"format": "josh-onnx-manifest", "version": 1, "models": {}}
+    )
     for name, entry in CONTRACTS.items():
         manifest["models"][name] = {**entry, "sha256": manifest["models"].get(name, {}).get("sha256")}
     path.write_text(json.dumps(manifest, indent=1) + "\n")

@@ -2,6 +2,7 @@
 
 Sizes are (W, H); boxes are [x1, y1, x2, y2] in original pixels; frames RGB uint8.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,7 +27,7 @@ def tram_crop(frame: np.ndarray, center: np.ndarray, scale: float, res: int = 25
     M = np.array([[k, 0, -k * (center[0] - 100 * scale)], [0, k, -k * (center[1] - 100 * scale)]], np.float64)
     crop = cv2.warpAffine(frame, M, (res, res), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     x = (crop.astype(np.float32) / 255.0 - IMAGENET_MEAN) / IMAGENET_STD
-    return x.transpose(2, 0, 1)[:, :, 32:res - 32]
+    return x.transpose(2, 0, 1)[:, :, 32 : res - 32]
 
 
 def deco_crop(frame: np.ndarray, box: np.ndarray, res: int = 256) -> np.ndarray:

@@ -1,4 +1,5 @@
 """Finding, checking and running the official ONNX models of a models folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,8 +13,11 @@ from .contracts import CONTRACTS, REQUIRED
 def missing_models(models_dir: Path) -> list[str]:
     """One line per model file of :data:`REQUIRED` absent from ``models_dir``: file and how to make it."""
     d = Path(models_dir)
-    return [f"{CONTRACTS[n]['file']} ({CONTRACTS[n]['export']})" for n in REQUIRED
-            if not (d / CONTRACTS[n]["file"]).is_file()]
+    return [
+        f"{CONTRACTS[n]['file']} ({CONTRACTS[n]['export']})"
+        for n in REQUIRED
+        if not (d / CONTRACTS[n]["file"]).is_file()
+    ]
 
 
 def require_models(models_dir: Path | None = None) -> Path:
@@ -22,8 +26,11 @@ def require_models(models_dir: Path | None = None) -> Path:
     d = Path(models_dir) if models_dir else default_models_dir()
     gone = missing_models(d)
     if gone:
-        raise FrontEndError(f"--frontends official needs these models in {d}, missing: " + "; ".join(gone)
-                            + " (docs/frontends.md says how to export them; or use --frontends default)")
+        raise FrontEndError(
+            f"--frontends official needs these models in {d}, missing: "
+            + "; ".join(gone)
+            + " (docs/frontends.md says how to export them; or use --frontends default)"
+        )
     return d
 
 
@@ -40,8 +47,12 @@ class OfficialModels:
         self.sessions = {}
         for name in REQUIRED:
             entry = manifest.get(name, CONTRACTS[name])
-            sess = open_session(self.dir / CONTRACTS[name]["file"], device, threads,
-                                remake=entry.get("export", CONTRACTS[name].get("export", "its export script")))
+            sess = open_session(
+                self.dir / CONTRACTS[name]["file"],
+                device,
+                threads,
+                remake=entry.get("export", CONTRACTS[name].get("export", "its export script")),
+            )
             check_contract(sess, entry, name)
             self.sessions[name] = sess
 

@@ -2,6 +2,7 @@
 
 Boxes are [x1, y1, x2, y2] in original pixels.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -94,8 +95,15 @@ def window_picks(n: int) -> list[tuple[int, np.ndarray]]:
     return picks
 
 
-def vimo_track(run_temporal, features: np.ndarray, centers: np.ndarray, scales: np.ndarray, focal: float,
-               img_center: np.ndarray, windows_per_call: int = 8) -> dict:
+def vimo_track(
+    run_temporal,
+    features: np.ndarray,
+    centers: np.ndarray,
+    scales: np.ndarray,
+    focal: float,
+    img_center: np.ndarray,
+    windows_per_call: int = 8,
+) -> dict:
     """Per-frame SMPL of one chunk of consecutive frames from its backbone features (n, 1280, 16, 12).
 
     ``run_temporal(**feeds)`` runs ``vimo_temporal``. Returns rotmat (n, 24, 3, 3), betas (n, 10),
@@ -103,15 +111,22 @@ def vimo_track(run_temporal, features: np.ndarray, centers: np.ndarray, scales: 
     """
     n = len(features)
     picks = window_picks(n)
-    out = {"rotmat": np.zeros((n, 24, 3, 3), np.float32), "betas": np.zeros((n, 10), np.float32),
-           "transl": np.zeros((n, 3), np.float32)}
+    out = {
+        "rotmat": np.zeros((n, 24, 3, 3), np.float32),
+        "betas": np.zeros((n, 10), np.float32),
+        "transl": np.zeros((n, 3), np.float32),
+    }
     for s in range(0, len(picks), windows_per_call):
-        group = picks[s:s + windows_per_call]
+        group = picks[s : s + windows_per_call]
         rows = np.concatenate([np.arange(st, st + SEQ) for st, _ in group])
         m = len(rows)
-        res = run_temporal(feature=features[rows].astype(np.float32), center=centers[rows],
-                           scale=scales[rows], img_focal=np.full(m, focal, np.float32),
-                           img_center=np.repeat(np.asarray(img_center, np.float32)[None], m, 0))
+        res = run_temporal(
+            feature=features[rows].astype(np.float32),
+            center=centers[rows],
+            scale=scales[rows],
+            img_focal=np.full(m, focal, np.float32),
+            img_center=np.repeat(np.asarray(img_center, np.float32)[None], m, 0),
+        )
         for g, (st, keep) in enumerate(group):
             for k in out:
                 out[k][st + keep] = res[k][g * SEQ + keep]

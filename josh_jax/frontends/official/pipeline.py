@@ -12,6 +12,7 @@ Working images: long side ``work_side`` (512, MASt3R's training size),
 centre-cropped to multiples of 16 (the MASt3R input). The human front end assumes the focal of the image diagonal
 (TRAM), recorded as ``hmr_focal``.
 """
+
 from __future__ import annotations
 
 import time
@@ -19,11 +20,12 @@ import time
 import cv2
 import numpy as np
 
+from josh_jax.video import VideoInfo, iter_frames
+
 from ...body.model import BodyModel
 from ...bundle import pair_fields
 from ..onnx_models import FrontEndError
 from ..pipeline import FrontEndConfig, FrontEndOutput, TrackFit, _bar, _window, clip_keyframes
-from josh_jax.video import VideoInfo, iter_frames
 from . import images as im
 from .models import OfficialModels
 from .people import IouTracker, chunks, detections, union_mask, vimo_track
@@ -40,31 +42,39 @@ def _seg_size(models: OfficialModels, W: int, H: int) -> tuple[int, int]:
     return (int(np.ceil(W * k / 32)) * 32, int(np.ceil(H * k / 32)) * 32)
 
 
-def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(),
-                 progress: bool = True, log=print) -> FrontEndOutput:
+def run_official(
+    info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontEndConfig(), progress: bool = True, log=print
+) -> FrontEndOutput:
     """Run the official ONNX front ends (see docs/frontends.md) on a checked clip."""
     if model.num_vertices != 6890 or model.num_betas < 10:
-        raise FrontEndError(f"the official front ends give SMPL parameters and contacts on SMPL's 6890 vertices, "
-                            f"but the body model is {model.name} ({model.num_vertices} vertices); "
-                            "pass the SMPL model with --smpl PATH")
+        raise FrontEndError(
+            f"the official front ends give SMPL parameters and contacts on SMPL's 6890 vertices, "
+            f"but the body model is {model.name} ({model.num_vertices} vertices); "
+            "pass the SMPL model with --smpl PATH"
+        )
     T = info.num_frames
     if T < 2 * cfg.opt_interval + 1:
         raise FrontEndError(f"the clip has {T} frames; a window needs at least {2 * cfg.opt_interval + 1}")
     models = OfficialModels(cfg.models_dir, cfg.device, cfg.threads)
     log(f"[frontends] official models from {models.dir} on {models.providers[0]}")
     if cfg.static_camera:
-        log("[frontends] --static-camera is not used by the official front ends (Pi3X and MASt3R need no "
-            "camera motion)")
+        log(
+            "[frontends] --static-camera is not used by the official front ends (Pi3X and MASt3R need no camera motion)"
+        )
     W0, H0 = info.width, info.height
     resized, work = im.mast3r_sizes(W0, H0, cfg.work_side)
     p3 = im.pi3x_size(W0, H0)
-    for name, inp, want, script in (("mast3r", "img1", work, "export_mast3r.py"),
-                                    ("pi3x", "imgs", p3, "export_pi3x.py")):
+    for name, inp, want, script in (
+        ("mast3r", "img1", work, "export_mast3r.py"),
+        ("pi3x", "imgs", p3, "export_pi3x.py"),
+    ):
         have = models.fixed_size(name, inp)
         if have is not None and tuple(have) != tuple(want):
-            raise FrontEndError(f"{name}.onnx was exported for {have[0]}x{have[1]} images, but this "
-                                f"{W0}x{H0} video needs {want[0]}x{want[1]}: re-export it with "
-                                f"scripts/{script} --size {want[0]}x{want[1]}")
+            raise FrontEndError(
+                f"{name}.onnx was exported for {have[0]}x{have[1]} images, but this "
+                f"{W0}x{H0} video needs {want[0]}x{want[1]}: re-export it with "
+                f"scripts/{script} --size {want[0]}x{want[1]}"
+            )
     windows_kf = clip_keyframes(T, cfg)
     all_kf = np.unique(np.concatenate(windows_kf))
     kpos = {int(k): i for i, k in enumerate(all_kf)}
@@ -121,11 +131,14 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
     t0 = time.perf_counter()
     min_len = max(cfg.min_track_frames, 16)
     runs = {tid: [np.asarray(tracker.frames[tid])[r] for r in chunks(tracker.frames[tid])] for tid in tracker.frames}
-    keep = sorted((tid for tid in runs if sum(len(r) for r in runs[tid]) >= min_len),
-                  key=lambda tid: -sum(len(r) for r in runs[tid]))[:cfg.max_people]
+    keep = sorted(
+        (tid for tid in runs if sum(len(r) for r in runs[tid]) >= min_len),
+        key=lambda tid: -sum(len(r) for r in runs[tid]),
+    )[: cfg.max_people]
     if not keep:
-        raise FrontEndError(f"no person track of at least {min_len} consecutive frames was found in "
-                            f"{info.path.name} (VIMO needs 16)")
+        raise FrontEndError(
+            f"no person track of at least {min_len} consecutive frames was found in {info.path.name} (VIMO needs 16)"
+        )
     fits: dict[int, TrackFit] = {}  # per-frame betas (T, B), what the windows sample
     with _bar(len(keep), "VIMO temporal", progress) as bar:
         for tid in sorted(keep):
@@ -134,8 +147,14 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             for run in runs[tid]:
                 c = np.stack([cs[(tid, int(t))][0] for t in run]).astype(np.float32)
                 sc = np.array([cs[(tid, int(t))][1] for t in run], np.float32)
-                o = vimo_track(lambda **kw: models.run("vimo_temporal", **kw),
-                               np.stack([feats[tid][int(t)] for t in run]), c, sc, focal0, centre0)
+                o = vimo_track(
+                    lambda **kw: models.run("vimo_temporal", **kw),
+                    np.stack([feats[tid][int(t)] for t in run]),
+                    c,
+                    sc,
+                    focal0,
+                    centre0,
+                )
                 rot.append(o["rotmat"]), bet.append(o["betas"]), tr.append(o["transl"])
             V = model.num_vertices
             con = np.stack([contact_kf.get((tid, int(t)), np.zeros(V, bool)) for t in fr])
@@ -143,12 +162,22 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             betas = np.zeros((len(fr), B), np.float32)
             betas[:, :10] = np.concatenate(bet)
             row = {f: n for n, f in enumerate(tracker.frames[tid])}
-            fits[tid] = TrackFit(fr, np.concatenate(rot), betas, np.concatenate(tr), con,
-                                 boxes=np.stack([tracker.boxes[tid][row[int(t)]] for t in fr]))
+            fits[tid] = TrackFit(
+                fr,
+                np.concatenate(rot),
+                betas,
+                np.concatenate(tr),
+                con,
+                boxes=np.stack([tracker.boxes[tid][row[int(t)]] for t in fr]),
+            )
             bar.update(1)
     seconds["vimo_temporal"] = time.perf_counter() - t0
-    log(f"[frontends] {len(keep)} person track(s): " + ", ".join(
-        f"#{t} frames {fits[t].frames[0]}-{fits[t].frames[-1]} ({len(fits[t].frames)})" for t in sorted(keep)))
+    log(
+        f"[frontends] {len(keep)} person track(s): "
+        + ", ".join(
+            f"#{t} frames {fits[t].frames[0]}-{fits[t].frames[-1]} ({len(fits[t].frames)})" for t in sorted(keep)
+        )
+    )
 
     # ---- scene: Pi3X per window, MASt3R per keyframe pair (a pair two windows share is matched once)
     t0 = time.perf_counter()
@@ -164,8 +193,10 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             if cfg.focal:
                 focal = float(cfg.focal)  # --focal (working px) overrides Pi3X's
             elif not (np.isfinite(focal) and focal > 0):
-                log(f"[frontends] warning: Pi3X's point maps gave no usable focal for frames {kf[0]}-{kf[-1]} "
-                    f"(got {focal:.1f} px); using the image diagonal, TRAM's assumption (or pass --focal)")
+                log(
+                    f"[frontends] warning: Pi3X's point maps gave no usable focal for frames {kf[0]}-{kf[-1]} "
+                    f"(got {focal:.1f} px); using the image diagonal, TRAM's assumption (or pass --focal)"
+                )
                 focal = focal0 * resized[0] / W0
             dt["pi3x"] += time.perf_counter() - s
             scenes.append((idx, depth, conf, focal))
@@ -191,15 +222,38 @@ def run_official(info: VideoInfo, model: BodyModel, cfg: FrontEndConfig = FrontE
             matches.append((a, b, xa[ok], xb[ok], cc[ok]))
         scene = dict(depth=depth, conf=conf, **pair_fields(matches))
         principal = np.array(cfg.principal or [work[0] / 2, work[1] / 2], np.float64)  # --intrinsics
-        out_windows.append(_window(all_kf[idx], imgs_work[idx], scene, fits, model, focal=focal, principal=principal,
-                                   work=work, scale_to_original=W0 / resized[0], hmr_focal=hmr_focal))
+        out_windows.append(
+            _window(
+                all_kf[idx],
+                imgs_work[idx],
+                scene,
+                fits,
+                model,
+                focal=focal,
+                principal=principal,
+                work=work,
+                scale_to_original=W0 / resized[0],
+                hmr_focal=hmr_focal,
+            )
+        )
     seconds["scene"] = time.perf_counter() - t0
     seconds.update({f"scene_{k}": v for k, v in dt.items()})
-    meta = dict(video=str(info.path), fps=info.fps, start=info.start, num_frames=T, work_size=list(work),
-                focal=float(np.mean([sc[3] for sc in scenes])), principal=[work[0] / 2, work[1] / 2],
-                static_camera=False, fixed_intrinsics=cfg.fixed_intrinsics,
-                registered=int(len(all_kf)), keyframes=int(len(all_kf)), people=len(keep), frontends="official",
-                hmr_focal=float(hmr_focal))
+    meta = dict(
+        video=str(info.path),
+        fps=info.fps,
+        start=info.start,
+        num_frames=T,
+        work_size=list(work),
+        focal=float(np.mean([sc[3] for sc in scenes])),
+        principal=[work[0] / 2, work[1] / 2],
+        static_camera=False,
+        fixed_intrinsics=cfg.fixed_intrinsics,
+        registered=int(len(all_kf)),
+        keyframes=int(len(all_kf)),
+        people=len(keep),
+        frontends="official",
+        hmr_focal=float(hmr_focal),
+    )
     # tracks.npz keeps one shape per track (the mean of VIMO's per-frame betas)
     tracks_out = {tid: f._replace(betas=f.betas.mean(0)) for tid, f in fits.items()}
     return FrontEndOutput(out_windows, tracks_out, meta, seconds)
@@ -217,17 +271,16 @@ def _pi3x(models: OfficialModels, frames: np.ndarray) -> tuple[np.ndarray, np.nd
     x = frames.astype(np.float32).transpose(0, 3, 1, 2) / 255.0
     pts, conf = [], []
     for s in range(0, K, n):
-        group = x[s:s + n]
+        group = x[s : s + n]
         pad = n - len(group)
         if pad:
             group = np.concatenate([group, np.repeat(group[-1:], pad, 0)])
         o = models.run("pi3x", imgs=group[None])
-        pts.append(o["local_points"][0][:n - pad])
-        conf.append(o["conf"][0][:n - pad])
+        pts.append(o["local_points"][0][: n - pad])
+        conf.append(o["conf"][0][: n - pad])
     return np.concatenate(pts), np.concatenate(conf)
 
 
 def _to_pm1(rgb: np.ndarray) -> np.ndarray:
     """uint8 (H, W, 3) -> (1, 3, H, W) in [-1, 1] (DUSt3R's ImgNorm)."""
     return (rgb.astype(np.float32) / 127.5 - 1.0).transpose(2, 0, 1)[None]
-

@@ -10,6 +10,7 @@ model outputs, reimplementing what the reference does with them:
   product, brute force as the reference on CUDA) from an 8-pixel grid, and
   ``extract_correspondences``' merge of the two decoder orders.
 """
+
 from __future__ import annotations
 
 import functools
@@ -60,8 +61,13 @@ def focal_shift(points: np.ndarray, mask: np.ndarray) -> tuple[float, float]:
     return float((proj * uv).sum() / np.square(proj).sum()), shift
 
 
-def pi3x_scene(local_points: np.ndarray, conf_logits: np.ndarray, resized: tuple[int, int], work: tuple[int, int],
-               conf_thres: float = 0.1):
+def pi3x_scene(
+    local_points: np.ndarray,
+    conf_logits: np.ndarray,
+    resized: tuple[int, int],
+    work: tuple[int, int],
+    conf_thres: float = 0.1,
+):
     """Depth, confidence and focal of a window from Pi3X outputs.
 
     ``local_points`` (N, h, w, 3) and ``conf_logits`` (N, h, w[, 1]) at the Pi3X size; ``resized`` is the
@@ -82,10 +88,11 @@ def pi3x_scene(local_points: np.ndarray, conf_logits: np.ndarray, resized: tuple
 
 # ---------------------------------------------------------------- matching
 
+
 def _argmax_dot_numpy(q: np.ndarray, db: np.ndarray, block: int = 128) -> np.ndarray:
     out = np.empty(len(q), np.int64)
     for s in range(0, len(q), block):
-        out[s:s + block] = np.argmax(q[s:s + block] @ db.T, axis=1)
+        out[s : s + block] = np.argmax(q[s : s + block] @ db.T, axis=1)
     return out
 
 
@@ -137,7 +144,7 @@ def reciprocal_nns(A: np.ndarray, B: np.ndarray, subsample: int = 8, max_iter: i
     H1, W1, D = A.shape
     a, b = A.reshape(-1, D), B.reshape(-1, D)
     da, db = search or (_searchable(a), _searchable(b))
-    y, x = np.mgrid[subsample // 2:H1:subsample, subsample // 2:W1:subsample].reshape(2, -1)
+    y, x = np.mgrid[subsample // 2 : H1 : subsample, subsample // 2 : W1 : subsample].reshape(2, -1)
     xy1 = np.unique(x + W1 * y).astype(np.int64)
     xy2 = np.full_like(xy1, -1)
     old1, old2 = xy1.copy(), xy2.copy()
@@ -154,8 +161,13 @@ def reciprocal_nns(A: np.ndarray, B: np.ndarray, subsample: int = 8, max_iter: i
     return xy1[keep], xy2[keep]
 
 
-def match_pair(desc: np.ndarray, desc_conf: np.ndarray, person1: np.ndarray | None = None,
-               person2: np.ndarray | None = None, subsample: int = 8):
+def match_pair(
+    desc: np.ndarray,
+    desc_conf: np.ndarray,
+    person1: np.ndarray | None = None,
+    person2: np.ndarray | None = None,
+    subsample: int = 8,
+):
     """Correspondences of one image pair from MASt3R's symmetric outputs.
 
     ``desc`` (4, H, W, D) and ``desc_conf`` (4, H, W) in the order 11, 21, 22, 12 (image 1 seen from
