@@ -49,7 +49,7 @@ def test_imports_go_down_the_flow():
     ], mods
     # the exports read results and video, never the front ends
     mods = _modules_after(
-        "import josh_jax.export.scene.scene, josh_jax.export.scene.anim, josh_jax.export.scene.bvh, "
-        "josh_jax.export.scene.overlay, josh_jax.export.scene.plots, josh_jax.export.scene.rrd, josh_jax.export.scene.motion"
+        "import josh_jax.export.scene, josh_jax.export.anim, josh_jax.export.bvh, "
+        "josh_jax.export.overlay, josh_jax.export.plots, josh_jax.export.rrd, josh_jax.export.motion"
     )
     assert not [m for m in mods if m.startswith("josh_jax.frontends")], mods
