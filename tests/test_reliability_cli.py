@@ -252,9 +252,15 @@ ROT = lambda a: np.zeros_like(a["track_rotmats"])
 #  "fsize": run with a 20 kB file size limit, as a full disk)
 CASES = [
     # ---- data loss
-    ("synth-nonempty-dir", "synth", lambda d, b: [_nonempty(d), "--seed", "1"], "not empty", False),
-    ("synth-existing-file", "synth", lambda d, b: [_file(d), "--seed", "1"], "existing file", False),
-    ("synth-existing-file-overwrite", "synth", lambda d, b: [_file(d), "--overwrite"], "existing file", False),
+    ("synth-nonempty-dir", "synthetic.worlds", lambda d, b: [_nonempty(d), "--seed", "1"], "not empty", False),
+    ("synth-existing-file", "synthetic.worlds", lambda d, b: [_file(d), "--seed", "1"], "existing file", False),
+    (
+        "synth-existing-file-overwrite",
+        "synthetic.worlds",
+        lambda d, b: [_file(d), "--overwrite"],
+        "existing file",
+        False,
+    ),
     (
         "solve-out-is-input",
         S,
@@ -305,7 +311,7 @@ CASES = [
     ("solve-out-file", S, lambda d, b: [b, "--out", _file(d)], "existing file", False),
     ("frontends-out-file", "frontends", lambda d, b: [EXAMPLE, "--out", _file(d)], "existing file", False),
     ("demo-readonly-out", "demo", lambda d, b: ["--out", _readonly_parent(d)], "permission denied", True),
-    ("synth-readonly-out", "synth", lambda d, b: [_readonly_parent(d)], "permission denied", True),
+    ("synth-readonly-out", "synthetic.worlds", lambda d, b: [_readonly_parent(d)], "permission denied", True),
     (
         "frontends-readonly-out",
         "frontends",
@@ -404,10 +410,28 @@ CASES = [
     ("iters-stage1-0", S, lambda d, b: [b, "--out", d / "o", "--iters-stage1", "0"], "must be >= 1", False),
     ("iters-stage2-negative", S, lambda d, b: [b, "--out", d / "o", "--iters-stage2", "-5"], "must be >= 1", False),
     ("focal-updates-weird", S, lambda d, b: [b, "--out", d / "o", "--focal-updates", "weird"], "invalid choice", False),
-    ("synth-keyframes-1", "synth", lambda d, b: [d / "o", "--keyframes", "1"], "at least 3 keyframes", False),
-    ("synth-keyframes-negative", "synth", lambda d, b: [d / "o", "--keyframes", "-3"], "must be >= 0", False),
-    ("synth-seed-negative", "synth", lambda d, b: [d / "o", "--seed", "-1"], "must be >= 0", False),
-    ("synth-bad-body-model", "synth", lambda d, b: [d / "o", "--body-model", d / "nope.pkl"], "not found", False),
+    (
+        "synth-keyframes-1",
+        "synthetic.worlds",
+        lambda d, b: [d / "o", "--keyframes", "1"],
+        "at least 3 keyframes",
+        False,
+    ),
+    (
+        "synth-keyframes-negative",
+        "synthetic.worlds",
+        lambda d, b: [d / "o", "--keyframes", "-3"],
+        "must be >= 0",
+        False,
+    ),
+    ("synth-seed-negative", "synthetic.worlds", lambda d, b: [d / "o", "--seed", "-1"], "must be >= 0", False),
+    (
+        "synth-bad-body-model",
+        "synthetic.worlds",
+        lambda d, b: [d / "o", "--body-model", d / "nope.pkl"],
+        "not found",
+        False,
+    ),
     (
         "solve-disk-full",
         S,
@@ -415,7 +439,7 @@ CASES = [
         "cannot write",
         "fsize",
     ),
-    ("synth-disk-full", "synth", lambda d, b: [d / "o"], "cannot write", "fsize"),
+    ("synth-disk-full", "synthetic.worlds", lambda d, b: [d / "o"], "cannot write", "fsize"),
     # ---- silently wrong results
     (
         "lr-negative",
