@@ -135,10 +135,61 @@ CONTRACTS: dict[str, dict] = {
         "license": "CC BY-NC-SA 4.0 (non-commercial), see the MASt3R repository",
         "export": "scripts/export_mast3r.py",
     },
+    "josh3r": {
+        "file": "josh3r.onnx",
+        "role": "feed-forward JOSH3R for one frame pair three frames apart: the human root's relative motion "
+        "and both metric point maps (MASt3R ViT-L backbone + JOSH3R's human heads); only "
+        "``--method josh3r`` / ``josh3r+joint`` use it",
+        "inputs": {
+            "imgs": {
+                "shape": [1, 2, 3, "H", "W"],
+                "dtype": F32,
+                "range": "RGB [-1, 1]",
+                "meaning": "the pair (head frame, tail frame), each centre-cropped to half its size and resized back",
+            },
+            "bbox": {
+                "shape": [1, 2, 4],
+                "dtype": F32,
+                "meaning": "the person's x1, y1, x2, y2 in each cropped image's pixels (the crop's box transform)",
+            },
+        },
+        "outputs": {
+            "rel_trans": {
+                "shape": [1, 3],
+                "dtype": F32,
+                "meaning": "root translation head -> tail, head's human frame, metres",
+            },
+            "rel_rot": {"shape": [1, 6], "dtype": F32, "meaning": "root rotation head -> tail, 6D (two rows)"},
+            "trans1": {"shape": [1, 3], "dtype": F32, "meaning": "human translation in camera 1, metres"},
+            "trans2": {"shape": [1, 3], "dtype": F32, "meaning": "human translation in camera 2, metres"},
+            "X11": {"shape": [1, "HW", 3], "dtype": F32, "meaning": "image 1's points in camera 1 (H x W rows)"},
+            "X21": {"shape": [1, "HW", 3], "dtype": F32, "meaning": "image 2's points in camera 1 (H x W rows)"},
+            "scale1": {"shape": [1, 1], "dtype": F32, "meaning": "metric scale of X11 (already exp'd)"},
+            "scale2": {"shape": [1, 1], "dtype": F32, "meaning": "metric scale of X21 (already exp'd)"},
+        },
+        "preprocess": "frames resized to long side 512, each side round(x * 512 / long) // 16 * 16 (the "
+        "reference's preprocess_image; area resampling, the reference: PIL Lanczos), value/255, "
+        "normalised with mean = std = 0.5; centre crop to int(W / 2) x int(H / 2) resized back to "
+        "W x H (bilinear); the box (the human front end's, times the resize factor) clipped to the "
+        "image, minus the crop's corner, over 0.5",
+        "postprocess": "the reference's inference_josh3r: pairs (head, first tracked frame >= head + 3); "
+        "rotations from 6D, relative motion turned into the world by the current root rotation and "
+        "accumulated; SE(3) interpolation (linear translation, slerp) to every tracked frame; "
+        "camera-to-world = smpl_to_world @ inv(smpl_to_camera) with smpl_to_camera from the human "
+        "front end; the point cloud from X11 * scale1 on every 10th pair, into the world by that "
+        "frame's camera",
+        "source": "JOSH (github.com/genforce/JOSH) josh/josh3r/model.py, the JOSH3R checkpoint (--ckpt_path of "
+        "josh/inference_josh3r.py)",
+        "license": "JOSH code: see its repository; the backbone is MASt3R (CC BY-NC-SA 4.0, non-commercial)",
+        "export": "scripts/export_josh3r.py",
+    },
 }
 
 #: the files ``--frontends official`` needs, in the order the runners use them
 REQUIRED = ("person_segmenter", "vimo_backbone", "vimo_temporal", "deco", "pi3x", "mast3r")
+
+#: files that only some methods need (``--method josh3r``)
+OPTIONAL = ("josh3r",)
 
 
 def contract_entry(name: str, fixed: dict | None = None) -> dict:
