@@ -180,14 +180,18 @@ def _finite(v) -> bool:
 
 def check_solve(solve: SolveConfig, weights: LossWeights) -> None:
     """ConfigError naming the setting when a solver setting or loss weight is out of range."""
-    for name in ("iters_stage1", "iters_stage2"):
+    for name in ("iters_stage1", "iters_stage2", "gn_iters_stage1", "gn_iters_stage2", "cg_iters"):
         v = getattr(solve, name)
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ConfigError(f"solve.{name} must be a whole number >= 1, got {v!r}")
-    for name in ("lr_stage1", "lr_stage2", "eps"):
+    for name in ("lr_stage1", "lr_stage2", "eps", "damping", "cg_tol", "irls_eps"):
         v = getattr(solve, name)
         if not _finite(v) or v <= 0:
             raise ConfigError(f"solve.{name} must be a positive finite number, got {v!r}")
+    for name in ("tol", "gn_tol", "gn_tol_stage1"):
+        v = getattr(solve, name)
+        if not _finite(v) or v < 0:
+            raise ConfigError(f"solve.{name} must be a finite number >= 0 (0: off), got {v!r}")
     for name in ("b1", "b2"):
         v = getattr(solve, name)
         if not _finite(v) or not 0 <= v < 1:

@@ -76,6 +76,9 @@ def test_files_json_and_toml_then_overrides(tmp_path):
         ("solve.optimize_focal=maybe", "expected true/false"),
         ("problem.init_focal=-3", "init_focal must be positive"),
         ("noequals", "expects key=value"),
+        ("solve.damping=0", "solve.damping must be a positive finite number"),
+        ("solve.gn_tol_stage1=-0.1", r"solve.gn_tol_stage1 must be a finite number >= 0"),
+        ("solve.gn_iters_stage2=0", "solve.gn_iters_stage2 must be a whole number >= 1"),
     ],
 )
 def test_errors_are_one_line_and_name_the_setting(item, match):

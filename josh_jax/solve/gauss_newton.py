@@ -560,6 +560,7 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
     from .solver import StageResult, progress_tick
 
     n_it = cfg.gn_iters_stage1 if stage == 1 else cfg.gn_iters_stage2
+    tol = hp.gn_tol_stage1 if stage == 1 else hp.gn_tol
     ss = stage_system(params, problem, weights, stage, cfg, hp)
     x0, unflatten, lay, mask, loss_terms = ss.x0, ss.unflatten, ss.lay, ss.mask, ss.loss_terms
     nc = lay.n_cam
@@ -596,7 +597,7 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
             x2 = jnp.where(ok, x_new, x)
             t2 = jax.tree_util.tree_map(lambda a, b: jnp.where(ok, a, b), t_new, terms)
             lam2 = jnp.where(ok, jnp.maximum(lam / 3.0, 1e-9), lam * 4.0)
-            done2 = (ok & (rel < hp.gn_tol)) | (lam2 > 1e9)
+            done2 = (ok & (rel < tol)) | (lam2 > 1e9)
             nan2 = jnp.where((nan_at < 0) & ~finite_g, it, nan_at)
             return x2, t2, lam2, Hs2, gs2, ok, done2, nan2
 

@@ -28,7 +28,9 @@ class HyperParams(NamedTuple):
 
     Adam: ``lr_stage1/2`` (cosine-decayed), ``b1``, ``b2``, ``eps``; ``tol`` > 0 stops a stage
     early once the relative loss decrease over ``tol_window`` iterations falls below it (0: off, the
-    reference's fixed schedule). Gauss-Newton (``method="gn"``): ``gn_tol`` relative-decrease stop,
+    reference's fixed schedule). Gauss-Newton (``method="gn"``): ``gn_tol`` relative-decrease stop
+    of stage 2, ``gn_tol_stage1`` that of stage 1 (looser by default: stage 1 only warms up stage 2,
+    whose objective differs, so polishing it below 1 % buys nothing stage 2 keeps),
     ``damping`` the initial Levenberg-Marquardt lambda (relative to the Hessian diagonal),
     ``cg_tol`` the inner conjugate-gradient tolerance, ``irls_eps`` the residual norm below which
     IRLS weights are capped (rho'(r) / max(r, irls_eps), finite at r = 0).
@@ -42,6 +44,7 @@ class HyperParams(NamedTuple):
     eps: jax.Array
     tol: jax.Array
     gn_tol: jax.Array
+    gn_tol_stage1: jax.Array
     damping: jax.Array
     cg_tol: jax.Array
     irls_eps: jax.Array
@@ -103,7 +106,8 @@ class SolveConfig:
     gn_iters_stage1: int = 12
     gn_iters_stage2: int = 12
     gn_tol: float = 1e-4
-    damping: float = 1e-3
+    gn_tol_stage1: float = 1e-2
+    damping: float = 1e-2
     cg_iters: int = 60
     cg_tol: float = 1e-6
     irls_eps: float = 1e-6
