@@ -232,3 +232,20 @@ def test_export_on_a_stand_in_repository(script, tmp_path, capsys):
     torch.save(state, tmp_path / "other.ckpt")
     with pytest.raises(SystemExit, match="does not fit JOSH3R"):
         script.main(["--repo", str(repo), "--checkpoint", str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "m2")])
+
+
+def test_timing_script_on_the_stand_in(script, tmp_path):
+    """benchmarks/josh3r_timing.py times both runtimes; the PyTorch side builds the export's random weights."""
+    from benchmarks import josh3r_timing
+
+    repo = write_stand_in(tmp_path / "JOSH")
+    script.main(["--repo", str(repo), "--random-init", "--size", "64x32", "--out", str(tmp_path / "m")])
+    out = tmp_path / "timing.json"
+    josh3r_timing.main(
+        ["--model", str(tmp_path / "m" / "josh3r.onnx"), "--repo", str(repo), "--pairs", "2"] + ["--out", str(out)]
+    )
+    row = json.loads(out.read_text())["sizes"]["64x32"]
+    assert row["onnxruntime"]["seconds_per_pair"] >= 0 and row["pytorch"]["seconds_per_pair"] >= 0
+    assert row["pytorch"]["max_abs_diff_to_onnx"] < 1e-4
+    with pytest.raises(SystemExit, match="export_josh3r.py"):
+        josh3r_timing.main(["--model", str(tmp_path / "missing.onnx")])
