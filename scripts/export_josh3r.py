@@ -61,7 +61,10 @@ def build(repo: Path, checkpoint: Path | None = None, seed: int = 0):
             import smplx  # noqa: F401 - JOSH's model imports SMPLLayer from it
         except ImportError:  # the layer is replaced below anyway
             sys.modules["smplx"] = types.SimpleNamespace(SMPLLayer=None, SMPL=None)
-        import mast3r.model as mm
+        try:
+            import mast3r.model as mm
+        except ImportError as exc:
+            sys.exit(f"error: the official code needs {exc.name}: install JOSH's and MASt3R's requirements ({exc})")
 
         def offline(cls, name, **kw):
             if str(name) != MAST3R_NAME:
@@ -71,8 +74,10 @@ def build(repo: Path, checkpoint: Path | None = None, seed: int = 0):
         real = mm.AsymmetricMASt3R.__dict__.get("from_pretrained")
         mm.AsymmetricMASt3R.from_pretrained = classmethod(offline)
         try:
-            import josh.josh3r.model as jm
-
+            try:
+                import josh.josh3r.model as jm
+            except ImportError as exc:
+                sys.exit(f"error: the official code needs {exc.name}: install JOSH's requirements ({exc})")
             jm.SMPLLayer = _no_smpl
             model = jm.JOSH3R()
         finally:

@@ -154,7 +154,11 @@ def test_argument_errors_are_one_line(script, tmp_path, capsys):
         script.main(["--repo", str(tmp_path), "--random-init", "--out", str(out)])
     with pytest.raises(SystemExit, match="checkpoint .* not found"):
         script.main(["--repo", str(tmp_path / "JOSH"), "--checkpoint", str(tmp_path / "c.pt"), "--out", str(out)])
-    (repo / "third_party" / "mast3r" / "mast3r" / "model.py").unlink()
+    model_py = repo / "third_party" / "mast3r" / "mast3r" / "model.py"
+    model_py.write_text("import a_requirement_not_installed\n" + FAKE_MAST3R)
+    with pytest.raises(SystemExit, match="needs a_requirement_not_installed"):
+        script.main(["--repo", str(repo), "--random-init", "--out", str(out)])
+    model_py.unlink()
     with pytest.raises(SystemExit, match="submodule update"):
         script.main(["--repo", str(repo), "--random-init", "--out", str(out)])
     out.mkdir(exist_ok=True)
