@@ -38,20 +38,42 @@ def _log(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from josh_jax._cli.checks import OneLineParser
+#: the run flags the demo and the batch CLI share (:func:`add_run_args`): dest -> how :func:`run_argv`
+#: writes it back ("value": ``--flag VALUE`` unless None, "list": ``--flag V`` per item, "switch")
+RUN_ARGS = {
+    "frontends": ("--frontends", "value"),
+    "method": ("--method", "value"),
+    "models": ("--models", "value"),
+    "body_model": ("--body-model", "value"),
+    "device": ("--device", "value"),
+    "compile_cache": ("--compile-cache", "value"),
+    "config": ("--config", "value"),
+    "overrides": ("--set", "list"),
+    "objective": ("--objective", "value"),
+    "no_overlay": ("--no-overlay", "switch"),
+    "fresh": ("--fresh", "switch"),
+}
 
-    from .frontends.__main__ import add_frontend_args
+METHODS = ("josh", "josh3r", "josh3r+joint")
 
-    ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
-    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
+
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    """The flags of one video's run (front ends, method, models, body model, device, compile cache,
+    config, --set, objective, --no-overlay, --fresh): the demo's, and the batch CLI's for each video."""
     ap.add_argument(
         "--frontends",
         choices=("default", "official"),
         default="default",
         help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)",
     )
+    ap.add_argument(
+        "--method",
+        choices=METHODS,
+        default="josh",
+        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model (needs josh3r.onnx, "
+        "docs/josh3r.md); josh3r+joint: JOSH3R's cameras and scale as the joint optimization's start",
+    )
+    ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
     ap.add_argument(
         "--body-model",
         "--smpl",
@@ -64,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
         "--compile-cache",
         default=None,
         metavar="DIR",
-        help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
+        help="persistent compilation cache folder (shared by batch workers), or 'off' "
+        "(default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
     )
     ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
     ap.add_argument(
@@ -75,19 +98,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50",
     )
-    ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
-    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
-    ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
     ap.add_argument(
         "--objective",
         choices=("josh", "josh+"),
         default=None,
         help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
     )
-    add_frontend_args(ap)
+    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
+    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
+
+
+def run_argv(args) -> list[str]:
+    """The :func:`add_run_args` flags of parsed ``args`` as a command line (defaults left out)."""
+    argv: list[str] = []
+    for dest, (flag, kind) in RUN_ARGS.items():
+        v = getattr(args, dest)
+        if kind == "switch":
+            argv += [flag] if v else []
+        elif kind == "list":
+            for x in v:
+                argv += [flag, str(x)]
+        elif v is not None:
+            argv += [flag, str(v)]
+    return argv
+
+
+def _parser() -> argparse.ArgumentParser:
+    from josh_jax._cli.checks import OneLineParser
+
+    from .frontends.__main__ import add_frontend_args
+
+    ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
+    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
+    add_run_args(ap)
+    ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
+    add_frontend_args(ap, models=False)
     return ap
 
 
