@@ -54,7 +54,7 @@ RUN_ARGS = {
     "fresh": ("--fresh", "switch"),
 }
 
-METHODS = ("josh", "josh3r", "josh3r+joint")
+METHODS = ("josh", "josh3r")
 
 
 def add_run_args(ap: argparse.ArgumentParser) -> None:
@@ -70,8 +70,8 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
         "--method",
         choices=METHODS,
         default="josh",
-        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model (needs josh3r.onnx, "
-        "docs/josh3r.md); josh3r+joint: JOSH3R's cameras and scale as the joint optimization's start",
+        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model, no optimization "
+        "(needs josh3r.onnx in --models, docs/josh3r.md)",
     )
     ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
     ap.add_argument(
@@ -151,6 +151,7 @@ def _fingerprint(video: Path, args, cfg) -> dict:
         "body_model": str(args.body_model),
         "frontends": args.frontends,
         "config": cfg.to_dict(),
+        **({"method": args.method} if getattr(args, "method", "josh") != "josh" else {}),
     }
 
 
@@ -447,6 +448,10 @@ def prepare(args, attach: bool = False) -> Prepared:
     cfg = jconfig.load(args.config, args.overrides)
     if args.frontends == "official":
         require_models(args.models)  # a cheap check before the video is decoded
+    if getattr(args, "method", "josh") == "josh3r":
+        from .frontends.official.josh3r import josh3r_path
+
+        josh3r_path(args.models)  # missing josh3r.onnx: one line with the export command, before decoding
     info = _check_inputs_and_output(args, video)
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
@@ -574,37 +579,61 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     into place at the end), then remove the work folder. Returns the summary (also summary.json).
     ``seconds``: the earlier stages' seconds (``total`` is set here: since ``t_all`` when given, else
     the sum of the stages)."""
-    from josh_jax._cli.atomic import atomic_folder
-
-    from .frontends import load_tracks
     from .join import join_windows
     from .results import Results
 
-    args, cfg, model, info, solved, out = p.args, p.cfg, p.model, p.info, p.solved, p.args.out
+    solved = p.solved
     seconds = dict(seconds)
     infos = [json.loads(window_prefix(p, i).with_suffix(".json").read_text()) for i in range(len(windows))]
     with _Stage(f"joining {len(windows)} window(s)", seconds, "join"):
         res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
         init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
+    extra = {
+        "windows": len(windows),
+        "window_info": infos,
+        "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
+    }
+    return export_outputs(p, meta, res, init, seconds, extra, loss_windows=len(windows), t_all=t_all)
+
+
+def export_outputs(
+    p: Prepared,
+    meta: dict,
+    res,
+    init,
+    seconds: dict,
+    extra: dict,
+    loss_windows: int | None = None,
+    t_all: float | None = None,
+) -> dict:
+    """Stage 5: every output of ``res`` (:class:`josh_jax.results.Results`; ``init`` the front-ends-only
+    results or None) into ``OUT`` (a temp folder moved into place at the end), then remove the work
+    folder. ``extra``: summary fields of the method (e.g. the windows); ``loss_windows``: the number of
+    solved windows whose losses make loss_curve.png (None: no optimization, no curve). Returns the
+    summary (also summary.json)."""
+    from josh_jax._cli.atomic import atomic_folder
+
+    from .frontends import load_tracks
+
+    args, cfg, model, info, out = p.args, p.cfg, p.model, p.info, p.args.out
+    seconds = dict(seconds)
     with atomic_folder(out, out.name) as tmp:
-        with _Stage(
-            "export: results.npz, init.npz, trajectory.png, loss_curve.png" + (", scene.glb" if cfg.output.glb else ""),
-            seconds,
-            "export",
-        ):
+        outputs = ["results.npz"] + (["init.npz"] if init is not None else []) + ["trajectory.png"]
+        outputs += ["loss_curve.png"] if loss_windows is not None else []
+        outputs += ["scene.glb"] if cfg.output.glb else []
+        with _Stage("export: " + ", ".join(outputs), seconds, "export"):
             res.save(tmp / "results.npz")
-            init.save(tmp / "init.npz")
+            if init is not None:
+                init.save(tmp / "init.npz")
             from josh_jax.export.plots import plot_trajectory
 
             plot_trajectory(res, init, tmp / "trajectory.png")
-            plot_losses(solved, len(windows), tmp / "loss_curve.png")
+            if loss_windows is not None:
+                plot_losses(p.solved, loss_windows, tmp / "loss_curve.png")
             if cfg.output.glb:
                 from josh_jax.export.scene import write_glb
 
                 write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
-        outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (
-            ["scene.glb"] if cfg.output.glb else []
-        )
         from josh_jax.export.anim import write_motion_exports
 
         outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
@@ -630,8 +659,9 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
             "frames": int(info.num_frames),
             "start": info.start,
             "fps": info.fps,
+            "method": getattr(args, "method", "josh"),
             "people": len(tracks),
-            "windows": len(windows),
+            "windows": extra.get("windows"),
             "body_model": model.name,
             "front_ends": args.frontends,
             "static_camera": bool(meta.get("static_camera", False)),
@@ -651,8 +681,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
             "registered_keyframes": meta.get("registered"),
             "keyframes": meta.get("keyframes"),
             "focal_working_px": meta.get("focal"),
-            "window_info": infos,
-            "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
+            **{k: v for k, v in extra.items() if k != "windows"},
             "outputs": outputs,
             "config": cfg.to_dict(),
         }
@@ -669,6 +698,39 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     return summary
 
 
+def run_josh3r_method(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float | None = None) -> dict:
+    """``--method josh3r``: JOSH3R on the first person track's frame pairs (the human front end's fits:
+    VIMO on the official path, the embedded body fit otherwise), no optimization; then the same
+    outputs as the joint optimization's (no init.npz, no loss_curve.png). See docs/josh3r.md."""
+    from . import josh3r
+    from .frontends import load_tracks
+    from .frontends.official.josh3r import Josh3rSession
+
+    tracks = load_tracks(p.bundle_dir / "tracks.npz")
+    if not tracks:
+        raise DemoError("JOSH3R needs a person track, and the front ends found none in this clip")
+    w0 = windows[0]
+    s = float(w0.scale_to_original)
+    lead = sorted(tracks)[0]
+    with _Stage(f"JOSH3R on person {lead}'s frame pairs", seconds, "josh3r"):
+        session = Josh3rSession(p.cfg.frontends.models_dir or p.args.models, p.args.device)
+        try:
+            motion = josh3r.run_pairs(session, p.info, tracks[lead], s, log=_log)
+        except ValueError as exc:
+            raise DemoError(f"JOSH3R: {exc}") from None
+        # the human front end's camera (its focal, the working principal point) in original pixels
+        K = np.array(
+            [
+                [w0.hmr_focal * s, 0, w0.principal_point[0] * s],
+                [0, w0.hmr_focal * s, w0.principal_point[1] * s],
+                [0, 0, 1],
+            ]
+        )
+        res = josh3r.build_results(motion, tracks, p.model, K, (p.info.width, p.info.height), lead)
+    extra = {"josh3r": {"lead_track": int(lead), "pairs": int(len(motion.rel_R)), "point_maps": len(motion.points)}}
+    return export_outputs(p, meta, res, None, seconds, extra, loss_windows=None, t_all=t_all)
+
+
 def run(args) -> dict:
     """The whole demo in this process: :func:`prepare`, :func:`front_ends`, :func:`solve_window` for
     each window, :func:`finish` (``python -m josh_jax.batch`` runs the same stages as Ray tasks)."""
@@ -678,6 +740,8 @@ def run(args) -> dict:
     p = prepare(args)
     seconds["decode_check"] = time.perf_counter() - t
     p, meta, windows = front_ends(p, seconds)
+    if getattr(args, "method", "josh") == "josh3r":
+        return run_josh3r_method(p, meta, windows, seconds, t_all)
     t = time.perf_counter()
     for i in range(len(windows)):
         solve_window(p, windows, i)
@@ -697,8 +761,12 @@ def _print_summary(s: dict, out: Path) -> None:
     )
     _log(f"camera: {cam} ({((s.get('camera') or {}).get('evidence') or {}).get('reason', '')})")
     _log(
-        f"done: {covered}, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
-        f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
+        f"done: {covered}, {s['people']} person track(s), "
+        + (f"{s['windows']} window(s)" if s.get("windows") is not None else "JOSH3R")
+        + f" in {sec['total']:.0f} s "
+        f"(front ends {fe:.0f} s, "
+        + (f"JOSH3R {sec['josh3r']:.0f} s" if "josh3r" in sec else f"solve {sec['solve']:.0f} s")
+        + ", join and export "
         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)"
     )
     if "example_clip_check" in s:

@@ -1,0 +1,206 @@
+"""JOSH3R (``--method josh3r``): the reference's pre-processing, pairs, accumulation and interpolation on
+hand-made values, the ONNX session on a tiny random model with the contract, and the demo end to end."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from josh_jax import josh3r
+from josh_jax.frontends.official import josh3r as j3
+from josh_jax.frontends.onnx_models import FrontEndError
+
+
+def _ry(a):
+    c, s = np.cos(a), np.sin(a)
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def test_processing_sizes_as_preprocess_image():
+    # each side round(x * 512 / S) // 16 * 16, factor 512 / S
+    assert j3.proc_size(1920, 1080) == ((512, 288), 512 / 1920)
+    assert j3.proc_size(640, 480) == ((512, 384), 512 / 640)
+    assert j3.proc_size(1000, 700)[0] == (512, 352)  # round(358.4) = 358 -> 352
+    assert j3.proc_size(720, 1280)[0] == (288, 512)
+
+
+def test_crop_box_transform_hand_computed():
+    # 512 x 288: the 0.5 crop's corner is (128, 72); boxes are clipped to the image, shifted, doubled
+    np.testing.assert_allclose(j3.crop_box(np.array([100, -10, 300, 200]), 512, 288), [-56, -144, 344, 256])
+    np.testing.assert_allclose(j3.crop_box(np.array([0, 0, 600, 300]), 512, 288), [-256, -144, 768, 432])
+    # an odd size: int(W / 2) = 50, corner (101 - 50) // 2 = 25; int(75 / 2) = 37, (75 - 37) // 2 = 19
+    np.testing.assert_allclose(j3.crop_box(np.array([30, 20, 60, 40]), 101, 75), [10, 2, 70, 42])
+
+
+def test_centre_crop_matches_torch_bilinear():
+    import torch
+
+    rng = np.random.default_rng(0)
+    img = rng.random((48, 64, 3)).astype(np.float32)
+    got = j3.crop_image(img)
+    t = torch.from_numpy(img).permute(2, 0, 1)[None, :, 12:36, 16:48]
+    want = torch.nn.functional.interpolate(t, size=(48, 64), mode="bilinear", align_corners=False)
+    np.testing.assert_allclose(got, want[0].permute(1, 2, 0).numpy(), atol=1e-5)
+
+
+def test_pairs_three_frames_apart():
+    assert j3.select_pairs(np.arange(11)) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+    assert j3.select_pairs(np.array([0, 1, 5, 6, 7, 12])) == [(0, 2), (2, 5)]
+    assert j3.select_pairs(np.array([4])) == []
+
+
+def test_rotation_6d_rows_convention():
+    R = Rotation.random(20, random_state=1).as_matrix()
+    d6 = R[:, :2].reshape(20, 6)  # the first two rows
+    np.testing.assert_allclose(j3.rotation_6d_to_matrix(d6), R, atol=1e-12)
+    # not orthonormal input: Gram-Schmidt
+    M = j3.rotation_6d_to_matrix(np.array([2.0, 0, 0, 1.0, 3.0, 0]))
+    np.testing.assert_allclose(M, np.eye(3), atol=1e-12)
+
+
+def test_a_circular_walk_comes_back_as_that_circle():
+    """Hand-made relative motions of a walk round a circle (radius 2 m, 36 steps, heading along the
+    tangent) accumulate to that circle; interpolation at half steps lands on the chords' midpoints
+    with the halfway heading."""
+    r, n = 2.0, 36
+    d = 2 * np.pi / n
+    rel_R = np.repeat(_ry(-d)[None], n, 0)  # turn left about y by d each step
+    rel_t = np.repeat(np.array([[r * np.sin(d), 0.0, r * (1 - np.cos(d))]]), n, 0)  # the chord, in the walker's frame
+    T = josh3r.accumulate(rel_R, rel_t)
+    th = d * np.arange(n + 1)
+    circle = np.stack([r * np.sin(th), 0 * th, r * (1 - np.cos(th))], -1)
+    np.testing.assert_allclose(T[:, :3, 3], circle, atol=1e-9)
+    np.testing.assert_allclose(T[-1], np.eye(4), atol=1e-9)  # back where it started
+    for k in (0, 9, 30):
+        np.testing.assert_allclose(T[k, :3, :3], _ry(-th[k]), atol=1e-9)
+    times = 3 * np.arange(n + 1)
+    q = times[:-1] + 1.5
+    Ti = josh3r.interpolate_se3(T, times, q)
+    np.testing.assert_allclose(Ti[:, :3, 3], (circle[:-1] + circle[1:]) / 2, atol=1e-9)
+    for k in (0, 17):
+        np.testing.assert_allclose(Ti[k, :3, :3], _ry(-(th[k] + d / 2)), atol=1e-9)
+    # the inverse gives the hand-made motions back
+    bR, bt = josh3r.relative_motions(T)
+    np.testing.assert_allclose(bR, rel_R, atol=1e-9)
+    np.testing.assert_allclose(bt, rel_t, atol=1e-9)
+
+
+def test_cameras_from_the_root_and_its_camera_view():
+    """c_to_w = smpl_to_w @ inv(smpl_to_c): with a known camera path and root path, the cameras come
+    back (in the first root's frame), also between the pair frames."""
+    rng = np.random.default_rng(2)
+    frames = np.arange(13)
+    c2w = np.tile(np.eye(4), (13, 1, 1))
+    c2w[:, :3, :3] = Rotation.from_rotvec(np.outer(np.linspace(0, 0.3, 13), [0, 1, 0])).as_matrix()
+    c2w[:, :3, 3] = np.outer(np.linspace(0, 1.2, 13), [1, 0, 0.2])
+    s2w = np.tile(np.eye(4), (13, 1, 1))
+    s2w[:, :3, :3] = Rotation.from_rotvec(np.outer(np.linspace(0, -0.5, 13), [0, 1, 0])).as_matrix()
+    s2w[:, :3, 3] = np.outer(np.linspace(0, 0.9, 13), [1, 0, 1]) + [0, 0, 3]
+    s2c = np.linalg.inv(c2w) @ s2w
+    pf = np.array([0, 3, 6, 9, 12])
+    base = np.linalg.inv(s2w[0]) @ s2w[pf]
+    rR, rt = josh3r.relative_motions(base)
+    motion = josh3r.Motion(pf, rR, rt + rng.normal(0, 0, rt.shape), [])
+    got = josh3r.cameras_from_motion(motion, frames, s2c)
+    want = np.linalg.inv(s2w[0]) @ c2w
+    np.testing.assert_allclose(got[pf], want[pf], atol=1e-9)
+    # between pair frames: interpolated root (linear / slerp), so the error stays small on this smooth path
+    assert np.abs(got[:, :3, 3] - want[:, :3, 3]).max() < 0.02
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    from tiny_josh3r import build
+
+    d = tmp_path_factory.mktemp("josh3r_models")
+    build(d / "josh3r.onnx")
+    return d
+
+
+def test_missing_model_is_refused_in_one_line(tmp_path):
+    with pytest.raises(FrontEndError) as e:
+        j3.josh3r_path(tmp_path)
+    msg = str(e.value)
+    assert (
+        "\n" not in msg and "josh3r.onnx" in msg and "python scripts/export_josh3r.py" in msg and str(tmp_path) in msg
+    )
+
+
+def test_a_renamed_output_is_named(tmp_path):
+    from tiny_josh3r import build
+
+    build(tmp_path / "josh3r.onnx", rename={"rel_rot": "rel_rotation"})
+    with pytest.raises(FrontEndError, match="output 'rel_rot' missing"):
+        j3.Josh3rSession(tmp_path, "cpu")
+
+
+def test_one_pair_through_the_tiny_model(tiny_models):
+    s = j3.Josh3rSession(tiny_models, "cpu")
+    rng = np.random.default_rng(0)
+    img = rng.random((288, 512, 3)).astype(np.float32)
+    o = s.pair(img, img[::-1].copy(), np.array([100, 50, 200, 250.0]), np.array([110, 50, 210, 250.0]))
+    np.testing.assert_allclose(o.rel_R @ o.rel_R.T, np.eye(3), atol=1e-9)
+    assert o.rel_t.shape == (3,) and np.abs(o.rel_t).max() < 0.06
+    assert o.points.shape == (288, 512, 3) and o.colors.shape == (288, 512, 3) and o.colors.dtype == np.uint8
+    assert 1.8 < o.points[..., 2].min() and o.points[..., 2].max() < 2.4  # the tiny model's plane, times ~1
+
+
+def test_boxes_from_landmarks():
+    from josh_jax.frontends.pipeline import TrackFit
+
+    lm = np.zeros((2, 33, 3))
+    lm[:, :, 0] = np.linspace(10, 30, 33)
+    lm[:, :, 1] = np.linspace(5, 50, 33)
+    tr = TrackFit(np.arange(2), np.zeros((2, 24, 3, 3)), np.zeros(10), np.zeros((2, 3)), np.zeros((2, 4)), lm)
+    np.testing.assert_allclose(josh3r.track_boxes(tr, 2.0), [[20, 10, 60, 100]] * 2)
+
+
+def _demo_josh3r(argv):
+    import contextlib
+    import io
+
+    from josh_jax.demo import main
+
+    buf = io.StringIO()
+    with contextlib.redirect_stderr(buf):
+        rc = main(argv)
+    return rc, buf.getvalue()
+
+
+def test_demo_refuses_a_missing_model_before_decoding(tmp_path):
+    from conftest import run_isolated
+
+    empty = tmp_path / "models"
+    empty.mkdir()
+    rc, err = run_isolated(_demo_josh3r, ["--method", "josh3r", "--models", str(empty), "--out", str(tmp_path / "o")])
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc == 2 and len(lines) == 1, err
+    assert "josh3r.onnx" in lines[0] and "python scripts/export_josh3r.py" in lines[0]
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.work").exists()
+
+
+@pytest.mark.slow
+def test_demo_method_josh3r_writes_every_output(tiny_models, tmp_path):
+    """The bundled clip (its first 24 frames), embedded front ends, the tiny JOSH3R model."""
+    from conftest import run_isolated
+
+    from josh_jax.results import Results
+
+    out = tmp_path / "o"
+    rc, err = run_isolated(
+        _demo_josh3r, ["--method", "josh3r", "--models", str(tiny_models), "--frames", "24", "--out", str(out)]
+    )
+    assert rc == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["method"] == "josh3r" and s["josh3r"]["pairs"] >= 5
+    for f in s["outputs"] + ["summary.json"]:
+        assert (out / f).exists(), f
+    for f in ("results.npz", "scene.glb", "trajectory.png", "overlay.mp4", "animation.glb"):
+        assert f in s["outputs"] or (out / f).exists(), f
+    res = Results.load(out / "results.npz")
+    assert res.visible[0].all() and len(res.points) > 0
+    np.testing.assert_allclose(res.cam_to_world[0], np.eye(4), atol=1e-5)  # world = the first camera
+    # the body seen from each camera is where the human front end put it (the root frame is consistent)
+    assert np.isfinite(res.joints_world).all()
+    assert not (tmp_path / "o.work").exists()
