@@ -113,7 +113,12 @@ def test_cameras_from_the_root_and_its_camera_view():
 def tiny_models(tmp_path_factory):
     from tiny_josh3r import build
 
+    from josh_jax.frontends.onnx_models import default_models_dir
+
     d = tmp_path_factory.mktemp("josh3r_models")
+    for f in default_models_dir().iterdir():  # the embedded front ends' models, next to the tiny JOSH3R
+        if f.suffix == ".onnx" or f.name == "manifest.json":
+            (d / f.name).symlink_to(f.resolve())
     build(d / "josh3r.onnx")
     return d
 
@@ -204,3 +209,44 @@ def test_demo_method_josh3r_writes_every_output(tiny_models, tmp_path):
     # the body seen from each camera is where the human front end put it (the root frame is consistent)
     assert np.isfinite(res.joints_world).all()
     assert not (tmp_path / "o.work").exists()
+
+
+def test_every_person_seen_from_its_camera_is_where_the_front_end_put_it():
+    """build_results: each track's world body, seen from the derived camera of its frame, is the human
+    front end's camera-frame body (the lead track's too: the root frame is the pelvis)."""
+    import jax.numpy as jnp
+
+    from josh_jax import body as jbody
+    from josh_jax.frontends.pipeline import TrackFit
+
+    model = jbody.load("open")
+    rng = np.random.default_rng(3)
+
+    def track(frames):
+        T = len(frames)
+        rot = Rotation.from_rotvec(rng.normal(0, 0.3, (T * 24, 3))).as_matrix().reshape(T, 24, 3, 3)
+        tr = np.array([0.3, 0.1, 4.0]) + rng.normal(0, 0.2, (T, 3))
+        return TrackFit(np.asarray(frames), rot, rng.normal(0, 0.5, 10), tr, np.zeros((T, 4), bool))
+
+    tracks = {0: track(np.arange(10)), 4: track(np.arange(3, 14))}
+    rel_R = Rotation.from_rotvec(rng.normal(0, 0.2, (3, 3))).as_matrix()
+    motion = josh3r.Motion(np.array([0, 3, 6, 9]), rel_R, rng.normal(0, 0.3, (3, 3)), [])
+    K = np.array([[500.0, 0, 320], [0, 500, 180], [0, 0, 1]])
+    res = josh3r.build_results(motion, tracks, model, K, (640, 360))
+    assert list(res.frame_index) == list(range(10)) and list(res.person_ids) == [0, 4]
+    assert res.visible[0].all() and list(np.where(res.visible[1])[0]) == list(range(3, 10))
+    for p, tid in enumerate((0, 4)):
+        tr = tracks[tid]
+        for f in (3, 7):
+            i = list(tr.frames).index(f)
+            want = np.asarray(
+                jbody.forward(
+                    model,
+                    jnp.asarray(josh3r.mean_betas(tr.betas, model.num_betas), jnp.float32),
+                    jnp.asarray(tr.rotmats[i], jnp.float32),
+                    jnp.asarray(tr.transl[i], jnp.float32),
+                ).joints
+            )
+            w2c = np.linalg.inv(res.cam_to_world[f].astype(np.float64))
+            got = res.joints_world[p, f] @ w2c[:3, :3].T + w2c[:3, 3]
+            np.testing.assert_allclose(got, want, atol=2e-4)
