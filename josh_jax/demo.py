@@ -54,7 +54,8 @@ RUN_ARGS = {
     "fresh": ("--fresh", "switch"),
 }
 
-METHODS = ("josh", "josh3r")
+METHODS = ("josh", "josh3r", "josh3r+joint")
+JOSH3R_METHODS = ("josh3r", "josh3r+joint")
 
 
 def add_run_args(ap: argparse.ArgumentParser) -> None:
@@ -70,8 +71,9 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
         "--method",
         choices=METHODS,
         default="josh",
-        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model, no optimization "
-        "(needs josh3r.onnx in --models, docs/josh3r.md)",
+        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model, no optimization; "
+        "josh3r+joint: the joint optimization started at JOSH3R's cameras and scale (both need josh3r.onnx in "
+        "--models, docs/josh3r.md)",
     )
     ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
     ap.add_argument(
@@ -248,9 +250,10 @@ def save_window(
     return info
 
 
-def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
+def _solve_window(w, model, cfg, out_prefix: Path, label: str = "", start=None) -> dict:
     """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
-    ``label`` (e.g. "window 1/2") names the progress bars."""
+    ``label`` (e.g. "window 1/2") names the progress bars; ``start`` (problem, window) -> problem
+    changes the starting point (``--method josh3r+joint``: :func:`warm_problem`)."""
     import jax
 
     from .objective import loss_weights
@@ -258,6 +261,8 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
 
     t0 = time.perf_counter()
     problem = window_problem(w, model, cfg, label)
+    if start is not None:
+        problem = start(problem, w)
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     _compile_notice(problem, scfg)
@@ -308,6 +313,10 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     problems = [
         window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo
     ]
+    problems = [
+        warm_problem(p, pr, windows[i]) if _method(p) == "josh3r+joint" else pr
+        for pr, (_, p, windows, i) in zip(problems, todo)
+    ]
     scfg = dataclasses.replace(cfg.solve, progress_every=0)
     _log(f"solving {len(todo)} window(s) together (vmap) ...")
     res = jax.block_until_ready(solve_batch(stack_problems(problems), loss_weights(cfg.weights, cfg.objective), scfg))
@@ -347,6 +356,7 @@ def window_bucket(p: Prepared, windows: list, i: int) -> str:
             list(map(float, p.cfg.weights)),
             dataclasses.asdict(p.cfg.objective),
             p.model.name,
+            _method(p),  # a warm start changes the problem's structure
         ],
         sort_keys=True,
         default=str,
@@ -448,7 +458,7 @@ def prepare(args, attach: bool = False) -> Prepared:
     cfg = jconfig.load(args.config, args.overrides)
     if args.frontends == "official":
         require_models(args.models)  # a cheap check before the video is decoded
-    if getattr(args, "method", "josh") == "josh3r":
+    if getattr(args, "method", "josh") in JOSH3R_METHODS:
         from .frontends.official.josh3r import josh3r_path
 
         josh3r_path(args.models)  # missing josh3r.onnx: one line with the export command, before decoding
@@ -538,6 +548,9 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
     meta, windows = load_bundle(bundle_dir, p.model.num_vertices)
+    if _method(p) in JOSH3R_METHODS and not (p.work / JOSH3R_MOTION).is_file():
+        with _Stage("JOSH3R on the first person track's frame pairs", seconds, "josh3r"):
+            _run_josh3r_pairs(p, windows)
     if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):
         # the cameras are known (identical, or rotations and focals fitted to the background) and the
         # ground plane came from the metric bodies: hold the scene (poses, depth sizes, focal) and fit
@@ -569,7 +582,8 @@ def solve_window(p: Prepared, windows: list, i: int) -> dict:
         f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only"
     )
     tw = time.perf_counter()
-    info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}")
+    start = (lambda pr, win: warm_problem(p, pr, win)) if _method(p) == "josh3r+joint" else None
+    info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}", start=start)
     _log(f"window {i + 1}/{n}: done in {time.perf_counter() - tw:.1f} s")
     return info
 
@@ -582,6 +596,8 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     from .join import join_windows
     from .results import Results
 
+    if _method(p) == "josh3r":
+        return run_josh3r_method(p, meta, windows, seconds, t_all)
     solved = p.solved
     seconds = dict(seconds)
     infos = [json.loads(window_prefix(p, i).with_suffix(".json").read_text()) for i in range(len(windows))]
@@ -698,10 +714,16 @@ def export_outputs(
     return summary
 
 
-def run_josh3r_method(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float | None = None) -> dict:
-    """``--method josh3r``: JOSH3R on the first person track's frame pairs (the human front end's fits:
-    VIMO on the official path, the embedded body fit otherwise), no optimization; then the same
-    outputs as the joint optimization's (no init.npz, no loss_curve.png). See docs/josh3r.md."""
+JOSH3R_MOTION = "josh3r_motion.npz"  # in OUT.work: JOSH3R's per-pair outputs (a resumed run skips the pairs)
+
+
+def _method(p: Prepared) -> str:
+    return getattr(p.args, "method", "josh")
+
+
+def _run_josh3r_pairs(p: Prepared, windows: list) -> None:
+    """JOSH3R on the first person track's frame pairs (the human front end's fits: VIMO on the official
+    path, the embedded body fit otherwise), saved as ``OUT.work/josh3r_motion.npz``."""
     from . import josh3r
     from .frontends import load_tracks
     from .frontends.official.josh3r import Josh3rSession
@@ -709,25 +731,55 @@ def run_josh3r_method(p: Prepared, meta: dict, windows: list, seconds: dict, t_a
     tracks = load_tracks(p.bundle_dir / "tracks.npz")
     if not tracks:
         raise DemoError("JOSH3R needs a person track, and the front ends found none in this clip")
+    lead = sorted(tracks)[0]
+    session = Josh3rSession(p.cfg.frontends.models_dir or p.args.models, p.args.device)
+    try:
+        motion = josh3r.run_pairs(session, p.info, tracks[lead], float(windows[0].scale_to_original), lead=lead)
+    except ValueError as exc:
+        raise DemoError(f"JOSH3R: {exc}") from None
+    josh3r.save_motion(p.work / JOSH3R_MOTION, motion)
+
+
+def warm_problem(p: Prepared, problem, w):
+    """``--method josh3r+joint``: ``problem`` (of window ``w``) started at JOSH3R's cameras and metric
+    scene scale (:func:`josh_jax.josh3r.warm_start`); unchanged, with a warning, where JOSH3R cannot
+    place the window (its lead person not seen in it) or the front end's cameras are held (a static or
+    rotating camera)."""
+    from . import josh3r
+
+    where = f"frames {w.frame_index[0]}-{w.frame_index[-1]}"
+    if w.cam_rotation is not None:
+        _log(f"josh3r+joint: {where}: the front end's cameras are kept (a static or rotating camera)")
+        return problem
+    motion = josh3r.load_motion(p.work / JOSH3R_MOTION)
+    rows = np.where(np.asarray(w.track_ids) == motion.lead)[0]
+    if not len(rows) or not w.track_valid[rows[0]].any():
+        _log(f"josh3r+joint: {where}: person {motion.lead} is not in this window; the default start is used")
+        return problem
+    f_init = float(np.asarray(problem.init_focal))
+    cams = josh3r.keyframe_cameras(motion, w, p.model, f_init, int(rows[0]))
+    return josh3r.warm_start(problem, w, cams, josh3r.keyframe_scales(motion, w))
+
+
+def run_josh3r_method(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float | None = None) -> dict:
+    """``--method josh3r``: JOSH3R's trajectory (:func:`_run_josh3r_pairs`, run by :func:`front_ends`),
+    no optimization; then the same outputs as the joint optimization's (no init.npz, no
+    loss_curve.png). See docs/josh3r.md."""
+    from . import josh3r
+    from .frontends import load_tracks
+
+    tracks = load_tracks(p.bundle_dir / "tracks.npz")
+    motion = josh3r.load_motion(p.work / JOSH3R_MOTION)
     w0 = windows[0]
     s = float(w0.scale_to_original)
-    lead = sorted(tracks)[0]
-    with _Stage(f"JOSH3R on person {lead}'s frame pairs", seconds, "josh3r"):
-        session = Josh3rSession(p.cfg.frontends.models_dir or p.args.models, p.args.device)
-        try:
-            motion = josh3r.run_pairs(session, p.info, tracks[lead], s, log=_log)
-        except ValueError as exc:
-            raise DemoError(f"JOSH3R: {exc}") from None
-        # the human front end's camera (its focal, the working principal point) in original pixels
-        K = np.array(
-            [
-                [w0.hmr_focal * s, 0, w0.principal_point[0] * s],
-                [0, w0.hmr_focal * s, w0.principal_point[1] * s],
-                [0, 0, 1],
-            ]
-        )
-        res = josh3r.build_results(motion, tracks, p.model, K, (p.info.width, p.info.height), lead)
-    extra = {"josh3r": {"lead_track": int(lead), "pairs": int(len(motion.rel_R)), "point_maps": len(motion.points)}}
+    # the human front end's camera (its focal, the working principal point) in original pixels
+    K = np.array(
+        [[w0.hmr_focal * s, 0, w0.principal_point[0] * s], [0, w0.hmr_focal * s, w0.principal_point[1] * s], [0, 0, 1]]
+    )
+    res = josh3r.build_results(motion, tracks, p.model, K, (p.info.width, p.info.height), motion.lead)
+    extra = {
+        "josh3r": {"lead_track": int(motion.lead), "pairs": int(len(motion.rel_R)), "point_maps": len(motion.points)}
+    }
     return export_outputs(p, meta, res, None, seconds, extra, loss_windows=None, t_all=t_all)
 
 
@@ -740,10 +792,8 @@ def run(args) -> dict:
     p = prepare(args)
     seconds["decode_check"] = time.perf_counter() - t
     p, meta, windows = front_ends(p, seconds)
-    if getattr(args, "method", "josh") == "josh3r":
-        return run_josh3r_method(p, meta, windows, seconds, t_all)
     t = time.perf_counter()
-    for i in range(len(windows)):
+    for i in range(len(windows) if _method(p) != "josh3r" else 0):  # josh3r: no optimization
         solve_window(p, windows, i)
     seconds["solve"] = time.perf_counter() - t
     return finish(p, meta, windows, seconds, t_all)
@@ -765,7 +815,8 @@ def _print_summary(s: dict, out: Path) -> None:
         + (f"{s['windows']} window(s)" if s.get("windows") is not None else "JOSH3R")
         + f" in {sec['total']:.0f} s "
         f"(front ends {fe:.0f} s, "
-        + (f"JOSH3R {sec['josh3r']:.0f} s" if "josh3r" in sec else f"solve {sec['solve']:.0f} s")
+        + (f"JOSH3R {sec['josh3r']:.0f} s, " if "josh3r" in sec else "")
+        + (f"solve {sec['solve']:.0f} s" if s.get("windows") is not None else "no optimization")
         + ", join and export "
         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)"
     )

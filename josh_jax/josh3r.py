@@ -87,6 +87,29 @@ class Motion(NamedTuple):
     rel_R: np.ndarray  # (N, 3, 3)
     rel_t: np.ndarray  # (N, 3) metres
     points: list  # [(clip frame, (M, 3) points in that frame's camera, (M, 3) uint8 colours)]
+    median_depth: np.ndarray | None = None  # (N,) median z of each head's metric point map (its 0.5 crop), m
+    lead: int = 0  # the track id the motion was run on
+
+
+def save_motion(path, motion: Motion) -> None:
+    """``motion`` -> one npz (the work folder's ``josh3r_motion.npz``, so a resumed run skips the pairs)."""
+    from .results import save_npz
+
+    arrays = {"pair_frames": motion.pair_frames, "rel_R": motion.rel_R, "rel_t": motion.rel_t}
+    arrays["lead"] = np.array(motion.lead)
+    if motion.median_depth is not None:
+        arrays["median_depth"] = motion.median_depth
+    arrays["point_frames"] = np.array([f for f, _, _ in motion.points], np.int64)
+    for i, (_, X, c) in enumerate(motion.points):
+        arrays[f"points_{i}"], arrays[f"colors_{i}"] = X, c
+    save_npz(path, arrays)
+
+
+def load_motion(path) -> Motion:
+    with np.load(path) as z:
+        pts = [(int(f), z[f"points_{i}"], z[f"colors_{i}"]) for i, f in enumerate(z["point_frames"])]
+        md = z["median_depth"] if "median_depth" in z.files else None
+        return Motion(z["pair_frames"], z["rel_R"], z["rel_t"], pts, md, int(z["lead"]))
 
 
 def cameras_from_motion(motion: Motion, frames: np.ndarray, smpl_to_c: np.ndarray) -> np.ndarray:
@@ -186,7 +209,9 @@ def track_boxes(tr, scale_to_original: float) -> np.ndarray:
     return np.concatenate([xy.min(1), xy.max(1)], -1)
 
 
-def run_pairs(session, info, track, scale_to_original: float, point_stride: int = 4, log=print) -> Motion:
+def run_pairs(
+    session, info, track, scale_to_original: float, point_stride: int = 4, lead: int = 0, log=print
+) -> Motion:
     """Decode the pair frames of ``track`` (:class:`josh_jax.frontends.TrackFit`) from ``info``'s clip
     and run ``session`` (:class:`josh_jax.frontends.official.josh3r.Josh3rSession`) on every pair.
     ``point_stride``: keep every n-th pixel (both axes) of a point map (the reference keeps all)."""
@@ -207,13 +232,110 @@ def run_pairs(session, info, track, scale_to_original: float, point_stride: int 
     gone = [f for f in need if f not in imgs]
     if gone:
         raise ValueError(f"frame {gone[0]} of the clip could not be decoded")
-    rel_R, rel_t, points = [], [], []
+    rel_R, rel_t, points, med = [], [], [], []
     for step, (h, t) in enumerate(tqdm(pairs, desc="JOSH3R pairs", leave=False)):
         o = session.pair(imgs[int(frames[h])], imgs[int(frames[t])], boxes[h], boxes[t])
         rel_R.append(o.rel_R)
         rel_t.append(o.rel_t)
+        med.append(float(np.median(o.points[..., 2])))
         if step % POINT_STEP == 0:
             s = slice(None, None, point_stride)
             points.append((int(frames[h]), o.points[s, s].reshape(-1, 3), o.colors[s, s].reshape(-1, 3)))
     pair_frames = np.array([frames[pairs[0][0]]] + [frames[t] for _, t in pairs], np.int64)
-    return Motion(pair_frames, np.stack(rel_R), np.stack(rel_t), points)
+    return Motion(pair_frames, np.stack(rel_R), np.stack(rel_t), points, np.array(med), lead)
+
+
+# ------------------------------------------------------------------ josh3r+joint: the warm start
+
+
+def keyframe_cameras(motion: Motion, window, model, f_init: float, lead_row: int = 0) -> np.ndarray:
+    """(K0, 4, 4) JOSH3R's camera -> world at ``window``'s keyframes (metres, world = the first root
+    frame): the root trajectory at the keyframes where the lead track (row ``lead_row`` of the window's
+    tracks) is seen, times the inverse of its camera-frame root there (translations with z rescaled to
+    the initial focal ``f_init``, as the problem reads them); SE(3)-interpolated between (and held
+    beyond) those keyframes."""
+    from .problem import camera_frame_translations
+    from .results import interpolate_cameras
+
+    kf = np.asarray(window.frame_index, np.int64)
+    seen = np.where(window.track_valid[lead_row])[0]
+    if len(seen) == 0:
+        raise ValueError("the lead person is not seen on any keyframe of the window")
+    tr = camera_frame_translations(window, f_init)[lead_row, seen]
+    b = mean_betas(window.track_betas[lead_row][seen], model.num_betas)
+    s2c = root_poses(model, np.asarray(window.track_rotmats[lead_row][seen], np.float64), tr, b)
+    f = np.clip(kf[seen], motion.pair_frames[0], motion.pair_frames[-1])
+    c2w = cameras_from_motion(motion, f, s2c)
+    return interpolate_cameras(c2w, kf[seen], np.clip(kf, kf[seen][0], kf[seen][-1])).astype(np.float64)
+
+
+def keyframe_scales(motion: Motion, window) -> np.ndarray:
+    """(K0,) metres per scene depth unit of each keyframe: JOSH3R's metric median depth of the nearest
+    pair head over the window's median depth of the same 0.5 centre crop."""
+    from .frontends.official.josh3r import CROP_SCALE
+
+    if motion.median_depth is None:
+        raise ValueError("the motion has no point-map depths")
+    K0, H, W = window.depth.shape
+    h, w = int(H * CROP_SCALE), int(W * CROP_SCALE)
+    y0, x0 = (H - h) // 2, (W - w) // 2
+    heads = np.asarray(motion.pair_frames[:-1])
+    out = np.ones(K0)
+    for k, f in enumerate(window.frame_index):
+        d = window.depth[k, y0 : y0 + h, x0 : x0 + w]
+        ok = window.conf[k, y0 : y0 + h, x0 : x0 + w] > 0
+        scene = float(np.median(d[ok] if ok.any() else d))
+        out[k] = float(motion.median_depth[int(np.abs(heads - f).argmin())]) / scene
+    return out
+
+
+def warm_start(problem, window, cam_to_world: np.ndarray, scale) -> object:
+    """``problem`` starting at the metric cameras ``cam_to_world`` (K0, 4, 4) (any world, metres) with
+    depth sizes that make each keyframe's scene metric (``scale``: metres per scene depth unit, (K0,)
+    or a number), instead of the reference's identity cameras and unit sizes.
+
+    In :func:`josh_jax.losses.scene_geometry` keyframe k's camera centre is g (T_k.t - R_k offset_k),
+    offset_k = z_k [image_size / f (0.5 - pp), 1], z_k = size_k x median_k x f / base_focal_k (its
+    median depth); so size_k = scale_k base_focal_k / f makes z_k metric, and T_k = [R_k | c_k / g +
+    R_k offset_k], chained along the problem's camera tree (relative poses), puts the centres at c_k."""
+    from .problem import _rotmat_to_quat_np
+
+    s = problem.scene
+    K0 = window.num_keyframes
+    K = s.kf_valid.shape[0]
+    f = float(np.asarray(problem.init_focal))
+    Wimg, Himg = (float(x) for x in np.asarray(s.image_size))
+    diag = np.hypot(Wimg, Himg)
+    f = float(np.clip(f, 0.25 * diag, 10.0 * diag))
+    fs = np.ones(K) if s.focal_scale is None else np.asarray(s.focal_scale, np.float64)
+    bf = np.asarray(s.base_focal, np.float64)
+    med = np.asarray(s.median_depth, np.float64)
+    size = np.ones(K)
+    size[:K0] = np.broadcast_to(np.asarray(scale, np.float64), (K0,)) * bf[:K0] / (f * fs[:K0])
+    if not np.all(np.isfinite(size) & (size > 0)):
+        raise ValueError("the warm start's scene scales must be positive and finite")
+    g = 1.0 / size[:K0].min() if bool(np.asarray(s.enforce_scale)) else 1.0
+    fk = f * fs
+    z = size * med * fk / bf
+    pp = np.asarray(s.pp, np.float64)
+    img = np.array([Wimg, Himg])
+    offset = z[:, None] * np.concatenate([img[None] / fk[:, None] * (0.5 - pp), np.ones((K, 1))], 1)
+    T = np.tile(np.eye(4), (K, 1, 1))
+    T[:K0, :3, :3] = cam_to_world[:, :3, :3]
+    # metres per world unit at keyframe k: f fs_k / (base_focal_k g) (1 for the metric scene; 1 / g, the
+    # depth model's own scale, where the problem has no contact-scale entries and normalises by g)
+    metres = fk[:K0] / (bf[:K0] * g)
+    T[:K0, :3, 3] = cam_to_world[:, :3, 3] / (metres * g)[:, None] + np.einsum(
+        "kab,kb->ka", cam_to_world[:, :3, :3], offset[:K0]
+    )
+    parent, order = np.asarray(s.tree_parent), np.asarray(s.tree_order)
+    rel = np.tile(np.eye(4), (K, 1, 1))
+    for j in order[:K0]:
+        j = int(j)
+        rel[j] = T[j] if j == int(order[0]) else np.linalg.inv(T[int(parent[j])]) @ T[j]
+    scene = s._replace(
+        init_cam_quat=_rotmat_to_quat_np(rel[:, :3, :3]).astype(np.float32),
+        init_cam_trans=rel[:, :3, 3].astype(np.float32),
+        init_log_size=np.log(size).astype(np.float32),
+    )
+    return problem._replace(scene=scene)

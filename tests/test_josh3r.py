@@ -250,3 +250,58 @@ def test_every_person_seen_from_its_camera_is_where_the_front_end_put_it():
             w2c = np.linalg.inv(res.cam_to_world[f].astype(np.float64))
             got = res.joints_world[p, f] @ w2c[:3, :3].T + w2c[:3, 3]
             np.testing.assert_allclose(got, want, atol=2e-4)
+
+
+def test_warm_start_puts_the_cameras_and_the_scale_where_it_is_told():
+    """josh3r+joint's start: the problem's initial cameras are the given metric cameras and its anchor
+    depths the scene depth times the given scale (synthetic world: the true cameras and scale)."""
+    import jax
+
+    from josh_jax import body as jbody
+    from josh_jax.losses import init_params, scene_geometry
+    from josh_jax.problem import build_problem
+    from josh_jax.synthetic.worlds import PRESETS, make_world
+
+    model = jbody.load("open")
+    w, gt = make_world(model, 0, PRESETS["easy"])
+    pr = build_problem(w, model)
+    c2w = gt["cam_to_world"][w.frame_index].astype(np.float64)
+    scale = 1 / float(gt["depth_scale"])
+    for enforce in (False, True):  # with and without the contact-scale entries (g = 1 / min size)
+        p0 = pr._replace(scene=pr.scene._replace(enforce_scale=np.array(enforce)))
+        warm = josh3r.warm_start(p0, w, c2w, scale)
+        geo = scene_geometry(init_params(warm).cam, jax.tree_util.tree_map(np.asarray, warm.scene))
+        K0 = w.num_keyframes
+        m = scale if enforce else 1.0  # metres per world unit (g = 1 / min size = 1 / scale when enforced)
+        got = np.asarray(geo.cam_to_world, np.float64)[:K0]
+        np.testing.assert_allclose(got[:, :3, :3], c2w[:, :3, :3], atol=2e-5)
+        np.testing.assert_allclose(got[:, :3, 3] * m, c2w[:, :3, 3], atol=1e-4)
+        raw = np.asarray(geo.anchor_depth)[:K0] / np.asarray(init_params(pr).cam.anchor_depth)[:K0]
+        med = np.asarray(pr.scene.median_depth)[:K0, None]
+        np.testing.assert_allclose(raw * m / med, scale, rtol=1e-4)  # metric: scene depth x the scale
+    # the default start is unchanged by the new field
+    assert pr.scene.init_log_size is None and pr.scene.init_cam_quat is None
+
+
+def test_keyframe_cameras_from_a_simulated_josh3r():
+    """The true relative root motion through keyframe_cameras gives the true cameras back (world = the
+    first root frame), from the window's camera-frame roots (synthetic world, no HMR noise)."""
+    import dataclasses
+
+    from josh_jax import body as jbody
+    from josh_jax.synthetic.worlds import PRESETS, make_world
+
+    model = jbody.load("open")
+    cfg = dataclasses.replace(PRESETS["easy"], hmr_depth_noise=0.0, hmr_pose_noise=0.0, hmr_betas_noise=0.0)
+    w, gt = make_world(model, 1, cfg)
+    kf = np.asarray(w.frame_index)
+    T = np.tile(np.eye(4), (len(kf), 1, 1))
+    T[:, :3, :3] = gt["global_orient"][0, kf]
+    T[:, :3, 3] = gt["joints_world"][0, kf, 0]
+    rR, rt = josh3r.relative_motions(np.linalg.inv(T[0]) @ T)
+    motion = josh3r.Motion(kf, rR, rt, [])
+    # the synthetic HMR depth assumes the diagonal focal: read it with the true focal, as a solve would
+    cams = josh3r.keyframe_cameras(motion, w, model, f_init=cfg.focal)
+    want = np.linalg.inv(T[0]) @ gt["cam_to_world"][kf].astype(np.float64)
+    np.testing.assert_allclose(cams[:, :3, :3], want[:, :3, :3], atol=2e-3)
+    np.testing.assert_allclose(cams[:, :3, 3], want[:, :3, 3], atol=5e-3)
