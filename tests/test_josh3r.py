@@ -305,3 +305,20 @@ def test_keyframe_cameras_from_a_simulated_josh3r():
     want = np.linalg.inv(T[0]) @ gt["cam_to_world"][kf].astype(np.float64)
     np.testing.assert_allclose(cams[:, :3, :3], want[:, :3, :3], atol=2e-3)
     np.testing.assert_allclose(cams[:, :3, 3], want[:, :3, 3], atol=5e-3)
+
+
+@pytest.mark.slow
+def test_demo_method_josh3r_joint_runs(tiny_models, tmp_path):
+    """josh3r+joint: the joint method's outputs, the solve started at the tiny JOSH3R's cameras."""
+    from conftest import run_isolated
+
+    out = tmp_path / "o"
+    argv = ["--method", "josh3r+joint", "--models", str(tiny_models), "--frames", "24", "--out", str(out)]
+    argv += ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
+    rc, err = run_isolated(_demo_josh3r, argv)
+    assert rc == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["method"] == "josh3r+joint" and s["windows"] >= 1
+    for f in ("results.npz", "init.npz", "loss_curve.png", "scene.glb", "summary.json"):
+        assert (out / f).exists(), f
+    assert "default start is used" not in err and "cameras are kept" not in err, err
