@@ -2,6 +2,7 @@
 hand-made values, the ONNX session on a tiny random model with the contract, and the demo end to end."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -322,3 +323,29 @@ def test_demo_method_josh3r_joint_runs(tiny_models, tmp_path):
     for f in ("results.npz", "init.npz", "loss_curve.png", "scene.glb", "summary.json"):
         assert (out / f).exists(), f
     assert "default start is used" not in err and "cameras are kept" not in err, err
+
+
+@pytest.mark.slow
+def test_demo_method_josh3r_on_the_official_front_ends(smpl_files, tmp_path):
+    """--frontends official: VIMO's fits (tiny random models) are the human front end; the boxes are the
+    segmenter's."""
+    from conftest import run_isolated
+    from tiny_josh3r import build as build_josh3r
+    from tiny_official import build
+
+    from josh_jax.frontends.official import images as im
+    from josh_jax.results import Results
+
+    models = build(tmp_path / "models", mast3r_size=im.mast3r_sizes(640, 360, 256)[1])
+    build_josh3r(Path(models) / "josh3r.onnx")
+    out = tmp_path / "o"
+    argv = ["--method", "josh3r", "--frontends", "official", "--models", str(models), "--smpl"]
+    argv += [str(smpl_files["plain"]), "--frames", "31", "--out", str(out), "--no-overlay"]
+    argv += ["--set", "frontends.work_side=256", "--set", "frontends.pair_window=3"]
+    rc, err = run_isolated(_demo_josh3r, argv)
+    assert rc == 0, err
+    s = json.loads((out / "summary.json").read_text())
+    assert s["method"] == "josh3r" and s["front_ends"] == "official" and s["josh3r"]["pairs"] >= 9
+    res = Results.load(out / "results.npz")
+    assert np.isfinite(res.cam_to_world).all() and np.isfinite(res.joints_world).all()
+    assert res.visible[0].all() and (out / "scene.glb").is_file()
