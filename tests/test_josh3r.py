@@ -349,3 +349,16 @@ def test_demo_method_josh3r_on_the_official_front_ends(smpl_files, tmp_path):
     res = Results.load(out / "results.npz")
     assert np.isfinite(res.cam_to_world).all() and np.isfinite(res.joints_world).all()
     assert res.visible[0].all() and (out / "scene.glb").is_file()
+
+
+def test_the_batch_cli_passes_the_method_to_each_video(tmp_path):
+    from josh_jax import batch, demo
+
+    for method in ("josh3r", "josh3r+joint"):
+        args = batch._parser().parse_args(["v.mp4", "--out", str(tmp_path), "--method", method, "--models", "M"])
+        d = demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", args))
+        assert d.method == method and d.models == "M"
+    d = demo._parser().parse_args(
+        batch.demo_argv(Path("v.mp4"), tmp_path / "v", batch._parser().parse_args(["v.mp4", "--out", "x"]))
+    )
+    assert d.method == "josh"
