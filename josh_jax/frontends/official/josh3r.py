@@ -33,7 +33,7 @@ def josh3r_path(models_dir: str | Path | None = None) -> Path:
     path = d / CONTRACTS["josh3r"]["file"]
     if not path.is_file():
         raise FrontEndError(
-            f"--method josh3r needs {path.name} in {d} (missing); export it with "
+            f"--method josh3r and josh3r+joint need {path.name} in {d} (missing); export it with "
             + EXPORT_COMMAND.format(dir=d)
             + " (docs/josh3r.md)"
         )
