@@ -40,6 +40,8 @@ def _log(msg: str) -> None:
 def _parser() -> argparse.ArgumentParser:
     from josh_jax._cli.checks import OneLineParser, nonnegative_int, positive_float, positive_int
 
+    from .demo import add_run_args
+
     ap = OneLineParser(prog="python -m josh_jax.batch", description=__doc__.split("\n\n")[0])
     ap.add_argument(
         "inputs",
@@ -61,37 +63,7 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="CPUs of the embedded local Ray (default: all of this machine's); ignored with --address",
     )
-    ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
-    ap.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one setting, e.g. --set solve.iters_stage1=300",
-    )
-    ap.add_argument(
-        "--frontends",
-        choices=("default", "official"),
-        default="default",
-        help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)",
-    )
-    ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
-    ap.add_argument(
-        "--body-model",
-        "--smpl",
-        dest="body_model",
-        default="open",
-        help="'open' (embedded josh-open-body) or a path to SMPL_NEUTRAL.pkl / a SMPL folder",
-    )
-    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto", help="for JAX and onnxruntime")
-    ap.add_argument(
-        "--compile-cache",
-        default=None,
-        metavar="DIR",
-        help="persistent compilation cache folder shared by the workers, or 'off' "
-        "(default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
-    )
+    add_run_args(ap)  # the demo's run flags: each video runs the demo with them
     ap.add_argument(
         "--gpus-per-solve",
         type=positive_float,
@@ -113,14 +85,6 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument(
         "--max-retries", type=nonnegative_int, default=2, help="times a task whose worker died is retried (default 2)"
     )
-    ap.add_argument(
-        "--objective",
-        choices=("josh", "josh+"),
-        default=None,
-        help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
-    )
-    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills")
-    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of interrupted runs")
     ap.add_argument("--verbose", action="store_true", help="forward the workers' logs to this terminal")
     return ap
 
@@ -176,32 +140,9 @@ def output_names(videos: list[Path]) -> list[str]:
 
 def demo_argv(video: Path, out: Path, args) -> list[str]:
     """The ``python -m josh_jax.demo`` command line whose outputs a batch video gets."""
-    argv = [
-        str(video),
-        "--out",
-        str(out),
-        "--frontends",
-        args.frontends,
-        "--body-model",
-        str(args.body_model),
-        "--device",
-        args.device,
-    ]
-    if args.compile_cache is not None:
-        argv += ["--compile-cache", str(args.compile_cache)]
-    if args.config is not None:
-        argv += ["--config", str(args.config)]
-    if args.models is not None:
-        argv += ["--models", str(args.models)]
-    for kv in args.overrides:
-        argv += ["--set", kv]
-    if args.objective is not None:
-        argv += ["--objective", args.objective]
-    if args.no_overlay:
-        argv.append("--no-overlay")
-    if args.fresh:
-        argv.append("--fresh")
-    return argv
+    from .demo import run_argv
+
+    return [str(video), "--out", str(out)] + run_argv(args)
 
 
 # ------------------------------------------------------------------ the stages, as run by a worker
@@ -263,6 +204,8 @@ def stage_prepare(args, buckets: bool = False) -> dict:
     seconds["decode_check"] = time.perf_counter() - t
     p, _, windows = demo.front_ends(p, seconds)
     todo = [i for i in range(len(windows)) if not demo.window_done(p, i)]
+    if getattr(args, "method", "josh") == "josh3r":
+        todo = []  # no optimization: the finish stage writes JOSH3R's results
     out = {"windows": len(windows), "todo": todo, "frames": int(p.info.num_frames), "seconds": seconds}
     if buckets:
         out["buckets"] = {str(i): demo.window_bucket(p, windows, i) for i in todo}

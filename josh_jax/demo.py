@@ -38,20 +38,44 @@ def _log(msg: str) -> None:
     print(f"[demo] {msg}", file=sys.stderr, flush=True)
 
 
-def _parser() -> argparse.ArgumentParser:
-    from josh_jax._cli.checks import OneLineParser
+#: the run flags the demo and the batch CLI share (:func:`add_run_args`): dest -> how :func:`run_argv`
+#: writes it back ("value": ``--flag VALUE`` unless None, "list": ``--flag V`` per item, "switch")
+RUN_ARGS = {
+    "frontends": ("--frontends", "value"),
+    "method": ("--method", "value"),
+    "models": ("--models", "value"),
+    "body_model": ("--body-model", "value"),
+    "device": ("--device", "value"),
+    "compile_cache": ("--compile-cache", "value"),
+    "config": ("--config", "value"),
+    "overrides": ("--set", "list"),
+    "objective": ("--objective", "value"),
+    "no_overlay": ("--no-overlay", "switch"),
+    "fresh": ("--fresh", "switch"),
+}
 
-    from .frontends.__main__ import add_frontend_args
+METHODS = ("josh", "josh3r", "josh3r+joint")
+JOSH3R_METHODS = ("josh3r", "josh3r+joint")
 
-    ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
-    ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
-    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
+
+def add_run_args(ap: argparse.ArgumentParser) -> None:
+    """The flags of one video's run (front ends, method, models, body model, device, compile cache,
+    config, --set, objective, --no-overlay, --fresh): the demo's, and the batch CLI's for each video."""
     ap.add_argument(
         "--frontends",
         choices=("default", "official"),
         default="default",
         help="embedded front ends (default) or the official ONNX models (see docs/frontends.md)",
     )
+    ap.add_argument(
+        "--method",
+        choices=METHODS,
+        default="josh",
+        help="josh: the joint optimization (default); josh3r: the feed-forward JOSH3R model, no optimization; "
+        "josh3r+joint: the joint optimization started at JOSH3R's cameras and scale (both need josh3r.onnx in "
+        "--models, docs/josh3r.md)",
+    )
+    ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
     ap.add_argument(
         "--body-model",
         "--smpl",
@@ -64,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
         "--compile-cache",
         default=None,
         metavar="DIR",
-        help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
+        help="persistent compilation cache folder (shared by batch workers), or 'off' "
+        "(default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
     )
     ap.add_argument("--config", type=Path, default=None, help="JSON/TOML file with any setting (see josh_jax.config)")
     ap.add_argument(
@@ -75,19 +100,45 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one setting, e.g. --set solve.iters_stage1=300 or --set prior_loss_weight=50",
     )
-    ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
-    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
-    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
-    ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
     ap.add_argument(
         "--objective",
         choices=("josh", "josh+"),
         default=None,
         help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
     )
-    add_frontend_args(ap)
+    ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
+    ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
+
+
+def run_argv(args) -> list[str]:
+    """The :func:`add_run_args` flags of parsed ``args`` as a command line (defaults left out)."""
+    argv: list[str] = []
+    for dest, (flag, kind) in RUN_ARGS.items():
+        v = getattr(args, dest)
+        if kind == "switch":
+            argv += [flag] if v else []
+        elif kind == "list":
+            for x in v:
+                argv += [flag, str(x)]
+        elif v is not None:
+            argv += [flag, str(v)]
+    return argv
+
+
+def _parser() -> argparse.ArgumentParser:
+    from josh_jax._cli.checks import OneLineParser
+
+    from .frontends.__main__ import add_frontend_args
+
+    ap = OneLineParser(prog="python -m josh_jax.demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("video", nargs="?", type=Path, help="a video file (default: the bundled example clip)")
+    ap.add_argument("--out", type=Path, default=Path("josh_demo_out"), help="output folder (default: josh_demo_out)")
+    add_run_args(ap)
+    ap.add_argument("--rerun", action="store_true", help="also write recording.rrd (needs: pip install -e '.[viz]')")
+    ap.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ap.add_argument("--synthetic", action="store_true", help="run the synthetic-world demo instead (no video)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the synthetic world (with --synthetic)")
+    add_frontend_args(ap, models=False)
     return ap
 
 
@@ -102,6 +153,7 @@ def _fingerprint(video: Path, args, cfg) -> dict:
         "body_model": str(args.body_model),
         "frontends": args.frontends,
         "config": cfg.to_dict(),
+        **({"method": args.method} if getattr(args, "method", "josh") != "josh" else {}),
     }
 
 
@@ -198,9 +250,10 @@ def save_window(
     return info
 
 
-def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
+def _solve_window(w, model, cfg, out_prefix: Path, label: str = "", start=None) -> dict:
     """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
-    ``label`` (e.g. "window 1/2") names the progress bars."""
+    ``label`` (e.g. "window 1/2") names the progress bars; ``start`` (problem, window) -> problem
+    changes the starting point (``--method josh3r+joint``: :func:`warm_problem`)."""
     import jax
 
     from .objective import loss_weights
@@ -208,6 +261,8 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "") -> dict:
 
     t0 = time.perf_counter()
     problem = window_problem(w, model, cfg, label)
+    if start is not None:
+        problem = start(problem, w)
     # one compiled program for both solves: the progress rate and labels are data
     scfg = dataclasses.replace(cfg.solve, progress_every=25)
     _compile_notice(problem, scfg)
@@ -258,6 +313,10 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     problems = [
         window_problem(windows[i], p.model, p.cfg, f"window {i + 1}/{len(windows)}") for _, p, windows, i in todo
     ]
+    problems = [
+        warm_problem(p, pr, windows[i]) if _method(p) == "josh3r+joint" else pr
+        for pr, (_, p, windows, i) in zip(problems, todo)
+    ]
     scfg = dataclasses.replace(cfg.solve, progress_every=0)
     _log(f"solving {len(todo)} window(s) together (vmap) ...")
     res = jax.block_until_ready(solve_batch(stack_problems(problems), loss_weights(cfg.weights, cfg.objective), scfg))
@@ -297,6 +356,7 @@ def window_bucket(p: Prepared, windows: list, i: int) -> str:
             list(map(float, p.cfg.weights)),
             dataclasses.asdict(p.cfg.objective),
             p.model.name,
+            _method(p),  # a warm start changes the problem's structure
         ],
         sort_keys=True,
         default=str,
@@ -398,6 +458,10 @@ def prepare(args, attach: bool = False) -> Prepared:
     cfg = jconfig.load(args.config, args.overrides)
     if args.frontends == "official":
         require_models(args.models)  # a cheap check before the video is decoded
+    if getattr(args, "method", "josh") in JOSH3R_METHODS:
+        from .frontends.official.josh3r import josh3r_path
+
+        josh3r_path(args.models)  # missing josh3r.onnx: one line with the export command, before decoding
     info = _check_inputs_and_output(args, video)
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
@@ -484,6 +548,9 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
         meta = json.loads((bundle_dir / "bundle.json").read_text())
         seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
     meta, windows = load_bundle(bundle_dir, p.model.num_vertices)
+    if _method(p) in JOSH3R_METHODS and not (p.work / JOSH3R_MOTION).is_file():
+        with _Stage("JOSH3R on the first person track's frame pairs", seconds, "josh3r"):
+            _run_josh3r_pairs(p, windows)
     if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):
         # the cameras are known (identical, or rotations and focals fitted to the background) and the
         # ground plane came from the metric bodies: hold the scene (poses, depth sizes, focal) and fit
@@ -515,7 +582,8 @@ def solve_window(p: Prepared, windows: list, i: int) -> dict:
         f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only"
     )
     tw = time.perf_counter()
-    info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}")
+    start = (lambda pr, win: warm_problem(p, pr, win)) if _method(p) == "josh3r+joint" else None
+    info = _solve_window(w, p.model, p.cfg, prefix, label=f"window {i + 1}/{n}", start=start)
     _log(f"window {i + 1}/{n}: done in {time.perf_counter() - tw:.1f} s")
     return info
 
@@ -525,37 +593,63 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     into place at the end), then remove the work folder. Returns the summary (also summary.json).
     ``seconds``: the earlier stages' seconds (``total`` is set here: since ``t_all`` when given, else
     the sum of the stages)."""
-    from josh_jax._cli.atomic import atomic_folder
-
-    from .frontends import load_tracks
     from .join import join_windows
     from .results import Results
 
-    args, cfg, model, info, solved, out = p.args, p.cfg, p.model, p.info, p.solved, p.args.out
+    if _method(p) == "josh3r":
+        return run_josh3r_method(p, meta, windows, seconds, t_all)
+    solved = p.solved
     seconds = dict(seconds)
     infos = [json.loads(window_prefix(p, i).with_suffix(".json").read_text()) for i in range(len(windows))]
     with _Stage(f"joining {len(windows)} window(s)", seconds, "join"):
         res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
         init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
+    extra = {
+        "windows": len(windows),
+        "window_info": infos,
+        "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
+    }
+    return export_outputs(p, meta, res, init, seconds, extra, loss_windows=len(windows), t_all=t_all)
+
+
+def export_outputs(
+    p: Prepared,
+    meta: dict,
+    res,
+    init,
+    seconds: dict,
+    extra: dict,
+    loss_windows: int | None = None,
+    t_all: float | None = None,
+) -> dict:
+    """Stage 5: every output of ``res`` (:class:`josh_jax.results.Results`; ``init`` the front-ends-only
+    results or None) into ``OUT`` (a temp folder moved into place at the end), then remove the work
+    folder. ``extra``: summary fields of the method (e.g. the windows); ``loss_windows``: the number of
+    solved windows whose losses make loss_curve.png (None: no optimization, no curve). Returns the
+    summary (also summary.json)."""
+    from josh_jax._cli.atomic import atomic_folder
+
+    from .frontends import load_tracks
+
+    args, cfg, model, info, out = p.args, p.cfg, p.model, p.info, p.args.out
+    seconds = dict(seconds)
     with atomic_folder(out, out.name) as tmp:
-        with _Stage(
-            "export: results.npz, init.npz, trajectory.png, loss_curve.png" + (", scene.glb" if cfg.output.glb else ""),
-            seconds,
-            "export",
-        ):
+        outputs = ["results.npz"] + (["init.npz"] if init is not None else []) + ["trajectory.png"]
+        outputs += ["loss_curve.png"] if loss_windows is not None else []
+        outputs += ["scene.glb"] if cfg.output.glb else []
+        with _Stage("export: " + ", ".join(outputs), seconds, "export"):
             res.save(tmp / "results.npz")
-            init.save(tmp / "init.npz")
+            if init is not None:
+                init.save(tmp / "init.npz")
             from josh_jax.export.plots import plot_trajectory
 
             plot_trajectory(res, init, tmp / "trajectory.png")
-            plot_losses(solved, len(windows), tmp / "loss_curve.png")
+            if loss_windows is not None:
+                plot_losses(p.solved, loss_windows, tmp / "loss_curve.png")
             if cfg.output.glb:
                 from josh_jax.export.scene import write_glb
 
                 write_glb(res, model, tmp / "scene.glb", every=cfg.output.glb_every)
-        outputs = ["results.npz", "init.npz", "trajectory.png", "loss_curve.png"] + (
-            ["scene.glb"] if cfg.output.glb else []
-        )
         from josh_jax.export.anim import write_motion_exports
 
         outputs += write_motion_exports(res, model, tmp, info.fps)  # animation.glb, bvh/person_<ID>.bvh
@@ -581,8 +675,9 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
             "frames": int(info.num_frames),
             "start": info.start,
             "fps": info.fps,
+            "method": getattr(args, "method", "josh"),
             "people": len(tracks),
-            "windows": len(windows),
+            "windows": extra.get("windows"),
             "body_model": model.name,
             "front_ends": args.frontends,
             "static_camera": bool(meta.get("static_camera", False)),
@@ -602,8 +697,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
             "registered_keyframes": meta.get("registered"),
             "keyframes": meta.get("keyframes"),
             "focal_working_px": meta.get("focal"),
-            "window_info": infos,
-            "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
+            **{k: v for k, v in extra.items() if k != "windows"},
             "outputs": outputs,
             "config": cfg.to_dict(),
         }
@@ -620,6 +714,75 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     return summary
 
 
+JOSH3R_MOTION = "josh3r_motion.npz"  # in OUT.work: JOSH3R's per-pair outputs (a resumed run skips the pairs)
+
+
+def _method(p: Prepared) -> str:
+    return getattr(p.args, "method", "josh")
+
+
+def _run_josh3r_pairs(p: Prepared, windows: list) -> None:
+    """JOSH3R on the first person track's frame pairs (the human front end's fits: VIMO on the official
+    path, the embedded body fit otherwise), saved as ``OUT.work/josh3r_motion.npz``."""
+    from . import josh3r
+    from .frontends import load_tracks
+    from .frontends.official.josh3r import Josh3rSession
+
+    tracks = load_tracks(p.bundle_dir / "tracks.npz")
+    if not tracks:
+        raise DemoError("JOSH3R needs a person track, and the front ends found none in this clip")
+    lead = sorted(tracks)[0]
+    session = Josh3rSession(p.cfg.frontends.models_dir or p.args.models, p.args.device)
+    try:
+        motion = josh3r.run_pairs(session, p.info, tracks[lead], float(windows[0].scale_to_original), lead=lead)
+    except ValueError as exc:
+        raise DemoError(f"JOSH3R: {exc}") from None
+    josh3r.save_motion(p.work / JOSH3R_MOTION, motion)
+
+
+def warm_problem(p: Prepared, problem, w):
+    """``--method josh3r+joint``: ``problem`` (of window ``w``) started at JOSH3R's cameras and metric
+    scene scale (:func:`josh_jax.josh3r.warm_start`); unchanged, with a warning, where JOSH3R cannot
+    place the window (its lead person not seen in it) or the front end's cameras are held (a static or
+    rotating camera)."""
+    from . import josh3r
+
+    where = f"frames {w.frame_index[0]}-{w.frame_index[-1]}"
+    if w.cam_rotation is not None:
+        _log(f"josh3r+joint: {where}: the front end's cameras are kept (a static or rotating camera)")
+        return problem
+    motion = josh3r.load_motion(p.work / JOSH3R_MOTION)
+    rows = np.where(np.asarray(w.track_ids) == motion.lead)[0]
+    if not len(rows) or not w.track_valid[rows[0]].any():
+        _log(f"josh3r+joint: {where}: person {motion.lead} is not in this window; the default start is used")
+        return problem
+    f_init = float(np.asarray(problem.init_focal))
+    cams = josh3r.keyframe_cameras(motion, w, p.model, f_init, int(rows[0]))
+    return josh3r.warm_start(problem, w, cams, josh3r.keyframe_scales(motion, w))
+
+
+def run_josh3r_method(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float | None = None) -> dict:
+    """``--method josh3r``: JOSH3R's trajectory (:func:`_run_josh3r_pairs`, run by :func:`front_ends`),
+    no optimization; then the same outputs as the joint optimization's (no init.npz, no
+    loss_curve.png). See docs/josh3r.md."""
+    from . import josh3r
+    from .frontends import load_tracks
+
+    tracks = load_tracks(p.bundle_dir / "tracks.npz")
+    motion = josh3r.load_motion(p.work / JOSH3R_MOTION)
+    w0 = windows[0]
+    s = float(w0.scale_to_original)
+    # the human front end's camera (its focal, the working principal point) in original pixels
+    K = np.array(
+        [[w0.hmr_focal * s, 0, w0.principal_point[0] * s], [0, w0.hmr_focal * s, w0.principal_point[1] * s], [0, 0, 1]]
+    )
+    res = josh3r.build_results(motion, tracks, p.model, K, (p.info.width, p.info.height), motion.lead)
+    extra = {
+        "josh3r": {"lead_track": int(motion.lead), "pairs": int(len(motion.rel_R)), "point_maps": len(motion.points)}
+    }
+    return export_outputs(p, meta, res, None, seconds, extra, loss_windows=None, t_all=t_all)
+
+
 def run(args) -> dict:
     """The whole demo in this process: :func:`prepare`, :func:`front_ends`, :func:`solve_window` for
     each window, :func:`finish` (``python -m josh_jax.batch`` runs the same stages as Ray tasks)."""
@@ -630,7 +793,7 @@ def run(args) -> dict:
     seconds["decode_check"] = time.perf_counter() - t
     p, meta, windows = front_ends(p, seconds)
     t = time.perf_counter()
-    for i in range(len(windows)):
+    for i in range(len(windows) if _method(p) != "josh3r" else 0):  # josh3r: no optimization
         solve_window(p, windows, i)
     seconds["solve"] = time.perf_counter() - t
     return finish(p, meta, windows, seconds, t_all)
@@ -648,8 +811,13 @@ def _print_summary(s: dict, out: Path) -> None:
     )
     _log(f"camera: {cam} ({((s.get('camera') or {}).get('evidence') or {}).get('reason', '')})")
     _log(
-        f"done: {covered}, {s['people']} person track(s), {s['windows']} window(s) in {sec['total']:.0f} s "
-        f"(front ends {fe:.0f} s, solve {sec['solve']:.0f} s, join and export "
+        f"done: {covered}, {s['people']} person track(s), "
+        + (f"{s['windows']} window(s)" if s.get("windows") is not None else "JOSH3R")
+        + f" in {sec['total']:.0f} s "
+        f"(front ends {fe:.0f} s, "
+        + (f"JOSH3R {sec['josh3r']:.0f} s, " if "josh3r" in sec else "")
+        + (f"solve {sec['solve']:.0f} s" if s.get("windows") is not None else "no optimization")
+        + ", join and export "
         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)"
     )
     if "example_clip_check" in s:

@@ -63,14 +63,15 @@ class LossWeights(NamedTuple):
 
 def init_params(problem: Problem) -> Params:
     """The reference's starting point: identity relative cameras, unit sizes, the
-    initial focal, and the human front end's values."""
+    initial focal, and the human front end's values (cameras given by the front end or a warm
+    start, and a warm start's sizes, where the problem holds them)."""
     s, h = problem.scene, problem.human
     K = s.kf_valid.shape[0]
     given = s.init_cam_quat is not None  # cameras given by the front end (bundle v2)
     cam = CameraParams(
         quat=jnp.asarray(s.init_cam_quat) if given else jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), (K, 1)),
         trans=jnp.asarray(s.init_cam_trans) if given else jnp.zeros((K, 3), jnp.float32),
-        log_size=jnp.zeros((K,), jnp.float32),
+        log_size=jnp.zeros((K,), jnp.float32) if s.init_log_size is None else jnp.asarray(s.init_log_size, jnp.float32),
         anchor_depth=jnp.asarray(s.anchor_depth, jnp.float32),
         log_focal=jnp.log(jnp.asarray(problem.init_focal, jnp.float32)),
     )

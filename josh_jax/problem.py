@@ -81,6 +81,8 @@ class SceneData(NamedTuple):
     focal_scale: np.ndarray | None = None  # (K,) each keyframe's focal / the shared focal (zoom); padding 1
     init_cam_quat: np.ndarray | None = None  # (K, 4) initial relative camera rotations (wxyz) along the tree
     init_cam_trans: np.ndarray | None = None  # (K, 3) initial relative translations: all centres at one point
+    # ---- a warm start (``--method josh3r+joint``, :func:`josh_jax.josh3r.warm_start`); None: sizes 1
+    init_log_size: np.ndarray | None = None  # (K,) initial log depth sizes (metric scene); padding 0
 
 
 class HumanData(NamedTuple):

@@ -18,7 +18,9 @@ from pathlib import Path
 from .pipeline import FrontEndConfig
 
 
-def add_frontend_args(ap: argparse.ArgumentParser) -> None:
+def add_frontend_args(ap: argparse.ArgumentParser, models: bool = True) -> None:
+    """The front-end flags (clip range, camera, focal, intrinsics, people; ``--models`` unless ``models``
+    is False, for a parser that has it already)."""
     from josh_jax._cli.checks import nonnegative_int, positive_float, positive_int
 
     ap.add_argument("--start", type=nonnegative_int, default=0, help="first frame of the clip (>= 0)")
@@ -61,7 +63,8 @@ def add_frontend_args(ap: argparse.ArgumentParser) -> None:
         default=FrontEndConfig.max_people,
         help=f"track at most this many people (>= 1, default {FrontEndConfig.max_people})",
     )
-    ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
+    if models:
+        ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
 
 
 def working_focal(focal_original: float | None, info, work_side: int = FrontEndConfig.work_side) -> float | None:
