@@ -81,6 +81,10 @@ OPTIONS = {
         {"mapper": "global", "min_tri_angle": 0.1, "refine_focal": False},
         True,
     ),
+    # for the other clips (e.g. --kind walk_away, a forward-moving camera): the focal held at COLMAP's prior
+    # (1.2 x the long side) or, as an oracle, at the truth
+    "incremental, keyframes, focal held at 1.2 x long side": ("kf", {"refine_focal": False}, False),
+    "incremental, keyframes, focal held at the truth (oracle)": ("kf", {"refine_focal": False}, "truth"),
 }
 
 
@@ -136,7 +140,11 @@ def main(argv=None) -> int:
     from josh_jax.video import iter_frames, probe
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--kind", default="handheld", help="render_camera_clip kind (handheld | handheld_near)")
+    ap.add_argument(
+        "--kind",
+        default="handheld",
+        help="render_camera_clip kind (handheld | handheld_near | pan | ptz) or a people preset",
+    )
     ap.add_argument("--options", nargs="+", default=None, help="option names (default: all); see OPTIONS")
     ap.add_argument("--work", type=Path, default=Path("/tmp/handheld_sfm"))
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "handheld_sfm.json")
@@ -145,7 +153,9 @@ def main(argv=None) -> int:
 
     args.work.mkdir(parents=True, exist_ok=True)
     video = args.work / f"{args.kind}.mp4"
-    gt = render_camera_clip(video, args.kind)
+    from josh_jax.synthetic.clips import PEOPLE_PRESETS, render_people_clip
+
+    gt = render_people_clip(video, args.kind) if args.kind in PEOPLE_PRESETS else render_camera_clip(video, args.kind)
     info = probe(video)
     cfg = FrontEndConfig()
     work = info.size_at(cfg.work_side)
@@ -167,7 +177,7 @@ def main(argv=None) -> int:
     person = np.stack([cv2.dilate((masks[t] > 0.5).astype(np.uint8), kernel) > 0 for t in range(T)])
     images = np.stack([im for _, im in iter_frames(info, cfg.work_side)])
     scale = work[0] / info.width
-    f_true = float(gt["focal"][0]) * scale
+    f_true = float(np.ravel(gt["focal"])[0]) * scale
     t0 = time.perf_counter()
     motion = estimate_motion(list(images[kf]), list(person[kf]))
     f_rot = float(np.exp(np.mean(np.log(motion.focals))))
@@ -193,7 +203,7 @@ def main(argv=None) -> int:
             sfm = run_sfm(
                 list(images[fr]),
                 list(person[fr]),
-                focal_prior=f_rot if seeded else None,
+                focal_prior=f_true if seeded == "truth" else f_rot if seeded else None,
                 keyframes=pos,
                 min_registered=0.0,
                 **kw,
