@@ -335,3 +335,41 @@ def test_small_baseline_sfm_measures_the_handheld_translation_and_not_a_pan(tmp_
     assert motion.mode == "rotation"
     sfm, ev = translation_check(images, person, cfg, motion, log=str)
     assert sfm is None, ev
+
+
+def test_focal_scan_replaces_an_implausible_self_calibrated_focal(monkeypatch):
+    """SfM's own focal outside FOCAL_RANGE x the long side is replaced by the held focal of FOCAL_SCAN whose
+    median reprojection error is lowest (walk_away: COLMAP's 76.6 px on 480 px frames, truth 432 px)."""
+    import dataclasses as dc
+
+    from josh_jax.frontends import pipeline
+    from josh_jax.frontends.onnx_models import FrontEndError
+
+    K, long = 5, 480.0
+    R = np.tile(np.eye(3), (K, 1, 1))
+    free = dc.replace(_fake_sfm(R, 0.43), focal=76.6)
+    calls = []
+
+    def fake_run_sfm(images, masks, focal_prior=None, refine_focal=True, **kw):
+        calls.append((focal_prior, refine_focal))
+        if focal_prior > 700:
+            raise FrontEndError("no reconstruction")
+        err = 0.25 + abs(np.log(focal_prior / 432.0))  # lowest at the truth
+        return dc.replace(_fake_sfm(R, err), focal=float(focal_prior))
+
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
+    images = np.zeros((K, 270, 480, 3), np.uint8)
+    person = np.zeros((K, 270, 480), bool)
+    best, ev = pipeline.focal_scan(images, person, free, {"focal_prior": None}, log=str)
+    assert best.focal == pytest.approx(480.0)  # the grid point nearest 432 (x 1.0)
+    assert [f for f, _ in calls] == pytest.approx([r * long for r in pipeline.FOCAL_SCAN])
+    assert not any(refine for _, refine in calls)  # held
+    assert ev["focal_scan_error_px"][-1] is None and "480.0 px held" in ev["focal_scan"]
+    # a plausible focal is kept without any extra run
+    calls.clear()
+    same, ev = pipeline.focal_scan(images, person, dc.replace(free, focal=420.0), {}, log=str)
+    assert same.focal == 420.0 and ev == {} and not calls
+    # a scan that explains the matches no better keeps SfM's own focal
+    worse = dc.replace(free, point_error=np.full(50, 0.1))
+    kept, ev = pipeline.focal_scan(images, person, worse, {}, log=str)
+    assert kept.focal == 76.6 and "kept" in ev["focal_scan"]

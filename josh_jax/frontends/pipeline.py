@@ -465,6 +465,64 @@ AGREE_DEG = 1.0  # ... and its rotations agree with the rotation fit's within th
 MIN_REGISTERED_CHECK = 0.9  # ... and it registers this share of the keyframes
 
 
+# SfM's own focal outside this range (x the long side: a horizontal field of view of 19-103 degrees) is taken
+# for self-calibration gone wrong (a camera moving forward: walk_away gave 0.16 x) and replaced by a scan
+FOCAL_RANGE = (0.4, 3.0)
+FOCAL_SCAN = (0.6, 0.8, 1.0, 1.25, 1.6)  # held focals tried (x the long side)
+
+
+def focal_scan(images, person, sfm, common: dict, log=print):
+    """Replace an implausible self-calibrated focal (outside :data:`FOCAL_RANGE`) -> (SfmResult, evidence).
+
+    Runs SfM with the focal held at each of :data:`FOCAL_SCAN` x the long side, takes the one whose median
+    reprojection error is lowest (among runs registering as many keyframes as the best and keeping at least
+    half as many points) and keeps it only when its error is below the self-calibrated one's. Measured on
+    the rendered walk_away clip (docs/frontends.md): free focal 76.6 px (0.43 px error; COLMAP returns to
+    ~77 px from any start), held at 384 px 0.25 px, at the true 432 px 0.25 px, at 288 or 480 px 0.69-0.71
+    px: the error has a flat floor around the truth, so the scan's step (25 %) bounds the focal error."""
+    h, w = images[0].shape[:2]
+    long = float(max(w, h))
+    med = lambda r: float(np.median(r.point_error)) if len(r.point_error) else float("inf")  # noqa: E731
+    ratio = sfm.focal / long
+    if FOCAL_RANGE[0] <= ratio <= FOCAL_RANGE[1]:
+        return sfm, {}
+    log(
+        f"[frontends] SfM's focal {sfm.focal:.1f} px is {ratio:.2f} x the long side (plausible "
+        f"{FOCAL_RANGE[0]}-{FOCAL_RANGE[1]}); scanning held focals ..."
+    )
+    kw = {**common, "focal_prior": None, "refine_focal": False, "min_registered": 0.0}
+    runs = []
+    for r in FOCAL_SCAN:
+        try:
+            runs.append(run_sfm(list(images), list(person), **{**kw, "focal_prior": r * long}))
+        except FrontEndError:
+            runs.append(None)
+    ok = [x for x in runs if x is not None]
+    ev = {"focal_self_calibrated_px": float(sfm.focal), "focal_self_calibrated_error_px": med(sfm)}
+    if not ok:
+        ev["focal_scan"] = "no held focal gave a reconstruction; SfM's own focal kept"
+        return sfm, ev
+    n_reg = max(int(x.registered.sum()) for x in ok)
+    n_pts = max(len(x.points) for x in ok)
+    errs = [
+        med(x) if x is not None and x.registered.sum() == n_reg and len(x.points) >= 0.5 * n_pts else np.inf
+        for x in runs
+    ]
+    ev["focal_scan_px"] = [float(r * long) for r in FOCAL_SCAN]
+    ev["focal_scan_error_px"] = [float(e) if np.isfinite(e) else None for e in errs]
+    i = int(np.argmin(errs))
+    best, best_err = runs[i], errs[i]
+    if best_err >= med(sfm) or best.registered.sum() < sfm.registered.sum():
+        ev["focal_scan"] = f"no held focal explained the matches better ({best_err:.2f} px); SfM's own focal kept"
+        return sfm, ev
+    ev["focal_scan"] = (
+        f"focal {best.focal:.1f} px held: median reprojection {best_err:.2f} px against {med(sfm):.2f} px "
+        f"with SfM's own {sfm.focal:.1f} px"
+    )
+    log(f"[frontends] {ev['focal_scan']}")
+    return best, ev
+
+
 def _rotation_camera(motion, principal: np.ndarray, zoom: bool, evidence: dict) -> dict:
     """The scene stage's camera for a rotation-only fit (see :func:`choose_camera`'s return value):
     the shared focal is the geometric mean of the fit's per-keyframe focals, which are kept only with
@@ -636,11 +694,14 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         }
         log(f"[frontends] camera: rotation ({ev['reason']})")
         return _rotation_camera(motion, principal, bool(ev.get("zoom")), ev)
+    fev = {}
+    if cfg.focal is None and not cfg.fixed_intrinsics:
+        sfm, fev = focal_scan(images, person, sfm, common, log)
     log(
         f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
         f"focal {sfm.focal:.1f} px"
     )
-    return _sfm_camera(sfm, {**(motion.evidence if motion else {}), "requested": requested})
+    return _sfm_camera(sfm, {**(motion.evidence if motion else {}), **fev, "requested": requested})
 
 
 def _window_of_static(scene: dict, idx: np.ndarray) -> dict:
