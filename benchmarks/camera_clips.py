@@ -33,7 +33,7 @@ def run(kind: str, tmp: Path) -> dict:
 def main_cli(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("benchmarks/camera_clips.json"))
-    ap.add_argument("--clips", nargs="+", default=["ptz", "handheld"])
+    ap.add_argument("--clips", nargs="+", default=["ptz", "pan", "handheld"])
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(k, Path(tmp)) for k in args.clips]

@@ -456,12 +456,170 @@ def _coverage(covered: list, dropped: list, T: int, start: int, sfm) -> dict:
     )
 
 
-SMALL_BASELINE_ANGLE = 1.5  # degrees: SfM's retry when the default initialisation fails (see docs/frontends.md)
+# SfM on small baselines (docs/frontends.md): every triangulation-angle threshold of COLMAP's incremental
+# mapper lowered to 0.1 degrees (defaults: 16 for the initial pair, 1.5 for new and kept points, 6 for local
+# bundle adjustment); at 2-5 cm of camera motion 3-7 m from the scene no point reaches 1 degree
+SMALL_BASELINE = dict(init_min_tri_angle=0.1, min_tri_angle=0.1)
+PARALLAX_GAIN = 1.4  # SfM is kept for a clip a rotation explains when its reprojection error is this much lower
+AGREE_DEG = 1.0  # ... and its rotations agree with the rotation fit's within this (max over keyframes, degrees)
+MIN_REGISTERED_CHECK = 0.9  # ... and it registers this share of the keyframes
+
+
+# SfM's own focal outside this range (x the long side: a horizontal field of view of 19-103 degrees) is taken
+# for self-calibration gone wrong (a camera moving forward: walk_away gave 0.16 x) and replaced by a scan
+FOCAL_RANGE = (0.4, 3.0)
+FOCAL_SCAN = (0.6, 0.8, 1.0, 1.25, 1.6)  # held focals tried (x the long side)
+
+
+def focal_scan(images, person, sfm, common: dict, log=print):
+    """Replace an implausible self-calibrated focal (outside :data:`FOCAL_RANGE`) -> (SfmResult, evidence).
+
+    Runs SfM with the focal held at each of :data:`FOCAL_SCAN` x the long side, takes the one whose median
+    reprojection error is lowest (among runs registering as many keyframes as the best and keeping at least
+    half as many points) and keeps it only when its error is below the self-calibrated one's. Measured on
+    the rendered walk_away clip (docs/frontends.md): free focal 76.6 px (0.43 px error; COLMAP returns to
+    ~77 px from any start), held at 384 px 0.25 px, at the true 432 px 0.25 px, at 288 or 480 px 0.69-0.71
+    px: the error has a flat floor around the truth, so the scan's step (25 %) bounds the focal error."""
+    h, w = images[0].shape[:2]
+    long = float(max(w, h))
+    med = lambda r: float(np.median(r.point_error)) if len(r.point_error) else float("inf")  # noqa: E731
+    ratio = sfm.focal / long
+    if FOCAL_RANGE[0] <= ratio <= FOCAL_RANGE[1]:
+        return sfm, {}
+    log(
+        f"[frontends] SfM's focal {sfm.focal:.1f} px is {ratio:.2f} x the long side (plausible "
+        f"{FOCAL_RANGE[0]}-{FOCAL_RANGE[1]}); scanning held focals ..."
+    )
+    kw = {**common, "focal_prior": None, "refine_focal": False, "min_registered": 0.0}
+    runs = []
+    for r in FOCAL_SCAN:
+        try:
+            runs.append(run_sfm(list(images), list(person), **{**kw, "focal_prior": r * long}))
+        except FrontEndError:
+            runs.append(None)
+    ok = [x for x in runs if x is not None]
+    ev = {"focal_self_calibrated_px": float(sfm.focal), "focal_self_calibrated_error_px": med(sfm)}
+    if not ok:
+        ev["focal_scan"] = "no held focal gave a reconstruction; SfM's own focal kept"
+        return sfm, ev
+    n_reg = max(int(x.registered.sum()) for x in ok)
+    n_pts = max(len(x.points) for x in ok)
+    errs = [
+        med(x) if x is not None and x.registered.sum() == n_reg and len(x.points) >= 0.5 * n_pts else np.inf
+        for x in runs
+    ]
+    ev["focal_scan_px"] = [float(r * long) for r in FOCAL_SCAN]
+    ev["focal_scan_error_px"] = [float(e) if np.isfinite(e) else None for e in errs]
+    i = int(np.argmin(errs))
+    best, best_err = runs[i], errs[i]
+    if best_err >= med(sfm) or best.registered.sum() < sfm.registered.sum():
+        ev["focal_scan"] = f"no held focal explained the matches better ({best_err:.2f} px); SfM's own focal kept"
+        return sfm, ev
+    ev["focal_scan"] = (
+        f"focal {best.focal:.1f} px held: median reprojection {best_err:.2f} px against {med(sfm):.2f} px "
+        f"with SfM's own {sfm.focal:.1f} px"
+    )
+    log(f"[frontends] {ev['focal_scan']}")
+    return best, ev
+
+
+def _rotation_camera(motion, principal: np.ndarray, zoom: bool, evidence: dict) -> dict:
+    """The scene stage's camera for a rotation-only fit (see :func:`choose_camera`'s return value):
+    the shared focal is the geometric mean of the fit's per-keyframe focals, which are kept only with
+    ``zoom``."""
+    K = len(motion.focals)
+    f = float(np.exp(np.mean(np.log(motion.focals))))
+    return dict(
+        mode="rotation",
+        sfm=None,
+        focal=f,
+        focals=motion.focals if zoom else np.full(K, f),
+        principal=principal,
+        rotations=motion.rotations,
+        zoom=zoom,
+        evidence=evidence,
+    )
+
+
+def _sfm_camera(sfm, evidence: dict) -> dict:
+    """The scene stage's camera for a reconstruction (see :func:`choose_camera`)."""
+    K = len(sfm.registered)
+    return dict(
+        mode="sfm",
+        sfm=sfm,
+        focal=sfm.focal,
+        focals=np.full(K, sfm.focal),
+        principal=sfm.principal,
+        rotations=None,
+        zoom=False,
+        evidence={**evidence, "sfm_registered": int(sfm.registered.sum()), "sfm_points": len(sfm.points)},
+    )
+
+
+def rotation_agreement_deg(rotations: np.ndarray, sfm) -> float:
+    """Largest angle (degrees) between the rotation fit's keyframe rotations (K, 3, 3) world-from-camera and
+    a reconstruction's, both relative to the first keyframe the reconstruction registered."""
+    from scipy.spatial.transform import Rotation
+
+    reg = np.flatnonzero(sfm.registered)
+    A = rotations[reg]
+    B = np.swapaxes(sfm.cam_from_world[reg, :, :3], 1, 2)  # world-from-camera
+    ra = np.swapaxes(A[0], 0, 1) @ A
+    rb = np.swapaxes(B[0], 0, 1) @ B
+    return float(np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(ra, 1, 2) @ rb).as_rotvec(), axis=1)).max())
+
+
+def translation_check(images, person, cfg: FrontEndConfig, motion, log=print):
+    """Is the small translation of a clip that a rotation explains measurable? -> (SfmResult or None, evidence).
+
+    Runs SfM with :data:`SMALL_BASELINE` angles and keeps it when it registers at least
+    :data:`MIN_REGISTERED_CHECK` of the keyframes, its rotations agree with the rotation fit within
+    :data:`AGREE_DEG` and its median reprojection error is :data:`PARALLAX_GAIN` times lower than the rotation
+    model's median residual: the parallax the rotation leaves is then explained by camera translation (a pure
+    pan leaves only noise, which a 6-DoF model does not explain better). Measured on the rendered clips
+    (docs/frontends.md): handheld 3.7 cm gain 1.9, pan without translation 0.75."""
+    K = len(images)
+    rot_med = float(motion.evidence["rotation_residual_median_px"])
+    log(f"[frontends] does the camera translate? structure from motion with small-baseline settings on {K} keyframes")
+    try:
+        sfm = run_sfm(
+            list(images),
+            list(person),
+            focal_prior=cfg.focal,
+            overlap=cfg.sfm_overlap,
+            principal_prior=cfg.principal,
+            fixed_intrinsics=cfg.fixed_intrinsics,
+            min_registered=MIN_REGISTERED_CHECK,
+            **SMALL_BASELINE,
+        )
+    except FrontEndError as exc:
+        return None, {"translation_check": f"SfM with small-baseline settings failed: {exc}"}
+    sfm_med = float(np.median(sfm.point_error)) if len(sfm.point_error) else float("inf")
+    gain = rot_med / sfm_med if sfm_med > 0 else float("inf")
+    agree = rotation_agreement_deg(motion.rotations, sfm)
+    ev = {
+        "sfm_check_registered": int(sfm.registered.sum()),
+        "sfm_check_points": len(sfm.points),
+        "sfm_reprojection_median_px": sfm_med,
+        "parallax_gain": gain,
+        "sfm_rotation_agreement_deg": agree,
+    }
+    ok = gain >= PARALLAX_GAIN and agree <= AGREE_DEG
+    ev["translation_check"] = (
+        f"SfM (small-baseline settings) registered {int(sfm.registered.sum())}/{K} keyframes with median "
+        f"reprojection {sfm_med:.2f} px against the rotation model's {rot_med:.2f} px (gain {gain:.2f}, "
+        f"{'>=' if gain >= PARALLAX_GAIN else '<'} {PARALLAX_GAIN}), rotations within {agree:.2f} deg of the "
+        f"rotation fit ({'<=' if agree <= AGREE_DEG else '>'} {AGREE_DEG})"
+    )
+    return (sfm if ok else None), ev
 
 
 def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, log=print) -> dict:
     """The scene stage's camera: ``cfg.camera`` (auto: from :func:`.camera.estimate_motion`), SfM when the
     camera translates (falling back to rotation-only, with the reason, when SfM cannot start).
+
+    In auto mode a clip that a rotation explains still gets SfM when :func:`translation_check` finds its
+    small translation measurable (a handheld phone moving 2-5 cm); rotation-only otherwise.
 
     Returns mode, sfm (SfmResult or None), focal (shared, working px), focals (K,), principal (2,),
     rotations (K, 3, 3) world-from-camera (rotation/static), zoom (bool), evidence (dict)."""
@@ -489,45 +647,40 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         log(f"[frontends] camera motion from background matches on {K} keyframes ...")
         motion = estimate_motion(list(images), list(person), focal=cfg.focal)
         ev = dict(motion.evidence)
-        log(f"[frontends] camera: {motion.mode} ({ev.get('reason')})")
-        if requested == "rotation" or motion.mode == "rotation":
-            zoom = bool(ev.get("zoom")) and cfg.focal is None
-            f = float(np.exp(np.mean(np.log(motion.focals))))
-            return dict(
-                mode="rotation",
-                sfm=None,
-                focal=f,
-                focals=motion.focals if zoom else np.full(K, f),
-                principal=principal,
-                rotations=motion.rotations,
-                zoom=zoom,
-                evidence={**ev, "requested": requested},
-            )
+        log(f"[frontends] background matches: {motion.mode} ({ev.get('reason')})")
+        zoom = bool(ev.get("zoom")) and cfg.focal is None
+        if requested == "rotation":
+            return _rotation_camera(motion, principal, zoom, {**ev, "requested": requested})
         if motion.mode == "static":
             return {**static, "evidence": {**ev, "requested": requested}}
+        if motion.mode == "rotation":
+            sfm, tev = translation_check(images, person, cfg, motion, log)
+            ev = {**ev, **tev, "requested": requested}
+            if sfm is None:
+                ev["reason"] = f"{ev['reason']}; translation not measurable: {tev['translation_check']}"
+                log(f"[frontends] camera: rotation ({tev['translation_check']})")
+                return _rotation_camera(motion, principal, zoom, ev)
+            ev["reason"] = f"small camera translation measured: {tev['translation_check']}"
+            log(f"[frontends] camera: sfm ({ev['reason']})")
+            log(
+                f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
+                f"focal {sfm.focal:.1f} px"
+            )
+            return _sfm_camera(sfm, ev)
     log(f"[frontends] structure from motion on {K} keyframes ({w}x{h}) ...")
+    common = dict(
+        focal_prior=cfg.focal,
+        overlap=cfg.sfm_overlap,
+        principal_prior=cfg.principal,
+        fixed_intrinsics=cfg.fixed_intrinsics,
+    )
     try:
         try:
-            sfm = run_sfm(
-                list(images),
-                list(person),
-                focal_prior=cfg.focal,
-                overlap=cfg.sfm_overlap,
-                principal_prior=cfg.principal,
-                fixed_intrinsics=cfg.fixed_intrinsics,
-            )
+            sfm = run_sfm(list(images), list(person), **common)
         except FrontEndError as exc0:
             # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
-            log(f"[frontends] {exc0}; retrying with a {SMALL_BASELINE_ANGLE} deg initial triangulation angle")
-            sfm = run_sfm(
-                list(images),
-                list(person),
-                focal_prior=cfg.focal,
-                overlap=cfg.sfm_overlap,
-                principal_prior=cfg.principal,
-                fixed_intrinsics=cfg.fixed_intrinsics,
-                init_min_tri_angle=SMALL_BASELINE_ANGLE,
-            )
+            log(f"[frontends] {exc0}; retrying with small-baseline triangulation angles (0.1 deg)")
+            sfm = run_sfm(list(images), list(person), **common, **SMALL_BASELINE)
     except FrontEndError as exc:
         if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
             raise
@@ -540,38 +693,15 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
             f"{motion.evidence['rotation_residual_p90_px']:.2f} px)",
         }
         log(f"[frontends] camera: rotation ({ev['reason']})")
-        zoom = bool(ev.get("zoom"))
-        f = float(np.exp(np.mean(np.log(motion.focals))))
-        return dict(
-            mode="rotation",
-            sfm=None,
-            focal=f,
-            focals=motion.focals if zoom else np.full(K, f),
-            principal=principal,
-            rotations=motion.rotations,
-            zoom=zoom,
-            evidence=ev,
-        )
+        return _rotation_camera(motion, principal, bool(ev.get("zoom")), ev)
+    fev = {}
+    if cfg.focal is None and not cfg.fixed_intrinsics:
+        sfm, fev = focal_scan(images, person, sfm, common, log)
     log(
         f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
         f"focal {sfm.focal:.1f} px"
     )
-    ev = {
-        **(motion.evidence if motion else {}),
-        "requested": requested,
-        "sfm_registered": int(sfm.registered.sum()),
-        "sfm_points": len(sfm.points),
-    }
-    return dict(
-        mode="sfm",
-        sfm=sfm,
-        focal=sfm.focal,
-        focals=np.full(K, sfm.focal),
-        principal=sfm.principal,
-        rotations=None,
-        zoom=False,
-        evidence=ev,
-    )
+    return _sfm_camera(sfm, {**(motion.evidence if motion else {}), **fev, "requested": requested})
 
 
 def _window_of_static(scene: dict, idx: np.ndarray) -> dict:

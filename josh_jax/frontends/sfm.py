@@ -68,6 +68,10 @@ def run_sfm(
     principal_prior=None,
     fixed_intrinsics: bool = False,
     init_min_tri_angle: float | None = None,
+    refine_focal: bool = True,
+    min_tri_angle: float | None = None,
+    mapper: str = "incremental",
+    keyframes=None,
 ) -> SfmResult:
     """Reconstruct keyframes (RGB uint8, all one size). ``masks``: True on pixels to ignore (people).
 
@@ -83,8 +87,18 @@ def run_sfm(
     scene, e.g. when an interrupted demo resumes. Costs a few seconds on
     keyframe-sized problems; ``num_threads`` applies when False.
 
-            deterministic: bool = True, principal_prior=None, fixed_intrinsics: bool = False,
-            init_min_tri_angle: float | None = None) -> SfmResult:
+    Small baselines (docs/frontends.md, "SfM on small baselines"):
+    ``init_min_tri_angle`` (degrees) relaxes the initial pair's triangulation
+    angle (COLMAP: 16); ``min_tri_angle`` (degrees) lowers every other
+    triangulation-angle threshold too (new points 1.5, filtering 1.5, local
+    bundle adjustment 6; GLOMAP 1): at 2-5 cm of camera motion 3-7 m from
+    the scene no point reaches 1 degree, so COLMAP's defaults discard every
+    point; ``refine_focal`` False holds the focal at
+    ``focal_prior`` (e.g. the rotation model's, measured from homographies)
+    so that bundle adjustment has fewer unknowns; ``mapper`` "incremental"
+    or "global" (GLOMAP); ``keyframes`` (indices into ``images``): only those
+    images are returned (in that order) and count for ``min_registered``,
+    the others only help the mapping (e.g. every frame between keyframes).
     """
     import pycolmap
 
@@ -137,24 +151,51 @@ def run_sfm(
             verification_options=verify,
             device=pycolmap.Device.cpu,
         )
-        opts = pycolmap.IncrementalPipelineOptions()
-        opts.num_threads = 1 if deterministic else num_threads
-        opts.ba_refine_principal_point = False
-        if fixed_intrinsics:
-            opts.ba_refine_focal_length = False
-            opts.ba_refine_extra_params = False
-        opts.min_model_size = 3
-        opts.random_seed = 0
-        if init_min_tri_angle is not None:
-            opts.mapper.init_min_tri_angle = float(init_min_tri_angle)
         (tmp / "sparse").mkdir()
-        recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
+        threads = 1 if deterministic else num_threads
+        if mapper == "global":
+            gopts = pycolmap.GlobalPipelineOptions()
+            gopts.num_threads = threads
+            gopts.random_seed = 0
+            gopts.min_model_size = 3
+            gopts.mapper.num_threads = threads
+            gopts.mapper.random_seed = 0
+            ba = gopts.mapper.bundle_adjustment
+            ba.refine_principal_point = False
+            ba.refine_focal_length = refine_focal and not fixed_intrinsics
+            ba.refine_extra_params = False
+            if min_tri_angle is not None:
+                gopts.mapper.min_tri_angle_deg = float(min_tri_angle)
+                gopts.mapper.retriangulation.min_angle = float(min_tri_angle)
+            recs = pycolmap.global_mapping(db, img_dir, tmp / "sparse", gopts)
+        elif mapper == "incremental":
+            opts = pycolmap.IncrementalPipelineOptions()
+            opts.num_threads = threads
+            opts.ba_refine_principal_point = False
+            if fixed_intrinsics or not refine_focal:
+                opts.ba_refine_focal_length = False
+                opts.ba_refine_extra_params = False
+                opts.mapper.abs_pose_refine_focal_length = False
+                opts.mapper.abs_pose_refine_extra_params = False
+            opts.min_model_size = 3
+            opts.random_seed = 0
+            if init_min_tri_angle is not None:
+                opts.mapper.init_min_tri_angle = float(init_min_tri_angle)
+            if min_tri_angle is not None:
+                opts.mapper.filter_min_tri_angle = float(min_tri_angle)
+                opts.mapper.ba_local_min_tri_angle = float(min_tri_angle)
+                opts.triangulation.min_angle = float(min_tri_angle)
+            recs = pycolmap.incremental_mapping(db, img_dir, tmp / "sparse", opts)
+        else:
+            raise ValueError(f"mapper must be 'incremental' or 'global', got {mapper!r}")
     if not recs:
         raise FrontEndError(
             f"structure from motion found no reconstruction from {len(names)} keyframes: " + _sfm_hint(len(names))
         )
     rec = max(recs.values(), key=lambda r: r.num_reg_images())
-    return _from_reconstruction(rec, names, K, min_registered)
+    if keyframes is not None:
+        names = [names[int(k)] for k in keyframes]
+    return _from_reconstruction(rec, names, len(names), min_registered)
 
 
 def _sfm_hint(K: int) -> str:

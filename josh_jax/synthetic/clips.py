@@ -225,16 +225,19 @@ def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[
     """Camera-to-world poses (F, 4, 4) and per-frame focal (F,) px of a camera-motion test clip.
 
     ``kind``: "ptz": a broadcast camera on a fixed point that pans and tilts to follow the
-    person and zooms (focal 0.75 -> 1.0 x width, no translation at all); "handheld": a phone
+    person and zooms (focal 0.75 -> 1.0 x width, no translation at all); "pan": the same without
+    zoom (focal 0.9 x width); "handheld": a phone
     held in front of the walker, 2-5 cm of smooth hand motion, following the person (focal
     0.9 x width, fixed).
     """
     F = len(pelvis)
     target = _smooth_path(pelvis + [0.0, 0.3, 0.0])
     s = np.linspace(0.0, 1.0, F)
-    if kind == "ptz":
+    if kind in ("ptz", "pan"):
         centres = np.repeat(np.array([[0.4, -1.9, -2.0]]), F, 0)
         focal = width * (0.75 + 0.25 * (3 * s**2 - 2 * s**3))  # smooth zoom-in
+        if kind == "pan":
+            focal = np.full(F, 0.9 * width)
     elif kind in ("handheld", "handheld_near"):
         c0 = np.array([-0.6, -1.55, -1.2])
         ph = rng.uniform(0, 2 * np.pi, 3)
@@ -244,7 +247,7 @@ def camera_clip_motion(kind: str, pelvis: np.ndarray, width: int, rng) -> tuple[
         centres = c0 + wob + _smooth_path(rng.normal(0, 0.002, (F, 3)), 3.0)
         focal = np.full(F, 0.9 * width)
     else:
-        raise ValueError(f"unknown camera clip kind {kind!r} (ptz | handheld)")
+        raise ValueError(f"unknown camera clip kind {kind!r} (ptz | pan | handheld | handheld_near)")
     T = np.tile(np.eye(4), (F, 1, 1))
     for t in range(F):
         T[t, :3, :3] = look_at(centres[t], target[t])
@@ -261,12 +264,12 @@ def render_camera_clip(
     seed: int = 5,
     fps: float = 30.0,
 ) -> dict:
-    """A camera-motion test clip (``kind`` "ptz" or "handheld", see :func:`camera_clip_motion`) of one
-    walking person in the textured room, with exact ground truth.
+    """A camera-motion test clip (``kind`` "ptz", "pan", "handheld" or "handheld_near", see
+    :func:`camera_clip_motion`) of one walking person in the textured room, with exact ground truth.
 
     Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the demo should pick: "rotation"
-    for both; the handheld clip's 3.7 cm of translation leaves at most ~1 px of parallax at 448 px,
-    too little for SfM, see docs/frontends.md), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
+    for ptz and pan, "sfm" for the handheld clips: their 3.7 cm of translation leaves ~1 px of parallax
+    at 448 px, which SfM with small-baseline triangulation angles measures, see docs/frontends.md), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
     fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres.
     """
     rng = np.random.default_rng(seed)
@@ -304,7 +307,7 @@ def render_camera_clip(
     gt = dict(
         cam_to_world=T_wc,
         focal=focal,
-        camera_mode="rotation",
+        camera_mode="sfm" if kind.startswith("handheld") else "rotation",
         rotmats=rots.astype(np.float32),
         betas=betas,
         transl=trans.astype(np.float32),
