@@ -456,12 +456,13 @@ def prepare(args, attach: bool = False) -> Prepared:
 
     video = args.video or EXAMPLE_CLIP
     cfg = jconfig.load(args.config, args.overrides)
+    models_dir = args.models or cfg.frontends.models_dir  # --models wins over the config's, as below
     if args.frontends == "official":
-        require_models(args.models)  # a cheap check before the video is decoded
+        require_models(models_dir)  # a cheap check before the video is decoded
     if getattr(args, "method", "josh") in JOSH3R_METHODS:
         from .frontends.official.josh3r import josh3r_path
 
-        josh3r_path(args.models)  # missing josh3r.onnx: one line with the export command, before decoding
+        josh3r_path(models_dir)  # missing josh3r.onnx: one line with the export command, before decoding
     info = _check_inputs_and_output(args, video)
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:

@@ -186,6 +186,19 @@ def test_demo_refuses_a_missing_model_before_decoding(tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.work").exists()
 
 
+def test_demo_checks_the_configured_models_folder(tmp_path):
+    """``--set frontends.models_dir=DIR`` (no --models) is the folder the run uses: the refusal names it."""
+    from conftest import run_isolated
+
+    empty = tmp_path / "models"
+    empty.mkdir()
+    argv = ["--method", "josh3r", "--set", f"frontends.models_dir={empty}", "--out", str(tmp_path / "o")]
+    rc, err = run_isolated(_demo_josh3r, argv)
+    lines = [l for l in err.splitlines() if l.strip()]
+    assert rc == 2 and len(lines) == 1, err
+    assert f"in {empty} (missing)" in lines[0]
+
+
 @pytest.mark.slow
 def test_demo_method_josh3r_writes_every_output(tiny_models, tmp_path):
     """The bundled clip (its first 24 frames), embedded front ends, the tiny JOSH3R model."""
