@@ -154,7 +154,18 @@ def _fingerprint(video: Path, args, cfg) -> dict:
         "frontends": args.frontends,
         "config": cfg.to_dict(),
         **({"method": args.method} if getattr(args, "method", "josh") != "josh" else {}),
+        **({"josh3r_model": _model_stamp(args, cfg)} if getattr(args, "method", "josh") in JOSH3R_METHODS else {}),
     }
+
+
+def _model_stamp(args, cfg) -> dict:
+    """josh3r.onnx's path, size and mtime: a re-exported model (e.g. real weights after random ones)
+    must not resume on the work folder's pair outputs of the old one."""
+    from .frontends.official.josh3r import josh3r_path
+
+    path = josh3r_path(args.models or cfg.frontends.models_dir)
+    st = path.stat()
+    return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
 def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:

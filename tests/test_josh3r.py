@@ -199,6 +199,27 @@ def test_demo_checks_the_configured_models_folder(tmp_path):
     assert f"in {empty} (missing)" in lines[0]
 
 
+def test_a_reexported_model_is_not_resumed_on(tmp_path):
+    """The work folder's fingerprint has josh3r.onnx's identity: new weights redo the pairs."""
+    import os
+
+    from josh_jax import config as jconfig
+    from josh_jax import demo
+
+    video, models = tmp_path / "v.mp4", tmp_path / "models"
+    models.mkdir()
+    video.write_bytes(b"x")
+    (models / "josh3r.onnx").write_bytes(b"random weights")
+    args = demo._parser().parse_args([str(video), "--method", "josh3r+joint", "--models", str(models)])
+    cfg = jconfig.load(None, [])
+    before = demo._fingerprint(video, args, cfg)
+    (models / "josh3r.onnx").write_bytes(b"the released checkpoint")
+    os.utime(models / "josh3r.onnx", ns=(1, 1))
+    assert demo._fingerprint(video, args, cfg) != before
+    plain = demo._parser().parse_args([str(video), "--models", str(models)])
+    assert "josh3r_model" not in demo._fingerprint(video, plain, cfg)  # --method josh: unchanged fingerprint
+
+
 @pytest.mark.slow
 def test_demo_method_josh3r_writes_every_output(tiny_models, tmp_path):
     """The bundled clip (its first 24 frames), embedded front ends, the tiny JOSH3R model."""
