@@ -754,20 +754,21 @@ def _run_josh3r_pairs(p: Prepared, windows: list) -> None:
 
 def warm_problem(p: Prepared, problem, w):
     """``--method josh3r+joint``: ``problem`` (of window ``w``) started at JOSH3R's cameras and metric
-    scene scale (:func:`josh_jax.josh3r.warm_start`); unchanged, with a warning, where JOSH3R cannot
-    place the window (its lead person not seen in it) or the front end's cameras are held (a static or
-    rotating camera)."""
+    scene scale (:func:`josh_jax.josh3r.warm_start`); the default start, with a warning, where JOSH3R
+    cannot place the window (its lead person not seen in it) or the front end's cameras are held (a
+    static or rotating camera), written out (:func:`josh_jax.josh3r.default_start`) so that every
+    problem of a josh3r+joint run has one structure (:func:`solve_windows_vmapped` stacks them)."""
     from . import josh3r
 
     where = f"frames {w.frame_index[0]}-{w.frame_index[-1]}"
     if w.cam_rotation is not None:
         _log(f"josh3r+joint: {where}: the front end's cameras are kept (a static or rotating camera)")
-        return problem
+        return josh3r.default_start(problem)
     motion = josh3r.load_motion(p.work / JOSH3R_MOTION)
     rows = np.where(np.asarray(w.track_ids) == motion.lead)[0]
     if not len(rows) or not w.track_valid[rows[0]].any():
         _log(f"josh3r+joint: {where}: person {motion.lead} is not in this window; the default start is used")
-        return problem
+        return josh3r.default_start(problem)
     f_init = float(np.asarray(problem.init_focal))
     cams = josh3r.keyframe_cameras(motion, w, p.model, f_init, int(rows[0]))
     return josh3r.warm_start(problem, w, cams, josh3r.keyframe_scales(motion, w))

@@ -289,6 +289,22 @@ def keyframe_scales(motion: Motion, window) -> np.ndarray:
     return out
 
 
+def default_start(problem) -> object:
+    """``problem`` with the reference's start written out (identity relative cameras, zero
+    translations, unit sizes; the front end's cameras kept where it gave them): the same start as
+    None fields give in :func:`josh_jax.losses.init_params`, with the pytree structure of
+    :func:`warm_start`'s problems, so that warmed and unwarmed windows stack in one vmapped solve."""
+    s = problem.scene
+    K = s.kf_valid.shape[0]
+    quat = np.tile(np.array([1.0, 0.0, 0.0, 0.0], np.float32), (K, 1))
+    scene = s._replace(
+        init_cam_quat=quat if s.init_cam_quat is None else s.init_cam_quat,
+        init_cam_trans=np.zeros((K, 3), np.float32) if s.init_cam_trans is None else s.init_cam_trans,
+        init_log_size=np.zeros(K, np.float32) if s.init_log_size is None else s.init_log_size,
+    )
+    return problem._replace(scene=scene)
+
+
 def warm_start(problem, window, cam_to_world: np.ndarray, scale) -> object:
     """``problem`` starting at the metric cameras ``cam_to_world`` (K0, 4, 4) (any world, metres) with
     depth sizes that make each keyframe's scene metric (``scale``: metres per scene depth unit, (K0,)

@@ -318,6 +318,34 @@ def test_warm_start_puts_the_cameras_and_the_scale_where_it_is_told():
     assert pr.scene.init_log_size is None and pr.scene.init_cam_quat is None
 
 
+def test_a_window_without_the_lead_person_stacks_with_warm_ones(tmp_path):
+    """josh3r+joint: a window JOSH3R cannot place keeps the default start, with the warm problems'
+    structure, so that the batch CLI's vmapped solve can stack it with them."""
+    import types
+
+    import jax
+
+    from josh_jax import body as jbody
+    from josh_jax import demo
+    from josh_jax.losses import init_params
+    from josh_jax.problem import build_problem
+    from josh_jax.solve import stack_problems
+    from josh_jax.synthetic.worlds import PRESETS, make_world
+
+    model = jbody.load("open")
+    w, gt = make_world(model, 0, PRESETS["easy"])
+    assert w.cam_rotation is None and 99 not in list(w.track_ids)
+    pr = build_problem(w, model)
+    warm = josh3r.warm_start(pr, w, gt["cam_to_world"][w.frame_index].astype(np.float64), 1.0)
+    motion = josh3r.Motion(np.array([0, 3]), np.eye(3)[None], np.zeros((1, 3)), [], np.ones(1), lead=99)
+    josh3r.save_motion(tmp_path / demo.JOSH3R_MOTION, motion)
+    cold = demo.warm_problem(types.SimpleNamespace(work=tmp_path, model=model), pr, w)
+    assert jax.tree_util.tree_structure(cold) == jax.tree_util.tree_structure(warm)
+    stack_problems([cold, warm])  # raised on the None fields before
+    for a, b in zip(jax.tree_util.tree_leaves(init_params(cold)), jax.tree_util.tree_leaves(init_params(pr))):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))  # the same start as the plain problem
+
+
 def test_keyframe_cameras_from_a_simulated_josh3r():
     """The true relative root motion through keyframe_cameras gives the true cameras back (world = the
     first root frame), from the window's camera-frame roots (synthetic world, no HMR noise)."""
