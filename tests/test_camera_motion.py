@@ -376,6 +376,34 @@ def test_focal_scan_replaces_an_implausible_self_calibrated_focal(monkeypatch):
     assert kept.focal == 76.6 and "kept" in ev["focal_scan"]
 
 
+def test_focal_scan_maps_with_the_settings_that_started_sfm(monkeypatch):
+    """When SfM starts only with the small-baseline angles, the focal scan's held-focal runs use them too
+    (with COLMAP's defaults they could not start, and the implausible focal would be kept)."""
+    import dataclasses as dc
+
+    from josh_jax.frontends import pipeline
+    from josh_jax.frontends.onnx_models import FrontEndError
+
+    K = 5
+    R = np.tile(np.eye(3), (K, 1, 1))
+    calls = []
+
+    def fake_run_sfm(images, masks, focal_prior=None, refine_focal=True, **kw):
+        calls.append(kw)
+        if kw.get("min_tri_angle") is None:
+            raise FrontEndError("no reconstruction")  # the default angles never start on this clip
+        if refine_focal:
+            return dc.replace(_fake_sfm(R, 0.43), focal=50.0)  # self-calibration gone wrong
+        return dc.replace(_fake_sfm(R, 0.25 + abs(np.log(focal_prior / 432.0))), focal=float(focal_prior))
+
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
+    images = np.zeros((K, 270, 480, 3), np.uint8)
+    cam = pipeline.choose_camera(images, np.zeros((K, 270, 480), bool), pipeline.FrontEndConfig(camera="sfm"), str)
+    assert cam["mode"] == "sfm" and cam["focal"] == pytest.approx(480.0), cam["evidence"]
+    assert len(calls) == 2 + len(pipeline.FOCAL_SCAN)
+    assert all(kw["min_tri_angle"] == pipeline.SMALL_BASELINE["min_tri_angle"] for kw in calls[1:])
+
+
 @pytest.mark.slow
 def test_focal_scan_recovers_the_forward_moving_camera_of_walk_away(tmp_path):
     """Front ends only, the rendered walk_away clip (a camera following four people away from it): COLMAP's

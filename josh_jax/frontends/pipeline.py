@@ -680,7 +680,8 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         except FrontEndError as exc0:
             # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
             log(f"[frontends] {exc0}; retrying with small-baseline triangulation angles (0.1 deg)")
-            sfm = run_sfm(list(images), list(person), **common, **SMALL_BASELINE)
+            common = {**common, **SMALL_BASELINE}  # the focal scan below maps with the same settings
+            sfm = run_sfm(list(images), list(person), **common)
     except FrontEndError as exc:
         if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
             raise
