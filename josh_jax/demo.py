@@ -274,8 +274,10 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "", start=None) 
     problem = window_problem(w, model, cfg, label)
     if start is not None:
         problem = start(problem, w)
-    # one compiled program for both solves: the progress rate and labels are data
-    scfg = dataclasses.replace(cfg.solve, progress_every=25)
+    # one compiled program for both solves: the progress rate and labels are data. Gauss-Newton
+    # runs 24 iterations at most (seconds): no bars, so that its program, the slower one to
+    # compile, goes to the persistent cache (JAX keeps none with a host callback)
+    scfg = dataclasses.replace(cfg.solve, progress_every=25 if cfg.solve.method == "adam" else 0)
     _compile_notice(problem, scfg)
     res = jax.block_until_ready(
         solve(problem, loss_weights(cfg.weights, cfg.objective), scfg, label=f"{label} joint".strip())
