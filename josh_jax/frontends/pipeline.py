@@ -679,7 +679,10 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
             sfm = run_sfm(list(images), list(person), **common)
         except FrontEndError as exc0:
             # small baselines: COLMAP's initial pair needs 16 deg of triangulation angle by default
-            log(f"[frontends] {exc0}; retrying with small-baseline triangulation angles (0.1 deg)")
+            log(
+                f"[frontends] {exc0}; retrying with small-baseline triangulation angles "
+                f"({SMALL_BASELINE['min_tri_angle']:g} deg)"
+            )
             common = {**common, **SMALL_BASELINE}  # the focal scan below maps with the same settings
             sfm = run_sfm(list(images), list(person), **common)
     except FrontEndError as exc:
