@@ -419,3 +419,18 @@ def test_focal_scan_recovers_the_forward_moving_camera_of_walk_away(tmp_path):
     assert ev["focal_self_calibrated_px"] < 0.4 * max(images.shape[1:3])  # the failure the scan is for
     assert abs(cam["focal"] / f_true - 1) < 0.15, (cam["focal"], f_true, ev)
     assert min(e for e in ev["focal_scan_error_px"] if e is not None) < ev["focal_self_calibrated_error_px"]
+
+
+@pytest.mark.slow
+def test_a_given_focal_is_held_by_sfm(tmp_path):
+    """--focal on the walk_away clip: SfM keeps the given focal (its self-calibration ran to 76 px from a
+    given 432 px before) and still registers every keyframe."""
+    import dataclasses as dc
+
+    from josh_jax.frontends.pipeline import choose_camera
+
+    images, person, kf, gt, cfg = _keyframes_of_clip("walk_away", tmp_path)
+    f_true = float(np.ravel(gt["focal"])[0]) * images.shape[2] / gt["size"][0]
+    cam = choose_camera(images, person, dc.replace(cfg, focal=f_true), log=str)
+    assert cam["mode"] == "sfm" and cam["sfm"].registered.all()
+    assert abs(cam["focal"] / f_true - 1) < 1e-3, (cam["focal"], f_true)

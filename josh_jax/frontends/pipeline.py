@@ -586,6 +586,7 @@ def translation_check(images, person, cfg: FrontEndConfig, motion, log=print):
             list(images),
             list(person),
             focal_prior=cfg.focal,
+            refine_focal=cfg.focal is None,  # --focal is the video's focal: held, not a starting guess
             overlap=cfg.sfm_overlap,
             principal_prior=cfg.principal,
             fixed_intrinsics=cfg.fixed_intrinsics,
@@ -670,6 +671,9 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
     log(f"[frontends] structure from motion on {K} keyframes ({w}x{h}) ...")
     common = dict(
         focal_prior=cfg.focal,
+        # --focal is the video's focal: held (self-calibration can run far from it: walk_away gave 76 px
+        # from a given 432 px); without it SfM refines its own, and the scan below checks it
+        refine_focal=cfg.focal is None,
         overlap=cfg.sfm_overlap,
         principal_prior=cfg.principal,
         fixed_intrinsics=cfg.fixed_intrinsics,
