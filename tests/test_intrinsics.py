@@ -61,9 +61,9 @@ def test_config_in_working_pixels():
     c = apply_to_config(cfg, "1500,1500,950,530", info)
     s = 512 / 1920
     assert np.isclose(c.frontends.focal, 1500 * s) and np.allclose(c.frontends.principal, (950 * s, 530 * s))
-    assert c.frontends.fixed_intrinsics and not c.solve.optimize_focal
+    assert c.frontends.fixed_intrinsics and not c.frontends.refine_focal and not c.solve.optimize_focal
     c = apply_to_config(cfg, "1500,1500,950,530", info, free=True)
-    assert not c.frontends.fixed_intrinsics and c.solve.optimize_focal
+    assert not c.frontends.fixed_intrinsics and c.frontends.refine_focal and c.solve.optimize_focal
     assert apply_to_config(cfg, None, info) is cfg
 
 

@@ -168,6 +168,7 @@ def apply_to_frontends(fe, spec: str | None, info, frontends: str = "default", f
         focal=intr.focal * s,
         principal=(intr.cx * s - offset[0], intr.cy * s - offset[1]),
         fixed_intrinsics=not free,
+        refine_focal=free,  # --free-intrinsics: SfM starts from them and refines
     )
 
 

@@ -57,6 +57,7 @@ class FrontEndConfig:
     focal: float | None = None  # working px; default: SfM's, or 1.2 x long side for a static camera
     principal: tuple | None = None  # (cx, cy) working px (from --intrinsics); default: the image centre
     fixed_intrinsics: bool = False  # SfM holds focal and principal (--intrinsics without --free-intrinsics)
+    refine_focal: bool = False  # SfM refines a given focal (--free-intrinsics); a --focal alone is held
     device: str = "auto"  # onnxruntime: auto | cpu | gpu
     models_dir: str | None = None
     threads: int | None = None
@@ -586,7 +587,7 @@ def translation_check(images, person, cfg: FrontEndConfig, motion, log=print):
             list(images),
             list(person),
             focal_prior=cfg.focal,
-            refine_focal=cfg.focal is None,  # --focal is the video's focal: held, not a starting guess
+            refine_focal=cfg.focal is None or cfg.refine_focal,  # --focal: the video's focal, held
             overlap=cfg.sfm_overlap,
             principal_prior=cfg.principal,
             fixed_intrinsics=cfg.fixed_intrinsics,
@@ -673,7 +674,7 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         focal_prior=cfg.focal,
         # --focal is the video's focal: held (self-calibration can run far from it: walk_away gave 76 px
         # from a given 432 px); without it SfM refines its own, and the scan below checks it
-        refine_focal=cfg.focal is None,
+        refine_focal=cfg.focal is None or cfg.refine_focal,
         overlap=cfg.sfm_overlap,
         principal_prior=cfg.principal,
         fixed_intrinsics=cfg.fixed_intrinsics,
