@@ -260,6 +260,13 @@ def main(argv=None) -> int:
     ap.add_argument("--body-model", default="open")
     ap.add_argument("--method", choices=("adam", "gn"), default="adam", help="solver method (see josh_jax.solve)")
     ap.add_argument(
+        "--solve",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one SolveConfig setting, e.g. --solve gn_tol_stage1=1e-4 (repeatable)",
+    )
+    ap.add_argument(
         "--ablation",
         choices=("plus", "reference", "both", "none"),
         default="plus",
@@ -270,6 +277,17 @@ def main(argv=None) -> int:
     model = jbody.load(args.body_model)
     cfg = SolveConfig(iters_stage1=150, iters_stage2=60) if args.quick else SolveConfig()
     cfg = dataclasses.replace(cfg, method=args.method)
+    for item in args.solve:
+        key, _, value = item.partition("=")
+        field = {f.name: f for f in dataclasses.fields(SolveConfig)}.get(key.strip())
+        if field is None or not value:
+            ap.error(f"--solve {item!r}: expected KEY=VALUE with KEY a SolveConfig setting")
+        kind = type(getattr(cfg, field.name))
+        if kind is bool:
+            parsed = value.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            parsed = kind(float(value)) if kind in (int, float) else value
+        cfg = dataclasses.replace(cfg, **{field.name: parsed})
     seeds = [0] if args.quick else list(range(args.seeds))
     args.out.mkdir(parents=True, exist_ok=True)
     presets = [p.strip() for p in args.presets.split(",") if p.strip()]
