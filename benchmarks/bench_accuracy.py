@@ -37,6 +37,7 @@ from josh_jax.problem import ProblemConfig, build_problem
 from josh_jax.refine import RefineConfig, refine_results
 from josh_jax.results import as_results, build_results
 from josh_jax.solve import SolveConfig, front_ends_only, solve
+from josh_jax.solve.memory_maps import release_if_crowded
 from josh_jax.synthetic.worlds import PRESETS, make_world
 
 METRICS = ("w_mpjpe100", "wa_mpjpe100", "rte", "jitter", "foot_sliding", "camera_ate")
@@ -309,6 +310,9 @@ def main(argv=None) -> int:
                 timings=timings,
             )
             rows.append({"preset": preset, "seed": seed, **info, "metrics": metrics})
+            # every world compiles new programs (a gn solve holds ~7,100 memory mappings): drop them before
+            # the process nears vm.max_map_count, where LLVM aborts ("Unable to allocate section memory")
+            release_if_crowded()
             print(
                 f"[bench_accuracy] {preset} seed {seed}: {time.perf_counter() - t:.0f} s, "
                 + ", ".join(
