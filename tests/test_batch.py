@@ -388,6 +388,9 @@ def test_ctrl_c_leaves_only_complete_outputs(clips, tmp_path):
         text=True,
         env=_env(),
         cwd=ROOT,
+        # SIGINT back to its default in the child: a suite started in the background (nohup, `&`
+        # without job control) hands its children an ignored SIGINT, which Python then keeps ignoring
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         for line in p.stderr:  # wait until the tasks run

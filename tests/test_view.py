@@ -212,6 +212,8 @@ def test_view_cli_loopback_and_errors(out_dir, tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
+        # SIGINT back to its default (a suite run in the background hands children an ignored SIGINT)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         line = ""
