@@ -129,7 +129,7 @@ def build_results(motion: Motion, tracks: dict, model, K: np.ndarray, image_size
     import jax.numpy as jnp
 
     from .body import forward
-    from .results import Results, interpolate_cameras
+    from .results import Results, empty_people, interpolate_cameras
 
     ids = sorted(tracks)
     lead = ids[0] if lead is None else lead
@@ -143,14 +143,7 @@ def build_results(motion: Motion, tracks: dict, model, K: np.ndarray, image_size
     c2w = fix @ c2w
     row = {int(f): i for i, f in enumerate(frames)}
     P, F = len(ids), len(frames)
-    out = dict(
-        visible=np.zeros((P, F), bool),
-        global_orient=np.tile(np.eye(3), (P, F, 1, 1)),
-        body_pose=np.tile(np.eye(3), (P, F, 23, 1, 1)),
-        transl=np.zeros((P, F, 3)),
-        joints_world=np.zeros((P, F, 24, 3)),
-        foot_vertices_world=np.zeros((P, F, 4, 3)),
-    )
+    out = empty_people(P, F)
     markers = model.vertex_set("foot_markers")
     betas = np.zeros((P, model.num_betas))
     for p, tid in enumerate(ids):

@@ -353,6 +353,19 @@ def check_solvable(problem: Problem, window: Window, conf_thres: float, where: s
     return warn
 
 
+def empty_people(P: int, F: int) -> dict:
+    """The per-person arrays of :class:`Results` for P people over F frames, nobody visible yet:
+    identity rotations, zero translations / joints (metres)."""
+    return dict(
+        visible=np.zeros((P, F), bool),
+        global_orient=np.tile(np.eye(3), (P, F, 1, 1)),
+        body_pose=np.tile(np.eye(3), (P, F, 23, 1, 1)),
+        transl=np.zeros((P, F, 3)),
+        joints_world=np.zeros((P, F, 24, 3)),
+        foot_vertices_world=np.zeros((P, F, 4, 3)),
+    )
+
+
 def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> Results:
     """Keyframe variables -> per-frame :class:`Results`."""
     check_result_size(problem, window)
@@ -378,14 +391,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     hp = params.human
     betas = np.asarray(hp.betas)[:P]
     F = len(frames)
-    out = dict(
-        visible=np.zeros((P, F), bool),
-        global_orient=np.tile(np.eye(3), (P, F, 1, 1)),
-        body_pose=np.tile(np.eye(3), (P, F, 23, 1, 1)),
-        transl=np.zeros((P, F, 3)),
-        joints_world=np.zeros((P, F, 24, 3)),
-        foot_vertices_world=np.zeros((P, F, 4, 3)),
-    )
+    out = empty_people(P, F)
     markers = model.vertex_set("foot_markers")
     for p in range(P):
         vk = np.where(window.track_valid[p])[0]
