@@ -376,6 +376,37 @@ def test_focal_scan_replaces_an_implausible_self_calibrated_focal(monkeypatch):
     assert kept.focal == 76.6 and "kept" in ev["focal_scan"]
 
 
+def test_focal_scan_holds_the_vanishing_focal_first(monkeypatch):
+    """A focal measured from vanishing points is tried before the scan: SfM held at it is kept when it
+    registers as many keyframes and explains the matches better than the self-calibrated run; otherwise the
+    scan runs as before (and the evidence says why)."""
+    import dataclasses as dc
+
+    from josh_jax.frontends import pipeline
+
+    K = 5
+    R = np.tile(np.eye(3), (K, 1, 1))
+    free = dc.replace(_fake_sfm(R, 0.43), focal=76.6)
+    calls = []
+
+    def fake_run_sfm(images, masks, focal_prior=None, refine_focal=True, **kw):
+        calls.append(focal_prior)
+        return dc.replace(_fake_sfm(R, 0.25 + abs(np.log(focal_prior / 432.0))), focal=float(focal_prior))
+
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
+    images = np.zeros((K, 270, 480, 3), np.uint8)
+    person = np.zeros((K, 270, 480), bool)
+    measure = lambda: (430.0, {"vanishing": "focal 430.0 px"})  # noqa: E731
+    best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
+    assert best.focal == 430.0 and calls == [430.0] and ev["focal_source"] == "vanishing points"
+    assert "from vanishing points held" in ev["focal_scan"]
+    calls.clear()
+    far = lambda: (2000.0, {"vanishing": "focal 2000.0 px"})  # noqa: E731  explains the matches worse
+    best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=far)
+    assert calls[0] == 2000.0 and len(calls) == 1 + len(pipeline.FOCAL_SCAN)
+    assert ev["focal_source"] == "focal scan" and "scanning" in ev["vanishing_sfm"]
+
+
 def test_focal_scan_maps_with_the_settings_that_started_sfm(monkeypatch):
     """When SfM starts only with the small-baseline angles, the focal scan's held-focal runs use them too
     (with COLMAP's defaults they could not start, and the implausible focal would be kept)."""
@@ -405,10 +436,11 @@ def test_focal_scan_maps_with_the_settings_that_started_sfm(monkeypatch):
 
 
 @pytest.mark.slow
-def test_focal_scan_recovers_the_forward_moving_camera_of_walk_away(tmp_path):
+def test_focal_of_the_forward_moving_camera_of_walk_away(tmp_path):
     """Front ends only, the rendered walk_away clip (a camera following four people away from it): COLMAP's
-    self-calibrated focal is ~0.16 x the truth; the scan's held focal is within 15 % of it and explains the
-    matches better; a focal given with --focal is held."""
+    self-calibrated focal is ~0.16 x the truth (a translating camera does not measure it); the vanishing
+    points' focal is within 5 % and SfM held at it explains the matches better; without the vanishing
+    points the scan's held focal is within 15 %; a focal given with --focal is held."""
     from josh_jax.frontends.pipeline import choose_camera
 
     images, person, kf, gt, cfg = _keyframes_of_clip("walk_away", tmp_path)
@@ -416,8 +448,13 @@ def test_focal_scan_recovers_the_forward_moving_camera_of_walk_away(tmp_path):
     ev = cam["evidence"]
     assert cam["mode"] == "sfm" and cam["sfm"].registered.all()
     f_true = float(np.ravel(gt["focal"])[0]) * images.shape[2] / gt["size"][0]
-    assert ev["focal_self_calibrated_px"] < 0.4 * max(images.shape[1:3])  # the failure the scan is for
-    assert abs(cam["focal"] / f_true - 1) < 0.15, (cam["focal"], f_true, ev)
+    assert ev["focal_self_calibrated_px"] < 0.4 * max(images.shape[1:3])  # the failure the measure is for
+    assert ev["focal_source"] == "vanishing points", ev
+    assert abs(cam["focal"] / f_true - 1) < 0.05, (cam["focal"], f_true, ev)
+    assert np.median(cam["sfm"].point_error) < ev["focal_self_calibrated_error_px"]
+    scan = choose_camera(images, person, dataclasses.replace(cfg, vanishing_focal=False), log=str)
+    ev = scan["evidence"]
+    assert ev["focal_source"] == "focal scan" and abs(scan["focal"] / f_true - 1) < 0.15, (scan["focal"], ev)
     assert min(e for e in ev["focal_scan_error_px"] if e is not None) < ev["focal_self_calibrated_error_px"]
     # --focal: SfM holds the given focal (its self-calibration ran from a given 432 px to 76 px before)
     held = choose_camera(images, person, dataclasses.replace(cfg, focal=f_true), log=str)

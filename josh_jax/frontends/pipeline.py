@@ -38,6 +38,7 @@ from .onnx_models import FrontEndError
 from .person_detector import PersonDetector
 from .sfm import depth_and_conf, run_sfm, scene_arrays
 from .tracker import track_people
+from .vanishing import focal_from_lines
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ class FrontEndConfig:
     min_track_frames: int = 15
     static_camera: bool = False  # alias of camera="static" (kept for older configs and --static-camera)
     camera: str = "auto"  # auto | sfm | rotation | static: camera model (auto: chosen from the data, see .camera)
-    focal: float | None = None  # working px; default: SfM's, or 1.2 x long side for a static camera
+    focal: float | None = None  # working px; default: measured (SfM, rotation fit, vanishing points), see .vanishing
+    vanishing_focal: bool = True  # the focal from vanishing points where the motion cannot measure it
     principal: tuple | None = None  # (cx, cy) working px (from --intrinsics); default: the image centre
     fixed_intrinsics: bool = False  # SfM holds focal and principal (--intrinsics without --free-intrinsics)
     refine_focal: bool = False  # SfM refines a given focal (--free-intrinsics); a --focal alone is held
@@ -286,6 +288,8 @@ def run_frontends(
             f"{info.path.name}: only {len(images)} of {len(all_kf)} keyframes could be decoded (truncated video?)"
         )
     scene_cam = choose_camera(images, person, cfg, log)
+    if cfg.focal:
+        scene_cam["evidence"]["focal_source"] = "given"
     mode, sfm = scene_cam["mode"], scene_cam["sfm"]
     focal, principal = scene_cam["focal"], scene_cam["principal"]
     kf_focal = scene_cam["focals"]  # (K_all,) working px, one per keyframe
@@ -472,10 +476,13 @@ FOCAL_RANGE = (0.4, 3.0)
 FOCAL_SCAN = (0.6, 0.8, 1.0, 1.25, 1.6)  # held focals tried (x the long side)
 
 
-def focal_scan(images, person, sfm, common: dict, log=print):
+def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     """Replace an implausible self-calibrated focal (outside :data:`FOCAL_RANGE`) -> (SfmResult, evidence).
 
-    Runs SfM with the focal held at each of :data:`FOCAL_SCAN` x the long side, takes the one whose median
+    ``measure`` () -> (focal or None, evidence): a focal measured otherwise (the vanishing points,
+    :func:`.vanishing.focal_from_lines`); when it gives one, SfM held at it is kept if it registers as
+    many keyframes as the self-calibrated run and explains the matches better; the scan runs otherwise.
+    The scan runs SfM with the focal held at each of :data:`FOCAL_SCAN` x the long side, takes the one whose median
     reprojection error is lowest (among runs registering as many keyframes as the best and keeping at least
     half as many points) and keeps it only when its error is below the self-calibrated one's. Measured on
     the rendered walk_away clip (docs/frontends.md): free focal 76.6 px (0.43 px error; COLMAP returns to
@@ -492,6 +499,31 @@ def focal_scan(images, person, sfm, common: dict, log=print):
         f"{FOCAL_RANGE[0]}-{FOCAL_RANGE[1]}); scanning held focals ..."
     )
     kw = {**common, "focal_prior": None, "refine_focal": False, "min_registered": 0.0}
+    ev = {"focal_self_calibrated_px": float(sfm.focal), "focal_self_calibrated_error_px": med(sfm)}
+    f_vp, vev = measure() if measure is not None else (None, {})
+    ev.update(vev)
+    if f_vp is not None:
+        try:
+            held = run_sfm(list(images), list(person), **{**kw, "focal_prior": f_vp})
+        except FrontEndError as exc:
+            held, why = None, str(exc)
+        if held is not None and held.registered.sum() >= sfm.registered.sum() and med(held) < med(sfm):
+            ev["focal_source"] = "vanishing points"
+            ev["focal_scan"] = (
+                f"focal {held.focal:.1f} px from vanishing points held: median reprojection {med(held):.2f} px "
+                f"against {med(sfm):.2f} px with SfM's own {sfm.focal:.1f} px"
+            )
+            log(f"[frontends] {ev['focal_scan']}")
+            return held, ev
+        ev["vanishing_sfm"] = (
+            f"SfM held at the vanishing points' {f_vp:.1f} px "
+            + (
+                f"failed ({why})"
+                if held is None
+                else f"registered {int(held.registered.sum())} keyframes, median reprojection {med(held):.2f} px"
+            )
+            + "; scanning"
+        )
     runs = []
     for r in FOCAL_SCAN:
         try:
@@ -499,7 +531,6 @@ def focal_scan(images, person, sfm, common: dict, log=print):
         except FrontEndError:
             runs.append(None)
     ok = [x for x in runs if x is not None]
-    ev = {"focal_self_calibrated_px": float(sfm.focal), "focal_self_calibrated_error_px": med(sfm)}
     if not ok:
         ev["focal_scan"] = "no held focal gave a reconstruction; SfM's own focal kept"
         return sfm, ev
@@ -520,6 +551,7 @@ def focal_scan(images, person, sfm, common: dict, log=print):
         f"focal {best.focal:.1f} px held: median reprojection {best_err:.2f} px against {med(sfm):.2f} px "
         f"with SfM's own {sfm.focal:.1f} px"
     )
+    ev["focal_source"] = "focal scan"
     log(f"[frontends] {ev['focal_scan']}")
     return best, ev
 
@@ -538,7 +570,7 @@ def _rotation_camera(motion, principal: np.ndarray, zoom: bool, evidence: dict) 
         principal=principal,
         rotations=motion.rotations,
         zoom=zoom,
-        evidence=evidence,
+        evidence={"focal_source": "rotation fit (background homographies)", **evidence},
     )
 
 
@@ -553,7 +585,12 @@ def _sfm_camera(sfm, evidence: dict) -> dict:
         principal=sfm.principal,
         rotations=None,
         zoom=False,
-        evidence={**evidence, "sfm_registered": int(sfm.registered.sum()), "sfm_points": len(sfm.points)},
+        evidence={
+            "focal_source": "structure from motion",
+            **evidence,
+            "sfm_registered": int(sfm.registered.sum()),
+            "sfm_points": len(sfm.points),
+        },
     )
 
 
@@ -633,17 +670,40 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
     K = len(images)
     h, w = images[0].shape[:2]
     principal = np.array(cfg.principal if cfg.principal is not None else [w / 2, h / 2], np.float64)
-    static = dict(
-        mode="static",
-        sfm=None,
-        focal=float(cfg.focal or 1.2 * max(w, h)),
-        principal=principal,
-        rotations=np.tile(np.eye(3), (K, 1, 1)),
-        zoom=False,
-    )
-    static["focals"] = np.full(K, static["focal"])
+    measured = {}
+
+    def measure(still: bool = False):  # the focal from vanishing points (None where the lines do not give it)
+        if still not in measured:
+            if cfg.vanishing_focal:
+                log("[frontends] focal from the vanishing points of the background's lines ...")
+                measured[still] = focal_from_lines(images, person, principal, static=still)
+                log(f"[frontends] {measured[still][1]['vanishing']}")
+            else:
+                measured[still] = None, {"vanishing": "not measured (vanishing_focal off)"}
+        return measured[still]
+
+    def static(evidence: dict) -> dict:
+        if cfg.focal:
+            f, fev = float(cfg.focal), {"focal_source": "given"}
+        else:
+            f, fev = measure(still=True)  # one estimate on the clip's background (people removed)
+            fev = {**fev, "focal_source": "vanishing points"}
+            if f is None:
+                f = 1.2 * max(w, h)
+                fev["focal_source"] = "default (1.2 x the long side): a static camera does not measure it"
+        return dict(
+            mode="static",
+            sfm=None,
+            focal=float(f),
+            focals=np.full(K, float(f)),
+            principal=principal,
+            rotations=np.tile(np.eye(3), (K, 1, 1)),
+            zoom=False,
+            evidence={**evidence, **fev},
+        )
+
     if requested == "static":
-        return {**static, "evidence": {"reason": "requested (--camera static)"}}
+        return static({"reason": "requested (--camera static)"})
     motion = None
     if requested in ("auto", "rotation"):
         log(f"[frontends] camera motion from background matches on {K} keyframes ...")
@@ -654,7 +714,7 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         if requested == "rotation":
             return _rotation_camera(motion, principal, zoom, {**ev, "requested": requested})
         if motion.mode == "static":
-            return {**static, "evidence": {**ev, "requested": requested}}
+            return static({**ev, "requested": requested})
         if motion.mode == "rotation":
             sfm, tev = translation_check(images, person, cfg, motion, log)
             ev = {**ev, **tev, "requested": requested}
@@ -705,7 +765,7 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
         return _rotation_camera(motion, principal, bool(ev.get("zoom")), ev)
     fev = {}
     if cfg.focal is None and not cfg.fixed_intrinsics:
-        sfm, fev = focal_scan(images, person, sfm, common, log)
+        sfm, fev = focal_scan(images, person, sfm, common, log, measure)
     log(
         f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
         f"focal {sfm.focal:.1f} px"

@@ -1,0 +1,341 @@
+"""The focal length from the vanishing points of the background's straight lines (a Manhattan scene).
+
+Where the camera cannot measure its own focal (a static camera, or one that only translates: the
+images then fit every focal equally well, the depth axis simply stretches), man-made scenes still
+tell it: the lines of three orthogonal directions meet in three vanishing points, and where the
+camera is neither level nor square to the walls, two of them are finite and ``f^2 = -(v1 - c) .
+(v2 - c)`` about the principal point ``c``.
+
+Per keyframe (people masked):
+
+1. **segments**: OpenCV's LSD (step edges) and a probabilistic Hough transform of the black-hat and
+   top-hat images (thin dark and bright lines: grout, frames, cables; LSD breaks them up on busy
+   texture), at least ``min_len`` of the long side;
+2. **the vertical vanishing point** from the segments within ``vertical_deg`` of the image's vertical
+   (RANSAC on pairs; a segment supports a point when the line from its midpoint to the point is
+   within ``angle_deg`` of the segment), refined by least squares on its supporters' lines;
+3. **a grid search** over the focal (log grid) and the turn about the vertical: each pair defines a
+   Manhattan frame whose three vanishing points are scored by the length of the segments that point
+   at them (soft, Gaussian in the angle);
+4. **refinement**: the best frame's rotation and focal by robust least squares on its supporters'
+   endpoint distances, with the focal's standard deviation from the Jacobian.
+
+A keyframe counts when its focal is *pinned*: the grid's best score beats every focal more than
+``margin`` away by at least ``min_margin`` of line length (a focal that rests on one or two short
+segments, or a level camera square to the walls, whose focal the lines do not determine, fails
+this), and its spread is below ``max_rel_spread``. The clip's focal is the median of the counted
+keyframes (weighted by those margins) that agree within ``agree`` of their median; nothing, with
+the reason, when fewer than ``min_frames`` do. Measured on the rendered clips (docs/frontends.md):
+within 2 % on walk_away, crossing, handheld and pan. Coordinates: working pixels, OpenCV camera axes
+(x right, y down, z forward); the principal point is given (the image centre by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from scipy.optimize import least_squares
+from scipy.spatial.transform import Rotation
+
+
+@dataclass(frozen=True)
+class VanishingConfig:
+    min_len: float = 0.06  # shortest segment kept (x the long side)
+    angle_deg: float = 1.5  # a segment supports a vanishing point within this angle
+    vertical_deg: float = 20.0  # segments this close to the image's vertical seed the vertical vanishing point
+    yaw_step_deg: float = 1.0  # the hypothesis grid's step about the vertical
+    min_support: int = 3  # segments a vanishing-point candidate needs
+    iterations: int = 300  # RANSAC samples for the vertical vanishing point
+    focal_range: tuple = (0.4, 3.0)  # focals searched (x the long side)
+    grid: int = 96  # log-spaced focals of the hypothesis search
+    max_rel_spread: float = 0.05  # a keyframe counts when its focal's standard deviation is below this
+    margin: float = 0.1  # a keyframe's focal must be preferred over those this far from it ...
+    min_margin: float = 0.03  # ... by this much line length (x the long side)
+    min_frames: int = 2
+    agree: float = 0.15  # keyframes farther than this from the median focal are dropped
+    max_frames: int = 8
+    seed: int = 0
+
+
+def segments(gray: np.ndarray, mask: np.ndarray | None, min_len_px: float) -> np.ndarray:
+    """Line segments (N, 4) [x1, y1, x2, y2] working px of an 8-bit grayscale image (H, W); those
+    touching ``mask`` (H, W) bool (people) are dropped."""
+    out = []
+    lsd = cv2.createLineSegmentDetector(cv2.LSD_REFINE_STD)
+    lines = lsd.detect(gray)[0]
+    if lines is not None:
+        out.append(lines.reshape(-1, 4))
+    k = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
+    for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
+        img = cv2.morphologyEx(gray, op, k)
+        _, bw = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        hl = cv2.HoughLinesP(bw, 1, np.pi / 720, int(min_len_px), minLineLength=min_len_px, maxLineGap=4)
+        if hl is not None:
+            out.append(hl.reshape(-1, 4))
+    if not out:
+        return np.zeros((0, 4))
+    s = np.concatenate(out).astype(np.float64)
+    s = s[np.hypot(s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]) >= min_len_px]
+    if mask is not None and len(s):
+        h, w = mask.shape
+        keep = np.ones(len(s), bool)
+        for t in np.linspace(0.0, 1.0, 9):
+            x = np.clip(np.round(s[:, 0] + t * (s[:, 2] - s[:, 0])).astype(int), 0, w - 1)
+            y = np.clip(np.round(s[:, 1] + t * (s[:, 3] - s[:, 1])).astype(int), 0, h - 1)
+            keep &= ~mask[y, x]
+        s = s[keep]
+    return s
+
+
+class _Lines:
+    """Segments in coordinates centred on the principal point and divided by the long side."""
+
+    def __init__(self, seg: np.ndarray, principal, scale: float):
+        p = (seg[:, :2] - principal) / scale
+        q = (seg[:, 2:] - principal) / scale
+        self.mid = (p + q) / 2
+        d = q - p
+        self.length = np.linalg.norm(d, axis=1)
+        self.dir = d / self.length[:, None]
+        ln = np.cross(np.c_[p, np.ones(len(p))], np.c_[q, np.ones(len(q))])
+        self.line = ln / np.linalg.norm(ln, axis=1, keepdims=True)
+
+    def sin_to(self, v: np.ndarray) -> np.ndarray:
+        """(N,) |sin| of the angle between each segment and the line from its midpoint to the homogeneous
+        point ``v`` (3,) (a point at infinity when v[2] = 0)."""
+        d = v[:2][None] - self.mid * v[2]
+        n = np.linalg.norm(d, axis=1)
+        cr = d[:, 0] * self.dir[:, 1] - d[:, 1] * self.dir[:, 0]
+        return np.where(n > 1e-12, np.abs(cr) / np.maximum(n, 1e-12), 1.0)
+
+
+def _direction(v: np.ndarray, f: float) -> np.ndarray:
+    """Back-projected unit direction of homogeneous image point ``v`` (long-side units) at focal ``f``."""
+    d = np.array([v[0], v[1], v[2] * f])
+    return d / np.linalg.norm(d)
+
+
+def _vp(d: np.ndarray, f: float) -> np.ndarray:
+    """Homogeneous image point (long-side units) of camera direction ``d`` at focal ``f``."""
+    return np.array([d[0], d[1], d[2] / f])
+
+
+def _support(lines: _Lines, R: np.ndarray, f: float, thr: float) -> tuple[float, np.ndarray]:
+    """Segment length explained by the three vanishing points of rotation ``R`` (columns: directions) at
+    focal ``f`` -> (length, label (N,) in {-1, 0, 1, 2})."""
+    s = np.stack([lines.sin_to(_vp(R[:, k], f)) for k in range(3)])  # (3, N)
+    lab = np.where(s.min(0) < thr, s.argmin(0), -1)
+    return float(lines.length[lab >= 0].sum()), lab
+
+
+def _refine(lines: _Lines, R: np.ndarray, f: float, idx: list, scale: float):
+    """Least squares on the angles of the supporters ``idx`` (three index arrays, one per direction) over
+    (rotation, log focal) -> (R, f, std of log f from the Jacobian)."""
+    w = [lines.length[i] * scale for i in idx]  # sin x length: the endpoints' distance (px) from the line
+
+    def res(x):
+        Rk = Rotation.from_rotvec(x[:3]).as_matrix() @ R
+        fk = np.exp(x[3])
+        out = []
+        for k in range(3):
+            if len(idx[k]):
+                v = _vp(Rk[:, k], fk)
+                d = v[:2][None] - lines.mid[idx[k]] * v[2]
+                n = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
+                out.append(w[k] * (d[:, 0] * lines.dir[idx[k], 1] - d[:, 1] * lines.dir[idx[k], 0]) / n)
+        return np.concatenate(out)
+
+    sol = least_squares(res, np.r_[np.zeros(3), np.log(f)], loss="soft_l1", f_scale=1.0)
+    J = sol.jac
+    dof = max(len(sol.fun) - 4, 1)
+    sigma2 = float(np.sum(sol.fun**2)) / dof
+    try:
+        cov = np.linalg.inv(J.T @ J) * sigma2
+        sd = float(np.sqrt(max(cov[3, 3], 0.0)))
+    except np.linalg.LinAlgError:
+        sd = float("inf")
+    return Rotation.from_rotvec(sol.x[:3]).as_matrix() @ R, float(np.exp(sol.x[3])), sd
+
+
+def _vertical(lines: _Lines, cfg: VanishingConfig, rng) -> np.ndarray | None:
+    """The vertical vanishing point (3,) unit homogeneous, from the segments within ``cfg.vertical_deg`` of the
+    image's vertical (RANSAC on pairs, then least squares on the supporters' lines), or None."""
+    near = np.flatnonzero(np.abs(lines.dir[:, 0]) < np.sin(np.radians(cfg.vertical_deg)))
+    if len(near) < cfg.min_support:
+        return None
+    thr = np.sin(np.radians(cfg.angle_deg))
+    pairs = rng.choice(near, (cfg.iterations, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    v = np.cross(lines.line[pairs[:, 0]], lines.line[pairs[:, 1]])
+    nv = np.linalg.norm(v, axis=1)
+    v = v[nv > 1e-12] / nv[nv > 1e-12, None]
+    if not len(v):
+        return None
+    scores = [lines.length[near][lines.sin_to(x)[near] < thr].sum() for x in v]
+    best = v[int(np.argmax(scores))]
+    for _ in range(2):
+        sup = near[lines.sin_to(best)[near] < thr]
+        if len(sup) < cfg.min_support:
+            return None
+        L = lines.line[sup] * lines.length[sup, None]
+        best = np.linalg.eigh(L.T @ L)[1][:, 0]
+    return best
+
+
+def _soft_score(lines: _Lines, vps: np.ndarray, sigma: float) -> np.ndarray:
+    """Length-weighted soft support of sets of vanishing points: vps (..., M, 3) -> (...,)."""
+    d = vps[..., None, :2] - lines.mid * vps[..., None, 2:3]  # (..., M, N, 2)
+    n = np.maximum(np.linalg.norm(d, axis=-1), 1e-12)
+    sn = np.abs(d[..., 0] * lines.dir[:, 1] - d[..., 1] * lines.dir[:, 0]) / n  # (..., M, N)
+    return (lines.length * np.exp(-0.5 * (sn.min(-2) / sigma) ** 2)).sum(-1)
+
+
+def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = VanishingConfig(), rng=None) -> dict:
+    """One keyframe's focal from its segments (N, 4) working px -> dict(focal_px, rel_spread, support,
+    segments, direction_segments, vanishing_px) or dict(reason) when it gives none. ``size`` (w, h),
+    ``principal`` (2,) working px."""
+    rng = rng or np.random.default_rng(cfg.seed)
+    scale = float(max(size))
+    if len(seg) < 3 * cfg.min_support:
+        return {"reason": f"{len(seg)} line segments"}
+    lines = _Lines(seg, np.asarray(principal, np.float64), scale)
+    vy = _vertical(lines, cfg, rng)
+    if vy is None:
+        return {"reason": "no vertical vanishing point"}
+    fs = np.geomspace(*cfg.focal_range, cfg.grid)
+    yaws = np.radians(np.arange(0.0, 90.0, cfg.yaw_step_deg))
+    # the Manhattan frames that keep the vertical: d_y fixed per focal, d_x turning about it
+    dy = np.stack([_direction(vy, f) for f in fs])  # (G, 3)
+    ref = np.where(np.abs(dy[:, :1]) < 0.9, np.array([[1.0, 0, 0]]), np.array([[0, 0, 1.0]]))
+    a = np.cross(dy, ref)
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b = np.cross(dy, a)
+    dx = np.cos(yaws)[None, :, None] * a[:, None] + np.sin(yaws)[None, :, None] * b[:, None]  # (G, Y, 3)
+    dz = np.cross(np.broadcast_to(dy[:, None], dx.shape), dx)
+    R_all = np.stack([dx, np.broadcast_to(dy[:, None], dx.shape), dz], -1)  # (G, Y, 3, 3) columns
+    vps = np.stack(
+        [np.concatenate([R_all[..., :2, k], R_all[..., 2:, k] / fs[:, None, None]], -1) for k in range(3)], -2
+    )  # (G, Y, 3, 3)
+    score = _soft_score(lines, vps, np.radians(cfg.angle_deg) / 2)
+    g, y = np.unravel_index(int(np.argmax(score)), score.shape)
+    # how much line length prefers this focal over any focal farther than ``cfg.margin`` from it
+    profile = score.max(1)
+    far = np.abs(np.log(fs / fs[g])) > np.log1p(cfg.margin)
+    margin_px = float((profile[g] - profile[far].max()) * scale) if far.any() else 0.0
+    R, f = R_all[g, y], float(fs[g])
+    thr = np.sin(np.radians(cfg.angle_deg))
+    _, lab = _support(lines, R, f, thr)
+    for _ in range(3):
+        idx = [np.flatnonzero(lab == k) for k in range(3)]
+        R, f, sd = _refine(lines, R, f, idx, scale)
+        _, lab = _support(lines, R, f, thr)
+    counts = [int((lab == k).sum()) for k in range(3)]
+    vp = []
+    for k in range(3):
+        v = _vp(R[:, k], f)
+        vp.append((np.asarray(principal) + scale * v[:2] / v[2]).round(1).tolist() if abs(v[2]) > 1e-6 else None)
+    return {
+        "focal_px": f * scale,
+        "rel_spread": sd,
+        "margin_px": margin_px,
+        "support": float(lines.length[lab >= 0].sum() / lines.length.sum()),
+        "segments": int(len(seg)),
+        "direction_segments": counts,
+        "vanishing_px": vp,
+    }
+
+
+def background(images: np.ndarray, masks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A static camera's background: the per-pixel median of the keyframes where no person covers the
+    pixel -> (image (H, W, 3) uint8, mask (H, W) bool of the pixels a person covers on every keyframe).
+    The median also removes most of the video codec's noise."""
+    if masks is None:
+        return np.median(images, 0).astype(np.uint8), None
+    x = np.where(masks[..., None], np.nan, images.astype(np.float32))
+    with np.errstate(all="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            med = np.nanmedian(x, 0)
+    never = masks.all(0)
+    return np.nan_to_num(med, nan=0.0).round().astype(np.uint8), never
+
+
+def focal_from_lines(
+    images: np.ndarray,
+    masks: np.ndarray | None,
+    principal=None,
+    cfg: VanishingConfig = VanishingConfig(),
+    static: bool = False,
+) -> tuple[float | None, dict]:
+    """The clip's focal (working px) from the vanishing points of its keyframes -> (focal or None, evidence).
+
+    ``images`` (K, H, W, 3) RGB uint8, ``masks`` (K, H, W) bool person pixels (or None), ``principal`` (2,)
+    working px (default: the centre). Uses at most ``cfg.max_frames`` keyframes spread over the clip; with
+    ``static`` (a camera that does not move) one estimate on their :func:`background` instead."""
+    K, H, W = images.shape[:3]
+    principal = np.array([W / 2, H / 2] if principal is None else principal, np.float64)
+    rng = np.random.default_rng(cfg.seed)
+    if static:
+        bg, never = background(images, masks)
+        seg = segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg.min_len * max(W, H))
+        r = frame_focal(seg, (W, H), principal, cfg, rng)
+        ev = {"vanishing_keyframes": int(K), "vanishing_background": True}
+        if "focal_px" in r and r["rel_spread"] <= cfg.max_rel_spread and r["margin_px"] >= cfg.min_margin * max(W, H):
+            ev["vanishing_focal_px"] = float(r["focal_px"])
+            ev["vanishing"] = (
+                f"focal {r['focal_px']:.1f} px from vanishing points on the background of {K} keyframes "
+                f"({sum(r['direction_segments'])} segments along 3 directions)"
+            )
+            return float(r["focal_px"]), ev
+        ev["vanishing"] = (
+            f"no focal from vanishing points on the background of {K} keyframes "
+            f"({r.get('reason') or 'focal not pinned by the lines'})"
+        )
+        return None, ev
+    pick = np.unique(np.linspace(0, K - 1, min(K, cfg.max_frames)).round().astype(int))
+    per = []
+    for k in pick:
+        gray = cv2.cvtColor(images[k], cv2.COLOR_RGB2GRAY)
+        seg = segments(gray, None if masks is None else masks[k], cfg.min_len * max(W, H))
+        r = frame_focal(seg, (W, H), principal, cfg, rng)
+        r["keyframe"] = int(k)
+        per.append(r)
+    kept = [
+        r
+        for r in per
+        if "focal_px" in r and r["rel_spread"] <= cfg.max_rel_spread and r["margin_px"] >= cfg.min_margin * max(W, H)
+    ]
+    ev = {
+        "vanishing_keyframes": len(pick),
+        "vanishing_keyframes_kept": len(kept),
+        "vanishing_focals_px": [round(r["focal_px"], 1) for r in kept],
+    }
+    if len(kept) < cfg.min_frames:
+        why = sorted({r.get("reason") or "focal not pinned by the lines" for r in per if r not in kept})
+        ev["vanishing"] = (
+            f"no focal from vanishing points: {len(kept)} of {len(pick)} keyframes gave one "
+            f"(need {cfg.min_frames}; {'; '.join(why)[:240]})"
+        )
+        return None, ev
+    f = np.array([r["focal_px"] for r in kept])
+    agree = np.abs(np.log(f / np.median(f))) <= np.log1p(cfg.agree)  # one keyframe's wrong frame is dropped
+    if agree.sum() < cfg.min_frames:
+        ev["vanishing"] = (
+            f"no focal from vanishing points: the keyframes disagree ({f.min():.0f}-{f.max():.0f} px, "
+            f"{int(agree.sum())} within {cfg.agree:.0%} of their median)"
+        )
+        return None, ev
+    fa = f[agree]
+    w = np.array([r["margin_px"] for r in kept])[agree]  # the line length that prefers each keyframe's focal
+    o = np.argsort(fa)
+    focal = float(fa[o][np.searchsorted(np.cumsum(w[o]) / w.sum(), 0.5)])
+    ev["vanishing_focal_px"] = focal
+    ev["vanishing"] = (
+        f"focal {focal:.1f} px from vanishing points on {int(agree.sum())} of {len(pick)} keyframes "
+        f"(those within {cfg.agree:.0%} of the median: {fa.min():.0f}-{fa.max():.0f} px)"
+    )
+    return focal, ev
