@@ -436,11 +436,28 @@ def test_focal_scan_maps_with_the_settings_that_started_sfm(monkeypatch):
 
 
 @pytest.mark.slow
+def test_a_static_camera_reads_its_focal_from_the_background_of_crossing(tmp_path):
+    """Front ends only, the rendered crossing clip (a tripod, two people crossing): static, and the focal
+    from the vanishing points of the keyframes' background within 5 % of the truth (the default
+    1.2 x the long side is 33 % high)."""
+    from josh_jax.frontends.pipeline import choose_camera
+
+    images, person, kf, gt, cfg = _keyframes_of_clip("crossing", tmp_path)
+    cam = choose_camera(images, person, cfg, log=str)
+    ev = cam["evidence"]
+    f_true = float(np.ravel(gt["focal"])[0]) * images.shape[2] / gt["size"][0]
+    assert cam["mode"] == "static" and ev["focal_source"] == "vanishing points", ev
+    assert abs(cam["focal"] / f_true - 1) < 0.05, (cam["focal"], f_true, ev)
+    assert ev["vanishing_background"] and (cam["focals"] == cam["focal"]).all()
+
+
+@pytest.mark.slow
 def test_focal_of_the_forward_moving_camera_of_walk_away(tmp_path):
     """Front ends only, the rendered walk_away clip (a camera following four people away from it): COLMAP's
     self-calibrated focal is ~0.16 x the truth (a translating camera does not measure it); the vanishing
-    points' focal is within 5 % and SfM held at it explains the matches better; without the vanishing
-    points the scan's held focal is within 15 %; a focal given with --focal is held."""
+    points' focal is within 5 % and SfM held at it explains the matches better (the scan that follows
+    when the lines give none is checked with a stand-in SfM above; on this clip it gave 384 px,
+    docs/frontends.md); a focal given with --focal is held."""
     from josh_jax.frontends.pipeline import choose_camera
 
     images, person, kf, gt, cfg = _keyframes_of_clip("walk_away", tmp_path)
@@ -452,10 +469,6 @@ def test_focal_of_the_forward_moving_camera_of_walk_away(tmp_path):
     assert ev["focal_source"] == "vanishing points", ev
     assert abs(cam["focal"] / f_true - 1) < 0.05, (cam["focal"], f_true, ev)
     assert np.median(cam["sfm"].point_error) < ev["focal_self_calibrated_error_px"]
-    scan = choose_camera(images, person, dataclasses.replace(cfg, vanishing_focal=False), log=str)
-    ev = scan["evidence"]
-    assert ev["focal_source"] == "focal scan" and abs(scan["focal"] / f_true - 1) < 0.15, (scan["focal"], ev)
-    assert min(e for e in ev["focal_scan_error_px"] if e is not None) < ev["focal_self_calibrated_error_px"]
     # --focal: SfM holds the given focal (its self-calibration ran from a given 432 px to 76 px before)
     held = choose_camera(images, person, dataclasses.replace(cfg, focal=f_true), log=str)
     assert held["mode"] == "sfm" and held["sfm"].registered.all()

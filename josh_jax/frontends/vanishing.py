@@ -10,7 +10,7 @@ Per keyframe (people masked):
 
 1. **segments**: OpenCV's LSD (step edges) and a probabilistic Hough transform of the black-hat and
    top-hat images (thin dark and bright lines: grout, frames, cables; LSD breaks them up on busy
-   texture), at least ``min_len`` of the long side;
+   texture), at least ``min_len`` / ``hough_len`` of the long side;
 2. **the vertical vanishing point** from the segments within ``vertical_deg`` of the image's vertical
    (RANSAC on pairs; a segment supports a point when the line from its midpoint to the point is
    within ``angle_deg`` of the segment), refined by least squares on its supporters' lines;
@@ -42,7 +42,9 @@ from scipy.spatial.transform import Rotation
 
 @dataclass(frozen=True)
 class VanishingConfig:
-    min_len: float = 0.06  # shortest segment kept (x the long side)
+    min_len: float = 0.06  # shortest LSD segment kept (x the long side)
+    hough_len: float = 0.1  # shortest thin-line (Hough) segment kept (x the long side)
+    hough_percentile: float = 90.0  # thin-line pixels: above Otsu's threshold and this percentile
     angle_deg: float = 1.5  # a segment supports a vanishing point within this angle
     vertical_deg: float = 20.0  # segments this close to the image's vertical seed the vertical vanishing point
     yaw_step_deg: float = 1.0  # the hypothesis grid's step about the vertical
@@ -59,25 +61,38 @@ class VanishingConfig:
     seed: int = 0
 
 
-def segments(gray: np.ndarray, mask: np.ndarray | None, min_len_px: float) -> np.ndarray:
-    """Line segments (N, 4) [x1, y1, x2, y2] working px of an 8-bit grayscale image (H, W); those
-    touching ``mask`` (H, W) bool (people) are dropped."""
+def segments(
+    gray: np.ndarray,
+    mask: np.ndarray | None,
+    min_len_px: float,
+    hough_len_px: float | None = None,
+    percentile: float | None = 90.0,
+) -> np.ndarray:
+    """Line segments (N, 4) [x1, y1, x2, y2] working px of an 8-bit grayscale image (H, W): LSD's of at least
+    ``min_len_px`` and the thin-line Hough's of at least ``hough_len_px`` (default the same) on the
+    black-hat / top-hat pixels above their Otsu threshold and above ``percentile`` (busy texture, such as
+    a foreshortened floor, would otherwise give streaks of short "lines"); those touching ``mask``
+    (H, W) bool (people) are dropped."""
+    hough_len_px = hough_len_px or min_len_px
     out = []
     lsd = cv2.createLineSegmentDetector(cv2.LSD_REFINE_STD)
     lines = lsd.detect(gray)[0]
     if lines is not None:
-        out.append(lines.reshape(-1, 4))
+        ls = lines.reshape(-1, 4)
+        out.append(ls[np.hypot(ls[:, 2] - ls[:, 0], ls[:, 3] - ls[:, 1]) >= min_len_px])
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
         img = cv2.morphologyEx(gray, op, k)
-        _, bw = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        hl = cv2.HoughLinesP(bw, 1, np.pi / 720, int(min_len_px), minLineLength=min_len_px, maxLineGap=4)
+        t, bw = cv2.threshold(img, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        if percentile is not None:
+            bw = ((img > max(t, np.percentile(img, percentile))) * 255).astype(np.uint8)
+        hl = cv2.HoughLinesP(bw, 1, np.pi / 720, int(hough_len_px), minLineLength=hough_len_px, maxLineGap=4)
         if hl is not None:
-            out.append(hl.reshape(-1, 4))
+            hs = hl.reshape(-1, 4)
+            out.append(hs[np.hypot(hs[:, 2] - hs[:, 0], hs[:, 3] - hs[:, 1]) >= hough_len_px])
     if not out:
         return np.zeros((0, 4))
     s = np.concatenate(out).astype(np.float64)
-    s = s[np.hypot(s[:, 2] - s[:, 0], s[:, 3] - s[:, 1]) >= min_len_px]
     if mask is not None and len(s):
         h, w = mask.shape
         keep = np.ones(len(s), bool)
@@ -87,6 +102,10 @@ def segments(gray: np.ndarray, mask: np.ndarray | None, min_len_px: float) -> np
             keep &= ~mask[y, x]
         s = s[keep]
     return s
+
+
+def _segments(gray, mask, cfg: VanishingConfig, long_side: int) -> np.ndarray:
+    return segments(gray, mask, cfg.min_len * long_side, cfg.hough_len * long_side, cfg.hough_percentile)
 
 
 class _Lines:
@@ -281,7 +300,7 @@ def focal_from_lines(
     rng = np.random.default_rng(cfg.seed)
     if static:
         bg, never = background(images, masks)
-        seg = segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg.min_len * max(W, H))
+        seg = _segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg, max(W, H))
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         ev = {"vanishing_keyframes": int(K), "vanishing_background": True}
         if "focal_px" in r and r["rel_spread"] <= cfg.max_rel_spread and r["margin_px"] >= cfg.min_margin * max(W, H):
@@ -300,7 +319,7 @@ def focal_from_lines(
     per = []
     for k in pick:
         gray = cv2.cvtColor(images[k], cv2.COLOR_RGB2GRAY)
-        seg = segments(gray, None if masks is None else masks[k], cfg.min_len * max(W, H))
+        seg = _segments(gray, None if masks is None else masks[k], cfg, max(W, H))
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         r["keyframe"] = int(k)
         per.append(r)
