@@ -305,8 +305,9 @@ def warm_start(problem, window, cam_to_world: np.ndarray, scale) -> object:
 
     In :func:`josh_jax.losses.scene_geometry` keyframe k's camera centre is g (T_k.t - R_k offset_k),
     offset_k = z_k [image_size / f (0.5 - pp), 1], z_k = size_k x median_k x f / base_focal_k (its
-    median depth); so size_k = scale_k base_focal_k / f makes z_k metric, and T_k = [R_k | c_k / g +
-    R_k offset_k], chained along the problem's camera tree (relative poses), puts the centres at c_k."""
+    median depth); so size_k = scale_k base_focal_k / f makes z_k metric, and T_k = [R_k | c_k +
+    R_k offset_k], chained along the problem's camera tree (relative poses), puts the centres at g c_k,
+    in the world unit of the depths (g x metres; g = 1 without the contact-scale entries)."""
     from .problem import _rotmat_to_quat_np
 
     s = problem.scene
@@ -331,12 +332,9 @@ def warm_start(problem, window, cam_to_world: np.ndarray, scale) -> object:
     offset = z[:, None] * np.concatenate([img[None] / fk[:, None] * (0.5 - pp), np.ones((K, 1))], 1)
     T = np.tile(np.eye(4), (K, 1, 1))
     T[:K0, :3, :3] = cam_to_world[:, :3, :3]
-    # metres per world unit at keyframe k: f fs_k / (base_focal_k g) (1 for the metric scene; 1 / g, the
-    # depth model's own scale, where the problem has no contact-scale entries and normalises by g)
-    metres = fk[:K0] / (bf[:K0] * g)
-    T[:K0, :3, 3] = cam_to_world[:, :3, 3] / (metres * g)[:, None] + np.einsum(
-        "kab,kb->ka", cam_to_world[:, :3, :3], offset[:K0]
-    )
+    # the anchor depths come out g x metric (z_k = scale_k x median_k), so the centres must be g x c_k:
+    # scene_geometry's g (T_k.t - R_k offset_k) with T_k.t = c_k + R_k offset_k (whatever the base focal)
+    T[:K0, :3, 3] = cam_to_world[:, :3, 3] + np.einsum("kab,kb->ka", cam_to_world[:, :3, :3], offset[:K0])
     parent, order = np.asarray(s.tree_parent), np.asarray(s.tree_order)
     rel = np.tile(np.eye(4), (K, 1, 1))
     for j in order[:K0]:

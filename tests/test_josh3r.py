@@ -303,18 +303,28 @@ def test_warm_start_puts_the_cameras_and_the_scale_where_it_is_told():
     pr = build_problem(w, model)
     c2w = gt["cam_to_world"][w.frame_index].astype(np.float64)
     scale = 1 / float(gt["depth_scale"])
-    for enforce in (False, True):  # with and without the contact-scale entries (g = 1 / min size)
-        p0 = pr._replace(scene=pr.scene._replace(enforce_scale=np.array(enforce)))
+    f0 = float(np.asarray(pr.init_focal))
+    # with and without the contact-scale entries (g = 1 / min size); base focal = the initial focal (the
+    # default, ProblemConfig.base_focal="initial") or another one (base_focal="bundle")
+    for enforce, bf_ratio in ((False, 1.0), (True, 1.0), (False, 1.15), (True, 0.9)):
+        sc = pr.scene._replace(enforce_scale=np.array(enforce), base_focal=np.asarray(pr.scene.base_focal) * bf_ratio)
+        p0 = pr._replace(scene=sc)
         warm = josh3r.warm_start(p0, w, c2w, scale)
         geo = scene_geometry(init_params(warm).cam, jax.tree_util.tree_map(np.asarray, warm.scene))
         K0 = w.num_keyframes
-        m = scale if enforce else 1.0  # metres per world unit (g = 1 / min size = 1 / scale when enforced)
+        bf = float(np.asarray(sc.base_focal)[0])
+        # metres per world unit: 1 / g = min size = scale x base focal / focal when enforced, else 1
+        m = scale * bf / f0 if enforce else 1.0
         got = np.asarray(geo.cam_to_world, np.float64)[:K0]
         np.testing.assert_allclose(got[:, :3, :3], c2w[:, :3, :3], atol=2e-5)
-        np.testing.assert_allclose(got[:, :3, 3] * m, c2w[:, :3, 3], atol=1e-4)
-        raw = np.asarray(geo.anchor_depth)[:K0] / np.asarray(init_params(pr).cam.anchor_depth)[:K0]
+        np.testing.assert_allclose(got[:, :3, 3] * m, c2w[:, :3, 3], atol=1e-4, err_msg=f"{enforce} {bf_ratio}")
+        # each keyframe's median depth (anchor 1) is metric: the scene's median depth x the scale (with a
+        # base focal other than the focal the other anchors follow the reference's focal reparametrisation)
+        cam1 = init_params(warm).cam
+        cam1 = cam1._replace(anchor_depth=np.ones_like(np.asarray(cam1.anchor_depth)))
+        z = np.asarray(scene_geometry(cam1, jax.tree_util.tree_map(np.asarray, warm.scene)).anchor_depth)[:K0]
         med = np.asarray(pr.scene.median_depth)[:K0, None]
-        np.testing.assert_allclose(raw * m / med, scale, rtol=1e-4)  # metric: scene depth x the scale
+        np.testing.assert_allclose(z * m / med, scale, rtol=1e-4)
     # the default start is unchanged by the new field
     assert pr.scene.init_log_size is None and pr.scene.init_cam_quat is None
 
