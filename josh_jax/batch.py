@@ -203,10 +203,17 @@ def stage_prepare(args, buckets: bool = False) -> dict:
     p = demo.prepare(args)
     seconds["decode_check"] = time.perf_counter() - t
     p, _, windows = demo.front_ends(p, seconds)
-    todo = [i for i in range(len(windows)) if not demo.window_done(p, i)]
+    done = [i for i in range(len(windows)) if demo.window_done(p, i)]
+    todo = [i for i in range(len(windows)) if i not in done]
     if getattr(args, "method", "josh") == "josh3r":
-        todo = []  # no optimization: the finish stage writes JOSH3R's results
-    out = {"windows": len(windows), "todo": todo, "frames": int(p.info.num_frames), "seconds": seconds}
+        todo, done = [], []  # no optimization (none to count on the windows bar): the finish stage writes them
+    out = {
+        "windows": len(windows),
+        "todo": todo,
+        "solved": len(done),  # solved before (a resumed run): counted as done on the windows bar
+        "frames": int(p.info.num_frames),
+        "seconds": seconds,
+    }
     if buckets:
         out["buckets"] = {str(i): demo.window_bucket(p, windows, i) for i in todo}
     return out
@@ -519,8 +526,8 @@ def run_batch(args) -> tuple[list[dict], int]:
             if stage == "prepare":
                 st["seconds"] = res["seconds"]
                 r.update(frames=res["frames"], windows=res["windows"])
-                bar_w.total += res["windows"]
-                bar_w.update(res["windows"] - len(res["todo"]))
+                bar_w.total += res["solved"] + len(res["todo"])
+                bar_w.update(res["solved"])
                 st["left"] = set(res["todo"])
                 for i in res["todo"]:
                     if group > 1:

@@ -144,6 +144,24 @@ def test_ray_missing_names_the_extra(tmp_path, monkeypatch, capsys):
     assert "pip install -e '.[cluster]'" in line
 
 
+def test_prepare_counts_solved_windows_and_none_for_josh3r(monkeypatch):
+    """The windows bar's counts come from stage_prepare: windows solved by an earlier run count as done,
+    the rest are to do; --method josh3r solves none (its results come from the finish stage), so its
+    windows are neither done nor to do (they used to show as solved)."""
+    import types
+
+    from josh_jax import demo
+
+    p = types.SimpleNamespace(info=types.SimpleNamespace(num_frames=300))
+    monkeypatch.setattr(demo, "prepare", lambda args, **kw: p)
+    monkeypatch.setattr(demo, "front_ends", lambda p, seconds=None: (p, None, [0, 1, 2]))
+    monkeypatch.setattr(demo, "window_done", lambda p, i: i == 1)
+    out = batch.stage_prepare(types.SimpleNamespace(method="josh"))
+    assert out["windows"] == 3 and out["todo"] == [0, 2] and out["solved"] == 1
+    out = batch.stage_prepare(types.SimpleNamespace(method="josh3r"))
+    assert out["windows"] == 3 and out["todo"] == [] and out["solved"] == 0
+
+
 def test_output_file_is_refused(tmp_path, capsys):
     (tmp_path / "o").write_text("keep me")
     assert batch.main([str(tmp_path / "a.mp4"), "--out", str(tmp_path / "o")]) == 2
