@@ -10,16 +10,18 @@ from scipy.spatial.transform import Rotation
 from josh_jax.frontends import vanishing as V
 
 
-def _manhattan_image(focal, pitch_deg, yaw_deg, size=(640, 360), seed=0, n=40, noise=6.0):
-    """Gray image (H, W, 3) uint8 of n random 3D segments along the three world axes, 3-9 m in front of a
-    camera pitched and turned by the given angles, drawn through a pinhole of the given focal."""
+def _manhattan_image(focal, pitch_deg, yaw_deg, size=(640, 360), seed=0, n=40, noise=6.0, axes=None):
+    """Gray image (H, W, 3) uint8 of n random 3D segments along the three world axes (or the unit rows of
+    ``axes``), 3-9 m in front of a camera pitched and turned by the given angles, drawn through a pinhole
+    of the given focal."""
     rng = np.random.default_rng(seed)
     W, H = size
     R = Rotation.from_euler("yx", [yaw_deg, -pitch_deg], degrees=True).as_matrix()  # world-from-camera
+    axes = np.eye(3) if axes is None else np.asarray(axes, np.float64)
     img = np.full((H, W, 3), 128, np.uint8)
     drawn = 0
     while drawn < n:
-        axis = np.eye(3)[drawn % 3]
+        axis = axes[drawn % len(axes)]
         centre = np.array([rng.uniform(-4, 4), rng.uniform(-2.5, 1.5), rng.uniform(3, 9)])
         ends = centre + np.outer([-0.8, 0.8], axis)
         pc = (ends - [0, 0, 0]) @ R  # camera from world (R orthonormal): R^T x
@@ -53,6 +55,22 @@ def test_a_level_camera_square_to_the_walls_gives_no_focal():
     images = np.stack([_manhattan_image(500.0, 0.0, 0.0, seed=s) for s in range(3)])
     f, ev = V.focal_from_lines(images, None)
     assert f is None and "no focal from vanishing points" in ev["vanishing"], ev
+
+
+@pytest.mark.parametrize("directions,seed", [(8, 0), (12, 0), (12, 2), (20, 1)])
+def test_lines_along_many_unrelated_directions_give_no_focal(directions, seed):
+    """A static view of a scene that is not Manhattan (60 segments along several random 3D directions):
+    some triplet explains a few of the lines and, without the explained-share check, gives a focal
+    (here 408-1832 px for 500); with it, none is returned (a wrong focal would be worse than the
+    default) and the evidence says why."""
+    rng = np.random.default_rng(100 * directions + seed)
+    axes = rng.normal(size=(directions, 3))
+    axes /= np.linalg.norm(axes, axis=1, keepdims=True)
+    images = np.stack([_manhattan_image(500.0, 10.0, 20.0, seed=seed, axes=axes, n=60)] * 3)
+    loose = V.focal_from_lines(images, None, cfg=V.VanishingConfig(min_explained=0.0), static=True)[0]
+    assert loose is not None and abs(loose / 500.0 - 1) > 0.15  # the failure the check is for
+    f, ev = V.focal_from_lines(images, None, static=True)
+    assert f is None and "not along three orthogonal directions" in ev["vanishing"], ev
 
 
 def test_no_lines_no_focal():

@@ -23,7 +23,9 @@ Per keyframe (people masked):
 A keyframe counts when its focal is *pinned*: the grid's best score beats every focal more than
 ``margin`` away by at least ``min_margin`` of line length (a focal that rests on one or two short
 segments, or a level camera square to the walls, whose focal the lines do not determine, fails
-this), and its spread is below ``max_rel_spread``. The clip's focal is the median of the counted
+this), its spread is below ``max_rel_spread`` and its three directions explain at least
+``min_explained`` of the segments' length (lines along many unrelated directions, a cluttered
+scene that is not Manhattan, explain 20-50 %; the rendered rooms 79-100 %). The clip's focal is the median of the counted
 keyframes (weighted by those margins) that agree within ``agree`` of their median; nothing, with
 the reason, when fewer than ``min_frames`` do. Measured on the rendered clips (docs/frontends.md):
 within 2 % on walk_away, crossing, handheld and pan. Coordinates: working pixels, OpenCV camera axes
@@ -55,6 +57,7 @@ class VanishingConfig:
     max_rel_spread: float = 0.05  # a keyframe counts when its focal's standard deviation is below this
     margin: float = 0.1  # a keyframe's focal must be preferred over those this far from it ...
     min_margin: float = 0.03  # ... by this much line length (x the long side)
+    min_explained: float = 0.6  # ... and its three directions explain this share of the segments' length
     min_frames: int = 2
     agree: float = 0.15  # keyframes farther than this from the median focal are dropped
     max_frames: int = 8
@@ -266,6 +269,20 @@ def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = Vanishi
     }
 
 
+def _why_not(r: dict, cfg: VanishingConfig, long_side: int) -> str | None:
+    """Why a keyframe's estimate does not count (None: it counts): not pinned (margin), not precise
+    (spread) or not a Manhattan scene (the share of segment length its three directions explain)."""
+    if "focal_px" not in r:
+        return r.get("reason", "no estimate")
+    if r["margin_px"] < cfg.min_margin * long_side:
+        return "focal not pinned by the lines"
+    if r["rel_spread"] > cfg.max_rel_spread:
+        return f"focal spread {r['rel_spread']:.0%}"
+    if r["support"] < cfg.min_explained:
+        return f"lines not along three orthogonal directions ({r['support']:.0%} of their length)"
+    return None
+
+
 def background(images: np.ndarray, masks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
     """A static camera's background: the per-pixel median of the keyframes where no person covers the
     pixel -> (image (H, W, 3) uint8, mask (H, W) bool of the pixels a person covers on every keyframe).
@@ -303,7 +320,7 @@ def focal_from_lines(
         seg = _segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg, max(W, H))
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         ev = {"vanishing_keyframes": int(K), "vanishing_background": True}
-        if "focal_px" in r and r["rel_spread"] <= cfg.max_rel_spread and r["margin_px"] >= cfg.min_margin * max(W, H):
+        if _why_not(r, cfg, max(W, H)) is None:
             ev["vanishing_focal_px"] = float(r["focal_px"])
             ev["vanishing"] = (
                 f"focal {r['focal_px']:.1f} px from vanishing points on the background of {K} keyframes "
@@ -311,8 +328,7 @@ def focal_from_lines(
             )
             return float(r["focal_px"]), ev
         ev["vanishing"] = (
-            f"no focal from vanishing points on the background of {K} keyframes "
-            f"({r.get('reason') or 'focal not pinned by the lines'})"
+            f"no focal from vanishing points on the background of {K} keyframes ({_why_not(r, cfg, max(W, H))})"
         )
         return None, ev
     pick = np.unique(np.linspace(0, K - 1, min(K, cfg.max_frames)).round().astype(int))
@@ -323,18 +339,14 @@ def focal_from_lines(
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         r["keyframe"] = int(k)
         per.append(r)
-    kept = [
-        r
-        for r in per
-        if "focal_px" in r and r["rel_spread"] <= cfg.max_rel_spread and r["margin_px"] >= cfg.min_margin * max(W, H)
-    ]
+    kept = [r for r in per if _why_not(r, cfg, max(W, H)) is None]
     ev = {
         "vanishing_keyframes": len(pick),
         "vanishing_keyframes_kept": len(kept),
         "vanishing_focals_px": [round(r["focal_px"], 1) for r in kept],
     }
     if len(kept) < cfg.min_frames:
-        why = sorted({r.get("reason") or "focal not pinned by the lines" for r in per if r not in kept})
+        why = sorted({_why_not(r, cfg, max(W, H)) for r in per if r not in kept})
         ev["vanishing"] = (
             f"no focal from vanishing points: {len(kept)} of {len(pick)} keyframes gave one "
             f"(need {cfg.min_frames}; {'; '.join(why)[:240]})"
