@@ -400,6 +400,20 @@ def test_focal_scan_holds_the_vanishing_focal_first(monkeypatch):
     best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
     assert best.focal == 430.0 and calls == [430.0] and ev["focal_source"] == "vanishing points"
     assert "from vanishing points held" in ev["focal_scan"]
+    # held at it, SfM keeps too few points (as the scan's runs, at least half): the scan runs
+    calls.clear()
+    few = dc.replace(_fake_sfm(R, 0.25), focal=430.0, points=np.zeros((10, 3)), point_error=np.full(10, 0.25))
+
+    def few_points_at_430(images, masks, focal_prior=None, **kw):
+        if focal_prior == 430.0:
+            calls.append(focal_prior)
+            return few
+        return fake_run_sfm(images, masks, focal_prior, **kw)
+
+    monkeypatch.setattr(pipeline, "run_sfm", few_points_at_430)
+    best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
+    assert calls[0] == 430.0 and len(calls) == 1 + len(pipeline.FOCAL_SCAN) and "10 points" in ev["vanishing_sfm"]
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
     calls.clear()
     far = lambda: (2000.0, {"vanishing": "focal 2000.0 px"})  # noqa: E731  explains the matches worse
     best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=far)

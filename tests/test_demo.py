@@ -190,22 +190,19 @@ def test_static_camera_is_found_without_a_flag_and_the_alias_still_works(tmp_pat
     from josh_jax.synthetic.clips import render_clip
 
     p = tmp_path / "static.mp4"
-    gt = render_clip(p, frames=30, width=320, height=180, camera="static")
+    render_clip(p, frames=30, width=320, height=180, camera="static")
     assert _demo([str(p), "--out", str(tmp_path / "o")] + FAST)[0] == 0
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["camera"]["mode"] == "static" and summary["static_camera"]
     ev = summary["camera"]["evidence"]
     assert ev["max_pair_shift_px"] < 0.35
     res = Results.load(tmp_path / "o" / "results.npz")
-    # a static camera cannot measure its focal from motion: the background's vanishing points are tried
-    # (on this small 320 x 180 clip its lines do not pin it, so the default is used, and said so; the
-    # vanishing points' accuracy is checked on the crossing clip in test_camera_motion.py)
-    assert "vanishing" in ev and "focal_source" in ev, ev
-    if ev["focal_source"] == "vanishing points":
-        assert abs(float(res.intrinsics[0, 0]) / gt["focal"] - 1) < 0.1, (res.intrinsics, gt["focal"], ev)
-    else:
-        assert ev["focal_source"].startswith("default") and "no focal" in ev["vanishing"], ev
-        assert float(res.intrinsics[0, 0]) == pytest.approx(1.2 * 320, rel=1e-4)
+    # a static camera cannot measure its focal from motion: the background's vanishing points are tried;
+    # on this small 320 x 180 clip its lines do not pin the focal (they gave 154 px for 288 before the
+    # thin-line threshold), so the default is used, and said so; the vanishing points' accuracy is
+    # checked on the crossing clip (test_camera_motion.py) and on drawn lines (test_vanishing.py)
+    assert ev["focal_source"].startswith("default") and "no focal" in ev["vanishing"], ev
+    assert float(res.intrinsics[0, 0]) == pytest.approx(1.2 * 320, rel=1e-4)
     c = res.cam_to_world[:, :3, 3]
     assert np.abs(c - c[0]).max() < 0.2  # the camera stays (nearly) where it is
     assert _demo([str(p), "--out", str(tmp_path / "o2"), "--static-camera"] + FAST)[0] == 0

@@ -289,7 +289,8 @@ def run_frontends(
         )
     scene_cam = choose_camera(images, person, cfg, log)
     if cfg.focal:
-        scene_cam["evidence"]["focal_source"] = "given"
+        refined = cfg.refine_focal and scene_cam["mode"] == "sfm"  # --free-intrinsics: SfM starts from it and refines
+        scene_cam["evidence"]["focal_source"] = "given, refined by structure from motion" if refined else "given"
     mode, sfm = scene_cam["mode"], scene_cam["sfm"]
     focal, principal = scene_cam["focal"], scene_cam["principal"]
     kf_focal = scene_cam["focals"]  # (K_all,) working px, one per keyframe
@@ -507,7 +508,12 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
             held = run_sfm(list(images), list(person), **{**kw, "focal_prior": f_vp})
         except FrontEndError as exc:
             held, why = None, str(exc)
-        if held is not None and held.registered.sum() >= sfm.registered.sum() and med(held) < med(sfm):
+        if (
+            held is not None
+            and held.registered.sum() >= sfm.registered.sum()
+            and len(held.points) >= 0.5 * len(sfm.points)  # as the scan's runs
+            and med(held) < med(sfm)
+        ):
             ev["focal_source"] = "vanishing points"
             ev["focal_scan"] = (
                 f"focal {held.focal:.1f} px from vanishing points held: median reprojection {med(held):.2f} px "
@@ -520,7 +526,8 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
             + (
                 f"failed ({why})"
                 if held is None
-                else f"registered {int(held.registered.sum())} keyframes, median reprojection {med(held):.2f} px"
+                else f"registered {int(held.registered.sum())} keyframes, {len(held.points)} points, "
+                f"median reprojection {med(held):.2f} px"
             )
             + "; scanning"
         )

@@ -34,6 +34,7 @@ within 2 % on walk_away, crossing, handheld and pan. Coordinates: working pixels
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -58,6 +59,7 @@ class VanishingConfig:
     margin: float = 0.1  # a keyframe's focal must be preferred over those this far from it ...
     min_margin: float = 0.03  # ... by this much line length (x the long side)
     min_explained: float = 0.6  # ... and its three directions explain this share of the segments' length
+    max_segments: int = 400  # the longest kept per keyframe
     min_frames: int = 2
     agree: float = 0.15  # keyframes farther than this from the median focal are dropped
     max_frames: int = 8
@@ -152,9 +154,12 @@ def _support(lines: _Lines, R: np.ndarray, f: float, thr: float) -> tuple[float,
     return float(lines.length[lab >= 0].sum()), lab
 
 
-def _refine(lines: _Lines, R: np.ndarray, f: float, idx: list, scale: float):
+def _refine(lines: _Lines, R: np.ndarray, f: float, idx: list, scale: float, bounds=None):
     """Least squares on the angles of the supporters ``idx`` (three index arrays, one per direction) over
-    (rotation, log focal) -> (R, f, std of log f from the Jacobian)."""
+    (rotation, log focal), the log focal within ``bounds`` (lo, hi) -> (R, f, std of log f from the
+    Jacobian; inf where the supporters do not determine the focal)."""
+    if not any(len(i) for i in idx):
+        return R, f, float("inf")
     w = [lines.length[i] * scale for i in idx]  # sin x length: the endpoints' distance (px) from the line
 
     def res(x):
@@ -169,15 +174,18 @@ def _refine(lines: _Lines, R: np.ndarray, f: float, idx: list, scale: float):
                 out.append(w[k] * (d[:, 0] * lines.dir[idx[k], 1] - d[:, 1] * lines.dir[idx[k], 0]) / n)
         return np.concatenate(out)
 
-    sol = least_squares(res, np.r_[np.zeros(3), np.log(f)], loss="soft_l1", f_scale=1.0)
-    J = sol.jac
+    lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
+    x0 = np.r_[np.zeros(3), np.clip(np.log(f), lo, hi)]
+    sol = least_squares(
+        res, x0, loss="soft_l1", f_scale=1.0, bounds=(np.r_[[-np.inf] * 3, lo], np.r_[[np.inf] * 3, hi])
+    )
+    JtJ = sol.jac.T @ sol.jac  # the Jacobian scipy returns is the robust loss's, as is its cost
     dof = max(len(sol.fun) - 4, 1)
-    sigma2 = float(np.sum(sol.fun**2)) / dof
-    try:
-        cov = np.linalg.inv(J.T @ J) * sigma2
-        sd = float(np.sqrt(max(cov[3, 3], 0.0)))
-    except np.linalg.LinAlgError:
-        sd = float("inf")
+    sigma2 = 2.0 * float(sol.cost) / dof
+    sd = float("inf")
+    if np.all(np.isfinite(JtJ)) and np.linalg.cond(JtJ) < 1e12:
+        var = float(np.linalg.inv(JtJ)[3, 3]) * sigma2
+        sd = float(np.sqrt(var)) if np.isfinite(var) and var > 0 else float("inf")
     return Rotation.from_rotvec(sol.x[:3]).as_matrix() @ R, float(np.exp(sol.x[3])), sd
 
 
@@ -206,12 +214,17 @@ def _vertical(lines: _Lines, cfg: VanishingConfig, rng) -> np.ndarray | None:
     return best
 
 
-def _soft_score(lines: _Lines, vps: np.ndarray, sigma: float) -> np.ndarray:
-    """Length-weighted soft support of sets of vanishing points: vps (..., M, 3) -> (...,)."""
-    d = vps[..., None, :2] - lines.mid * vps[..., None, 2:3]  # (..., M, N, 2)
-    n = np.maximum(np.linalg.norm(d, axis=-1), 1e-12)
-    sn = np.abs(d[..., 0] * lines.dir[:, 1] - d[..., 1] * lines.dir[:, 0]) / n  # (..., M, N)
-    return (lines.length * np.exp(-0.5 * (sn.min(-2) / sigma) ** 2)).sum(-1)
+def _soft_score(lines: _Lines, vps: np.ndarray, sigma: float, chunk: int = 8) -> np.ndarray:
+    """Length-weighted soft support of sets of vanishing points: vps (G, ..., M, 3) -> (G, ...), in chunks
+    of ``chunk`` along the first axis (the temporaries are G x ... x M x N)."""
+    out = []
+    for c in range(0, len(vps), chunk):
+        v = vps[c : c + chunk]
+        d = v[..., None, :2] - lines.mid * v[..., None, 2:3]  # (c, ..., M, N, 2)
+        n = np.maximum(np.linalg.norm(d, axis=-1), 1e-12)
+        sn = np.abs(d[..., 0] * lines.dir[:, 1] - d[..., 1] * lines.dir[:, 0]) / n  # (c, ..., M, N)
+        out.append((lines.length * np.exp(-0.5 * (sn.min(-2) / sigma) ** 2)).sum(-1))
+    return np.concatenate(out)
 
 
 def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = VanishingConfig(), rng=None) -> dict:
@@ -222,6 +235,9 @@ def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = Vanishi
     scale = float(max(size))
     if len(seg) < 3 * cfg.min_support:
         return {"reason": f"{len(seg)} line segments"}
+    n_seg = len(seg)
+    if n_seg > cfg.max_segments:  # the longest carry the directions (and bound the search's memory)
+        seg = seg[np.argsort(-np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]))[: cfg.max_segments]]
     lines = _Lines(seg, np.asarray(principal, np.float64), scale)
     vy = _vertical(lines, cfg, rng)
     if vy is None:
@@ -249,9 +265,11 @@ def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = Vanishi
     R, f = R_all[g, y], float(fs[g])
     thr = np.sin(np.radians(cfg.angle_deg))
     _, lab = _support(lines, R, f, thr)
+    # the refined focal stays within the margin the grid's profile was judged on
+    band = (np.log(fs[g]) - np.log1p(cfg.margin), np.log(fs[g]) + np.log1p(cfg.margin))
     for _ in range(3):
         idx = [np.flatnonzero(lab == k) for k in range(3)]
-        R, f, sd = _refine(lines, R, f, idx, scale)
+        R, f, sd = _refine(lines, R, f, idx, scale, band)
         _, lab = _support(lines, R, f, thr)
     counts = [int((lab == k).sum()) for k in range(3)]
     vp = []
@@ -263,7 +281,7 @@ def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = Vanishi
         "rel_spread": sd,
         "margin_px": margin_px,
         "support": float(lines.length[lab >= 0].sum() / lines.length.sum()),
-        "segments": int(len(seg)),
+        "segments": int(n_seg),
         "direction_segments": counts,
         "vanishing_px": vp,
     }
@@ -283,21 +301,29 @@ def _why_not(r: dict, cfg: VanishingConfig, long_side: int) -> str | None:
     return None
 
 
-def background(images: np.ndarray, masks: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
-    """A static camera's background: the per-pixel median of the keyframes where no person covers the
-    pixel -> (image (H, W, 3) uint8, mask (H, W) bool of the pixels a person covers on every keyframe).
+def background(
+    images: np.ndarray, masks: np.ndarray | None, max_frames: int = 32
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """A static camera's background: the per-pixel median of (at most ``max_frames`` of) the keyframes where
+    no person covers the pixel -> (image (H, W, 3) uint8, mask (H, W) bool of the pixels a person covers on
+    every one, grown by 3 px; they are filled with the median colour, so that their edge makes no line).
     The median also removes most of the video codec's noise."""
+    pick = np.unique(np.linspace(0, len(images) - 1, min(len(images), max_frames)).round().astype(int))
+    images = images[pick]
     if masks is None:
         return np.median(images, 0).astype(np.uint8), None
+    masks = masks[pick]
     x = np.where(masks[..., None], np.nan, images.astype(np.float32))
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            med = np.nanmedian(x, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: covered on every keyframe
+        med = np.nanmedian(x, 0)
     never = masks.all(0)
-    return np.nan_to_num(med, nan=0.0).round().astype(np.uint8), never
+    if never.any():
+        fill = np.nanmedian(med[~never], 0) if (~never).any() else np.full(3, 128.0)
+        med[never] = fill
+        never = cv2.dilate(never.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        return np.nan_to_num(med, nan=128.0).round().astype(np.uint8), never
+    return np.nan_to_num(med, nan=128.0).round().astype(np.uint8), None
 
 
 def focal_from_lines(
