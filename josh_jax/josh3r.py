@@ -324,7 +324,6 @@ def warm_start(problem, window, cam_to_world: np.ndarray, scale) -> object:
     size[:K0] = np.broadcast_to(np.asarray(scale, np.float64), (K0,)) * bf[:K0] / (f * fs[:K0])
     if not np.all(np.isfinite(size) & (size > 0)):
         raise ValueError("the warm start's scene scales must be positive and finite")
-    g = 1.0 / size[:K0].min() if bool(np.asarray(s.enforce_scale)) else 1.0
     fk = f * fs
     z = size * med * fk / bf
     pp = np.asarray(s.pp, np.float64)
