@@ -66,6 +66,16 @@ class VanishingConfig:
     seed: int = 0
 
 
+def _length(seg: np.ndarray) -> np.ndarray:
+    """(N,) lengths of segments (N, 4) [x1, y1, x2, y2]."""
+    return np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
+
+
+def _spread(n: int, k: int) -> np.ndarray:
+    """Indices of at most ``k`` of ``n`` items, spread evenly from the first to the last."""
+    return np.unique(np.linspace(0, n - 1, min(n, k)).round().astype(int))
+
+
 def segments(
     gray: np.ndarray,
     mask: np.ndarray | None,
@@ -84,7 +94,7 @@ def segments(
     lines = lsd.detect(gray)[0]
     if lines is not None:
         ls = lines.reshape(-1, 4)
-        out.append(ls[np.hypot(ls[:, 2] - ls[:, 0], ls[:, 3] - ls[:, 1]) >= min_len_px])
+        out.append(ls[_length(ls) >= min_len_px])
     k = cv2.getStructuringElement(cv2.MORPH_RECT, (5, 5))
     for op in (cv2.MORPH_BLACKHAT, cv2.MORPH_TOPHAT):
         img = cv2.morphologyEx(gray, op, k)
@@ -94,7 +104,7 @@ def segments(
         hl = cv2.HoughLinesP(bw, 1, np.pi / 720, int(hough_len_px), minLineLength=hough_len_px, maxLineGap=4)
         if hl is not None:
             hs = hl.reshape(-1, 4)
-            out.append(hs[np.hypot(hs[:, 2] - hs[:, 0], hs[:, 3] - hs[:, 1]) >= hough_len_px])
+            out.append(hs[_length(hs) >= hough_len_px])
     if not out:
         return np.zeros((0, 4))
     s = np.concatenate(out).astype(np.float64)
@@ -126,13 +136,18 @@ class _Lines:
         ln = np.cross(np.c_[p, np.ones(len(p))], np.c_[q, np.ones(len(q))])
         self.line = ln / np.linalg.norm(ln, axis=1, keepdims=True)
 
-    def sin_to(self, v: np.ndarray) -> np.ndarray:
-        """(N,) |sin| of the angle between each segment and the line from its midpoint to the homogeneous
-        point ``v`` (3,) (a point at infinity when v[2] = 0)."""
-        d = v[:2][None] - self.mid * v[2]
+    def signed_sin(self, v: np.ndarray, idx=slice(None)) -> tuple[np.ndarray, np.ndarray]:
+        """Signed sin of the angle between segments ``idx`` and the lines from their midpoints to the
+        homogeneous point ``v`` (3,) (a point at infinity when v[2] = 0), and those lines' lengths."""
+        d = v[:2][None] - self.mid[idx] * v[2]
         n = np.linalg.norm(d, axis=1)
-        cr = d[:, 0] * self.dir[:, 1] - d[:, 1] * self.dir[:, 0]
-        return np.where(n > 1e-12, np.abs(cr) / np.maximum(n, 1e-12), 1.0)
+        cr = d[:, 0] * self.dir[idx, 1] - d[:, 1] * self.dir[idx, 0]
+        return cr / np.maximum(n, 1e-12), n
+
+    def sin_to(self, v: np.ndarray) -> np.ndarray:
+        """(N,) |sin| of :meth:`signed_sin` (1 for a segment whose midpoint is the point itself)."""
+        s, n = self.signed_sin(v)
+        return np.where(n > 1e-12, np.abs(s), 1.0)
 
 
 def _direction(v: np.ndarray, f: float) -> np.ndarray:
@@ -168,10 +183,7 @@ def _refine(lines: _Lines, R: np.ndarray, f: float, idx: list, scale: float, bou
         out = []
         for k in range(3):
             if len(idx[k]):
-                v = _vp(Rk[:, k], fk)
-                d = v[:2][None] - lines.mid[idx[k]] * v[2]
-                n = np.maximum(np.linalg.norm(d, axis=1), 1e-12)
-                out.append(w[k] * (d[:, 0] * lines.dir[idx[k], 1] - d[:, 1] * lines.dir[idx[k], 0]) / n)
+                out.append(w[k] * lines.signed_sin(_vp(Rk[:, k], fk), idx[k])[0])
         return np.concatenate(out)
 
     lo, hi = bounds if bounds is not None else (-np.inf, np.inf)
@@ -237,7 +249,7 @@ def frame_focal(seg: np.ndarray, size, principal, cfg: VanishingConfig = Vanishi
         return {"reason": f"{len(seg)} line segments"}
     n_seg = len(seg)
     if n_seg > cfg.max_segments:  # the longest carry the directions (and bound the search's memory)
-        seg = seg[np.argsort(-np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1]))[: cfg.max_segments]]
+        seg = seg[np.argsort(-_length(seg))[: cfg.max_segments]]
     lines = _Lines(seg, np.asarray(principal, np.float64), scale)
     vy = _vertical(lines, cfg, rng)
     if vy is None:
@@ -308,7 +320,7 @@ def background(
     no person covers the pixel -> (image (H, W, 3) uint8, mask (H, W) bool of the pixels a person covers on
     every one, grown by 3 px; they are filled with the median colour, so that their edge makes no line).
     The median also removes most of the video codec's noise."""
-    pick = np.unique(np.linspace(0, len(images) - 1, min(len(images), max_frames)).round().astype(int))
+    pick = _spread(len(images), max_frames)
     images = images[pick]
     if masks is None:
         return np.median(images, 0).astype(np.uint8), None
@@ -319,11 +331,9 @@ def background(
         med = np.nanmedian(x, 0)
     never = masks.all(0)
     if never.any():
-        fill = np.nanmedian(med[~never], 0) if (~never).any() else np.full(3, 128.0)
-        med[never] = fill
+        med[never] = np.nanmedian(med[~never], 0) if (~never).any() else 128.0
         never = cv2.dilate(never.astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
-        return np.nan_to_num(med, nan=128.0).round().astype(np.uint8), never
-    return np.nan_to_num(med, nan=128.0).round().astype(np.uint8), None
+    return np.nan_to_num(med, nan=128.0).round().astype(np.uint8), never if never.any() else None
 
 
 def focal_from_lines(
@@ -339,43 +349,43 @@ def focal_from_lines(
     working px (default: the centre). Uses at most ``cfg.max_frames`` keyframes spread over the clip; with
     ``static`` (a camera that does not move) one estimate on their :func:`background` instead."""
     K, H, W = images.shape[:3]
+    L = max(W, H)
     principal = np.array([W / 2, H / 2] if principal is None else principal, np.float64)
     rng = np.random.default_rng(cfg.seed)
     if static:
         bg, never = background(images, masks)
-        seg = _segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg, max(W, H))
+        seg = _segments(cv2.cvtColor(bg, cv2.COLOR_RGB2GRAY), never, cfg, L)
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         ev = {"vanishing_keyframes": int(K), "vanishing_background": True}
-        if _why_not(r, cfg, max(W, H)) is None:
+        why = _why_not(r, cfg, L)
+        if why is None:
             ev["vanishing_focal_px"] = float(r["focal_px"])
             ev["vanishing"] = (
                 f"focal {r['focal_px']:.1f} px from vanishing points on the background of {K} keyframes "
                 f"({sum(r['direction_segments'])} segments along 3 directions)"
             )
             return float(r["focal_px"]), ev
-        ev["vanishing"] = (
-            f"no focal from vanishing points on the background of {K} keyframes ({_why_not(r, cfg, max(W, H))})"
-        )
+        ev["vanishing"] = f"no focal from vanishing points on the background of {K} keyframes ({why})"
         return None, ev
-    pick = np.unique(np.linspace(0, K - 1, min(K, cfg.max_frames)).round().astype(int))
+    pick = _spread(K, cfg.max_frames)
     per = []
     for k in pick:
         gray = cv2.cvtColor(images[k], cv2.COLOR_RGB2GRAY)
-        seg = _segments(gray, None if masks is None else masks[k], cfg, max(W, H))
+        seg = _segments(gray, None if masks is None else masks[k], cfg, L)
         r = frame_focal(seg, (W, H), principal, cfg, rng)
         r["keyframe"] = int(k)
         per.append(r)
-    kept = [r for r in per if _why_not(r, cfg, max(W, H)) is None]
+    why = [_why_not(r, cfg, L) for r in per]
+    kept = [r for r, y in zip(per, why) if y is None]
     ev = {
         "vanishing_keyframes": len(pick),
         "vanishing_keyframes_kept": len(kept),
         "vanishing_focals_px": [round(r["focal_px"], 1) for r in kept],
     }
     if len(kept) < cfg.min_frames:
-        why = sorted({_why_not(r, cfg, max(W, H)) for r in per if r not in kept})
         ev["vanishing"] = (
             f"no focal from vanishing points: {len(kept)} of {len(pick)} keyframes gave one "
-            f"(need {cfg.min_frames}; {'; '.join(why)[:240]})"
+            f"(need {cfg.min_frames}; {'; '.join(sorted({y for y in why if y}))[:240]})"
         )
         return None, ev
     f = np.array([r["focal_px"] for r in kept])
