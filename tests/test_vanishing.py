@@ -182,6 +182,7 @@ def test_a_static_camera_takes_the_vanishing_focal_else_the_default(monkeypatch)
 
     cam = pipeline.choose_camera(images, person, dataclasses.replace(cfg, focal=250.0), log=str)
     assert cam["focal"] == 250.0 and not calls  # a given focal is not measured
+    assert cam["evidence"]["focal_source"] == "given"
     cam = pipeline.choose_camera(images, person, dataclasses.replace(cfg, vanishing_focal=False), log=str)
     assert cam["focal"] == pytest.approx(1.2 * 160) and not calls
     want_pp, answer = (70.0, 50.0), True

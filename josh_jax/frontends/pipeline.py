@@ -288,9 +288,6 @@ def run_frontends(
             f"{info.path.name}: only {len(images)} of {len(all_kf)} keyframes could be decoded (truncated video?)"
         )
     scene_cam = choose_camera(images, person, cfg, log)
-    if cfg.focal:
-        refined = cfg.refine_focal and scene_cam["mode"] == "sfm"  # --free-intrinsics: SfM starts from it and refines
-        scene_cam["evidence"]["focal_source"] = "given, refined by structure from motion" if refined else "given"
     mode, sfm = scene_cam["mode"], scene_cam["sfm"]
     focal, principal = scene_cam["focal"], scene_cam["principal"]
     kf_focal = scene_cam["focals"]  # (K_all,) working px, one per keyframe
@@ -661,6 +658,15 @@ def translation_check(images, person, cfg: FrontEndConfig, motion, log=print):
 
 
 def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, log=print) -> dict:
+    """:func:`_choose_camera`, its evidence's ``focal_source`` saying so when the focal was given."""
+    cam = _choose_camera(images, person, cfg, log)
+    if cfg.focal:
+        refined = cfg.refine_focal and cam["mode"] == "sfm"  # --free-intrinsics: SfM starts from it and refines
+        cam["evidence"]["focal_source"] = "given, refined by structure from motion" if refined else "given"
+    return cam
+
+
+def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, log=print) -> dict:
     """The scene stage's camera: ``cfg.camera`` (auto: from :func:`.camera.estimate_motion`), SfM when the
     camera translates (falling back to rotation-only, with the reason, when SfM cannot start).
 
@@ -691,7 +697,7 @@ def choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, l
 
     def static(evidence: dict) -> dict:
         if cfg.focal:
-            f, fev = float(cfg.focal), {"focal_source": "given"}
+            f, fev = float(cfg.focal), {}  # labelled by choose_camera
         else:
             f, fev = measure(still=True)  # one estimate on the clip's background (people removed)
             fev = {**fev, "focal_source": "vanishing points"}
