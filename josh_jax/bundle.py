@@ -49,17 +49,9 @@ cam_rotation           (K, 3, 3) float64   optional (version 2): world-from-came
                                            camera that only rotates (rotation-only or static
                                            clips); the solver starts from (and the demo holds)
                                            these cameras, all centred at one point
-track_frame_ray        (P, Fw, 2) float32  optional (version 3, with ``track_frame_seen``): every
-                                           video frame from frame_index[0] to frame_index[-1]
-                                           (Fw of them), the root joint's normalized image
-                                           coordinates (X/Z, Y/Z) in the human front end's camera
-                                           (focal hmr_focal x focal_scale); 0 where not seen.
-                                           Between keyframes the results follow the person's
-                                           image position with it (results.build_results)
-track_frame_seen       (P, Fw) bool        optional (version 3): the person was fitted on the frame
 =====================  ==================  =====================================================
 
-Version 1 and 2 bundles (fewer optional fields) are read unchanged. ``bundle.json`` of
+Version 1 bundles (no optional fields) are read unchanged. ``bundle.json`` of
 the embedded front ends also records ``camera_mode`` ("sfm", "rotation" or
 "static"), the evidence of that choice (``camera_evidence``) and ``coverage``
 (which frames the windows cover and why any were left out).
@@ -74,10 +66,9 @@ from pathlib import Path
 import numpy as np
 
 FORMAT = "josh-bundle"
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
-#: fields a window may lack
-OPTIONAL = ("images", "focal_scale", "cam_rotation", "track_frame_ray", "track_frame_seen")
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
+OPTIONAL = ("images", "focal_scale", "cam_rotation")  # fields a window may lack
 
 
 class BundleError(ValueError):
@@ -111,8 +102,6 @@ class Window:
     images: np.ndarray | None = None
     focal_scale: np.ndarray | None = None
     cam_rotation: np.ndarray | None = None
-    track_frame_ray: np.ndarray | None = None
-    track_frame_seen: np.ndarray | None = None
 
     @property
     def num_keyframes(self) -> int:
@@ -147,8 +136,6 @@ _DTYPES = {
     "images": np.uint8,
     "focal_scale": np.float64,
     "cam_rotation": np.float64,
-    "track_frame_ray": np.float32,
-    "track_frame_seen": np.bool_,
 }
 
 
@@ -206,12 +193,6 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
         shapes["focal_scale"] = (K,)
     if w.cam_rotation is not None:
         shapes["cam_rotation"] = (K, 3, 3)
-    if (w.track_frame_ray is None) != (w.track_frame_seen is None):
-        lack = "track_frame_seen" if w.track_frame_seen is None else "track_frame_ray"
-        raise _bad(lack, "is missing: track_frame_ray and track_frame_seen come together")
-    if w.track_frame_ray is not None:
-        Fw = int(fi[-1] - fi[0] + 1)
-        shapes.update({"track_frame_ray": (P, Fw, 2), "track_frame_seen": (P, Fw)})
     for key, shape in shapes.items():
         got = np.shape(getattr(w, key))
         if got != shape:
@@ -235,11 +216,6 @@ def validate(w: Window, num_vertices: int | None = None) -> Window:
         err = np.abs(np.swapaxes(R, 1, 2) @ R - np.eye(3)).max(initial=0.0)
         if err > 1e-4 or np.any(np.linalg.det(R) < 0):
             raise _bad("cam_rotation", f"must hold rotation matrices (orthonormal, det +1; off by {err:.2g})")
-    if w.track_frame_ray is not None and np.any(np.abs(w.track_frame_ray) > 20):
-        raise _bad(
-            "track_frame_ray",
-            "holds normalized image coordinates (X/Z, Y/Z) beyond 20 (a root behind or at the camera?)",
-        )
     if np.any(w.base_focal <= 0):
         raise _bad("base_focal", "must be positive")
     side = max(W, H)

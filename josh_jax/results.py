@@ -366,16 +366,8 @@ def empty_people(P: int, F: int) -> dict:
     )
 
 
-def build_results(
-    params: Params, problem: Problem, window: Window, model: BodyModel, frame_detail: bool = True
-) -> Results:
-    """Keyframe variables -> per-frame :class:`Results`.
-
-    Between keyframes cameras and bodies are interpolated (slerp rotations, linear positions: the
-    reference). With ``frame_detail`` and a window that carries ``track_frame_ray`` (bundle version
-    3), each person's root then also follows the image position the human front end saw on every
-    frame: the ray's departure from its own keyframe interpolation moves the root across the view
-    at the interpolated depth (keyframes and depths unchanged; see :func:`_frame_offsets`)."""
+def build_results(params: Params, problem: Problem, window: Window, model: BodyModel) -> Results:
+    """Keyframe variables -> per-frame :class:`Results`."""
     check_result_size(problem, window)
     scene = jax.tree_util.tree_map(jnp.asarray, problem.scene)
     geo = scene_geometry(params.cam, scene)
@@ -422,14 +414,11 @@ def build_results(
         go = np.asarray(matrix_slerp(jnp.asarray(R_root_w[i0]), jnp.asarray(R_root_w[i1]), aj))
         bp = np.asarray(matrix_slerp(jnp.asarray(body[i0]), jnp.asarray(body[i1]), aj[:, None]))
         tr = (1 - a)[:, None] * t_w[i0] + a[:, None] * t_w[i1]
-        idx = np.where(sel)[0]
-        if frame_detail and window.track_frame_ray is not None:
-            f_solved = K_frames[idx, 0, 0] / s  # working px
-            tr = tr + _frame_offsets(window, p, fr, keys, f_solved, cams[idx], tr + J0)
         rot = np.concatenate([go[:, None], bp], 1).astype(np.float32)
         posed = forward(
             model, jnp.asarray(betas[p]), jnp.asarray(rot), jnp.asarray(tr, jnp.float32), vertex_ids=markers
         )
+        idx = np.where(sel)[0]
         out["visible"][p, idx] = True
         out["global_orient"][p, idx] = go
         out["body_pose"][p, idx] = bp
@@ -454,31 +443,6 @@ def build_results(
     for k in ("global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world"):
         res[k] = res[k].astype(np.float32)
     return Results(**res)
-
-
-def _frame_offsets(
-    window: Window, p: int, frames: np.ndarray, keys: np.ndarray, f_solved: np.ndarray, cams: np.ndarray, root_w
-) -> np.ndarray:
-    """(n, 3) world offsets of track ``p``'s root on ``frames`` (n,) between its keyframes ``keys``.
-
-    The front end's ray of the root on frame t (``track_frame_ray``, normalized in its camera of focal
-    hmr_focal x focal_scale) minus the ray linearly interpolated between the bracketing keyframes is a
-    pixel offset of f_hmr(t) x that difference; in the solved camera (``cams`` (n, 4, 4) world from
-    camera, ``f_solved`` (n,) working px) it moves the root ``root_w`` (n, 3) across the view at its
-    depth z: offset = R (z d / f_solved, 0). Zero on keyframes and wherever the person was not fitted
-    on t or on a bracketing keyframe."""
-    first = int(window.frame_index[0])
-    ray, seen = window.track_frame_ray[p].astype(np.float64), window.track_frame_seen[p]
-    i0, i1, a = _bracket(keys, frames)
-    k0, k1, t = keys[i0] - first, keys[i1] - first, frames - first
-    d = ray[t] - ((1 - a)[:, None] * ray[k0] + a[:, None] * ray[k1])
-    d[~(seen[t] & seen[k0] & seen[k1])] = 0.0
-    fs = np.ones(window.num_keyframes) if window.focal_scale is None else window.focal_scale
-    f_hmr = window.hmr_focal * np.exp(np.interp(frames, window.frame_index, np.log(fs)))
-    R, c = cams[:, :3, :3], cams[:, :3, 3]
-    z = np.einsum("nab,na->nb", R, root_w - c)[:, 2]  # depth of the root in the camera of each frame
-    shift = np.concatenate([d * (z * f_hmr / f_solved)[:, None], np.zeros((len(d), 1))], 1)
-    return np.einsum("nab,nb->na", R, shift)
 
 
 def save_npz(path: str | Path, arrays: dict) -> Path:

@@ -24,12 +24,11 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import cv2
-import jax.numpy as jnp
 import numpy as np
 
 from josh_jax.video import VideoInfo, iter_frames
 
-from ..body.model import BodyModel, rest_joints
+from ..body.model import BodyModel
 from ..bundle import Window, pair_fields
 from ..windows import keyframe_indices, window_starts
 from . import blazepose as bp
@@ -68,9 +67,6 @@ class FrontEndConfig:
     mask_dilate: int = 7  # working px added around person masks
     sfm_overlap: int = 10  # SfM matches each keyframe with this many following ones
     pair_window: int = 10  # keyframe pairs up to this far apart give correspondences (reference: window-10)
-    # between keyframes the results follow each person's per-frame image position (the bundle's
-    # track_frame_ray); False: linear interpolation between keyframes only, as the reference
-    frame_detail: bool = True
 
 
 def _bar(total: int, desc: str, enabled: bool):
@@ -401,7 +397,6 @@ def run_frontends(
             principal=principal,
             work=work,
             scale_to_original=max(info.width, info.height) / max(work),
-            frame_detail=cfg.frame_detail,
         )
         if mode != "sfm":
             fs = kf_focal[idx] / focal
@@ -818,18 +813,15 @@ def _window(
     work,
     scale_to_original: float,
     hmr_focal: float | None = None,
-    frame_detail: bool = True,
 ) -> Window:
     """One bundle window: the keyframes ``frame_index`` (K,), their working images (K, h, w, 3), the
     scene arrays (depth, conf, pairs, correspondences) and every track sampled on the keyframes (a
     track seen on fewer than 2 of them is left out). ``focal`` (working px), ``principal`` (2,),
     ``work`` (w, h) the working size, ``scale_to_original`` video px per working px; ``hmr_focal``
-    defaults to ``focal``. ``frame_detail``: also the root's ray on every frame of the window
-    (``track_frame_ray`` / ``track_frame_seen``)."""
+    defaults to ``focal``."""
     K = len(frame_index)
     V = model.num_vertices
-    first, Fw = int(frame_index[0]), int(frame_index[-1] - frame_index[0] + 1)
-    ids, valid, rot, betas, transl, contact, rays, seen = [], [], [], [], [], [], [], []
+    ids, valid, rot, betas, transl, contact = [], [], [], [], [], []
     for tid, f in tracks.items():
         fr = f.frames
         where = {int(x): n for n, x in enumerate(fr)}
@@ -844,20 +836,8 @@ def _window(
         betas.append(f.betas[r_] if f.betas.ndim == 2 else np.repeat(f.betas[None], K, 0))
         transl.append(np.where(v[:, None], f.transl[r_], 0.0))
         contact.append(f.contact[r_] & v[:, None])
-        if frame_detail:
-            ray, ok = _root_rays(f, model, first, Fw)
-            rays.append(ray)
-            seen.append(ok)
     P = len(ids)
     B = model.num_betas
-    detail = (
-        dict(
-            track_frame_ray=np.asarray(rays, np.float32).reshape(P, Fw, 2),
-            track_frame_seen=np.asarray(seen, bool).reshape(P, Fw),
-        )
-        if frame_detail
-        else {}
-    )
     return Window(
         frame_index=np.asarray(frame_index, np.int64),
         image_size=np.asarray(work, np.int64),
@@ -880,20 +860,4 @@ def _window(
         track_contact=np.asarray(contact, bool).reshape(P, K, V),
         hmr_focal=float(hmr_focal or focal),
         images=images,
-        **detail,
     )
-
-
-def _root_rays(f: TrackFit, model: BodyModel, first: int, Fw: int) -> tuple[np.ndarray, np.ndarray]:
-    """The root joint's normalized image coordinates (X/Z, Y/Z) on clip frames first .. first + Fw - 1
-    -> ray (Fw, 2) float32 (0 where not fitted), seen (Fw,) bool. The camera frame is the track's own
-    (the human front end's focal), as ``TrackFit.transl``."""
-    betas = f.betas if f.betas.ndim == 1 else f.betas.mean(0)
-    root = np.asarray(rest_joints(model, jnp.asarray(betas, jnp.float32)))[0] + f.transl  # (T, 3)
-    ray, seen = np.zeros((Fw, 2), np.float32), np.zeros(Fw, bool)
-    pos = np.asarray(f.frames, np.int64) - first
-    xy = root[:, :2] / np.maximum(root[:, 2:3], 1e-6)
-    ok = (pos >= 0) & (pos < Fw) & (root[:, 2] > 0.05) & (np.abs(xy) < 20).all(1)
-    ray[pos[ok]] = xy[ok]
-    seen[pos[ok]] = True
-    return ray, seen

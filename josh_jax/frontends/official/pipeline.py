@@ -234,7 +234,6 @@ def run_official(
                 work=work,
                 scale_to_original=W0 / resized[0],
                 hmr_focal=hmr_focal,
-                frame_detail=cfg.frame_detail,
             )
         )
     seconds["scene"] = time.perf_counter() - t0
