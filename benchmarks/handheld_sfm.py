@@ -92,7 +92,7 @@ def score(sfm, T_gt: np.ndarray, f_true: float) -> dict:
     """Errors of a reconstruction on the keyframes against the true camera-to-world poses T_gt (K, 4, 4)."""
     from scipy.spatial.transform import Rotation
 
-    from josh_jax.eval.metrics import umeyama
+    from josh_jax.eval.metrics import path_length, umeyama
 
     reg = np.flatnonzero(sfm.registered)
     out = {"registered": int(len(reg)), "keyframes": int(len(sfm.registered)), "points": int(len(sfm.points))}
@@ -116,12 +116,11 @@ def score(sfm, T_gt: np.ndarray, f_true: float) -> dict:
     out["baseline_over_depth"] = float(np.max(np.linalg.norm(c_est - c_est[0], axis=1)) / depth)
     s, R, t = umeyama(c_est, c_true)
     aligned = s * c_est @ R.T + t
-    length = lambda x: float(np.linalg.norm(np.diff(x, axis=0), axis=1).sum())  # noqa: E731
     out.update(
         rotation_error_max_deg=float(rot.max()),
         ate_rms_cm=100 * float(np.sqrt(np.mean(np.sum((aligned - c_true) ** 2, 1)))),
         no_translation_rms_cm=100 * float(np.sqrt(np.mean(np.sum((c_true - c_true.mean(0)) ** 2, 1)))),
-        path_ratio=length(aligned) / max(length(c_true), 1e-12),
+        path_ratio=path_length(aligned) / max(path_length(c_true), 1e-12),
         focal_px=float(sfm.focal),
         focal_error=float(abs(sfm.focal / f_true - 1)),
     )

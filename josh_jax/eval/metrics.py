@@ -15,6 +15,7 @@ SMPL's 24 (metres).
 - ``foot_sliding``: on frames where a ground-truth foot marker moves < 1 cm,
   the predicted marker's displacement, mean in mm.
 - ``camera_ate``: camera centres after rigid alignment (no scale), RMSE in m.
+- ``path_length``: length of a polyline (a root or camera trajectory), m.
 - ``pa_mpjpe`` / ``mpjpe`` / ``pve``: camera-frame errors after subtracting
   the pelvis (mean of the two hips), Procrustes-aligned for PA, mm.
 - ``accel_error``: mean joint error of the second finite difference x fps^2
@@ -69,12 +70,16 @@ def wa_mpjpe(pred: np.ndarray, gt: np.ndarray, chunk: int = 100) -> float:
     return float(np.concatenate(errs).mean() * 1000)
 
 
+def path_length(path: np.ndarray) -> float:
+    """(T, 3) points in order -> the length of the polyline through them (metres)."""
+    return float(np.linalg.norm(np.diff(path, axis=0), axis=-1).sum())
+
+
 def rte(pred_root: np.ndarray, gt_root: np.ndarray) -> float:
     """(F, 3) root trajectories -> % of the ground-truth path length, rigid alignment."""
     s, R, t = umeyama(pred_root, gt_root, with_scale=False)
     err = np.linalg.norm(_apply(s, R, t, pred_root) - gt_root, axis=-1).mean()
-    length = np.linalg.norm(np.diff(gt_root, axis=0), axis=-1).sum()
-    return float(100 * err / max(length, 1e-9))
+    return float(100 * err / max(path_length(gt_root), 1e-9))
 
 
 def jitter(joints: np.ndarray, fps: float = 30.0) -> float:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from josh_jax.eval.metrics import umeyama
+from josh_jax.eval.metrics import path_length, umeyama
 
 
 def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
@@ -43,7 +43,7 @@ def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
         s, R, t = umeyama(est, true)
         err = np.linalg.norm(s * est @ R.T + t - true, axis=1)
         sub = slice(None, None, step)
-        length = lambda x: float(np.linalg.norm(np.diff(x[sub], axis=0), axis=1).sum())  # noqa: E731
+        length = lambda x: path_length(x[sub])  # noqa: E731
         # path length in metres of the reconstruction's own scale (no alignment)
         out.update(
             {
