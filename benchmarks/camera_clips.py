@@ -16,13 +16,13 @@ import tempfile
 from pathlib import Path
 
 
-def run(kind: str, tmp: Path) -> dict:
+def run(kind: str, tmp: Path, gait: str = "steady") -> dict:
     from josh_jax.demo import main
     from josh_jax.results import load_results
     from josh_jax.synthetic.camera_check import clip_errors
     from josh_jax.synthetic.clips import render_camera_clip
 
-    gt = render_camera_clip(tmp / f"{kind}.mp4", kind)
+    gt = render_camera_clip(tmp / f"{kind}.mp4", kind, gait=gait)
     if main([str(tmp / f"{kind}.mp4"), "--out", str(tmp / kind), "--no-overlay"]) != 0:
         return {"clip": kind, "failed": True}
     summary = json.loads((tmp / kind / "summary.json").read_text())
@@ -34,11 +34,15 @@ def main_cli(argv=None) -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("benchmarks/camera_clips.json"))
     ap.add_argument("--clips", nargs="+", default=["ptz", "pan", "handheld"])
+    ap.add_argument(
+        "--gait", choices=["steady", "sine"], default="steady", help="the walker's gait (see synthetic.worlds)"
+    )
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        rows = [run(k, Path(tmp)) for k in args.clips]
+        rows = [run(k, Path(tmp), args.gait) for k in args.clips]
     info = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}; 2 cores shared with other jobs",
+        "gait": args.gait,
         "rows": rows,
     }
     args.out.write_text(json.dumps(info, indent=1, default=str))

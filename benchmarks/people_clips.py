@@ -48,12 +48,16 @@ def main(argv=None) -> int:
     ap.add_argument("--presets", nargs="+", default=["walk_away", "crossing"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/people_clips"))
     ap.add_argument("--skip-demo", action="store_true")
+    ap.add_argument(
+        "--gait", choices=["steady", "sine"], default="steady", help="the walkers' gait (see synthetic.worlds)"
+    )
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "people_clips.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
-    report = {}
+    report = {"gait": args.gait}
     for preset in args.presets:
         clip = args.work / f"{preset}.mp4"
-        gt = render_people_clip(clip, preset)
+        gt = render_people_clip(clip, preset, gait=args.gait)
         info = probe(clip)
         pose, det = bp.BlazePose(threads=2), PersonDetector(threads=2)
         t0 = time.perf_counter()
@@ -81,7 +85,7 @@ def main(argv=None) -> int:
                 entry.update(_world(gt, out, umeyama, smpl_centres, tracking_report, _project))
         report[preset] = entry
         print(preset, json.dumps(entry, indent=1))
-    (Path(__file__).parent / "people_clips.json").write_text(json.dumps(report, indent=1) + "\n")
+    args.out.write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 

@@ -398,8 +398,9 @@ def test_focal_scan_holds_the_vanishing_focal_first(monkeypatch):
     person = np.zeros((K, 270, 480), bool)
     measure = lambda: (430.0, {"vanishing": "focal 430.0 px"})  # noqa: E731
     best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
-    assert best.focal == 430.0 and calls == [430.0] and ev["focal_source"] == "vanishing points"
-    assert "from vanishing points held" in ev["focal_scan"]
+    # held at it with the clip's settings and with the small-baseline angles (equal here: the first kept)
+    assert best.focal == 430.0 and calls == [430.0, 430.0] and ev["focal_source"] == "vanishing points"
+    assert "from vanishing points held" in ev["focal_scan"] and len(ev["vanishing_sfm_runs"]) == 2
     # held at it, SfM keeps too few points (as the scan's runs, at least half): the scan runs
     calls.clear()
     few = dc.replace(_fake_sfm(R, 0.25), focal=430.0, points=np.zeros((10, 3)), point_error=np.full(10, 0.25))
@@ -412,13 +413,49 @@ def test_focal_scan_holds_the_vanishing_focal_first(monkeypatch):
 
     monkeypatch.setattr(pipeline, "run_sfm", few_points_at_430)
     best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
-    assert calls[0] == 430.0 and len(calls) == 1 + len(pipeline.FOCAL_SCAN) and "10 points" in ev["vanishing_sfm"]
+    assert (
+        calls[:2] == [430.0] * 2 and len(calls) == 2 + len(pipeline.FOCAL_SCAN) and "10 points" in ev["vanishing_sfm"]
+    )
     monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
     calls.clear()
     far = lambda: (2000.0, {"vanishing": "focal 2000.0 px"})  # noqa: E731  explains the matches worse
     best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=far)
-    assert calls[0] == 2000.0 and len(calls) == 1 + len(pipeline.FOCAL_SCAN)
+    assert calls[:2] == [2000.0] * 2 and len(calls) == 2 + len(pipeline.FOCAL_SCAN)
     assert ev["focal_source"] == "focal scan" and "scanning" in ev["vanishing_sfm"]
+
+
+def test_held_vanishing_focal_keeps_the_reconstruction_that_explains_the_matches(monkeypatch):
+    """Held at the vanishing focal, COLMAP's default initial pair can start a wrong reconstruction (walk_away
+    with the steady gait: a camera pitching 31 degrees, 0.78 px); the run with the small-baseline angles at the
+    same focal explains the matches better (0.23 px) and is the one kept, with both runs in the evidence. When
+    the clip's SfM already used those angles, one run is made."""
+    import dataclasses as dc
+
+    from josh_jax.frontends import pipeline
+
+    K = 5
+    R = np.tile(np.eye(3), (K, 1, 1))
+    free = dc.replace(_fake_sfm(R, 0.46), focal=82.4)
+    orbit = Rotation.from_euler("x", np.linspace(0, 31, K)[:, None], degrees=True).as_matrix()
+    calls = []
+
+    def fake_run_sfm(images, masks, focal_prior=None, min_tri_angle=None, **kw):
+        calls.append(min_tri_angle)
+        small = min_tri_angle == pipeline.SMALL_BASELINE["min_tri_angle"]
+        return dc.replace(_fake_sfm(R if small else orbit, 0.23 if small else 0.78), focal=float(focal_prior))
+
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
+    images = np.zeros((K, 270, 480, 3), np.uint8)
+    person = np.zeros((K, 270, 480), bool)
+    measure = lambda: (431.8, {"vanishing": "focal 431.8 px"})  # noqa: E731
+    best, ev = pipeline.focal_scan(images, person, free, {}, log=str, measure=measure)
+    assert ev["focal_source"] == "vanishing points" and best.focal == 431.8
+    np.testing.assert_allclose(best.cam_from_world[:, :3, :3], R)  # the small-baseline run, not the orbit
+    assert calls == [None, pipeline.SMALL_BASELINE["min_tri_angle"]]
+    assert "median 0.78 px" in ev["vanishing_sfm_runs"][0] and "median 0.23 px" in ev["vanishing_sfm_runs"][1]
+    calls.clear()
+    best, ev = pipeline.focal_scan(images, person, free, dict(pipeline.SMALL_BASELINE), log=str, measure=measure)
+    assert calls == [pipeline.SMALL_BASELINE["min_tri_angle"]] and len(ev["vanishing_sfm_runs"]) == 1
 
 
 def test_focal_scan_maps_with_the_settings_that_started_sfm(monkeypatch):

@@ -263,6 +263,7 @@ def render_camera_clip(
     height: int = 252,
     seed: int = 5,
     fps: float = 30.0,
+    gait: str = "steady",
 ) -> dict:
     """A camera-motion test clip (``kind`` "ptz", "pan", "handheld" or "handheld_near", see
     :func:`camera_clip_motion`) of one walking person in the textured room, with exact ground truth.
@@ -275,7 +276,7 @@ def render_camera_clip(
     rng = np.random.default_rng(seed)
     model = body.load("open")
     W, H, F = width, height, frames
-    cfg = SynthConfig(width=W, height=H, focal=0.9 * W, room=7.0, person_z=4.0, fps=fps)
+    cfg = SynthConfig(width=W, height=H, focal=0.9 * W, room=7.0, person_z=4.0, fps=fps, gait=gait)
     betas = np.zeros(model.num_betas, np.float32)
     betas[0] = 0.5
     rots, trans = _walk(model, betas, F, np.array([-1.8, 0.0, 3.2]), -np.pi / 2 - 0.25, rng, cfg)
@@ -380,6 +381,7 @@ def render_people_clip(
     seed: int = 7,
     fps: float = 30.0,
     people: int | None = None,
+    gait: str = "steady",
 ) -> dict:
     """Render a clip with several people (``PEOPLE_PRESETS``) and return exact ground truth.
 
@@ -398,7 +400,7 @@ def render_people_clip(
     model = body.load("open")
     W, H, F = width, height, frames
     focal = 0.9 * W
-    cfg = SynthConfig(width=W, height=H, focal=focal, room=7.0, fps=fps)
+    cfg = SynthConfig(width=W, height=H, focal=focal, room=7.0, fps=fps, gait=gait)
     rots, trans, betas_all, verts, joints = [], [], [], [], []
     for p in range(P):
         betas = np.zeros(model.num_betas, np.float32)

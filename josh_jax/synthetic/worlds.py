@@ -54,6 +54,7 @@ class SynthConfig:
     people: int = 1
     person_z: float = 4.5
     walk_speed: float = 1.0  # gait cycles per second scale
+    gait: str = "sine"  # sine (first round: the pelvis lurches 0-2 m/s in a stride) | steady (~constant speed)
     stop_prob: float = 0.0  # chance that a person stands still for a while
     turn_rate: float = 0.0  # radians per frame of heading change (max)
     depth_scale: float = 0.35  # the depth model's unknown global scale
@@ -151,11 +152,18 @@ def _scene_depth(T_wc: np.ndarray, cfg: SynthConfig, boxes: np.ndarray) -> np.nd
 # ------------------------------------------------------------------ people
 
 
-def _gait(phase: float, amp: float) -> np.ndarray:
-    """Local rotations (24, 3, 3) of a walk cycle; the swing leg's knee bends."""
+def _gait(phase: float, amp: float, profile: str = "sine") -> np.ndarray:
+    """Local rotations (24, 3, 3) of a walk cycle; the swing leg's knee bends.
+
+    The left leg swings while cos(phase) > 0 and stands while cos(phase) < 0 (the right leg the
+    other way). ``profile`` "sine": the thighs swing as sin(phase), so the stance leg's angular rate,
+    and with it the pelvis, slows to zero at every step; "steady": a triangle wave, so the stance leg
+    turns at a constant rate and the pelvis moves at a nearly constant speed, as in a real walk.
+    """
     aa = np.zeros((24, 3))
     s, c = np.sin(phase), np.cos(phase)
-    aa[1, 0], aa[2, 0] = -0.35 * amp * s, 0.35 * amp * s
+    thigh = s if profile == "sine" else (2 / np.pi) * np.arcsin(np.clip(s, -1.0, 1.0))
+    aa[1, 0], aa[2, 0] = -0.35 * amp * thigh, 0.35 * amp * thigh
     aa[4, 0] = 0.05 + 0.6 * amp * max(c, 0.0)
     aa[5, 0] = 0.05 + 0.6 * amp * max(-c, 0.0)
     aa[16, 2], aa[17, 2] = -1.2, 1.2
@@ -164,9 +172,25 @@ def _gait(phase: float, amp: float) -> np.ndarray:
 
 
 def _walk(model: BodyModel, betas, frames: int, start: np.ndarray, heading: float, rng, cfg: SynthConfig):
-    """Per-frame root rotation, body rotations and translation with planted stance feet."""
+    """Per-frame root rotation, body rotations and translation with planted stance feet.
+
+    The stance foot's heel stays where it touched the ground; the pelvis height puts the lowest
+    vertex on the ground. ``cfg.gait`` "sine": the stance foot is the lower one and the body waits a
+    frame when it changes (the first round's gait, kept for the worlds and the bundled clip whose
+    numbers are on record); "steady": the stance leg follows the phase and the hand-over happens at
+    the exact phase where the legs are furthest apart, so the pelvis does not stop.
+    """
+    if cfg.gait not in ("sine", "steady"):
+        raise ValueError(f"unknown gait {cfg.gait!r}; choose sine or steady")
     flip = np.diag([1.0, -1.0, -1.0])  # body y up / facing +z -> world y down
     markers = model.vertex_set("foot_markers")  # left heel, left toe, right heel, right toe
+
+    def feet(phase, amp, root):  # markers relative to the body origin, and the lift to the ground
+        rot = _gait(phase, amp, cfg.gait)
+        rot[0] = root
+        v_all = np.asarray(_forward(model, betas, rot.astype(np.float32), np.zeros(3, np.float32)).vertices, np.float64)
+        return rot, v_all[markers], -v_all[:, 1].max()
+
     stop = np.zeros(frames, bool)
     if rng.uniform() < cfg.stop_prob:
         a = rng.integers(0, frames // 2)
@@ -180,20 +204,26 @@ def _walk(model: BodyModel, betas, frames: int, start: np.ndarray, heading: floa
         amp = max(0.0, amp - 0.1) if stop[t] else min(1.0, amp + 0.1)
         phase += (2 * np.pi / cfg.fps) * cfg.walk_speed * (0.2 + 0.8 * amp)
         heading += turn * amp
-        rot = _gait(phase, amp)
-        rot[0] = Rotation.from_euler("y", heading).as_matrix() @ flip
-        v_all = np.asarray(_forward(model, betas, rot.astype(np.float32), np.zeros(3, np.float32)).vertices, np.float64)
-        m = v_all[markers]  # markers relative to the body origin
-        ground = -v_all[:, 1].max()  # lift so that the lowest vertex touches y = 0
-        stance = 0 if m[:2, 1].max() > m[2:, 1].max() else 1  # the lower foot (y down)
+        root = Rotation.from_euler("y", heading).as_matrix() @ flip
+        rot, m, ground = feet(phase, amp, root)
+        if cfg.gait == "sine":
+            stance = 0 if m[:2, 1].max() > m[2:, 1].max() else 1  # the lower foot (y down)
+        else:
+            stance = 0 if np.cos(phase) < 0 else 1
         if tr is None:
             tr = np.array([start[0], ground, start[2]])
         elif stance == prev_stance:
             # keep the stance foot's heel where it was on the ground
             tr = anchor - m[2 * stance]
             tr[1] = ground
-        else:
+        elif cfg.gait == "sine":
             tr = tr.copy()
+            tr[1] = ground
+        else:  # carry the body on the old foot up to the hand-over, then on the new one
+            hand_over = np.floor((phase - np.pi / 2) / np.pi) * np.pi + np.pi / 2
+            _, m_h, _ = feet(hand_over, amp, root)
+            anchor = anchor - m_h[2 * prev_stance] + m_h[2 * stance]
+            tr = anchor - m[2 * stance]
             tr[1] = ground
         anchor = tr + m[2 * stance]
         prev_stance = stance
