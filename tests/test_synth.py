@@ -99,3 +99,38 @@ def test_synth_and_evaluate_clis(tmp_path, capsys):
     assert "w_mpjpe100" in capsys.readouterr().out
     assert evaluate_main([str(tmp_path / "missing.npz"), str(gt)]) == 2
     assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_steady_gait_carries_the_pelvis_at_a_walking_speed(open_model):
+    """The "steady" gait (the rendered issue-14 clips): the stance heel stays planted through each stance and
+    the pelvis moves at a nearly constant walking speed with a few centimetres of bob; the first round's
+    "sine" gait, kept as the default, stops the pelvis at every step."""
+    import jax.numpy as jnp
+
+    from josh_jax import body
+    from josh_jax.synthetic.worlds import _walk
+
+    betas = np.zeros(open_model.num_betas, np.float32)
+    speeds = {}
+    for gait in ("steady", "sine"):
+        cfg = SynthConfig(fps=30.0, gait=gait)
+        rots, trans = _walk(open_model, betas, 90, np.array([0.0, 0.0, 4.0]), np.pi, np.random.default_rng(0), cfg)
+        out = body.forward(
+            open_model, jnp.asarray(betas), jnp.asarray(rots, jnp.float32), jnp.asarray(trans, jnp.float32)
+        )
+        pelvis = np.asarray(out.joints)[:, 0]
+        speeds[gait] = np.linalg.norm(np.diff(pelvis[:, [0, 2]], axis=0), axis=1) * cfg.fps
+        verts = np.asarray(out.vertices)
+        assert np.abs(verts[:, :, 1].max(1)).max() < 1e-5  # the lowest vertex on the ground (y down)
+        if gait == "steady":
+            heels = verts[:, open_model.vertex_set("foot_markers")[[0, 2]]]  # (F, 2, 3) left, right heel
+            # over the ground (x, z) one heel stays put (it may lift as the foot rolls) except on the frames of a
+            # hand-over, where the landing heel moved for the part of the frame before it landed
+            step = np.linalg.norm(np.diff(heels[..., [0, 2]], axis=0), axis=-1).min(1)  # (F-1,)
+            assert (step < 1e-4).mean() > 0.85 and (step < 0.03).all(), step
+            assert 0.015 < np.ptp(pelvis[:, 1]) < 0.06  # bob, metres
+    steady, sine = speeds["steady"], speeds["sine"]
+    assert 1.0 < steady.mean() < 1.5 and steady.std() / steady.mean() < 0.05 and steady.min() > 0.8 * steady.mean()
+    assert sine.min() < 0.2 * sine.mean() and sine.std() / sine.mean() > 0.3
+    with pytest.raises(ValueError, match="unknown gait"):
+        _walk(open_model, betas, 3, np.zeros(3), 0.0, np.random.default_rng(0), SynthConfig(gait="hop"))

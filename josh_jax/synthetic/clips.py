@@ -271,7 +271,9 @@ def render_camera_clip(
     Returns cam_to_world (F, 4, 4), focal (F,) px, camera_mode (the mode the demo should pick: "rotation"
     for ptz and pan, "sfm" for the handheld clips: their 3.7 cm of translation leaves ~1 px of parallax
     at 448 px, which SfM with small-baseline triangulation angles measures, see docs/frontends.md), rotmats (F, 24, 3, 3), betas, transl (F, 3), joints (F, 24, 3) world,
-    fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres.
+    fps; and the frames (F, H, W, 3) when ``path`` is None. World: y down, metres. ``gait``: the walker's
+    gait (:class:`~josh_jax.synthetic.worlds.SynthConfig`; "steady" by default, "sine" as rendered
+    before 2026-12-02).
     """
     rng = np.random.default_rng(seed)
     model = body.load("open")
@@ -390,7 +392,9 @@ def render_people_clip(
     boxes (P, F, 4) projected vertex boxes clipped to the frame [xmin, ymin, xmax, ymax] (NaN when
     off-frame), visible (P, F) fraction of the 24 joints in the frame and not hidden by another
     person (from a label map), and, when ``path`` is None, frames (F, H, W, 3) RGB uint8.
-    Writes ``path`` (mp4v) when given. World: y down, metres (as :func:`render_clip`).
+    Writes ``path`` (mp4v) when given. World: y down, metres (as :func:`render_clip`). ``gait``: the
+    walkers' gait (:class:`~josh_jax.synthetic.worlds.SynthConfig`; "steady" by default, "sine" as
+    rendered before 2026-12-02).
     """
     if preset not in PEOPLE_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PEOPLE_PRESETS)}")

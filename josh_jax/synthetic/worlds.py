@@ -8,6 +8,11 @@ The world: a room (ground plane, four walls) with boxes at several depths; a
 camera that moves sideways, follows a person, orbits, or pans in place, with
 handheld shake; 1-3 people walking with a simple gait whose stance foot is
 really planted (the body is carried by the stance leg), turning and stopping.
+``SynthConfig.gait`` "sine" (the default, kept for the worlds whose numbers are
+on record) swings the thighs sinusoidally, so the pelvis stops at every step
+(0-2 m/s inside a stride); "steady" (the rendered issue-14 clips) turns the
+stance leg at a constant rate, so the pelvis moves at 1.16-1.25 m/s with a
+2.6 cm bob, as a walking person's does.
 
 The simulated front ends carry the errors JOSH has to undo:
 - depth: an unknown global scale, a per-keyframe scale drift, noise; person
