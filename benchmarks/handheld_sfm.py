@@ -146,6 +146,9 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--options", nargs="+", default=None, help="option names (default: all); see OPTIONS")
     ap.add_argument("--work", type=Path, default=Path("/tmp/handheld_sfm"))
+    ap.add_argument(
+        "--gait", choices=["steady", "sine"], default="steady", help="the walker's gait (handheld_sfm.json: sine)"
+    )
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "handheld_sfm.json")
     args = ap.parse_args(argv)
     import cv2
@@ -154,7 +157,8 @@ def main(argv=None) -> int:
     video = args.work / f"{args.kind}.mp4"
     from josh_jax.synthetic.clips import PEOPLE_PRESETS, render_people_clip
 
-    gt = render_people_clip(video, args.kind) if args.kind in PEOPLE_PRESETS else render_camera_clip(video, args.kind)
+    render = render_people_clip if args.kind in PEOPLE_PRESETS else render_camera_clip
+    gt = render(video, args.kind, gait=args.gait)
     info = probe(video)
     cfg = FrontEndConfig()
     work = info.size_at(cfg.work_side)

@@ -103,6 +103,37 @@ def test_merge_same_keeps_one_observation_per_person():
     assert hist_similarity(_hist(3), _hist(30)) < 0.2
 
 
+def test_fill_gaps_bridges_short_gaps_only():
+    """Gaps up to max_gap frames are filled by linear interpolation (score 0, half the lower visibility of
+    the two ends); longer gaps stay gaps; observed frames are untouched."""
+    from josh_jax.frontends.blazepose import PoseTrack
+    from josh_jax.frontends.tracker import fill_gaps
+
+    rng = np.random.default_rng(0)
+    frames = [0, 1, 5, 20]
+    tr = PoseTrack(0)
+    for f in frames:
+        tr.frames.append(f)
+        tr.image.append(rng.normal(size=(33, 3)).astype(np.float32))
+        tr.world.append(rng.normal(size=(33, 3)).astype(np.float32))
+        tr.box.append(rng.uniform(0, 100, 4).astype(np.float32))
+        tr.visibility.append(rng.uniform(size=33).astype(np.float32))
+        tr.score.append(0.9)
+    before = {k: [np.array(x) for x in getattr(tr, k)] for k in ("image", "world", "box", "visibility")}
+    assert fill_gaps(tr, max_gap=10) == 3  # frames 2-4; the 14-frame gap 6-19 is too long
+    assert tr.frames == [0, 1, 2, 3, 4, 5, 20]
+    assert tr.score == [0.9, 0.9, 0.0, 0.0, 0.0, 0.9, 0.9]
+    a = tr.arrays()
+    for k in ("image", "world", "box"):
+        np.testing.assert_allclose(a[k][3], 0.5 * (before[k][1] + before[k][2]), atol=1e-6)  # frame 3: halfway
+        np.testing.assert_allclose(a[k][2], 0.75 * before[k][1] + 0.25 * before[k][2], atol=1e-6)
+        for i, j in ((0, 0), (1, 1), (5, 2), (6, 3)):
+            np.testing.assert_array_equal(a[k][i], before[k][j])
+    np.testing.assert_allclose(a["visibility"][4], 0.5 * np.minimum(before["visibility"][1], before["visibility"][2]))
+    assert fill_gaps(tr, max_gap=10) == 0  # nothing left to fill
+    assert fill_gaps(tr, max_gap=14) == 14 and tr.frames == list(range(21))
+
+
 def test_box_decoding_and_nms():
     # anchors (ymin, xmin, ymax, xmax); zero encodings give the anchor itself
     anchors = np.array([[0.1, 0.2, 0.5, 0.4], [0.12, 0.2, 0.52, 0.4], [0.5, 0.5, 0.9, 0.7]], np.float32)

@@ -215,7 +215,8 @@ class PoseTrack:
 
     frames (n,) int; image (n, 33, 3) pixels x, y and relative depth z (pixels);
     visibility (n, 33) in [0, 1]; world (n, 33, 3) metres, hip-centred, camera
-    axes; score (n,) presence probability; box (n, 4) pixels.
+    axes; score (n,) presence probability (0 on frames the tracker interpolated across a
+    short gap, :func:`.tracker.fill_gaps`); box (n, 4) pixels.
     """
 
     track_id: int

@@ -23,7 +23,11 @@ unseen for a few frames, a centre within ``reid_radius`` person sizes per
 missed frame). Unmatched observations with presence >= ``birth_score`` start tracks
 (at most ``max_people`` live at once; a new track is followed back through
 the last ``backfill`` frames, so a person found late is not cut short), tracks unmatched for more than ``max_gap`` frames end;
-a track matched again after a short occlusion keeps its id (re-identification).
+a track matched again after a short occlusion keeps its id (re-identification), and
+its gaps of up to ``fill_gap`` frames are bridged by interpolating the landmarks,
+boxes and world landmarks between the frames either side (:func:`fill_gaps`; those
+frames carry score 0 and half the lower visibility of the two ends, so they count
+as guesses).
 
 :class:`Tracker` holds only boxes, landmarks and histograms (no models), so
 the association is unit-tested on synthetic box sequences; :func:`track_people`
@@ -79,6 +83,7 @@ class TrackerConfig:
     hist_rate: float = 0.1  # running update of a track's appearance
     birth_score: float = 0.9  # an observation starts a track only this sure (BlazePose presence)
     backfill: int = 15  # a new track is followed back over up to this many earlier frames
+    fill_gap: int = 10  # a re-identified track's gaps up to this many frames are interpolated (score 0)
 
 
 def box_size(box: np.ndarray) -> float:
@@ -466,7 +471,38 @@ def track_people(
     tracks = sorted((r.track for r in runs.values() if len(r.track.frames) >= min_frames), key=lambda tr: tr.frames[0])
     for i, tr in enumerate(tracks):
         tr.track_id = i
+        fill_gaps(tr, cfg.fill_gap)
     return tracks, masks
+
+
+def fill_gaps(track: bp.PoseTrack, max_gap: int) -> int:
+    """Bridge the track's gaps of 1..``max_gap`` missing frames in place by linear interpolation of its
+    image landmarks, world landmarks and boxes between the observed frames either side (a person hidden
+    for a moment keeps moving). Filled frames get score (presence) 0 and half the lower visibility of the
+    two ends, per landmark. Frames must be increasing. Returns the number of frames added."""
+    fr = list(map(int, track.frames))
+    added = 0
+    fields = ("image", "world", "box")
+    out = {k: [] for k in ("frames", "visibility", "score", *fields)}
+    for i, f in enumerate(fr):
+        if i and 1 < f - fr[i - 1] <= max_gap + 1:
+            a, n = fr[i - 1], f - fr[i - 1]
+            for g in range(a + 1, f):
+                w = (g - a) / n
+                out["frames"].append(g)
+                for k in fields:
+                    lo, hi = np.asarray(getattr(track, k)[i - 1]), np.asarray(getattr(track, k)[i])
+                    out[k].append(((1 - w) * lo + w * hi).astype(lo.dtype))
+                vis = np.minimum(np.asarray(track.visibility[i - 1]), np.asarray(track.visibility[i]))
+                out["visibility"].append((0.5 * vis).astype(np.asarray(track.visibility[i]).dtype))
+                out["score"].append(0.0)
+                added += 1
+        out["frames"].append(f)
+        for k in (*fields, "visibility", "score"):
+            out[k].append(getattr(track, k)[i])
+    for k, v in out.items():
+        setattr(track, k, v)
+    return added
 
 
 def _backfill(
