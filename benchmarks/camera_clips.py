@@ -31,12 +31,12 @@ def run(kind: str, tmp: Path, gait: str = "steady") -> dict:
 
 
 def main_cli(argv=None) -> int:
+    from josh_jax.synthetic.worlds import GAITS
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", type=Path, default=Path("benchmarks/camera_clips.json"))
     ap.add_argument("--clips", nargs="+", default=["ptz", "pan", "handheld"])
-    ap.add_argument(
-        "--gait", choices=["steady", "sine"], default="steady", help="the walker's gait (see synthetic.worlds)"
-    )
+    ap.add_argument("--gait", choices=GAITS, default="steady", help="the walker's gait (see synthetic.worlds)")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = [run(k, Path(tmp), args.gait) for k in args.clips]

@@ -136,6 +136,7 @@ def main(argv=None) -> int:
     from josh_jax.frontends.sfm import run_sfm
     from josh_jax.frontends.tracker import track_people
     from josh_jax.synthetic.clips import render_camera_clip
+    from josh_jax.synthetic.worlds import GAITS
     from josh_jax.video import iter_frames, probe
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -146,9 +147,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--options", nargs="+", default=None, help="option names (default: all); see OPTIONS")
     ap.add_argument("--work", type=Path, default=Path("/tmp/handheld_sfm"))
-    ap.add_argument(
-        "--gait", choices=["steady", "sine"], default="steady", help="the walker's gait (handheld_sfm.json: sine)"
-    )
+    ap.add_argument("--gait", choices=GAITS, default="steady", help="the walker's gait (handheld_sfm.json: sine)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "handheld_sfm.json")
     args = ap.parse_args(argv)
     import cv2

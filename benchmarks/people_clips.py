@@ -42,15 +42,14 @@ def main(argv=None) -> int:
     from josh_jax.frontends.person_detector import PersonDetector
     from josh_jax.frontends.tracker import track_people
     from josh_jax.synthetic.clips import render_people_clip, smpl_centres, tracking_report
+    from josh_jax.synthetic.worlds import GAITS
     from josh_jax.video import iter_frames, probe
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["walk_away", "crossing"])
     ap.add_argument("--work", type=Path, default=Path("/tmp/people_clips"))
     ap.add_argument("--skip-demo", action="store_true")
-    ap.add_argument(
-        "--gait", choices=["steady", "sine"], default="steady", help="the walkers' gait (see synthetic.worlds)"
-    )
+    ap.add_argument("--gait", choices=GAITS, default="steady", help="the walkers' gait (see synthetic.worlds)")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "people_clips.json")
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)

@@ -474,6 +474,11 @@ FOCAL_RANGE = (0.4, 3.0)
 FOCAL_SCAN = (0.6, 0.8, 1.0, 1.25, 1.6)  # held focals tried (x the long side)
 
 
+def _median_error(r) -> float:
+    """An SfmResult's median reprojection error (px); inf without points."""
+    return float(np.median(r.point_error)) if len(r.point_error) else float("inf")
+
+
 def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     """Replace an implausible self-calibrated focal (outside :data:`FOCAL_RANGE`) -> (SfmResult, evidence).
 
@@ -490,7 +495,7 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     px: the error has a flat floor around the truth, so the scan's step (25 %) bounds the focal error."""
     h, w = images[0].shape[:2]
     long = float(max(w, h))
-    med = lambda r: float(np.median(r.point_error)) if len(r.point_error) else float("inf")  # noqa: E731
+    med = _median_error
     ratio = sfm.focal / long
     if FOCAL_RANGE[0] <= ratio <= FOCAL_RANGE[1]:
         return sfm, {}
@@ -577,7 +582,7 @@ def _held_sfm(images, person, kw: dict, focal: float):
             why = str(exc)
             lines.append(f"{name}: failed ({exc})")
             continue
-        err = float(np.median(r.point_error)) if len(r.point_error) else float("inf")
+        err = _median_error(r)
         runs.append((-int(r.registered.sum()), err, len(runs), r))
         lines.append(f"{name}: {int(r.registered.sum())} keyframes, {len(r.points)} points, median {err:.2f} px")
     if not runs:

@@ -481,28 +481,27 @@ def fill_gaps(track: bp.PoseTrack, max_gap: int) -> int:
     for a moment keeps moving). Filled frames get score (presence) 0 and half the lower visibility of the
     two ends, per landmark. Frames must be increasing. Returns the number of frames added."""
     fr = list(map(int, track.frames))
-    added = 0
     fields = ("image", "world", "box")
     out = {k: [] for k in ("frames", "visibility", "score", *fields)}
     for i, f in enumerate(fr):
         if i and 1 < f - fr[i - 1] <= max_gap + 1:
             a, n = fr[i - 1], f - fr[i - 1]
+            ends = {k: (np.asarray(getattr(track, k)[i - 1]), np.asarray(getattr(track, k)[i])) for k in fields}
+            v_lo, v_hi = np.asarray(track.visibility[i - 1]), np.asarray(track.visibility[i])
+            vis = (0.5 * np.minimum(v_lo, v_hi)).astype(v_hi.dtype)
             for g in range(a + 1, f):
                 w = (g - a) / n
                 out["frames"].append(g)
-                for k in fields:
-                    lo, hi = np.asarray(getattr(track, k)[i - 1]), np.asarray(getattr(track, k)[i])
+                for k, (lo, hi) in ends.items():
                     out[k].append(((1 - w) * lo + w * hi).astype(lo.dtype))
-                vis = np.minimum(np.asarray(track.visibility[i - 1]), np.asarray(track.visibility[i]))
-                out["visibility"].append((0.5 * vis).astype(np.asarray(track.visibility[i]).dtype))
+                out["visibility"].append(vis)
                 out["score"].append(0.0)
-                added += 1
         out["frames"].append(f)
         for k in (*fields, "visibility", "score"):
             out[k].append(getattr(track, k)[i])
     for k, v in out.items():
         setattr(track, k, v)
-    return added
+    return len(out["frames"]) - len(fr)
 
 
 def _backfill(

@@ -42,6 +42,8 @@ from josh_jax.body import forward_jit as _forward
 from josh_jax.bundle import Window, validate
 from josh_jax.geometry.pinhole import project
 
+GAITS = ("sine", "steady")  # SynthConfig.gait, see _walk
+
 
 @dataclass(frozen=True)
 class SynthConfig:
@@ -185,8 +187,8 @@ def _walk(model: BodyModel, betas, frames: int, start: np.ndarray, heading: floa
     numbers are on record); "steady": the stance leg follows the phase and the hand-over happens at
     the exact phase where the legs are furthest apart, so the pelvis does not stop.
     """
-    if cfg.gait not in ("sine", "steady"):
-        raise ValueError(f"unknown gait {cfg.gait!r}; choose sine or steady")
+    if cfg.gait not in GAITS:
+        raise ValueError(f"unknown gait {cfg.gait!r}; choose from {', '.join(GAITS)}")
     flip = np.diag([1.0, -1.0, -1.0])  # body y up / facing +z -> world y down
     markers = model.vertex_set("foot_markers")  # left heel, left toe, right heel, right toe
 
