@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from .body.model import forward
 from .geometry import make_se3, quat_to_matrix
-from .problem import HumanData, Problem, SceneData
+from .problem import PROBLEM_CHOICES, HumanData, Problem, SceneData
 
 # ------------------------------------------------------------------ parameters
 
@@ -317,6 +317,40 @@ def pose_bodies(hp: HumanParams, human: HumanData, parents: tuple | None = None)
     return PosedBodies(joints_cam=out.joints, verts_cam=out.vertices)
 
 
+def body_translation(transl: jax.Array, focal, init_focal, body_depth: str = "focal") -> jax.Array:
+    """The posed bodies' camera-frame translation (..., 3), metres: the one definition.
+
+    The variable ``transl`` is the body's translation under the initial focal ``init_focal``
+    (the front end's z rescaled from the HMR focal to f_init, SPEC "Variables"). With
+    ``body_depth="focal"`` (josh_jax's default) its z follows the solved focal ``focal``:
+    z x f / f_init, so that a body keeps its place in the image when the focal moves and the
+    scene (whose depths scale with f as well) keeps its place under the body. With
+    ``"reference"`` the variable is used as it is, as the reference does (only its contact-scale
+    term rescales the body's depth, so the drawn bodies drift when the focal moves).
+    """
+    if body_depth == "reference":
+        return transl
+    if body_depth != "focal":
+        raise ValueError(f"body_depth must be one of {PROBLEM_CHOICES['body_depth']}, got {body_depth!r}")
+    s = jnp.asarray(focal / init_focal, transl.dtype)
+    return jnp.concatenate([transl[..., :2], transl[..., 2:] * s], -1)
+
+
+def bodies_focal(problem: Problem, focal):
+    """The focal under which the posed bodies' depths are expressed: the current ``focal`` when
+    the depth follows it (``body_depth="focal"``), the initial focal for the reference. The
+    contact-scale term rescales vertex depths by focal / this (1 when they already follow)."""
+    return focal if problem.body_depth == "focal" else problem.init_focal
+
+
+def pose_problem_bodies(params: Params, problem: Problem, geo: SceneGeometry) -> PosedBodies:
+    """:func:`pose_bodies` with the translation of :func:`body_translation` (the problem's
+    ``body_depth``): what every term, solver and result poses."""
+    hp = params.human
+    t = body_translation(hp.transl, geo.focal, problem.init_focal, problem.body_depth)
+    return pose_bodies(hp._replace(transl=t), problem.human, problem.parents)
+
+
 def to_world(cam_to_world: jax.Array, x_cam: jax.Array) -> jax.Array:
     """(K, 4, 4) and (P, K, N, 3) camera-frame points -> world points (P, K, N, 3)."""
     R, t = cam_to_world[:, :3, :3], cam_to_world[:, :3, 3]
@@ -327,7 +361,11 @@ def to_world(cam_to_world: jax.Array, x_cam: jax.Array) -> jax.Array:
 
 
 def contact_scale(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, init_focal, gamma=1.1) -> jax.Array:
-    """Per-track (P,) weighted mean of rho(anchor depth x ratio, vertex z x f / f_init)."""
+    """Per-track (P,) weighted mean of rho(anchor depth x ratio, vertex z x f / f_init).
+
+    ``init_focal`` is the focal the bodies' depths are expressed under (:func:`bodies_focal`):
+    the initial focal for the reference's bodies, the current focal (factor 1) for bodies whose
+    depth already follows the focal."""
     scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
     vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
     r = robust_scalar(scene_d, vz * geo.focal / init_focal, gamma)
@@ -396,12 +434,12 @@ def total_loss(params: Params, problem: Problem, weights: LossWeights = LossWeig
         s = scene_matching_3d(geo, scene, weights.gamma_scene_3d)
     else:
         s = scene_reprojection_2d(geo, scene, weights.gamma_scene_2d)
-    bodies = pose_bodies(params.human, human, problem.parents)
+    bodies = pose_problem_bodies(params, problem, geo)
     g = weights.gamma_human
     n = human.n_frames
     denom = jnp.maximum(jnp.sum(n), 1.0)
     combine = lambda per_track: jnp.sum(n * per_track) / denom  # noqa: E731
-    scale = combine(contact_scale(geo, bodies, human, problem.init_focal, g))
+    scale = combine(contact_scale(geo, bodies, human, bodies_focal(problem, geo.focal), g))
     pri = combine(prior(params.human, human, g))
     sta = combine(static_contact(geo, bodies, human, g))
     # the smoothness term needs more than two keyframes in a track

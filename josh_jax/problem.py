@@ -121,6 +121,8 @@ class Problem:
     human: HumanData
     init_focal: np.ndarray  # () shared initial focal, working px
     parents: tuple = dataclasses.field(metadata=dict(static=True))  # body kinematic tree
+    # how the bodies' camera-frame depth relates to the focal (ProblemConfig.body_depth; static)
+    body_depth: str = dataclasses.field(default="focal", metadata=dict(static=True))
 
     def _replace(self, **kw) -> Problem:
         return dataclasses.replace(self, **kw)
@@ -145,6 +147,7 @@ PROBLEM_CHOICES = {
     "depth_filter": ("relative", "absolute"),
     "base_focal": ("initial", "bundle"),
     "static_entries": ("nearest", "shared"),
+    "body_depth": ("focal", "reference"),
 }
 
 #: ``static_entries="shared"``: at most this many static entries per (track, keyframe), evenly spread
@@ -155,7 +158,7 @@ STATIC_SHARED_MAX = 16
 class ProblemConfig:
     """Host-side choices of the reference (josh/config.py, josh/joint_opt.py).
 
-    The four string switches default to the reference; the other value of each
+    The four reference switches below default to the reference; the other value of each
     is josh_jax's earlier convention, kept for comparison:
 
     - ``median``: "lower" takes the lower middle anchor depth of a keyframe for
@@ -177,6 +180,12 @@ class ProblemConfig:
       "shared" of every vertex labelled in contact on both a keyframe and the
       track's previous keyframe (at most :data:`STATIC_SHARED_MAX`, evenly spread),
       so that a rolling foot still gives entries.
+    - ``body_depth`` (josh_jax's default differs from the reference): "focal" makes every
+      body's camera-frame depth follow the solved focal (z x f / f_init, in every term, both
+      solvers, josh+'s refinement, the results and JOSH3R's warm start:
+      :func:`josh_jax.losses.body_translation`), so that the bodies stay on the people when the
+      focal moves; "reference" keeps the reference's model exactly (the translation variable is
+      used as it is and only the contact-scale term rescales its depth by f / f_init).
     """
 
     conf_thres: float = 0.1
@@ -189,6 +198,7 @@ class ProblemConfig:
     depth_filter: str = "relative"
     base_focal: str = "initial"
     static_entries: str = "nearest"
+    body_depth: str = "focal"
 
     def __post_init__(self):
         for name, allowed in PROBLEM_CHOICES.items():
@@ -734,7 +744,13 @@ def build_problem(
         raise ValueError(f"sizes {sz} are smaller than the window (keyframes={w.num_keyframes}, tracks={w.num_tracks})")
     scene = scene_data(w, anchors, corr, f_init, cfg.base_focal, len(contacts.scale.track) == 0, sz)
     human = human_data(w, model, f_init, contacts, smooth, sz)
-    return Problem(scene=scene, human=human, init_focal=np.array(f_init, np.float32), parents=model.parents)
+    return Problem(
+        scene=scene,
+        human=human,
+        init_focal=np.array(f_init, np.float32),
+        parents=model.parents,
+        body_depth=cfg.body_depth,
+    )
 
 
 def problem_sizes(problem: Problem) -> Sizes:

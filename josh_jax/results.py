@@ -49,7 +49,7 @@ from .body import BodyModel, forward, rest_joints
 from .bundle import Window
 from .geometry import matrix_slerp, quat_to_matrix, se3_interpolate
 from .geometry.rotations import nearest_rotation
-from .losses import Params, scene_geometry
+from .losses import Params, body_translation, scene_geometry
 from .problem import Problem, anchor_depths, pixel_anchor
 
 RESULT_KEYS = (
@@ -389,6 +389,8 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
 
     P = window.num_tracks
     hp = params.human
+    # the bodies' camera-frame translation as the objective poses them (depth under the solved focal)
+    transl_c = np.asarray(body_translation(hp.transl, geo.focal, problem.init_focal, problem.body_depth))
     betas = np.asarray(hp.betas)[:P]
     F = len(frames)
     out = empty_people(P, F)
@@ -399,7 +401,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
             continue
         J0 = np.asarray(rest_joints(model, jnp.asarray(betas[p])))[0]
         R_root_c = np.asarray(quat_to_matrix(hp.quat[p]))[vk]
-        t_c = np.asarray(hp.transl[p])[vk]
+        t_c = transl_c[p][vk]
         R_wc, c_w = T_kf[vk, :3, :3], T_kf[vk, :3, 3]
         R_root_w = R_wc @ R_root_c
         t_w = np.einsum("kab,kb->ka", R_wc, J0 + t_c) + c_w - J0

@@ -1,13 +1,15 @@
 """The JAX objective against an independent PyTorch port, finite differences,
 padding invariance, recompilation and NaN handling."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import x64
 
-from josh_jax.losses import LossWeights, Params, init_params, robust_distance, total_loss
+from josh_jax.losses import LossWeights, Params, init_params, robust_distance, scene_geometry, total_loss
 from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.synthetic.worlds import SynthConfig, make_world
 
@@ -90,9 +92,13 @@ def perturbed_params(pr, seed=1):
     return Params(cam=cam, human=hu)
 
 
+@pytest.mark.parametrize("body_depth", ["focal", "reference"])
 @pytest.mark.parametrize("stage", [1, 2])
-def test_terms_and_gradients_match_torch_port(problem_and_model, stage):
+def test_terms_and_gradients_match_torch_port(problem_and_model, stage, body_depth):
+    """Both body-depth models (josh_jax's default and the reference's) against the PyTorch port;
+    the perturbed start moves the focal (+5 %), so the two models differ here."""
     pr, model = problem_and_model
+    pr = dataclasses.replace(pr, body_depth=body_depth)
     params = perturbed_params(pr)
     wts = LossWeights()
     terms = TL(params, pr, wts, stage)
@@ -112,8 +118,10 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage):
             np.testing.assert_allclose(g_jax, g_ref, atol=2e-3 * scale, err_msg=f"{group}.{name}")
 
 
-def test_gradient_matches_finite_differences(problem_and_model):
+@pytest.mark.parametrize("body_depth", ["focal", "reference"])
+def test_gradient_matches_finite_differences(problem_and_model, body_depth):
     pr, _ = problem_and_model
+    pr = dataclasses.replace(pr, body_depth=body_depth)
     with x64():
         pr64 = jax.tree_util.tree_map(
             lambda x: jnp.asarray(x, jnp.float64) if np.asarray(x).dtype == np.float32 else jnp.asarray(x), pr
@@ -213,3 +221,25 @@ def test_full_schedule_final_losses_agree(problem_and_model):
     # checks 1 % on the full 500 + 200 schedule
     assert abs(v_final - jax_final) < 0.03 * abs(jax_final)
     assert abs(f_final - jax_final) < 0.03 * abs(jax_final)
+
+
+def test_body_depth_follows_the_focal(problem_and_model):
+    """Under body_depth="focal" a change of focal leaves the posed body's pelvis on its pixel
+    (the root's z scales by f / f_init, the projection f x / z of the root is unchanged and the
+    body's own extent moves it by a fraction of its size / depth). The reference's bodies stay
+    at their depth, so their pixels shrink toward the principal point by f / f_init."""
+    from josh_jax.losses import pose_problem_bodies
+
+    pr, _ = problem_and_model
+    p0 = init_params(pr)
+    p1 = p0._replace(cam=p0.cam._replace(log_focal=p0.cam.log_focal + np.log(1.25)))
+
+    def pixels(problem, params):
+        geo = scene_geometry(params.cam, jax.tree_util.tree_map(jnp.asarray, problem.scene))
+        v = np.asarray(pose_problem_bodies(params, problem, geo).joints_cam[0, :1, 0])  # pelvis, first keyframe
+        return float(geo.focal) * v[:, :2] / v[:, 2:]
+
+    focal = dataclasses.replace(pr, body_depth="focal")
+    ref = dataclasses.replace(pr, body_depth="reference")
+    np.testing.assert_allclose(pixels(focal, p1), pixels(focal, p0), rtol=2e-3, atol=0.05)
+    np.testing.assert_allclose(pixels(ref, p1), 1.25 * pixels(ref, p0), rtol=1e-4, atol=1e-3)

@@ -147,8 +147,18 @@ def scene_terms(cam, scene, g3=1.1, g2=0.4, stage=None):
     return l3, l2, (f, c2w, depth)
 
 
-def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
+def body_transl(transl, f, init_focal, body_depth):
+    """The bodies' camera-frame translation: z follows the focal (josh_jax's "focal") or the
+    variable as is (the reference)."""
+    if body_depth == "reference":
+        return transl
+    return torch.cat([transl[..., :2], transl[..., 2:] * (f / float(init_focal))], -1)
+
+
+def human_terms(hp, human, model, init_focal, geo, gamma=1.1, body_depth="reference"):
     f, c2w, depth = geo
+    # the contact-scale term rescales depths to the current focal only where the bodies do not follow it
+    depth_factor = f / float(init_focal) if body_depth == "reference" else 1.0
     P, K = human.valid.shape
     smpl = smpl_module(model)
     out = {"scale": [], "prior": [], "static": [], "smooth": []}
@@ -167,7 +177,7 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
             betas=betas[None].expand(K, -1),
             global_orient=R_root[:, None],
             body_pose=hp["body"][p],
-            transl=hp["transl"][p],
+            transl=body_transl(hp["transl"][p], f, init_focal, body_depth),
             pose2rot=False,
         )
         verts, joints = o.vertices, o.joints[:, :24]
@@ -181,7 +191,7 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1):
             k, a, vid = human.scale_kf[e], human.scale_anchor[e], ids[human.scale_vert[e]]
             r = rho(
                 (depth[k, a] * float(human.scale_ratio[e]))[None],
-                (verts[k, vid, 2] * f / float(init_focal))[None],
+                (verts[k, vid, 2] * depth_factor)[None],
                 gamma,
             )
             num = num + float(human.scale_w[e]) * r
@@ -230,7 +240,7 @@ def params_to_torch(params):
 
 def total(cam, hp, problem, model, weights, stage):
     l3, l2, geo = scene_terms(cam, problem.scene, weights.gamma_scene_3d, weights.gamma_scene_2d, stage)
-    h = human_terms(hp, problem.human, model, problem.init_focal, geo, weights.gamma_human)
+    h = human_terms(hp, problem.human, model, problem.init_focal, geo, weights.gamma_human, problem.body_depth)
     s = l3 if stage == 1 else l2
     tot = (
         s

@@ -42,6 +42,7 @@ def to_torch(problem, device="cpu", dtype=torch.float32) -> dict:
                 out[k] = torch.as_tensor(a.astype(np.float32), device=device, dtype=dtype)
     out["init_focal"] = torch.as_tensor(float(problem.init_focal), device=device, dtype=dtype)
     out["parents"] = tuple(problem.parents)
+    out["body_depth"] = getattr(problem, "body_depth", "reference")
     out["order"] = [int(i) for i in np.asarray(problem.scene.tree_order)]
     out["parent_list"] = [int(i) for i in np.asarray(problem.scene.tree_parent)]
     return out
@@ -146,7 +147,12 @@ def partner_points(Rw, tw, x, D):
     return torch.stack([move(R_ij, t_ij, x[:, 1]), move(R_ji, t_ji, x[:, 0])], 1)
 
 
-def pose_bodies(h, D):
+def pose_bodies(h, D, f=None):
+    """Joints and contact vertices in the camera frame; with ``f`` and ``D["body_depth"] == "focal"``
+    the translation's z follows the focal (josh_jax's default), else the variable as is."""
+    transl = h["transl"]
+    if f is not None and D.get("body_depth") == "focal":
+        transl = torch.cat([transl[..., :2], transl[..., 2:] * (f / D["init_focal"])], -1)
     R_root = quat_to_R(h["quat"])[:, :, None]
     rot = torch.cat([R_root, h["body"]], 2)  # (P, K, 24, 3, 3)
     J = D["J_template"] + torch.einsum("jcb,pb->pjc", D["J_shapedirs"], h["betas"])[:, None]
@@ -159,7 +165,7 @@ def pose_bodies(h, D):
             Rs[i] = Rs[par] @ rot[:, :, i]
             ts[i] = ts[par] + (Rs[par] @ (J[:, :, i] - J[:, :, par])[..., None])[..., 0]
     Rj, tj = torch.stack(Rs, 2), torch.stack(ts, 2)
-    joints = tj + h["transl"][:, :, None]
+    joints = tj + transl[:, :, None]
     v = D["vert_template"] + torch.einsum("ucb,pb->puc", D["vert_shapedirs"], h["betas"])[:, None]
     if D["vert_posedirs"].shape[-1]:
         eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
@@ -168,7 +174,7 @@ def pose_bodies(h, D):
     A_t = tj - (Rj @ J[..., None])[..., 0]
     AR = torch.einsum("uj,pkjab->pkuab", D["vert_weights"], Rj)
     At = torch.einsum("uj,pkja->pkua", D["vert_weights"], A_t)
-    verts = (AR @ v[..., None])[..., 0] + At + h["transl"][:, :, None]
+    verts = (AR @ v[..., None])[..., 0] + At + transl[:, :, None]
     return joints, verts
 
 
@@ -187,13 +193,14 @@ def objective(p, h, D, weights, stage):
         v = (f * y[1] / z + pp[1]).clamp(-1000, 2000)
         du, dv = D["corr_pix"][:, 0] - u, D["corr_pix"][:, 1] - v
         scene = wmean(rho_sq(du * du + dv * dv, weights.gamma_scene_2d), w.expand(2, *w.shape))
-    joints, verts = pose_bodies(h, D)
+    joints, verts = pose_bodies(h, D, f)
     P = joints.shape[0]
     g = weights.gamma_human
     # contact scale
     sd = depth[D["scale_kf"], D["scale_anchor"]] * D["scale_ratio"]
     vz = verts[D["scale_track"], D["scale_kf"], D["scale_vert"], 2]
-    scale = seg_mean(rho(sd[:, None], (vz * f / D["init_focal"])[:, None], g), D["scale_w"], D["scale_track"], P)
+    depth_factor = f / D["init_focal"] if D.get("body_depth") != "focal" else 1.0
+    scale = seg_mean(rho(sd[:, None], (vz * depth_factor)[:, None], g), D["scale_w"], D["scale_track"], P)
     # static
     vw = torch.einsum("kab,pknb->pkna", Rw, verts) + tw[None, :, None]
     a = vw[D["static_track"], D["static_kf"], D["static_vert"]]

@@ -28,7 +28,8 @@ Camera quaternions are renormalised after each step; frozen groups keep dx = 0.
 
 Internals this module relies on (keep in step with :mod:`josh_jax.losses`):
 ``scene_geometry`` (focal, cam_to_world; the depth formula g (z + (a - 1) median size)
-is mirrored in :func:`keyframe_locals` and checked by the tests), ``pose_bodies``,
+is mirrored in :func:`keyframe_locals` and checked by the tests), ``pose_problem_bodies`` and
+``bodies_focal`` (the bodies' depth under the focal),
 ``to_world``, the Problem fields used by the term functions, and the term definitions
 (mirrored in :func:`human_groups` / :func:`scene_groups`; the tests check that
 ``sum c rho`` reproduces ``total_loss`` term by term).
@@ -51,7 +52,8 @@ from ..losses import (
     _partner_in_own_frame,
     _pixels,
     _safe_sqrt,
-    pose_bodies,
+    bodies_focal,
+    pose_problem_bodies,
     scene_geometry,
     to_world,
     total_loss,
@@ -97,7 +99,7 @@ def _seg_c(w, seg, num, track_w):
 def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) -> list[Group]:
     """The human terms of :func:`josh_jax.losses.total_loss` as residual groups (loss weights included)."""
     human, hp = problem.human, params.human
-    bodies = pose_bodies(hp, human, problem.parents)
+    bodies = pose_problem_bodies(params, problem, geo)
     P, K = human.valid.shape
     n = human.n_frames
     tw = n / jnp.maximum(jnp.sum(n), 1.0)
@@ -108,7 +110,7 @@ def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) ->
     vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
     out.append(
         Group(
-            (scene_d - vz * geo.focal / problem.init_focal)[:, None],
+            (scene_d - vz * geo.focal / bodies_focal(problem, geo.focal))[:, None],
             weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw),
             g,
         )
