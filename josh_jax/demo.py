@@ -716,6 +716,8 @@ def export_outputs(
             "outputs": outputs,
             "config": cfg.to_dict(),
         }
+        summary["alignment"] = _alignment(res, init, tracks, meta, info)
+        summary["warnings"] = _warnings(summary)
         video = p.video
         gt = video.with_name(video.stem + "_gt.npz")
         if video == EXAMPLE_CLIP and gt.is_file() and info.start == 0:
@@ -815,6 +817,50 @@ def run(args) -> dict:
     return finish(p, meta, windows, seconds, t_all)
 
 
+def _alignment(res, init, tracks: dict, meta: dict, info) -> dict:
+    """summary.json's ``alignment``: per person, the 2D error of the joint result and of the front ends
+    alone against the track's landmarks (% of the box height; :mod:`josh_jax.eval.alignment`)."""
+    from .eval.alignment import alignment
+
+    work = meta.get("work_size")
+    if not work or not any(t.landmarks is not None for t in tracks.values()):
+        return {}  # the official front ends keep no landmarks
+    return alignment(res, tracks, max(info.width, info.height) / max(work), init)
+
+
+def _warnings(summary: dict) -> list[str]:
+    """summary.json's ``warnings``: what the user should know about this result, in plain words (the
+    camera model the front ends fell back to; people the joint result draws off the video)."""
+    from .eval.alignment import WORSE_BY, worse_people
+
+    out = []
+    cam = ((summary.get("camera") or {}).get("evidence") or {}).get("warning")
+    if cam:
+        out.append(f"camera: {cam}")
+    bad = worse_people(summary.get("alignment") or {})
+    if bad:
+        out.append(
+            f"alignment: the joint result draws person(s) {', '.join(bad)} more than {WORSE_BY:.0f} point(s) further "
+            "from the people in the video than the front ends alone (init.npz)"
+        )
+    return out
+
+
+def _print_alignment(s: dict) -> None:
+    table = s.get("alignment") or {}
+    if table:
+
+        def fmt(e):
+            return "-" if not e else f"{e['median']:.1f} %"
+
+        _log(
+            "bodies on the people (median 2D joint error, % of box height; front ends alone -> joint): "
+            + ", ".join(f"person {pid} {fmt(e['init'])} -> {fmt(e['joint'])}" for pid, e in table.items())
+        )
+    for line in s.get("warnings") or []:
+        _log(f"warning: {line} (README: 'What to expect on real footage')")
+
+
 def _print_summary(s: dict, out: Path) -> None:
     sec = s["seconds"]
     fe = sum(v for k, v in sec.items() if k.startswith("frontends_"))
@@ -836,6 +882,7 @@ def _print_summary(s: dict, out: Path) -> None:
         + ", join and export "
         f"{sec.get('join', 0) + sec.get('export', 0):.0f} s, overlay {sec.get('overlay', 0):.0f} s)"
     )
+    _print_alignment(s)
     if "example_clip_check" in s:
         c = s["example_clip_check"]
         _log(

@@ -267,11 +267,17 @@ def test_translation_check_keeps_sfm_only_when_it_explains_the_parallax(
 
     monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
     motion = CameraMotion("rotation", R, np.full(K, 400.0), {"rotation_residual_median_px": rot_median})
-    images = np.zeros((K, 8, 8, 3), np.uint8)
-    sfm, ev = pipeline.translation_check(images, np.zeros((K, 8, 8), bool), pipeline.FrontEndConfig(), motion, log=str)
+    images = np.zeros((K, 270, 480, 3), np.uint8)  # SfM's focal 400 px: 0.83 x the long side, plausible
+    person = np.zeros((K, 270, 480), bool)
+    sfm, ev = pipeline.translation_check(images, person, pipeline.FrontEndConfig(), motion, log=str)
     assert (sfm is not None) == keep, ev
     assert ev["parallax_gain"] == pytest.approx(rot_median / sfm_median)
     assert calls[0]["min_tri_angle"] == pipeline.SMALL_BASELINE["min_tri_angle"] < 1.0
+    # the same run with an implausible self-calibrated focal (a phone held almost still: 14.6 x the long
+    # side) is never trusted, whatever its gain: the camera is a rotating one
+    small = images[:, :27, :48]
+    sfm, ev = pipeline.translation_check(small, person[:, :27, :48], pipeline.FrontEndConfig(), motion, log=str)
+    assert sfm is None and "too little parallax" in ev["translation_check"]
 
 
 def _keyframes_of_clip(kind, tmp, gait="steady"):
@@ -374,10 +380,73 @@ def test_focal_scan_replaces_an_implausible_self_calibrated_focal(monkeypatch):
     calls.clear()
     same, ev = pipeline.focal_scan(images, person, dc.replace(free, focal=420.0), {}, log=str)
     assert same.focal == 420.0 and ev == {} and not calls
-    # a scan that explains the matches no better keeps SfM's own focal
+    # a scan that explains the matches no better still never keeps the implausible focal: the held run
+    # registering most keyframes with the lowest error replaces it
     worse = dc.replace(free, point_error=np.full(50, 0.1))
-    kept, ev = pipeline.focal_scan(images, person, worse, {}, log=str)
-    assert kept.focal == 76.6 and "kept" in ev["focal_scan"]
+    held, ev = pipeline.focal_scan(images, person, worse, {}, log=str)
+    assert held.focal == pytest.approx(480.0) and "implausible" in ev["focal_scan"]
+    assert ev["focal_source"] == "focal scan"
+    # ... unless no held run registers half the keyframes: then no reconstruction (the caller degrades)
+    few = np.array([True, True, False, False, False])
+    monkeypatch.setattr(
+        pipeline,
+        "run_sfm",
+        lambda images, masks, focal_prior=None, **kw: dc.replace(_fake_sfm(R, 0.2, few), focal=float(focal_prior)),
+    )
+    none, ev = pipeline.focal_scan(images, person, worse, {}, log=str)
+    assert none is None and "structure from motion is not used" in ev["focal_scan"]
+
+
+def _choose(monkeypatch, motion, sfm_error=None, vanishing=None):
+    """pipeline._choose_camera in auto mode on blank 270x480 keyframes with the background's motion and
+    SfM replaced (``sfm_error``: run_sfm raises it)."""
+    from josh_jax.frontends import camera, pipeline
+    from josh_jax.frontends.onnx_models import FrontEndError
+
+    def fake_run_sfm(*a, **kw):
+        raise FrontEndError(sfm_error or "SfM registered 8 of 22 keyframes")
+
+    monkeypatch.setattr(camera, "estimate_motion", lambda *a, **kw: motion)
+    monkeypatch.setattr(pipeline, "run_sfm", fake_run_sfm)
+    monkeypatch.setattr(pipeline, "focal_from_lines", lambda *a, **kw: (vanishing, {"vanishing": "measured"}))
+    K = len(motion.rotations)
+    images = np.zeros((K, 270, 480, 3), np.uint8)
+    return pipeline._choose_camera(images, np.zeros((K, 270, 480), bool), pipeline.FrontEndConfig(), log=str)
+
+
+def test_auto_camera_degrades_instead_of_stopping(monkeypatch):
+    """A clip SfM cannot reconstruct still finishes in auto mode: a rotation fit of the background when there is
+    one (with a warning when the background shows parallax), else the camera held with a warning (the broadcast
+    pan over ice: too few background matches, SfM registering 8 of 22 keyframes)."""
+    from josh_jax.frontends.camera import CameraMotion
+
+    K = 6
+    R = Rotation.from_euler("y", np.linspace(0, 0.3, K)[:, None]).as_matrix()
+    fit = {"rotation_residual_median_px": 3.0, "rotation_residual_p90_px": 9.0, "reason": "parallax", "zoom": False}
+    cam = _choose(monkeypatch, CameraMotion("sfm", R, np.full(K, 500.0), fit))
+    assert cam["mode"] == "rotation" and cam["focal"] == pytest.approx(500.0)
+    assert "rotating" in cam["evidence"]["reason"] and "not recovered" in cam["evidence"]["warning"]
+    few = {"reason": "too few background matches between keyframes to measure the camera motion"}
+    cam = _choose(monkeypatch, CameraMotion("sfm", np.tile(np.eye(3), (K, 1, 1)), np.full(K, 576.0), few))
+    assert cam["mode"] == "static" and "held" in cam["evidence"]["warning"]
+    assert cam["evidence"]["sfm_failed"] == "SfM registered 8 of 22 keyframes"
+
+
+def test_a_rotation_camera_never_keeps_an_implausible_focal(monkeypatch):
+    """The rotation fit's focal outside FOCAL_RANGE x the long side is replaced by the vanishing points' focal,
+    else a default of 1.2 x the long side with a warning; the keyframe focals follow it."""
+    from josh_jax.frontends.camera import CameraMotion
+
+    K = 6
+    R = Rotation.from_euler("y", np.linspace(0, 0.3, K)[:, None]).as_matrix()
+    fit = {"rotation_residual_median_px": 0.3, "rotation_residual_p90_px": 0.8, "reason": "rotation", "zoom": False}
+    wild = CameraMotion("sfm", R, np.full(K, 7495.0), fit)
+    cam = _choose(monkeypatch, wild, vanishing=610.0)
+    assert cam["focal"] == pytest.approx(610.0) and "vanishing points" in cam["evidence"]["focal_source"]
+    np.testing.assert_allclose(cam["focals"], 610.0)
+    cam = _choose(monkeypatch, wild, vanishing=None)
+    assert cam["focal"] == pytest.approx(1.2 * 480) and "default" in cam["evidence"]["focal_source"]
+    assert "no plausible focal" in cam["evidence"]["warning"]
 
 
 def test_focal_scan_holds_the_vanishing_focal_first(monkeypatch):

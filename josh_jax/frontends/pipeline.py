@@ -507,6 +507,7 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     ev = {"focal_self_calibrated_px": float(sfm.focal), "focal_self_calibrated_error_px": med(sfm)}
     f_vp, vev = measure() if measure is not None else (None, {})
     ev.update(vev)
+    held = None
     if f_vp is not None:
         held, why, ev["vanishing_sfm_runs"] = _held_sfm(images, person, kw, f_vp)
         if (
@@ -540,8 +541,7 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
             runs.append(None)
     ok = [x for x in runs if x is not None]
     if not ok:
-        ev["focal_scan"] = "no held focal gave a reconstruction; SfM's own focal kept"
-        return sfm, ev
+        return _plausible_fallback(sfm, held, [], ev, "no held focal gave a reconstruction", log)
     n_reg = max(int(x.registered.sum()) for x in ok)
     n_pts = max(len(x.points) for x in ok)
     errs = [
@@ -553,8 +553,8 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     i = int(np.argmin(errs))
     best, best_err = runs[i], errs[i]
     if best_err >= med(sfm) or best.registered.sum() < sfm.registered.sum():
-        ev["focal_scan"] = f"no held focal explained the matches better ({best_err:.2f} px); SfM's own focal kept"
-        return sfm, ev
+        why = f"no held focal explained the matches better ({best_err:.2f} px)"
+        return _plausible_fallback(sfm, held, ok, ev, why, log)
     ev["focal_scan"] = (
         f"focal {best.focal:.1f} px held: median reprojection {best_err:.2f} px against {med(sfm):.2f} px "
         f"with SfM's own {sfm.focal:.1f} px"
@@ -562,6 +562,35 @@ def focal_scan(images, person, sfm, common: dict, log=print, measure=None):
     ev["focal_source"] = "focal scan"
     log(f"[frontends] {ev['focal_scan']}")
     return best, ev
+
+
+#: a held-focal reconstruction replaces an implausible self-calibrated one when it registers this share of keyframes
+MIN_REGISTERED_HELD = 0.5
+
+
+def _plausible_fallback(sfm, held, scan: list, ev: dict, why: str, log=print):
+    """SfM's own focal is implausible and no held focal explained the matches better -> (SfmResult or None,
+    evidence): never the implausible focal. The held reconstruction that registers most keyframes (the
+    vanishing points' first, then the scan's by error) when it registers :data:`MIN_REGISTERED_HELD` of
+    them; else None, and the caller models the camera another way (a rotation fit, or held)."""
+    K = len(sfm.registered)
+    cands = ([("vanishing points", held)] if held is not None else []) + [("focal scan", r) for r in scan]
+    cands.sort(key=lambda c: (-int(c[1].registered.sum()), c[0] != "vanishing points", _median_error(c[1])))
+    if cands and cands[0][1].registered.sum() >= MIN_REGISTERED_HELD * K:
+        source, run = cands[0]
+        ev["focal_source"] = source
+        ev["focal_scan"] = (
+            f"{why}, but SfM's own focal {sfm.focal:.1f} px is implausible: focal {run.focal:.1f} px held "
+            f"({source}; {int(run.registered.sum())}/{K} keyframes, median reprojection {_median_error(run):.2f} px)"
+        )
+        log(f"[frontends] {ev['focal_scan']}")
+        return run, ev
+    ev["focal_scan"] = (
+        f"{why}, SfM's own focal {sfm.focal:.1f} px is implausible and no held focal registered "
+        f"{MIN_REGISTERED_HELD:.0%} of the keyframes: structure from motion is not used"
+    )
+    log(f"[frontends] {ev['focal_scan']}")
+    return None, ev
 
 
 def _held_sfm(images, person, kw: dict, focal: float):
@@ -606,6 +635,28 @@ def _rotation_camera(motion, principal: np.ndarray, zoom: bool, evidence: dict) 
         zoom=zoom,
         evidence={"focal_source": "rotation fit (background homographies)", **evidence},
     )
+
+
+def _plausible_rotation_focal(cam: dict, measure, w: int, h: int, log=print) -> dict:
+    """A rotation camera whose fitted focal lies outside :data:`FOCAL_RANGE` takes the vanishing points'
+    focal, else a default of 1.2 x the long side, with a warning (the keyframe rotations stay the fit's)."""
+    long = float(max(w, h))
+    if FOCAL_RANGE[0] <= cam["focal"] / long <= FOCAL_RANGE[1]:
+        return cam
+    f_vp, vev = measure()
+    ev = {**cam["evidence"], **vev, "rotation_fit_focal_px": float(cam["focal"])}
+    if f_vp is not None and FOCAL_RANGE[0] <= f_vp / long <= FOCAL_RANGE[1]:
+        f, ev["focal_source"] = float(f_vp), "vanishing points (the rotation fit's focal is implausible)"
+    else:
+        f, ev["focal_source"] = 1.2 * long, "default (1.2 x the long side): no plausible focal was measured"
+        ev["warning"] = (
+            (ev.get("warning", "") + "; ").lstrip("; ")
+            + f"no plausible focal was measured (the rotation fit gave {cam['focal']:.0f} px); "
+            f"a default {f:.0f} working px is used"
+        )
+    log(f"[frontends] the rotation fit's focal {cam['focal']:.1f} px is implausible; {ev['focal_source']}: {f:.1f} px")
+    scale = f / cam["focal"]
+    return {**cam, "focal": f, "focals": np.asarray(cam["focals"], np.float64) * scale, "evidence": ev}
 
 
 def _sfm_camera(sfm, evidence: dict) -> dict:
@@ -677,12 +728,21 @@ def translation_check(images, person, cfg: FrontEndConfig, motion, log=print):
         "parallax_gain": gain,
         "sfm_rotation_agreement_deg": agree,
     }
-    ok = gain >= PARALLAX_GAIN and agree <= AGREE_DEG
+    ratio = sfm.focal / float(max(images[0].shape[:2]))
+    plausible = cfg.focal is not None or FOCAL_RANGE[0] <= ratio <= FOCAL_RANGE[1]
+    ev["sfm_check_focal_px"] = float(sfm.focal)
+    ok = gain >= PARALLAX_GAIN and agree <= AGREE_DEG and plausible
     ev["translation_check"] = (
         f"SfM (small-baseline settings) registered {int(sfm.registered.sum())}/{K} keyframes with median "
         f"reprojection {sfm_med:.2f} px against the rotation model's {rot_med:.2f} px (gain {gain:.2f}, "
         f"{'>=' if gain >= PARALLAX_GAIN else '<'} {PARALLAX_GAIN}), rotations within {agree:.2f} deg of the "
         f"rotation fit ({'<=' if agree <= AGREE_DEG else '>'} {AGREE_DEG})"
+        + (
+            ""
+            if plausible
+            else f", but its self-calibrated focal {sfm.focal:.0f} px is {ratio:.1f} x the long side "
+            f"(plausible {FOCAL_RANGE[0]}-{FOCAL_RANGE[1]}): too little parallax to trust it"
+        )
     )
     return (sfm if ok else None), ev
 
@@ -705,7 +765,7 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
 
     Returns mode, sfm (SfmResult or None), focal (shared, working px), focals (K,), principal (2,),
     rotations (K, 3, 3) world-from-camera (rotation/static), zoom (bool), evidence (dict)."""
-    from .camera import MODES, estimate_motion
+    from .camera import MODES, MotionConfig, estimate_motion
 
     requested = "static" if cfg.static_camera else cfg.camera
     if requested not in MODES:
@@ -745,6 +805,30 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
             evidence={**evidence, **fev},
         )
 
+    def fallback(why: str, extra: dict) -> dict:
+        """Auto mode when structure from motion gives nothing usable: degrade, never stop. A rotation
+        fit of the background when there is one, else the camera held (the people move over the ground
+        under their feet); both with a plain warning (console, summary.json, README's output notes)."""
+        base = {**(motion.evidence if motion else {}), **extra, "requested": requested}
+        if motion is not None and "rotation_residual_p90_px" in motion.evidence:
+            p90 = motion.evidence["rotation_residual_p90_px"]
+            base["reason"] = f"{why}; the camera is modelled as rotating (90% of matches within {p90:.2f} px)"
+            if p90 >= MotionConfig().rotation_px:
+                base["warning"] = (
+                    f"{why}, so the camera is modelled as only rotating although the background shows parallax "
+                    f"(90% of matches within {p90:.1f} px): camera translation is not recovered"
+                )
+            log(f"[frontends] camera: rotation ({base['reason']})")
+            cam = _rotation_camera(motion, principal, bool(motion.evidence.get("zoom")) and cfg.focal is None, base)
+            return _plausible_rotation_focal(cam, measure, w, h, log)
+        base["reason"] = f"{why}; too few background matches for a rotation fit, so the camera is held"
+        base["warning"] = (
+            f"{why} and the background gave too few matches to measure the camera's motion: the camera is held "
+            "still, so the people's paths include the camera's own motion"
+        )
+        log(f"[frontends] camera: static ({base['reason']})")
+        return static(base)
+
     if requested == "static":
         return static({"reason": "requested (--camera static)"})
     motion = None
@@ -755,7 +839,8 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
         log(f"[frontends] background matches: {motion.mode} ({ev.get('reason')})")
         zoom = bool(ev.get("zoom")) and cfg.focal is None
         if requested == "rotation":
-            return _rotation_camera(motion, principal, zoom, {**ev, "requested": requested})
+            cam = _rotation_camera(motion, principal, zoom, {**ev, "requested": requested})
+            return cam if cfg.focal else _plausible_rotation_focal(cam, measure, w, h, log)
         if motion.mode == "static":
             return static({**ev, "requested": requested})
         if motion.mode == "rotation":
@@ -764,7 +849,8 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
             if sfm is None:
                 ev["reason"] = f"{ev['reason']}; translation not measurable: {tev['translation_check']}"
                 log(f"[frontends] camera: rotation ({tev['translation_check']})")
-                return _rotation_camera(motion, principal, zoom, ev)
+                cam = _rotation_camera(motion, principal, zoom, ev)
+                return cam if cfg.focal else _plausible_rotation_focal(cam, measure, w, h, log)
             ev["reason"] = f"small camera translation measured: {tev['translation_check']}"
             log(f"[frontends] camera: sfm ({ev['reason']})")
             log(
@@ -794,21 +880,19 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
             common = {**common, **SMALL_BASELINE}  # the focal scan below maps with the same settings
             sfm = run_sfm(list(images), list(person), **common)
     except FrontEndError as exc:
-        if requested != "auto" or motion is None or "rotation_residual_p90_px" not in motion.evidence:
+        if requested != "auto":
             raise
-        ev = {
-            **motion.evidence,
-            "requested": requested,
-            "sfm_failed": str(exc),
-            "reason": f"structure from motion could not start ({exc}); translation is too small to measure, "
-            f"so the camera is modelled as rotating (90% of matches within "
-            f"{motion.evidence['rotation_residual_p90_px']:.2f} px)",
-        }
-        log(f"[frontends] camera: rotation ({ev['reason']})")
-        return _rotation_camera(motion, principal, bool(ev.get("zoom")), ev)
+        return fallback(f"structure from motion could not start ({exc})", {"sfm_failed": str(exc)})
     fev = {}
     if cfg.focal is None and not cfg.fixed_intrinsics:
         sfm, fev = focal_scan(images, person, sfm, common, log, measure)
+        if sfm is None:
+            if requested != "auto":
+                raise FrontEndError(
+                    f"{fev['focal_scan']}; rerun with --camera auto (falls back to a rotating or held camera), "
+                    "--camera rotation, or --focal F if you know the focal"
+                )
+            return fallback("structure from motion gave no plausible focal", fev)
     log(
         f"[frontends] registered {sfm.registered.sum()}/{K} keyframes, {len(sfm.points)} points, "
         f"focal {sfm.focal:.1f} px"

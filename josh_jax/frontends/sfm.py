@@ -203,10 +203,12 @@ def _sfm_hint(K: int) -> str:
     if K < 8:
         return (
             f"{K} keyframes are too few; use a longer clip (at least ~40 frames, or lower "
-            "--set frontends.opt_interval), or --static-camera if the camera does not move"
+            "--set frontends.opt_interval), or --camera static if the camera does not move"
         )
     return (
-        "the camera may barely move or the scene lacks texture; rerun with --static-camera if the camera does not move"
+        "the camera may barely move, only turn, or the scene lacks texture; rerun with --camera auto (the "
+        "default: it falls back to a rotating or held camera), --camera rotation if the camera pans, tilts or "
+        "zooms without moving, or --camera static if it does not move"
     )
 
 
