@@ -61,12 +61,19 @@ def run_world(
     plus: bool = True,
     plus_ablation: bool = True,
     timings: dict | None = None,
+    reference_depth: bool = False,
 ):
     """Solve one world with every variant; returns (metrics per variant, entry counts, Results per
-    variant, ground truth). ``timings`` (a dict) collects seconds of the josh+ extra work per world."""
+    variant, ground truth). ``timings`` (a dict) collects seconds of the josh+ extra work per world.
+    ``reference_depth``: also solve ``josh`` with the reference's body depth (ProblemConfig.body_depth)."""
     window, gt = make_world(model, seed, PRESETS[preset])
     problem = build_problem(window, model)
     variants = {"init": front_ends_only(problem), "josh": (problem, LossWeights())}
+    if reference_depth:
+        variants["josh reference_depth"] = (
+            build_problem(window, model, ProblemConfig(body_depth="reference")),
+            LossWeights(),
+        )
     for term in ablations:
         variants[f"no_{term}"] = (problem, LossWeights()._replace(**{term: 0.0}))
     out, results, solved = {}, {}, {}
@@ -129,7 +136,7 @@ def _mean(rows, variant, key):
 def write_tables(rows, path_md: Path, machine: str, seconds: float) -> str:
     presets = sorted({r["preset"] for r in rows}, key=list(PRESETS).index)
     have = list(rows[0]["metrics"])
-    main = [v for v in ("init", "josh", "josh+") if v in have]
+    main = [v for v in ("init", "josh reference_depth", "josh", "josh+") if v in have]
     lines = [
         f"Machine: {machine}; {len(rows)} worlds; {seconds:.0f} s in all.",
         "",
@@ -274,6 +281,12 @@ def main(argv=None) -> int:
         help="ablation rows: josh+'s switches off in turn (plus), the reference's human terms (reference)",
     )
     ap.add_argument("--presets", default=",".join(PRESETS), help="comma-separated presets (default: all)")
+    ap.add_argument(
+        "--reference-depth",
+        action="store_true",
+        help="also solve josh with the reference's body depth (ProblemConfig.body_depth='reference')",
+    )
+    ap.add_argument("--no-plus", action="store_true", help="skip josh+ (the reference objective only)")
     args = ap.parse_args(argv)
     model = jbody.load(args.body_model)
     cfg = SolveConfig(iters_stage1=150, iters_stage2=60) if args.quick else SolveConfig()
@@ -306,8 +319,10 @@ def main(argv=None) -> int:
                 seed,
                 cfg,
                 ref_ablations,
-                plus_ablation=args.ablation in ("plus", "both"),
+                plus=not args.no_plus,
+                plus_ablation=args.ablation in ("plus", "both") and not args.no_plus,
                 timings=timings,
+                reference_depth=args.reference_depth,
             )
             rows.append({"preset": preset, "seed": seed, **info, "metrics": metrics})
             # every world compiles new programs (a gn solve holds ~7,100 memory mappings): drop them before
@@ -316,7 +331,10 @@ def main(argv=None) -> int:
             print(
                 f"[bench_accuracy] {preset} seed {seed}: {time.perf_counter() - t:.0f} s, "
                 + ", ".join(
-                    f"{k} {metrics['init'][k]:.3g} -> {metrics['josh'][k]:.3g} / {metrics['josh+'][k]:.3g}"
+                    f"{k} {metrics['init'][k]:.3g} -> "
+                    + " / ".join(
+                        f"{metrics[v][k]:.3g}" for v in ("josh reference_depth", "josh", "josh+") if v in metrics
+                    )
                     for k in METRICS
                 ),
                 file=sys.stderr,

@@ -170,7 +170,24 @@ def test_detector_contract_is_checked(tmp_path):
         pdet.PersonDetector(tmp_path, device="cpu", threads=1)
 
 
-def _people_stage(preset):
+def test_prominence_orders_by_size_duration_and_centrality():
+    from josh_jax.frontends.blazepose import PoseTrack
+    from josh_jax.frontends.tracker import prominence
+
+    def track(box, n):
+        return PoseTrack(0, list(range(n)), box=[np.array(box, np.float32)] * n)
+
+    size = (640, 360)
+    centre = track([300, 100, 340, 260], 50)  # 160 px tall, at the centre
+    edge = track([0, 100, 40, 260], 50)  # as tall, at the left edge
+    short = track([300, 100, 340, 260], 20)  # central, seen for fewer frames
+    small = track([310, 150, 330, 230], 50)  # central, half as tall (further away)
+    assert prominence(centre, size) == pytest.approx(160 * 50)
+    p = {k: prominence(t, size) for k, t in dict(centre=centre, edge=edge, short=short, small=small).items()}
+    assert p["centre"] > p["edge"] and p["centre"] > p["short"] and p["centre"] > p["small"]
+
+
+def _people_stage(preset, people=None, max_people=4):
     """Render a multi-person clip, run the people stage on its decoded frames, score the tracks."""
     import tempfile
     from pathlib import Path
@@ -182,10 +199,14 @@ def _people_stage(preset):
 
     with tempfile.TemporaryDirectory() as d:
         clip = Path(d) / f"{preset}.mp4"
-        gt = render_people_clip(clip, preset)
+        gt = render_people_clip(clip, preset, people=people)
         info = probe(clip)
         tracks, _ = track_people(
-            bp.BlazePose(threads=2), pdet.PersonDetector(threads=2), (im for _, im in iter_frames(info, 1280)), info.fps
+            bp.BlazePose(threads=2),
+            pdet.PersonDetector(threads=2),
+            (im for _, im in iter_frames(info, 1280)),
+            info.fps,
+            max_people=max_people,
         )
     return gt, tracking_report(gt, {tr.track_id: dict(zip(map(int, tr.frames), tr.image)) for tr in tracks})
 
@@ -205,3 +226,20 @@ def test_every_person_tracked_without_identity_switch(preset):
         else:  # the crossing's far walker, hidden behind the near one for ~8 frames
             assert r["tracked"] >= 0.6, r
     assert len({r["track_ids"][0] for r in rep}) == len(rep)  # distinct people, distinct tracks
+
+
+@pytest.mark.slow
+def test_more_people_than_max_people_keeps_whole_identities():
+    """Five walkers side by side and max_people 4: four tracks, each one person whole (no track shared
+    with or switching to the fifth), and the one left out is a walker at the edge of the picture."""
+    from conftest import run_isolated
+
+    gt, rep = run_isolated(_people_stage, "walk_away", 5, 4)
+    tracked = [r for r in rep if r["track_ids"]]
+    assert len(tracked) == 4, rep
+    for r in rep:
+        assert r["switches"] == 0 and not r["shared_tracks"], r
+        assert len(r["track_ids"]) <= 1, r
+    assert len({r["track_ids"][0] for r in tracked}) == 4
+    left_out = [p for p, r in enumerate(rep) if not r["track_ids"]]
+    assert left_out in ([0], [4]), rep  # side by side, left to right: an outer walker

@@ -51,7 +51,7 @@ class FrontEndConfig:
     window: int = 101  # frames per solve window (reference: 101)
     stride: int = 90  # first frames of consecutive windows; 90 shares 3 keyframes with the next window
     # for the similarity that joins them (the reference uses 100: one shared frame, rigid chain)
-    max_people: int = 4
+    max_people: int = 6  # people kept (the most prominent; tracker.track_people tracks a few spare)
     min_track_frames: int = 15
     static_camera: bool = False  # alias of camera="static" (kept for older configs and --static-camera)
     camera: str = "auto"  # auto | sfm | rotation | static: camera model (auto: chosen from the data, see .camera)

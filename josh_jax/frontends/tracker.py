@@ -21,7 +21,8 @@ torso and the legs). A pair is allowed only when it passes the gates
 (appearance >= ``min_app``, and box IoU >= ``min_iou`` or, for a track
 unseen for a few frames, a centre within ``reid_radius`` person sizes per
 missed frame). Unmatched observations with presence >= ``birth_score`` start tracks
-(at most ``max_people`` live at once; a new track is followed back through
+(at most ``max_people`` live at once, :func:`track_people` tracking a few spare people and keeping
+the most prominent; a new track is followed back through
 the last ``backfill`` frames, so a person found late is not cut short), tracks unmatched for more than ``max_gap`` frames end;
 a track matched again after a short occlusion keeps its id (re-identification), and
 its gaps of up to ``fill_gap`` frames are bridged by interpolating the landmarks,
@@ -336,6 +337,11 @@ class _Run:
     last: int
 
 
+#: people tracked beyond ``max_people`` (each costs one landmark call per frame while seen), so that
+#: nobody's track drifts onto a person without one; the most prominent ``max_people`` are kept
+SPARE_TRACKS = 2
+
+
 def track_people(
     pose: bp.BlazePose,
     detector,
@@ -349,19 +355,26 @@ def track_people(
     cfg: TrackerConfig | None = None,
     min_presence: float = 0.5,
     det_score: float = 0.3,
+    spare: int = SPARE_TRACKS,
 ):
     """Detect, track and landmark people over a frame sequence (RGB uint8 frames).
 
     ``detector``: a :class:`~.person_detector.PersonDetector` (or None: BlazePose's detector alone).
+    Up to ``max_people + spare`` people are tracked at once, so that a person beyond ``max_people``
+    has a track of their own and no track drifts onto them; then the ``max_people`` most prominent
+    tracks are kept (:func:`prominence`: size, duration, centrality), not whoever came first.
     Returns (tracks: list[PoseTrack] with >= ``min_frames`` frames, ids from 0 in order of appearance;
-    masks: {frame: (h, w) float32 union person probability} for frames in ``mask_frames``).
+    masks: {frame: (h, w) float32 union person probability} for frames in ``mask_frames``: every
+    person seen, kept or not).
     """
-    cfg = cfg or TrackerConfig(max_people=max_people)
+    cfg = cfg or TrackerConfig(max_people=max_people + max(spare, 0))
+    size = None
     tracker = Tracker(cfg)
     runs: dict[int, _Run] = {}
     masks: dict[int, np.ndarray] = {}
     recent: list[tuple] = []  # (frame, image, hsv, observations) of the last cfg.backfill frames
     for t, image in enumerate(frames):
+        size = image.shape[1::-1]
         want = mask_frames is not None and t in mask_frames
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)
 
@@ -468,11 +481,26 @@ def track_people(
         recent = (recent + [(t, image, hsv, obs)])[-cfg.backfill :] if cfg.backfill else []
         if progress is not None:
             progress(1)
-    tracks = sorted((r.track for r in runs.values() if len(r.track.frames) >= min_frames), key=lambda tr: tr.frames[0])
+    tracks = [r.track for r in runs.values() if len(r.track.frames) >= min_frames]
+    if len(tracks) > max_people:
+        tracks = sorted(tracks, key=lambda tr: -prominence(tr, size))[:max_people]
+    tracks = sorted(tracks, key=lambda tr: tr.frames[0])
     for i, tr in enumerate(tracks):
         tr.track_id = i
         fill_gaps(tr, cfg.fill_gap)
     return tracks, masks
+
+
+def prominence(track: bp.PoseTrack, image_size) -> float:
+    """How much a track matters to a viewer: the sum over its frames of the box height times a
+    centrality weight (1 at the image centre, 0.5 at a corner), in pixels x frames. Larger, longer
+    and more central people come first; a passer-by at the edge last."""
+    boxes = np.asarray(track.box, np.float64).reshape(-1, 4)
+    w, h = (float(x) for x in image_size)
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    off = np.linalg.norm((centre - [w / 2, h / 2]) / [w / 2, h / 2], axis=1) / np.sqrt(2)
+    weight = 1.0 - 0.5 * np.clip(off, 0.0, 1.0)
+    return float(np.sum((boxes[:, 3] - boxes[:, 1]) * weight))
 
 
 def fill_gaps(track: bp.PoseTrack, max_gap: int) -> int:
