@@ -40,7 +40,7 @@ def project_joints(res, person: int, rows: np.ndarray, joints: tuple[int, ...]) 
     X = np.asarray(res.joints_world, np.float64)[person, rows][:, list(joints)]  # (n, J, 3) world
     T = np.asarray(res.cam_to_world, np.float64)[rows]
     R, t = T[:, :3, :3], T[:, :3, 3]
-    Xc = np.einsum("nba,nja->njb", R, X - t[:, None])  # R^T (X - t)
+    Xc = np.einsum("nab,nja->njb", R, X - t[:, None])  # R^T (X - t)
     if res.intrinsics_per_frame is not None:
         K = np.asarray(res.intrinsics_per_frame, np.float64)[rows]
     else:  # older files: the shared K
