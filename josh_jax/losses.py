@@ -372,6 +372,11 @@ def contact_scale(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, ini
     return segment_mean(r, human.scale_w, human.scale_track, human.valid.shape[0])
 
 
+def track_scale_weights(human: HumanData):
+    """(P,) each track's weight on its contact-scale term (``HumanData.scale_track_w``; 1 without it)."""
+    return 1.0 if human.scale_track_w is None else human.scale_track_w
+
+
 def static_contact(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> jax.Array:
     """Per-track (P,) mean of rho(v_world(t), v_world(t_prev)) over static entries."""
     vw = to_world(geo.cam_to_world, bodies.verts_cam)
@@ -439,7 +444,7 @@ def total_loss(params: Params, problem: Problem, weights: LossWeights = LossWeig
     n = human.n_frames
     denom = jnp.maximum(jnp.sum(n), 1.0)
     combine = lambda per_track: jnp.sum(n * per_track) / denom  # noqa: E731
-    scale = combine(contact_scale(geo, bodies, human, bodies_focal(problem, geo.focal), g))
+    scale = combine(contact_scale(geo, bodies, human, bodies_focal(problem, geo.focal), g) * track_scale_weights(human))
     pri = combine(prior(params.human, human, g))
     sta = combine(static_contact(geo, bodies, human, g))
     # the smoothness term needs more than two keyframes in a track

@@ -110,6 +110,8 @@ class HumanData(NamedTuple):
     smooth_track: np.ndarray  # (Ms,) smoothness triples: track
     smooth_kf: np.ndarray  # (Ms, 3) three consecutive keyframes of the track
     smooth_w: np.ndarray  # (Ms,) 1 or 0 (padding)
+    # (P,) each track's weight on its contact-scale term (ProblemConfig.contact_consensus; 1: the reference)
+    scale_track_w: np.ndarray | None = None
 
 
 @jax.tree_util.register_dataclass
@@ -186,6 +188,11 @@ class ProblemConfig:
       :func:`josh_jax.losses.body_translation`), so that the bodies stay on the people when the
       focal moves; "reference" keeps the reference's model exactly (the translation variable is
       used as it is and only the contact-scale term rescales its depth by f / f_init).
+    - ``contact_consensus`` (josh_jax's default 0.1; the reference: 0): each track's contact-scale
+      term is weighted by how well its people's depth agrees with the others' about the scene's
+      scale (:func:`consensus_weights`), so that one mismatched person does not move everyone.
+
+    :meth:`ProblemConfig.reference` gives the reference's problem exactly (both josh_jax defaults off).
     """
 
     conf_thres: float = 0.1
@@ -199,6 +206,12 @@ class ProblemConfig:
     base_focal: str = "initial"
     static_entries: str = "nearest"
     body_depth: str = "focal"
+    contact_consensus: float = 0.1  # per-track contact-scale weights (consensus_weights); 0: the reference
+
+    @classmethod
+    def reference(cls, **kw) -> ProblemConfig:
+        """The reference's problem exactly: its body depth and no per-track contact weights."""
+        return cls(**{"body_depth": "reference", "contact_consensus": 0.0, **kw})
 
     def __post_init__(self):
         for name, allowed in PROBLEM_CHOICES.items():
@@ -206,6 +219,8 @@ class ProblemConfig:
                 raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if self.subsample < 1:
             raise ValueError(f"subsample must be >= 1, got {self.subsample}")
+        if not self.contact_consensus >= 0:
+            raise ValueError(f"contact_consensus must be >= 0 (0: off), got {self.contact_consensus}")
         if self.init_focal is not None and not self.init_focal > 0:
             raise ValueError(f"init_focal must be positive (working px), got {self.init_focal}")
         if self.init_focal is not None:
@@ -321,6 +336,7 @@ class ScaleEntries(NamedTuple):
     ratio: np.ndarray  # (E,) depth there / its anchor's depth
     conf: np.ndarray  # (E,) scene confidence there
     vertex: np.ndarray  # (E,) row of the contact-vertex table
+    log_depth_ratio: np.ndarray | None = None  # (E,) log(scene depth / body vertex depth) at the start
 
 
 class StaticEntries(NamedTuple):
@@ -495,13 +511,14 @@ def contact_entries(
                         w.depth[k, py, px] / anchors[k, a],
                         float(w.conf[k, py, px]),
                         vert_ids.setdefault(vid, len(vert_ids)),
+                        np.log(max(float(w.depth[k, py, px]), 1e-9) / float(v[vid][2])),
                     )
                 )
             if kept:
                 prev_kept = kept
             prev_k = k
             # note: a keyframe without kept contacts resets nothing, as in the reference
-    sc = np.array(scale_rows, np.float64).reshape(-1, 6)
+    sc = np.array(scale_rows, np.float64).reshape(-1, 7)
     st = np.array(static_rows, np.int64).reshape(-1, 4)
     scale = ScaleEntries(
         track=sc[:, 0].astype(np.int64),
@@ -510,10 +527,34 @@ def contact_entries(
         ratio=sc[:, 3],
         conf=sc[:, 4],
         vertex=sc[:, 5].astype(np.int64),
+        log_depth_ratio=sc[:, 6],
     )
     static = StaticEntries(track=st[:, 0], keyframe=st[:, 1], keyframe_prev=st[:, 2], vertex=st[:, 3])
     vids = np.array(sorted(vert_ids, key=vert_ids.get), dtype=np.int64)
     return ContactEntries(scale=scale, static=static, vertex_ids=vids)
+
+
+def consensus_weights(scale: ScaleEntries, num_tracks: int, sigma: float) -> np.ndarray:
+    """(P,) each track's weight on its contact-scale term: how well its people's depth agrees with
+    the other people's about the scene's scale (``ProblemConfig.contact_consensus``).
+
+    Every contact-scale entry says how deep the scene is under a body vertex relative to the body's
+    own depth (``log_depth_ratio``: log scene / body depth at the start; the scene's unknown scale is
+    the same for everyone). A track's median of these is its vote for the scale; the consensus is the
+    median of the votes; a track whose vote differs from it by x (log units) gets the Cauchy weight
+    1 / (1 + (x / sigma)^2): one person whose feet sit 23 % deeper than the scene under them (a far
+    pedestrian's body fit) weighs 0.18 at sigma 0.1 and cannot drag the shared scene and focal that
+    the others agree on. Tracks without entries, one track alone, ``sigma`` <= 0: weight 1."""
+    w = np.ones(num_tracks)
+    if sigma <= 0 or scale.log_depth_ratio is None or not len(scale.track):
+        return w
+    votes = {p: float(np.median(scale.log_depth_ratio[scale.track == p])) for p in np.unique(scale.track)}
+    if len(votes) < 2:
+        return w
+    centre = float(np.median(list(votes.values())))
+    for p, v in votes.items():
+        w[int(p)] = 1.0 / (1.0 + ((v - centre) / sigma) ** 2)
+    return w
 
 
 def smooth_triples(track_valid: np.ndarray) -> SmoothTriples:
@@ -674,7 +715,13 @@ def scene_data(
 
 
 def human_data(
-    w: Window, model: BodyModel, f_init: float, contacts: ContactEntries, smooth: SmoothTriples, sz: Sizes
+    w: Window,
+    model: BodyModel,
+    f_init: float,
+    contacts: ContactEntries,
+    smooth: SmoothTriples,
+    sz: Sizes,
+    consensus: float = 0.0,
 ) -> HumanData:
     """Assemble the padded human part: front-end values per (track, keyframe) slot,
     the body model's view on the contact vertices, the entry tables."""
@@ -713,6 +760,7 @@ def human_data(
         body=model.subset(vids),
         vert_ids=vids.astype(np.int32),
         **padded_entries(contacts, smooth, sz),
+        scale_track_w=_pad(consensus_weights(contacts.scale, w.num_tracks, consensus), P, 1.0).astype(np.float32),
     )
 
 
@@ -743,7 +791,7 @@ def build_problem(
     if sz.keyframes < w.num_keyframes or sz.tracks < w.num_tracks:
         raise ValueError(f"sizes {sz} are smaller than the window (keyframes={w.num_keyframes}, tracks={w.num_tracks})")
     scene = scene_data(w, anchors, corr, f_init, cfg.base_focal, len(contacts.scale.track) == 0, sz)
-    human = human_data(w, model, f_init, contacts, smooth, sz)
+    human = human_data(w, model, f_init, contacts, smooth, sz, cfg.contact_consensus)
     return Problem(
         scene=scene,
         human=human,

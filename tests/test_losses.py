@@ -67,6 +67,8 @@ def problem_and_model(open_model):
             static_kf_prev=static_prev,
             static_vert=static_vert,
             static_track=static_track,
+            # a per-track contact-scale weight (ProblemConfig.contact_consensus) that is not 1
+            scale_track_w=np.full_like(h.scale_track_w, 0.6),
         )
     )
     return pr, open_model

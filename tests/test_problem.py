@@ -263,3 +263,37 @@ def test_static_entries_index_the_track_keyframes_directly(open_model):
     assert int(h.static_w.sum()) == 1
     assert (h.static_kf[0], h.static_kf_prev[0]) == (2, 1)
     assert h.scale_kf[:2].tolist() == [0, 2] and int((h.scale_w > 0).sum()) == 2
+
+
+def test_consensus_weights_let_no_single_person_drag_the_scale():
+    """Per-track contact-scale weights: three people agree on the scene's scale, a fourth's feet sit 23 %
+    deeper than the scene under them (log ratio -0.21): it weighs 1 / (1 + 2.1^2) = 0.18; the others ~1;
+    one track alone, no entries or sigma 0 (the reference): all 1."""
+    from josh_jax.problem import ScaleEntries, consensus_weights
+
+    track = np.repeat(np.arange(4), 5)
+    rng = np.random.default_rng(0)
+    lr = np.array([0.02, 0.0, -0.01, np.log(1 / 1.23)]).repeat(5) + rng.normal(0, 0.002, 20)
+    z = np.zeros(20)
+    sc = ScaleEntries(track, z, z, z + 1, z + 1, z, log_depth_ratio=lr)
+    w = consensus_weights(sc, 5, 0.1)
+    assert w[3] == pytest.approx(1 / (1 + (np.log(1 / 1.23) / 0.1) ** 2), abs=0.02)
+    assert (w[:3] > 0.9).all() and w[4] == 1.0  # track 4 has no entry
+    np.testing.assert_array_equal(consensus_weights(sc, 5, 0.0), 1.0)
+    one = ScaleEntries(*(a[:5] for a in sc))
+    np.testing.assert_array_equal(consensus_weights(one, 5, 0.1), 1.0)
+
+
+def test_reference_problem_config_is_the_reference(open_model):
+    from josh_jax.problem import ProblemConfig, build_problem
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
+
+    ref = ProblemConfig.reference()
+    assert ref.body_depth == "reference" and ref.contact_consensus == 0.0
+    assert ProblemConfig.reference(median="mean").median == "mean"
+    w, _ = make_world(open_model, seed=1, cfg=SynthConfig(num_keyframes=6, width=96, height=72, focal=90.0))
+    pr = build_problem(w, open_model, ref)
+    assert pr.body_depth == "reference"
+    np.testing.assert_array_equal(pr.human.scale_track_w, 1.0)
+    with pytest.raises(ValueError, match="contact_consensus"):
+        ProblemConfig(contact_consensus=-1.0)

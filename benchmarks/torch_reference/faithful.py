@@ -196,7 +196,9 @@ def human_terms(hp, human, model, init_focal, geo, gamma=1.1, body_depth="refere
             )
             num = num + float(human.scale_w[e]) * r
             den += float(human.scale_w[e])
-        out["scale"].append(num / den if den else torch.zeros((), dtype=DTYPE["value"]))
+        # josh_jax's per-track contact-scale weight (ProblemConfig.contact_consensus; 1 in the reference)
+        tw = 1.0 if human.scale_track_w is None else float(human.scale_track_w[p])
+        out["scale"].append(tw * num / den if den else torch.zeros((), dtype=DTYPE["value"]))
         # static
         rs = [
             rho(

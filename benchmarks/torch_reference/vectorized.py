@@ -201,6 +201,8 @@ def objective(p, h, D, weights, stage):
     vz = verts[D["scale_track"], D["scale_kf"], D["scale_vert"], 2]
     depth_factor = f / D["init_focal"] if D.get("body_depth") != "focal" else 1.0
     scale = seg_mean(rho(sd[:, None], (vz * depth_factor)[:, None], g), D["scale_w"], D["scale_track"], P)
+    if "scale_track_w" in D:  # josh_jax's per-track weights (ProblemConfig.contact_consensus)
+        scale = scale * D["scale_track_w"]
     # static
     vw = torch.einsum("kab,pknb->pkna", Rw, verts) + tw[None, :, None]
     a = vw[D["static_track"], D["static_kf"], D["static_vert"]]

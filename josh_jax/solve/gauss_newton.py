@@ -57,6 +57,7 @@ from ..losses import (
     scene_geometry,
     to_world,
     total_loss,
+    track_scale_weights,
 )
 from ..problem import Problem
 
@@ -111,7 +112,7 @@ def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) ->
     out.append(
         Group(
             (scene_d - vz * geo.focal / bodies_focal(problem, geo.focal))[:, None],
-            weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw),
+            weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw * track_scale_weights(human)),
             g,
         )
     )
