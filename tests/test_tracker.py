@@ -182,9 +182,15 @@ def test_prominence_orders_by_size_duration_and_centrality():
     edge = track([0, 100, 40, 260], 50)  # as tall, at the left edge
     short = track([300, 100, 340, 260], 20)  # central, seen for fewer frames
     small = track([310, 150, 330, 230], 50)  # central, half as tall (further away)
+    cut = track([-200, 0, 200, 500], 50)  # a passer-by close to the camera, mostly outside the frame
+    seated = track([300, 100, 340, 260], 50)
+    seated.visibility = [np.r_[np.ones(23), np.full(6, 0.1), np.ones(4)]] * 50  # legs hidden
     assert prominence(centre, size) == pytest.approx(160 * 50)
-    p = {k: prominence(t, size) for k, t in dict(centre=centre, edge=edge, short=short, small=small).items()}
-    assert p["centre"] > p["edge"] and p["centre"] > p["short"] and p["centre"] > p["small"]
+    p = {
+        k: prominence(t, size)
+        for k, t in dict(centre=centre, edge=edge, short=short, small=small, cut=cut, seated=seated).items()
+    }
+    assert all(p["centre"] > v for k, v in p.items() if k != "centre"), p
 
 
 def _people_stage(preset, people=None, max_people=4):

@@ -491,16 +491,28 @@ def track_people(
     return tracks, masks
 
 
+#: BlazePose landmarks of the legs (hips, knees, ankles): a person seen whole shows them
+LEG_LANDMARKS = (23, 24, 25, 26, 27, 28)
+
+
 def prominence(track: bp.PoseTrack, image_size) -> float:
-    """How much a track matters to a viewer: the sum over its frames of the box height times a
-    centrality weight (1 at the image centre, 0.5 at a corner), in pixels x frames. Larger, longer
-    and more central people come first; a passer-by at the edge last."""
+    """How much a track matters to a viewer, in pixels x frames: the sum over its frames of the box
+    height inside the image times a centrality weight (1 at the image centre, 0.5 at a corner), the
+    share of the box inside the image and the legs' mean landmark visibility. Larger, longer, more
+    central people seen whole come first; a passer-by at the edge, a person cut by the frame or
+    hidden below the waist (seated behind a table) last."""
     boxes = np.asarray(track.box, np.float64).reshape(-1, 4)
     w, h = (float(x) for x in image_size)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     off = np.linalg.norm((centre - [w / 2, h / 2]) / [w / 2, h / 2], axis=1) / np.sqrt(2)
-    weight = 1.0 - 0.5 * np.clip(off, 0.0, 1.0)
-    return float(np.sum((boxes[:, 3] - boxes[:, 1]) * weight))
+    central = 1.0 - 0.5 * np.clip(off, 0.0, 1.0)
+    clipped = np.clip(boxes, 0.0, [w, h, w, h])
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6) * np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)
+    inside = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) / area
+    legs = 1.0
+    if len(track.visibility) == len(boxes):
+        legs = np.asarray(track.visibility, np.float64)[:, list(LEG_LANDMARKS)].mean(1)
+    return float(np.sum((clipped[:, 3] - clipped[:, 1]) * central * inside * legs))
 
 
 def fill_gaps(track: bp.PoseTrack, max_gap: int) -> int:
