@@ -9,7 +9,10 @@ the ground, and a button that looks at the trajectories from above. The first
 view is the video camera at the first frame.
 
 The server binds to 127.0.0.1 (this machine only) unless ``--host`` says
-otherwise, and prints the URL to open; Ctrl-C stops it. Needs the ``[viz]``
+otherwise, and prints the URL to open; Ctrl-C stops it. It answers only its
+own page: a request whose ``Host`` is not the viewer's address or whose
+``Origin`` is another website (a page open in the same browser) gets 403 and
+no WebSocket (:func:`allowed_request`). Needs the ``[viz]``
 extra (``pip install -e '.[viz]'``).
 """
 
@@ -35,6 +38,60 @@ def _wxyz(R: np.ndarray) -> np.ndarray:
 
     x, y, z, w = Rotation.from_matrix(R).as_quat()
     return np.array([w, x, y, z])
+
+
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+_SERVE_LOCK = threading.Lock()
+
+
+def allowed_request(headers, port: int, host: str) -> bool:
+    """Is an HTTP or WebSocket request for this viewer (on ``port``, bound to ``host``) one its own page
+    made? Its ``Host`` must name the viewer (a loopback name, or the bound address, with the port: a page
+    on another site reached through DNS rebinding names its own host), and its ``Origin``, which browsers
+    send with every WebSocket handshake, must be the viewer's own page: any other website's script is
+    refused (the scene and the video frames go over that WebSocket)."""
+    names = set(LOOPBACK_NAMES) | ({host, f"[{host}]"} if host not in ("", "0.0.0.0", "::") else set())
+    own = {f"{n}:{port}" for n in names}
+
+    def one(name):  # the header's only value; "" when absent, None when repeated
+        values = headers.get_all(name) if hasattr(headers, "get_all") else [v for v in [headers.get(name)] if v]
+        return None if len(values) > 1 else (values[0].strip().lower() if values else "")
+
+    h, origin = one("Host"), one("Origin")
+    if h not in own or origin is None:
+        return False
+    return origin == "" or origin in {f"http://{o}" for o in own}
+
+
+def _guarded_serve(serve, host: str):
+    """``websockets.asyncio.server.serve`` whose ``process_request`` first refuses, with 403, every
+    request :func:`allowed_request` does not allow (viser 1.1 has no hook for it)."""
+    import http
+
+    def wrapped(handler, *args, process_request=None, **kw):
+        def check(connection, request):
+            port = int(connection.local_address[1])
+            if not allowed_request(request.headers, port, host):
+                return connection.respond(http.HTTPStatus.FORBIDDEN, "this viewer serves its own page only\n")
+            return process_request(connection, request) if process_request is not None else None
+
+        return serve(handler, *args, process_request=check, **kw)
+
+    return wrapped
+
+
+def _start_server(host: str, port: int, verbose: bool):
+    """A viser server that answers its own page only (:func:`allowed_request`)."""
+    import viser
+    import websockets.asyncio.server as ws_server
+
+    with _SERVE_LOCK:  # viser calls ws_server.serve while its constructor waits for the bound port
+        serve = ws_server.serve
+        ws_server.serve = _guarded_serve(serve, host.lower())
+        try:
+            return viser.ViserServer(host=host, port=port, verbose=verbose)
+        finally:
+            ws_server.serve = serve
 
 
 class _Bodies:
@@ -106,8 +163,6 @@ class Viewer:
         max_points: int = 200_000,
         verbose: bool = False,
     ):
-        import viser
-
         folder = Path(folder)
         self.folder = folder
         self.m = load_motion(folder, fps)
@@ -124,7 +179,7 @@ class Viewer:
         self._stop = threading.Event()
         self._lock = threading.RLock()
 
-        self.server = viser.ViserServer(host=host, port=port, verbose=verbose)
+        self.server = _start_server(host, port, verbose)
         self.host, self.port = host, self.server.get_port()
         s = self.server
         s.scene.set_up_direction("-y")  # josh_jax's world is OpenCV: y down

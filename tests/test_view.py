@@ -237,3 +237,68 @@ def test_view_cli_loopback_and_errors(out_dir, tmp_path):
             timeout=120,
         )
         assert r.returncode == 2 and r.stderr.count("\n") == 1 and r.stderr.startswith("error: "), r.stderr
+
+
+def test_allowed_request_rule():
+    from josh_jax.view import allowed_request
+
+    ok = {"Host": "127.0.0.1:8080", "Origin": "http://127.0.0.1:8080"}
+    assert allowed_request(ok, 8080, "127.0.0.1")
+    assert allowed_request({"Host": "localhost:8080"}, 8080, "127.0.0.1")  # a navigation sends no Origin
+    assert not allowed_request({**ok, "Origin": "http://evil.example"}, 8080, "127.0.0.1")
+    assert not allowed_request({**ok, "Origin": "http://127.0.0.1:9999"}, 8080, "127.0.0.1")
+    assert not allowed_request({"Host": "evil.example:8080"}, 8080, "127.0.0.1")  # DNS rebinding
+    assert not allowed_request({}, 8080, "127.0.0.1")
+    assert allowed_request({"Host": "10.1.2.3:8080", "Origin": "http://10.1.2.3:8080"}, 8080, "10.1.2.3")
+
+
+def test_a_foreign_origin_gets_nothing(out_dir):
+    """A WebSocket from a page on another website (its Origin) or through DNS rebinding (its Host) is
+    refused with 403 before viser sees it; the viewer's own page connects and receives the scene."""
+    import asyncio
+
+    import viser
+    import websockets
+    from websockets.asyncio.client import connect
+
+    from josh_jax.view import Viewer
+
+    d, _ = out_dir
+    v = Viewer(d, port=_free_port())
+    proto = [f"viser-v{viser.__version__}"]
+    url = f"ws://127.0.0.1:{v.port}"
+
+    async def first_message(**kw):
+        async with connect(url, subprotocols=proto, open_timeout=20, **kw) as ws:
+            return await asyncio.wait_for(ws.recv(), 20)
+
+    try:
+        for headers in (
+            {"Origin": "http://evil.example"},
+            {"Origin": f"http://127.0.0.1:{v.port + 1}"},
+        ):
+            with pytest.raises(websockets.exceptions.InvalidStatus) as err:
+                asyncio.run(first_message(origin=headers["Origin"]))
+            assert err.value.response.status_code == 403
+        # a handshake through DNS rebinding names the attacker's host
+        with socket.create_connection(("127.0.0.1", v.port), timeout=20) as sock:
+            sock.sendall(
+                (
+                    f"GET / HTTP/1.1\r\nHost: evil.example:{v.port}\r\nUpgrade: websocket\r\n"
+                    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                    f"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: {proto[0]}\r\n\r\n"
+                ).encode()
+            )
+            assert sock.recv(64).startswith(b"HTTP/1.1 403")
+        msg = asyncio.run(first_message(origin=f"http://127.0.0.1:{v.port}"))
+        assert len(msg) > 0  # the scene starts to arrive
+        import urllib.request
+
+        req = urllib.request.Request(f"http://127.0.0.1:{v.port}/", headers={"Host": f"evil.example:{v.port}"})
+        with pytest.raises(urllib.error.HTTPError) as herr:
+            urllib.request.urlopen(req, timeout=20)
+        assert herr.value.code == 403
+        with urllib.request.urlopen(f"http://127.0.0.1:{v.port}/", timeout=20) as r:
+            assert r.status == 200
+    finally:
+        v.stop()
