@@ -168,12 +168,44 @@ def _model_stamp(args, cfg) -> dict:
     return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
+class WorkFolderError(DemoError):
+    """``OUT.work`` exists and this run may not use or remove it (nothing is touched)."""
+
+
+def _read_fingerprint(fp_path: Path) -> str | None:
+    """fingerprint.json's text when it is a josh_jax fingerprint (a JSON object naming a video), else None."""
+    try:
+        text = fp_path.read_text()
+        ok = isinstance(json.loads(text), dict) and "video" in json.loads(text)
+    except (OSError, ValueError):
+        return None
+    return text if ok else None
+
+
 def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
+    """``OUT.work`` for this run: resumed when it holds this run's fingerprint, removed only when it is a
+    josh_jax work folder (its fingerprint) and the same run with ``--fresh`` or another run with ``--fresh``;
+    anything else stops with one line and touches nothing."""
     work = out.with_name(out.name + ".work")
     fp_path = work / "fingerprint.json"
     fp_text = json.dumps(fp, sort_keys=True, default=str)
-    if work.exists():
-        same = fp_path.is_file() and fp_path.read_text() == fp_text
+    if work.exists() or work.is_symlink():
+        if work.is_symlink() or not work.is_dir():
+            raise WorkFolderError(
+                f"{work} exists and is not a folder this demo made; move it away or choose another --out"
+            )
+        theirs = _read_fingerprint(fp_path)
+        if theirs is None:
+            raise WorkFolderError(
+                f"{work} exists and is not a josh_jax work folder (no readable fingerprint.json); nothing was "
+                "touched: move or remove it yourself, or choose another --out"
+            )
+        same = theirs == fp_text
+        if not same and not fresh:
+            raise WorkFolderError(
+                f"{work} holds an interrupted run of another video or other settings; rerun with --fresh to "
+                "discard it, or choose another --out"
+            )
         if same and not fresh:
             from josh_jax._cli.atomic import clean_stale
 
@@ -925,7 +957,7 @@ def main(argv=None) -> int:
         with exit_on_interrupt(lambda: _interrupted_message(args.out, work), lambda: _drop_unfinished(work, False)):
             summary = run(args)
     except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError) as exc:
-        kept = _drop_unfinished(work, True)
+        kept = False if isinstance(exc, WorkFolderError) else _drop_unfinished(work, True)
         print(
             error_line(exc, args.out)
             + (f"; the solved windows are kept in {work} (the same command resumes)" if kept else ""),

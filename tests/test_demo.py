@@ -338,3 +338,24 @@ def test_rerun_recording(tmp_path):
     entities = {str(ch.entity_path) for ch in RrdReader(out / "recording.rrd").stream()}
     for e in ("/world/scene", "/world/camera", "/world/camera/image", "/world/person_0"):
         assert e in entities, entities
+
+
+def test_a_work_folder_the_demo_did_not_make_is_never_removed(tmp_path, capsys):
+    """OUT.work without a josh_jax fingerprint (the user's own folder) stops the demo with one line and is
+    left as it was, --fresh included; a josh_jax work folder of another run is kept unless --fresh."""
+    work = tmp_path / "o.work"
+    work.mkdir()
+    (work / "notes.txt").write_text("mine")
+    for extra in ([], ["--fresh"]):
+        rc = main([str(EXAMPLE_CLIP), "--out", str(tmp_path / "o"), *extra])
+        line = _one_line_error(capsys)
+        assert rc == 2 and "not a josh_jax work folder" in line and "nothing was touched" in line, line
+        assert (work / "notes.txt").read_text() == "mine" and not (tmp_path / "o").exists()
+    (work / "fingerprint.json").write_text(json.dumps({"video": "another.mp4", "frames": 7}))
+    rc = main([str(EXAMPLE_CLIP), "--out", str(tmp_path / "o")])
+    line = _one_line_error(capsys)
+    assert rc == 2 and "--fresh" in line and (work / "notes.txt").is_file(), line
+    (tmp_path / "f.work").write_text("a file")
+    rc = main([str(EXAMPLE_CLIP), "--out", str(tmp_path / "f")])
+    assert rc == 2 and "not a folder" in _one_line_error(capsys)
+    assert (tmp_path / "f.work").read_text() == "a file"
