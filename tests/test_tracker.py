@@ -249,3 +249,30 @@ def test_more_people_than_max_people_keeps_whole_identities():
     assert len({r["track_ids"][0] for r in tracked}) == 4
     left_out = [p for p, r in enumerate(rep) if not r["track_ids"]]
     assert left_out in ([0], [4]), rep  # side by side, left to right: an outer walker
+
+
+def test_a_track_that_jumps_to_another_person_is_cut_there():
+    """A far passer-by (40 px) whose track slides onto a near person (110-150 px) within 10 frames is cut
+    where the height leaves the 1.8x band; a person walking toward the camera, or one flickering box, is not."""
+    from josh_jax.frontends.blazepose import PoseTrack
+    from josh_jax.frontends.tracker import split_identity_changes
+
+    def track(heights):
+        n = len(heights)
+        t = PoseTrack(3, list(range(n)))
+        t.box = [np.array([100, 200 - h, 120, 200], np.float32) for h in heights]
+        for k in ("image", "visibility", "world", "score"):
+            setattr(t, k, [np.full(3, i, np.float32) for i in range(n)])
+        return t
+
+    h = np.r_[np.linspace(30, 40, 50), np.linspace(45, 111, 10), np.linspace(111, 156, 40)]
+    pieces = split_identity_changes(track(h))
+    assert len(pieces) == 2
+    first, second = pieces
+    assert first.frames[-1] + 1 == second.frames[0] and 50 < second.frames[0] < 60
+    assert second.frames[-1] == 99 and float(second.image[0][0]) == second.frames[0]  # fields cut alike
+    walking = np.linspace(60, 150, 100)  # 2.5x over 100 frames: closer and closer
+    assert len(split_identity_changes(track(walking))) == 1
+    flicker = np.full(100, 100.0)
+    flicker[40] = 30.0  # one frame's landmarks lost the legs
+    assert len(split_identity_changes(track(flicker))) == 1
