@@ -16,6 +16,7 @@ from .results import Results
 
 
 def main(argv=None) -> int:
+    from josh_jax._cli.atomic import OutputError, check_file_outputs, write_text_atomic
     from josh_jax._cli.checks import OneLineParser, error_line, positive_float
 
     ap = OneLineParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
@@ -23,10 +24,13 @@ def main(argv=None) -> int:
     ap.add_argument("ground_truth", type=Path)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--fps", type=positive_float, default=30.0)
+    ap.add_argument("--overwrite", action="store_true", help="replace --json if it exists (never an input)")
     args = ap.parse_args(argv)
     try:
+        if args.json:
+            check_file_outputs([args.json], [args.results, args.ground_truth], args.overwrite)
         m = evaluate(Results.load(args.results), Results.load(args.ground_truth), args.fps)
-    except (FileNotFoundError, ValueError, IndexError, KeyError) as exc:
+    except (FileNotFoundError, ValueError, IndexError, KeyError, OutputError) as exc:
         print(error_line(exc), file=sys.stderr)
         return 2
     units = {
@@ -41,7 +45,7 @@ def main(argv=None) -> int:
         print(f"{k:>12}: {m[k]:9.3f} {u}")
     if args.json:
         try:
-            args.json.write_text(json.dumps(m, indent=1))
+            write_text_atomic(args.json, json.dumps(m, indent=1))
         except OSError as exc:
             print(error_line(exc), file=sys.stderr)
             return 2

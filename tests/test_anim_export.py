@@ -203,3 +203,10 @@ def test_export_cli_formats(world, tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ")
     assert (d / "results.npz").read_bytes() == before
+    # outputs that exist (the demo's own init.npz, an earlier scene.glb) are replaced only with --overwrite
+    (d / "init.npz").write_bytes(b"the demo's init")
+    assert export_main([str(d), "--out", str(d / "init.npz")]) == 2
+    assert "--overwrite" in capsys.readouterr().err and (d / "init.npz").read_bytes() == b"the demo's init"
+    assert export_main([str(d), "--formats", "glb,bvh"]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert export_main([str(d), "--formats", "glb,bvh", "--overwrite"]) == 0

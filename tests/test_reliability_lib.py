@@ -358,3 +358,54 @@ def test_sfm_hint_on_a_short_clip_says_to_use_a_longer_one():
 
     assert "longer clip" in _sfm_hint(3)
     assert "--static-camera" in _sfm_hint(20)
+
+
+def test_check_file_outputs_never_replaces_an_input_nor_asks_twice(tmp_path):
+    """One check for every CLI's output files: an input (or a file inside an input folder, or a folder
+    holding an input) is refused even with overwrite; an existing file or non-empty folder needs overwrite;
+    a new path, or an empty folder, passes."""
+    res = tmp_path / "run" / "results.npz"
+    res.parent.mkdir()
+    res.write_bytes(b"x")
+    other = tmp_path / "run" / "init.npz"
+    other.write_bytes(b"y")
+    for target, ok_with_overwrite in (
+        (res, False),  # the input itself
+        (tmp_path / "run", False),  # a folder holding it
+        (other, True),  # an existing output
+    ):
+        with pytest.raises(atomic.OutputError):
+            atomic.check_file_outputs([target], [res])
+        if ok_with_overwrite:
+            atomic.check_file_outputs([target], [res], overwrite=True)
+        else:
+            with pytest.raises(atomic.OutputError, match="input"):
+                atomic.check_file_outputs([target], [res], overwrite=True)
+    root = tmp_path / "results_root"
+    (root / "seq").mkdir(parents=True)
+    (root / "seq" / "results.npz").write_bytes(b"z")
+    with pytest.raises(atomic.OutputError, match="input"):  # a file of an input folder
+        atomic.check_file_outputs([root / "seq" / "results.npz"], [root], overwrite=True)
+    atomic.check_file_outputs([root / "table.json"], [root])  # a new file beside them is fine
+    (tmp_path / "empty").mkdir()
+    atomic.check_file_outputs([tmp_path / "empty", tmp_path / "new.json"], [res])
+    assert res.read_bytes() == b"x" and other.read_bytes() == b"y"
+
+
+def test_evaluate_never_writes_over_its_inputs(solved_world, tmp_path, capsys):
+    """python -m josh_jax.evaluate --json F: F one of the inputs, or an existing file without --overwrite,
+    is refused with one line before anything is read or written."""
+    from josh_jax.evaluate import main as evaluate_main
+
+    res, gt = tmp_path / "results.npz", tmp_path / "gt.npz"
+    res.write_bytes(b"not read")
+    gt.write_bytes(b"not read either")
+    for target in (res, gt):
+        assert evaluate_main([str(res), str(gt), "--json", str(target), "--overwrite"]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "input" in err, err
+    old = tmp_path / "old.json"
+    old.write_text("{}")
+    assert evaluate_main([str(res), str(gt), "--json", str(old)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert res.read_bytes() == b"not read" and gt.read_bytes() == b"not read either" and old.read_text() == "{}"

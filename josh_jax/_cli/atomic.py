@@ -79,6 +79,49 @@ def _inside(a: Path, b: Path) -> bool:
 MIN_FREE_BYTES = 64 * 2**20  # outputs and work folders of one run take tens of MB
 
 
+def write_text_atomic(path: str | Path, text: str | bytes) -> Path:
+    """Write a file atomically: a temp file beside it, renamed over it (a crash leaves the old file or
+    the new one, never half of one; the temp file is removed on failure, and Ctrl-C's handler removes
+    it too: ``IN_FLIGHT``). ``text``: str (UTF-8) or bytes."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_name(path.name), suffix=".tmp")
+    IN_FLIGHT.add(Path(tmp))
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(text.encode() if isinstance(text, str) else text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        IN_FLIGHT.discard(Path(tmp))
+    return path
+
+
+def check_file_outputs(outputs, inputs=(), overwrite: bool = False, flag: str = "--overwrite") -> None:
+    """Refuse output files (or folders) of a CLI that would lose data, before any work: an output that
+    is or holds an input, or is an existing file inside an input folder, is refused always; an existing one unless ``overwrite`` (the
+    user asked to replace it); a folder output holding files likewise. Raises :class:`OutputError`
+    naming the path and the fix."""
+    ins = [Path(i).expanduser().resolve() for i in inputs if i is not None and Path(i).expanduser().exists()]
+    for target in outputs:
+        target = Path(target)
+        t = target.expanduser().resolve()
+        for i in ins:
+            if _inside(i, t) or (i.is_dir() and t.exists() and _inside(t, i)):  # an input, or a file of an input folder
+                raise OutputError(
+                    f"output {target} {'holds' if _inside(i, t) and i != t else 'is'} the input "
+                    f"{i if _inside(i, t) else target}; choose another output path"
+                )
+        if target.is_symlink() or target.exists():
+            if target.is_dir() and not target.is_symlink() and not any(target.iterdir()):
+                continue
+            if not overwrite:
+                raise OutputError(f"{target} exists; pass {flag} to replace it, or choose another output path")
+
+
 def check_output(out: str | Path, inputs=(), overwrite: bool = False, also=(), min_free: int = MIN_FREE_BYTES) -> Path:
     """Refuse an output path that would lose data or fail late; returns ``out``.
 

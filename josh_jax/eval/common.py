@@ -27,7 +27,6 @@ import json
 import math
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -329,18 +328,6 @@ def as_json(dataset: str, rows: list[tuple[str, dict]], total: dict, proto: Prot
     }
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", doc: str = "") -> int:
     """Shared command line: ``DATA_ROOT RESULTS_ROOT [--smpl-dir DIR] [--json OUT] [--skip-missing]``.
 
@@ -360,10 +347,15 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
     ap.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     ap.add_argument("--skip-missing", action="store_true", help="skip sequences without results instead of stopping")
     ap.add_argument("--sequences", nargs="*", default=None, help="only these sequence names")
+    ap.add_argument("--overwrite", action="store_true", help="replace --json if it exists (never an input)")
     if hasattr(reader, "add_arguments"):
         reader.add_arguments(ap)
     args = ap.parse_args(argv)
+    from josh_jax._cli.atomic import OutputError, check_file_outputs, write_text_atomic
+
     try:
+        if args.json:
+            check_file_outputs([args.json], [args.data_root, args.results_root], args.overwrite)
         if not args.data_root.is_dir():
             raise DatasetError(f"DATA_ROOT {args.data_root} does not exist or is not a folder")
         if not args.results_root.is_dir():
@@ -403,11 +395,11 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
             rows.append((truth.name, m))
         if not rows:
             raise DatasetError(f"no sequence under {args.data_root} has results under {args.results_root}")
-    except (DatasetError, ResultsError, BodyModelError) as exc:
+    except (DatasetError, ResultsError, BodyModelError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     total = overall([m for _, m in rows])
     print(markdown(dataset, rows, total), end="")
     if args.json:
-        _write_atomic(args.json, json.dumps(as_json(dataset, rows, total, proto), indent=1) + "\n")
+        write_text_atomic(args.json, json.dumps(as_json(dataset, rows, total, proto), indent=1) + "\n")
     return 0

@@ -17,9 +17,7 @@ the results (or into ``--out-dir``); the video's fps is read from summary.json
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -81,19 +79,14 @@ def build_scene(results, model, every: int = 15, max_points: int = 200_000):
 
 def write_glb(results, model, path: str | Path, every: int = 15) -> Path:
     """Write ``scene.glb`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = build_scene(results, model, every).export(file_type="glb")
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".glb", dir=path.parent)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-    return path
+    from josh_jax._cli.atomic import write_text_atomic
+
+    return write_text_atomic(path, build_scene(results, model, every).export(file_type="glb"))
 
 
 def main(argv=None) -> int:
     from josh_jax import body as jbody
+    from josh_jax._cli.atomic import OutputError, check_file_outputs
     from josh_jax.export.anim import FORMATS, OUTPUT_NAMES, write_motion_exports
     from josh_jax.export.motion import body_model_for, motion_of, results_path, video_fps
     from josh_jax.results import load_results
@@ -108,6 +101,7 @@ def main(argv=None) -> int:
         "--body-model", default=None, help="default: the one named in the results ('open' for josh-open-body)"
     )
     ap.add_argument("--every", type=int, default=15, help="a body mesh and a camera every N frames (scene.glb)")
+    ap.add_argument("--overwrite", action="store_true", help="replace outputs that exist (never an input)")
     args = ap.parse_args(argv)
     try:
         formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -117,10 +111,8 @@ def main(argv=None) -> int:
         src = results_path(args.results)
         folder = args.out_dir or src.parent
         targets = {f: (args.out if f == "glb" and args.out else folder / OUTPUT_NAMES[f]) for f in formats}
-        inputs = {src.resolve(), (src.parent / "summary.json").resolve()}
-        for t in targets.values():
-            if Path(t).resolve() in inputs:
-                raise ValueError(f"{t} is an input; choose another --out/--out-dir")
+        inputs = [src, src.parent / "summary.json"]
+        check_file_outputs(targets.values(), inputs, args.overwrite)
         if args.fps is not None and not args.fps > 0:
             raise ValueError(f"--fps must be positive, got {args.fps}")
         if not src.is_file():
@@ -134,7 +126,7 @@ def main(argv=None) -> int:
         if rest:
             names = write_motion_exports(res, model, folder, args.fps or video_fps(src.parent), rest)
             written += [folder / n for n in names]
-    except (OSError, ValueError, jbody.BodyModelError) as exc:
+    except (OSError, ValueError, jbody.BodyModelError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for w in written:
