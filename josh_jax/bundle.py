@@ -65,6 +65,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .npz import NpzError, read_npz
+
 FORMAT = "josh-bundle"
 VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -384,10 +386,11 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
             )
         path = bundle_dir / name
         try:
-            with np.load(path, allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
+            arrays = read_npz(path, what="bundle window")
         except FileNotFoundError:
             raise BundleError(f"{path}: listed in bundle.json but missing") from None
+        except NpzError as exc:
+            raise BundleError(str(exc)) from None
         except Exception as exc:
             raise BundleError(
                 f"{path}: cannot read as .npz ({type(exc).__name__}); the bundle is corrupt, write it again"

@@ -614,8 +614,32 @@ def window_prefix(p: Prepared, i: int) -> Path:
     return p.solved / f"window_{i:03d}"
 
 
+WINDOW_FILES = ("_init.npz", "_loss.npz", ".json", "_results.npz")  # what save_window writes, results last
+
+
 def window_done(p: Prepared, i: int) -> bool:
-    return window_prefix(p, i).with_name(f"window_{i:03d}_results.npz").is_file()
+    """Window i was solved in an earlier run and its files read back whole. A damaged file (a disk filled
+    or a machine stopped mid-write outside the atomic writers) is not trusted: the window's files are
+    removed, it is said, and the window is solved again."""
+    prefix = window_prefix(p, i)
+    paths = [prefix.with_name(prefix.name + suffix) for suffix in WINDOW_FILES]
+    if not paths[-1].is_file():
+        return False
+    from .npz import NpzError, read_npz
+    from .results import Results, ResultsError
+
+    try:
+        Results.load(paths[0])
+        read_npz(paths[1], what="loss history")
+        if not isinstance(json.loads(paths[2].read_text()), dict):
+            raise ValueError("not a JSON object")
+        Results.load(paths[3])
+        return True
+    except (ResultsError, NpzError, OSError, ValueError) as exc:
+        _log(f"window {i + 1}: its saved files are damaged ({str(exc)[:160]}); solving it again")
+        for path in paths:
+            path.unlink(missing_ok=True)
+        return False
 
 
 def solve_window(p: Prepared, windows: list, i: int) -> dict:

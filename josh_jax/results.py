@@ -211,18 +211,14 @@ class Results:
             raise ResultsError(f"{path} is a folder; give the results.npz file inside it")
         if not path.is_file():
             raise ResultsError(f"{path} does not exist")
+        from .npz import NpzError, read_npz
+
         try:
-            z = np.load(path, allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not an .npz archive"
-            raise ResultsError(f"{path} cannot be read as results.npz ({why})") from None
-        if not isinstance(z, np.lib.npyio.NpzFile):
-            raise ResultsError(f"{path} holds a single array, not a results.npz archive")
-        with z:
-            try:
-                d = {k: z[k] for k in z.files}
-            except (ValueError, OSError, EOFError) as exc:
-                raise ResultsError(f"{path} is corrupt ({type(exc).__name__}); write it again") from None
+            d = read_npz(path, what="results.npz")
+        except NpzError as exc:
+            raise ResultsError(str(exc)) from None
+        except OSError as exc:
+            raise ResultsError(f"{path} cannot be read ({exc.strerror or exc})") from None
         version = int(d.pop("format_version", 1))
         if version > RESULTS_FORMAT_VERSION:
             raise ResultsError(

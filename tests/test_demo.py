@@ -359,3 +359,34 @@ def test_a_work_folder_the_demo_did_not_make_is_never_removed(tmp_path, capsys):
     rc = main([str(EXAMPLE_CLIP), "--out", str(tmp_path / "f")])
     assert rc == 2 and "not a folder" in _one_line_error(capsys)
     assert (tmp_path / "f.work").read_text() == "a file"
+
+
+def test_a_damaged_solved_window_is_solved_again(tmp_path, open_model, capsys):
+    """On resume, a solved window whose files do not read back whole (truncated results, garbage JSON) is
+    not trusted: its files are removed, it is said, and the window counts as not done."""
+    from types import SimpleNamespace
+
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
+
+    _, gt = make_world(open_model, 0, SynthConfig(num_keyframes=4, width=96, height=72, focal=90.0, pair_window=2))
+    p = SimpleNamespace(solved=tmp_path)
+
+    def write_window(i):
+        prefix = tmp_path / f"window_{i:03d}"
+        np.savez(f"{prefix}_init.npz", **gt)
+        np.savez(f"{prefix}_loss.npz", s1_total=np.ones(3))
+        (tmp_path / f"window_{i:03d}.json").write_text("{}")
+        np.savez(f"{prefix}_results.npz", **gt)
+        return prefix
+
+    write_window(0)
+    assert demo.window_done(p, 0)
+    prefix = write_window(1)
+    data = open(f"{prefix}_results.npz", "rb").read()
+    open(f"{prefix}_results.npz", "wb").write(data[: len(data) // 2])
+    assert not demo.window_done(p, 1)
+    assert "damaged" in capsys.readouterr().err and not list(tmp_path.glob("window_001*"))
+    write_window(2)
+    (tmp_path / "window_002.json").write_text("{not json")
+    assert not demo.window_done(p, 2) and demo.window_done(p, 0)
+    assert not demo.window_done(p, 3)  # never solved
