@@ -276,3 +276,30 @@ def test_a_track_that_jumps_to_another_person_is_cut_there():
     flicker = np.full(100, 100.0)
     flicker[40] = 30.0  # one frame's landmarks lost the legs
     assert len(split_identity_changes(track(flicker))) == 1
+
+
+def test_two_tracks_on_one_place_keep_the_more_prominent():
+    """Boxes overlapping (IoU > 0.5) on most common frames: one place, one track kept (the more prominent,
+    here the longer one); a person passing behind another for 8 of 48 frames keeps their track."""
+    from josh_jax.frontends.blazepose import PoseTrack
+    from josh_jax.frontends.tracker import drop_duplicates
+
+    def track(tid, frames, x0, dx, w=40):
+        t = PoseTrack(tid, list(frames))
+        t.box = [np.array([x0 + dx * f, 100, x0 + dx * f + w, 260], np.float32) for f in frames]
+        return t
+
+    size = (640, 360)
+    man = track(0, range(100), 300, 0.0)
+    mixture = track(1, range(7, 62), 305, 0.0, w=48)  # on the man and the woman he hides
+    other = track(2, range(100), 100, 0.0)
+    assert [t.track_id for t in drop_duplicates([man, mixture, other], size)] == [0, 2]
+    near = track(3, range(48), 100, 8.0)  # crossing: overlap only while one passes the other
+    far = track(4, range(48), 380, -1.0)
+    overlap = sum(
+        float(np.minimum(a.box[f][2], b.box[f][2]) - np.maximum(a.box[f][0], b.box[f][0])) > 20
+        for a, b in [(near, far)]
+        for f in range(48)
+    )
+    assert 0 < overlap < 24
+    assert len(drop_duplicates([near, far], size)) == 2

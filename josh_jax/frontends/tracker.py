@@ -482,6 +482,7 @@ def track_people(
         if progress is not None:
             progress(1)
     tracks = [t for r in runs.values() for t in split_identity_changes(r.track) if len(t.frames) >= min_frames]
+    tracks = drop_duplicates(tracks, size) if size is not None else tracks
     if len(tracks) > max_people:
         tracks = sorted(tracks, key=lambda tr: -prominence(tr, size))[:max_people]
     tracks = sorted(tracks, key=lambda tr: tr.frames[0])
@@ -556,6 +557,38 @@ def split_identity_changes(
             setattr(piece, k, list(getattr(track, k))[a:b])
         pieces.append(piece)
     return pieces
+
+
+#: two tracks whose boxes overlap by IoU above DUPLICATE_IOU on more than DUPLICATE_SHARE of their common
+#: frames are on one place: at most one of them is a whole person
+DUPLICATE_IOU = 0.5
+DUPLICATE_SHARE = 0.5
+
+
+def drop_duplicates(tracks: list, image_size, iou: float = DUPLICATE_IOU, share: float = DUPLICATE_SHARE) -> list:
+    """Tracks without the less prominent of every pair that sits on one place for most of their common
+    frames (box IoU above ``iou`` on more than ``share`` of them, at least 10 frames): such a pair is one
+    person seen twice, or one person and a track whose landmarks mix them with somebody they hide (a
+    couple walking side by side, one behind the other, on the reference's own demo video: its body is
+    drawn across both). A person passing behind another overlaps only while passing (the rendered
+    crossing: 8 of 48 frames) and keeps their track."""
+    order = sorted(tracks, key=lambda t: -prominence(t, image_size))
+    boxes = [{int(f): np.asarray(b, np.float64) for f, b in zip(t.frames, t.box)} for t in order]
+    kept: list[int] = []
+    for i in range(len(order)):
+        dup = False
+        for j in kept:
+            common = sorted(set(boxes[i]) & set(boxes[j]))
+            if len(common) < 10:
+                continue
+            over = np.mean([float(box_iou(boxes[i][f], boxes[j][f])) > iou for f in common])
+            if over > share:
+                dup = True
+                break
+        if not dup:
+            kept.append(i)
+    keep = {id(order[i]) for i in kept}
+    return [t for t in tracks if id(t) in keep]
 
 
 def fill_gaps(track: bp.PoseTrack, max_gap: int) -> int:
