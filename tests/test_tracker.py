@@ -303,3 +303,15 @@ def test_two_tracks_on_one_place_keep_the_more_prominent():
     )
     assert 0 < overlap < 24
     assert len(drop_duplicates([near, far], size)) == 2
+
+
+def test_seen_whole_counts_frames_with_the_legs_visible_and_the_box_inside():
+    from josh_jax.frontends.blazepose import PoseTrack
+    from josh_jax.frontends.tracker import seen_whole_frames
+
+    t = PoseTrack(0, list(range(30)))
+    t.box = [np.array([300, 100, 340, 260], np.float32)] * 20 + [np.array([-100, 0, 60, 360], np.float32)] * 10
+    vis = np.ones((30, 33))
+    vis[:5, 25:29] = 0.1  # seated behind a table on the first 5 frames
+    t.visibility = list(vis)
+    assert seen_whole_frames(t, (640, 360)) == 15  # 20 inside, 5 of them without legs; 10 cut by the edge
