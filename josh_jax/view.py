@@ -371,7 +371,10 @@ class Viewer:
             speed = float(self.gui_speed.value.rstrip("x"))
             if self.playing and self.F > 1:
                 self.set_frame((self.frame + 1) % self.F)
-            dt = 1.0 / (self.m.fps * speed)
+                fps = min(max(float(self.m.fps) * speed, FPS_RANGE[0]), FPS_RANGE[1])
+                dt = 1.0 / fps if np.isfinite(fps) else 1.0 / FPS_RANGE[1]
+            else:
+                dt = 0.1  # paused: look for play / stop ten times a second, nothing more
             self._stop.wait(max(0.0, dt - (time.perf_counter() - t0)))
 
     def stop(self) -> None:
@@ -379,6 +382,25 @@ class Viewer:
         self._stop.set()
         self._thread.join(timeout=5)
         self.server.stop()
+
+
+FPS_RANGE = (0.1, 1000.0)  # playback rates the viewer accepts (a summary.json's fps is clamped to it)
+
+
+def check_settings(host: str, port: int, fps: float | None) -> None:
+    """Refuse settings the server cannot use, before anything starts (viser retries 1000 ports on any
+    bind error and would then wait for ever): a port outside 0-65535 (0: any free one), an address that
+    does not resolve, an fps outside :data:`FPS_RANGE`. Raises ValueError with one line."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise ValueError(f"--port must be 0-65535 (0: any free port), got {port}")
+    if fps is not None and not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+        raise ValueError(f"--fps must be {FPS_RANGE[0]:g}-{FPS_RANGE[1]:g}, got {fps}")
+    try:
+        socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        raise ValueError(f"--host {host!r} is not an address of this machine ({exc}); use 127.0.0.1") from None
 
 
 def main(argv=None) -> int:
@@ -398,10 +420,9 @@ def main(argv=None) -> int:
     from .body import BodyModelError
 
     try:
+        check_settings(args.host, args.port, args.fps)
         if not args.folder.is_dir():
             raise FileNotFoundError(f"{args.folder} is not a folder (pass a demo or solve output folder)")
-        if args.fps is not None and not args.fps > 0:
-            raise ValueError(f"--fps must be positive, got {args.fps}")
         v = Viewer(args.folder, args.host, args.port, args.fps or video_fps(args.folder), args.body_model)
     except (OSError, ValueError, BodyModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)

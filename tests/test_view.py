@@ -302,3 +302,23 @@ def test_a_foreign_origin_gets_nothing(out_dir):
             assert r.status == 200
     finally:
         v.stop()
+
+
+def test_settings_the_server_cannot_use_are_one_line(out_dir, capsys):
+    """A port outside 0-65535 (viser retried 1000 ports and then waited for ever), an fps of inf or 1e-9
+    (a core spinning, an overflowing timestamp), an address that does not resolve: exit 2, one line, at once."""
+    from josh_jax.view import main as view_main
+
+    d, _ = out_dir
+    for argv, word in (
+        (["--port", "70000"], "--port"),
+        (["--port", "-1"], "--port"),
+        (["--fps", "inf"], "--fps"),
+        (["--fps", "1e-9"], "--fps"),
+        (["--host", "no.such.host.invalid"], "--host"),
+    ):
+        t0 = time.time()
+        assert view_main([str(d), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("error: ") and word in err, err
+        assert time.time() - t0 < 30
