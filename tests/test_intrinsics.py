@@ -135,3 +135,35 @@ def test_working_transform_of_each_front_end_path():
     # official: DUSt3R's resize to 512 x 307, then the crop about (256, 153) to 512 x 304: one row off the top
     s, off = working_transform(info, 512, "official")
     assert s == 512 / 1000 and tuple(off) == (0, 1)
+
+
+@pytest.mark.parametrize(
+    "name, content",
+    [
+        ("w_abc.json", '{"fx": 900, "fy": 900, "cx": 480, "cy": 270, "width": "abc", "height": 540}'),
+        ("w_half.json", '{"fx": 900, "fy": 900, "cx": 480, "cy": 270, "width": 0.5, "height": 540}'),
+        ("w_inf.json", '{"fx": 900, "fy": 900, "cx": 480, "cy": 270, "width": 1e999, "height": 540}'),
+        ("w_nan.json", '{"fx": 900, "fy": 900, "cx": 480, "cy": 270, "width": NaN, "height": 540}'),
+        ("deep.json", "[" * 100000 + "]" * 100000),
+        ("latin1.json", b'{"fx": 900, "fy": 900, "cx": 480, "cy": 270, "note": "\xe9"}'),
+        ("scalar.yaml", "%YAML:1.0\n---\ncamera_matrix: 3\n"),
+        ("broken.yaml", "%YAML:1.0\n---\ncamera_matrix: !!opencv-matrix\n  rows: [\n"),
+        (
+            "huge.yaml",
+            "%YAML:1.0\n---\ncamera_matrix: !!opencv-matrix\n  rows: 100000\n  cols: 100000\n  dt: d\n  data: [ 1. ]\n",
+        ),
+        ("k_short.json", '{"K": {"rows": 3, "cols": 3, "data": [1, 2]}}'),
+        ("big.json", " " * (2 << 20) + "{}"),
+    ],
+)
+def test_a_malformed_calibration_file_is_one_line(tmp_path, name, content):
+    """Every malformed calibration file of the bad-input round ends in an IntrinsicsError (one line, the
+    expected format or the field), never ValueError, ZeroDivisionError, OverflowError, RecursionError,
+    UnicodeDecodeError, cv2.error, SystemError or a huge allocation."""
+    from josh_jax.frontends.intrinsics import IntrinsicsError, parse, to_video
+
+    p = tmp_path / name
+    p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    with pytest.raises(IntrinsicsError) as e:
+        to_video(parse(str(p)), 960, 540)
+    assert "\n" not in str(e.value)

@@ -51,15 +51,32 @@ class Intrinsics(NamedTuple):
         return 0.5 * (self.fx + self.fy)
 
 
+MAX_FILE_BYTES = 1 << 20  # a calibration file is a few hundred bytes; anything above 1 MiB is not one
+MAX_SIDE = 100_000  # pixels
+
+
+def _side(v, name: str, source: str) -> int | None:
+    """A calibrated width/height: absent (None, 0) or a whole number of pixels 1..MAX_SIDE."""
+    if v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0):
+        return None
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        f = float("nan")
+    if isinstance(v, bool) or not math.isfinite(f) or f != int(f) or not 1 <= f <= MAX_SIDE:
+        raise IntrinsicsError(f"{source}: {name} must be a whole number of pixels (1-{MAX_SIDE}), got {v!r}"[:300])
+    return int(f)
+
+
 def _check(vals, source: str, size=(None, None)) -> Intrinsics:
     try:
         fx, fy, cx, cy = (float(v) for v in vals)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise IntrinsicsError(f"{EXPECTED}; {source} is not that") from None
     if not all(math.isfinite(v) for v in (fx, fy, cx, cy)) or fx <= 0 or fy <= 0:
         raise IntrinsicsError(f"{EXPECTED}; {source} has a non-positive or non-finite value")
     w, h = size
-    return Intrinsics(fx, fy, cx, cy, int(w) if w else None, int(h) if h else None)
+    return Intrinsics(fx, fy, cx, cy, _side(w, "width", source), _side(h, "height", source))
 
 
 def _from_matrix(K, source: str, size) -> Intrinsics:
@@ -74,7 +91,12 @@ def _from_matrix(K, source: str, size) -> Intrinsics:
 
 
 def _from_json(path: Path) -> Intrinsics:
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError:
+        raise IntrinsicsError(f"{EXPECTED}; {path} is not UTF-8 text") from None
+    except RecursionError:
+        raise IntrinsicsError(f"{EXPECTED}; {path} is nested too deeply") from None
     if not isinstance(data, dict):
         raise IntrinsicsError(f"{EXPECTED}; {path} holds no object")
     size = (data.get("width", data.get("image_width")), data.get("height", data.get("image_height")))
@@ -84,6 +106,8 @@ def _from_json(path: Path) -> Intrinsics:
         if k in data:
             K = data[k]
             if isinstance(K, dict) and "data" in K:  # OpenCV's JSON layout: {"rows":3,"cols":3,"data":[9]}
+                if not isinstance(K["data"], list) or len(K["data"]) != 9:
+                    raise IntrinsicsError(f"{EXPECTED}; the camera matrix in {path} is not 3x3")
                 K = [K["data"][i : i + 3] for i in (0, 3, 6)]
             return _from_matrix(K, str(path), size)
     raise IntrinsicsError(f"{EXPECTED}; {path} has none of fx/fy/cx/cy, K, camera_matrix")
@@ -94,7 +118,7 @@ def _from_opencv(path: Path) -> Intrinsics:
 
     try:
         fs = cv2.FileStorage(str(path), cv2.FILE_STORAGE_READ)
-    except cv2.error:
+    except (cv2.error, SystemError, ValueError):
         raise IntrinsicsError(f"{EXPECTED}; OpenCV could not read {path}") from None
     try:
         if not fs.isOpened():
@@ -103,12 +127,18 @@ def _from_opencv(path: Path) -> Intrinsics:
         for k in ("camera_matrix", "K", "cameraMatrix"):
             node = fs.getNode(k)
             if not node.empty():
+                # a matrix node says its size before its data: never let a file make OpenCV allocate more
+                dims = [node.getNode(d).real() if node.isMap() else 0 for d in ("rows", "cols")]
+                if dims != [3.0, 3.0]:
+                    raise IntrinsicsError(f"{EXPECTED}; {path}'s {k} is not a 3x3 matrix")
                 K = node.mat()
                 break
-        if K is None or K.shape != (3, 3):
+        if K is None or getattr(K, "shape", None) != (3, 3):
             raise IntrinsicsError(f"{EXPECTED}; {path} has no 3x3 camera_matrix")
         size = tuple(fs.getNode(k).real() or None for k in ("image_width", "image_height"))
         return _from_matrix(K.tolist(), str(path), size)
+    except (cv2.error, SystemError):
+        raise IntrinsicsError(f"{EXPECTED}; OpenCV could not read {path}") from None
     finally:
         fs.release()
 
@@ -118,6 +148,8 @@ def parse(spec: str) -> Intrinsics:
     spec = str(spec).strip()
     path = Path(spec)
     if path.is_file():
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise IntrinsicsError(f"{EXPECTED}; {path} is {path.stat().st_size} bytes, not a calibration file")
         try:
             if path.suffix.lower() == ".json":
                 try:
