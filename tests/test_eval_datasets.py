@@ -110,8 +110,8 @@ def save_pred(results_root: Path, name: str, pred: dict):
 
 
 def run(mod, data, res, tmp_path, *extra):
-    out = tmp_path / "m.json"
-    rc = mod.main([str(data), str(res), "--smpl-dir", "open", "--json", str(out), *extra])
+    out = tmp_path / "m.json"  # rewritten by a later call of the same test: --overwrite, as a user would
+    rc = mod.main([str(data), str(res), "--smpl-dir", "open", "--json", str(out), "--overwrite", *extra])
     assert rc == 0
     return json.loads(out.read_text())
 

@@ -356,8 +356,9 @@ def test_focal_is_taken_in_original_pixels():
 def test_sfm_hint_on_a_short_clip_says_to_use_a_longer_one():
     from josh_jax.frontends.sfm import _sfm_hint
 
-    assert "longer clip" in _sfm_hint(3)
-    assert "--static-camera" in _sfm_hint(20)
+    assert "longer clip" in _sfm_hint(3) and "--camera static" in _sfm_hint(3)
+    # the right next step for each camera: auto's fallbacks, a pan/tilt/zoom, a camera that does not move
+    assert all(w in _sfm_hint(20) for w in ("--camera auto", "--camera rotation", "--camera static"))
 
 
 def test_check_file_outputs_never_replaces_an_input_nor_asks_twice(tmp_path):
