@@ -37,8 +37,6 @@ Frames where a person is not visible hold the identity/zeros and ``visible`` Fal
 from __future__ import annotations
 
 import dataclasses
-import os
-import tempfile
 from pathlib import Path
 
 import jax
@@ -444,24 +442,10 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
 
 
 def save_npz(path: str | Path, arrays: dict) -> Path:
-    """Write an npz atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    from josh_jax._cli.atomic import IN_FLIGHT, temp_name
+    """Write an npz atomically (:func:`josh_jax._cli.atomic.write_text_atomic`: temp file, then rename)."""
+    from josh_jax._cli.atomic import write_text_atomic
 
-    fd, tmp = tempfile.mkstemp(prefix=temp_name(path.stem), suffix=".npz", dir=path.parent)
-    os.close(fd)
-    IN_FLIGHT.add(Path(tmp))
-    try:
-        np.savez_compressed(tmp, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        IN_FLIGHT.discard(Path(tmp))
-    return path
+    return write_text_atomic(path, lambda f: np.savez_compressed(f, **arrays))
 
 
 def load_results(path: str | Path) -> Results:

@@ -79,17 +79,21 @@ def _inside(a: Path, b: Path) -> bool:
 MIN_FREE_BYTES = 64 * 2**20  # outputs and work folders of one run take tens of MB
 
 
-def write_text_atomic(path: str | Path, text: str | bytes) -> Path:
+def write_text_atomic(path: str | Path, text) -> Path:
     """Write a file atomically: a temp file beside it, renamed over it (a crash leaves the old file or
     the new one, never half of one; the temp file is removed on failure, and Ctrl-C's handler removes
-    it too: ``IN_FLIGHT``). ``text``: str (UTF-8) or bytes."""
+    it too: ``IN_FLIGHT``). ``text``: str (UTF-8), bytes, or a callable that writes into the open
+    binary file (e.g. ``lambda f: np.savez_compressed(f, **arrays)``). The one atomic writer."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_name(path.name), suffix=".tmp")
     IN_FLIGHT.add(Path(tmp))
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(text.encode() if isinstance(text, str) else text)
+            if callable(text):
+                text(f)
+            else:
+                f.write(text.encode() if isinstance(text, str) else text)
         os.chmod(tmp, 0o644)  # mkstemp makes 0600 files
         os.replace(tmp, path)
     except BaseException:
