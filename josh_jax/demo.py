@@ -176,10 +176,10 @@ def _read_fingerprint(fp_path: Path) -> str | None:
     """fingerprint.json's text when it is a josh_jax fingerprint (a JSON object naming a video), else None."""
     try:
         text = fp_path.read_text()
-        ok = isinstance(json.loads(text), dict) and "video" in json.loads(text)
+        data = json.loads(text)
     except (OSError, ValueError):
         return None
-    return text if ok else None
+    return text if isinstance(data, dict) and "video" in data else None
 
 
 def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:

@@ -805,6 +805,11 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
             evidence={**evidence, **fev},
         )
 
+    def rotating(ev: dict, zoom: bool) -> dict:
+        """The rotation fit's camera; its focal made plausible unless the user gave one."""
+        cam = _rotation_camera(motion, principal, zoom, ev)
+        return cam if cfg.focal else _plausible_rotation_focal(cam, measure, w, h, log)
+
     def fallback(why: str, extra: dict) -> dict:
         """Auto mode when structure from motion gives nothing usable: degrade, never stop. A rotation
         fit of the background when there is one, else the camera held (the people move over the ground
@@ -819,8 +824,7 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
                     f"(90% of matches within {p90:.1f} px): camera translation is not recovered"
                 )
             log(f"[frontends] camera: rotation ({base['reason']})")
-            cam = _rotation_camera(motion, principal, bool(motion.evidence.get("zoom")) and cfg.focal is None, base)
-            return _plausible_rotation_focal(cam, measure, w, h, log)
+            return rotating(base, bool(motion.evidence.get("zoom")) and cfg.focal is None)
         base["reason"] = f"{why}; too few background matches for a rotation fit, so the camera is held"
         base["warning"] = (
             f"{why} and the background gave too few matches to measure the camera's motion: the camera is held "
@@ -839,8 +843,7 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
         log(f"[frontends] background matches: {motion.mode} ({ev.get('reason')})")
         zoom = bool(ev.get("zoom")) and cfg.focal is None
         if requested == "rotation":
-            cam = _rotation_camera(motion, principal, zoom, {**ev, "requested": requested})
-            return cam if cfg.focal else _plausible_rotation_focal(cam, measure, w, h, log)
+            return rotating({**ev, "requested": requested}, zoom)
         if motion.mode == "static":
             return static({**ev, "requested": requested})
         if motion.mode == "rotation":
@@ -849,8 +852,7 @@ def _choose_camera(images: np.ndarray, person: np.ndarray, cfg: FrontEndConfig, 
             if sfm is None:
                 ev["reason"] = f"{ev['reason']}; translation not measurable: {tev['translation_check']}"
                 log(f"[frontends] camera: rotation ({tev['translation_check']})")
-                cam = _rotation_camera(motion, principal, zoom, ev)
-                return cam if cfg.focal else _plausible_rotation_focal(cam, measure, w, h, log)
+                return rotating(ev, zoom)
             ev["reason"] = f"small camera translation measured: {tev['translation_check']}"
             log(f"[frontends] camera: sfm ({ev['reason']})")
             log(

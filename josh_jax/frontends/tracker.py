@@ -495,6 +495,16 @@ def track_people(
 
 #: BlazePose landmarks of the legs (hips, knees, ankles): a person seen whole shows them
 LEG_LANDMARKS = (23, 24, 25, 26, 27, 28)
+KNEES_ANKLES = LEG_LANDMARKS[2:]
+
+
+def _boxes_in_image(track: bp.PoseTrack, image_size):
+    """The track's boxes (n, 4), the same clipped to the image, and each box's share inside the image (n,)."""
+    boxes = np.asarray(track.box, np.float64).reshape(-1, 4)
+    w, h = (float(x) for x in image_size)
+    clipped = np.clip(boxes, 0.0, [w, h, w, h])
+    area = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6) * np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)
+    return boxes, clipped, (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) / area
 
 
 def prominence(track: bp.PoseTrack, image_size) -> float:
@@ -503,24 +513,15 @@ def prominence(track: bp.PoseTrack, image_size) -> float:
     share of the box inside the image and the legs' mean landmark visibility. Larger, longer, more
     central people seen whole come first; a passer-by at the edge, a person cut by the frame or
     hidden below the waist (seated behind a table) last."""
-    boxes = np.asarray(track.box, np.float64).reshape(-1, 4)
+    boxes, clipped, inside = _boxes_in_image(track, image_size)
     w, h = (float(x) for x in image_size)
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     off = np.linalg.norm((centre - [w / 2, h / 2]) / [w / 2, h / 2], axis=1) / np.sqrt(2)
     central = 1.0 - 0.5 * np.clip(off, 0.0, 1.0)
-    clipped = np.clip(boxes, 0.0, [w, h, w, h])
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6) * np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)
-    inside = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) / area
     legs = 1.0
     if len(track.visibility) == len(boxes):
         legs = np.asarray(track.visibility, np.float64)[:, list(LEG_LANDMARKS)].mean(1)
     return float(np.sum((clipped[:, 3] - clipped[:, 1]) * central * inside * legs))
-
-
-#: a track whose box height changes by more than this factor against its median over the previous
-#: :data:`SPLIT_WINDOW` frames, on three observed frames running, changed person (split there)
-SPLIT_RATIO = 1.8
-SPLIT_WINDOW = 10
 
 
 #: a frame shows a person whole when their knees and ankles are visible (mean BlazePose visibility above
@@ -536,15 +537,18 @@ def seen_whole_frames(track: bp.PoseTrack, image_size) -> int:
     cut by the frame's edge for the whole clip gets a body that is not theirs (on a real cafe clip their
     bodies sat 5-10 % of their height off the video against 3.5 % for the walker). Tracks without
     visibility (unit tests) count every frame."""
-    boxes = np.asarray(track.box, np.float64).reshape(-1, 4)
-    w, h = (float(x) for x in image_size)
-    clipped = np.clip(boxes, 0.0, [w, h, w, h])
-    area = np.maximum(boxes[:, 2] - boxes[:, 0], 1e-6) * np.maximum(boxes[:, 3] - boxes[:, 1], 1e-6)
-    inside = (clipped[:, 2] - clipped[:, 0]) * (clipped[:, 3] - clipped[:, 1]) / area >= WHOLE_INSIDE
+    boxes, _, share = _boxes_in_image(track, image_size)
+    inside = share >= WHOLE_INSIDE
     if len(track.visibility) != len(boxes):
         return int(inside.sum())
-    legs = np.asarray(track.visibility, np.float64)[:, [25, 26, 27, 28]].mean(1) > WHOLE_VISIBILITY
+    legs = np.asarray(track.visibility, np.float64)[:, list(KNEES_ANKLES)].mean(1) > WHOLE_VISIBILITY
     return int((inside & legs).sum())
+
+
+#: a track whose box height changes by more than this factor against its median over the previous
+#: :data:`SPLIT_WINDOW` frames, on three observed frames running, changed person (split there)
+SPLIT_RATIO = 1.8
+SPLIT_WINDOW = 10
 
 
 def split_identity_changes(
