@@ -19,8 +19,12 @@ import os
 import shutil
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
+from josh_jax.errors import JoshError
+
+MAX_LIST_BYTES = 16 * 2**20  # the largest video list file read
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 LIST_SUFFIXES = (".txt", ".lst", ".list")
 # fault injection for the tests: the first window task that finds this file missing creates it and
@@ -29,7 +33,7 @@ CRASH_ONCE_ENV = "JOSH_JAX_BATCH_CRASH_ONCE"
 EXIT_SOME_FAILED = 3  # not 1, which is also Python's exit code after a traceback
 
 
-class BatchError(RuntimeError):
+class BatchError(JoshError, RuntimeError):
     """A one-line reason the whole batch cannot start (bad arguments, no inputs, Ray missing)."""
 
 
@@ -104,6 +108,8 @@ def expand_inputs(inputs: list[Path]) -> list[Path]:
             out += vids
         elif p.suffix.lower() in LIST_SUFFIXES:
             try:
+                if p.stat().st_size > MAX_LIST_BYTES:
+                    raise BatchError(f"the list file {p} is over {MAX_LIST_BYTES // 2**20} MiB; list fewer videos")
                 lines = p.read_text().splitlines()
             except (OSError, UnicodeDecodeError) as exc:
                 raise BatchError(f"cannot read the list file {p}: {exc}") from None
@@ -433,14 +439,21 @@ def write_summaries(out: Path, rows: list[dict], meta: dict) -> None:
     atomic_write_text(out / "batch_summary.csv", buf.getvalue())
 
 
+def finished_summary(path: Path) -> dict:
+    """A finished video's summary.json (checked: :func:`josh_jax.jsonfile.read_json`)."""
+    from josh_jax.jsonfile import JsonFileError, read_json
+
+    try:
+        return read_json(path, "summary.json", f"move {path.parent} away to run that video again")
+    except JsonFileError as exc:
+        raise BatchError(str(exc)) from None
+
+
 def run_batch(args) -> tuple[list[dict], int]:
     """Run every video; returns (rows, exit code). Finished videos (``DIR/<name>/summary.json``) are
     skipped without starting Ray; each other video resumes from its ``DIR/<name>.work``."""
-    from tqdm import tqdm
-
-    from josh_jax._cli.atomic import check_output, clean_stale
-
-    from . import demo
+    from josh_jax._cli.atomic import check_output
+    from josh_jax._cli.lock import RunLock
 
     t0 = time.perf_counter()
     videos = expand_inputs(args.inputs)
@@ -450,6 +463,20 @@ def run_batch(args) -> tuple[list[dict], int]:
         raise BatchError(f"--out {out} is an existing file, not a folder; choose a folder path")
     check_output(out, inputs=[*videos, args.config], overwrite=True)
     out.mkdir(parents=True, exist_ok=True)
+    with ExitStack() as locks:  # one run per output: this batch on DIR, and on each video's DIR/<name>
+        for o in (out, *(out / n for n in names)):
+            locks.enter_context(RunLock(o))
+        return _run_videos(args, out, videos, names, t0)
+
+
+def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[list[dict], int]:
+    """run_batch's work once its outputs are checked and locked."""
+    from tqdm import tqdm
+
+    from josh_jax._cli.atomic import clean_stale
+
+    from . import demo
+
     clean_stale(out)  # temp folders of a batch killed mid-export
     rows = [_row(n, v, out / n) for n, v in zip(names, videos)]
     todo = []
@@ -457,7 +484,7 @@ def run_batch(args) -> tuple[list[dict], int]:
         o = Path(r["out"])
         if (o / "summary.json").is_file():  # finished by an earlier run (DIR/<name>/ is moved in whole)
             r["status"] = "skipped"
-            _fill_from_summary(r, json.loads((o / "summary.json").read_text()))
+            _fill_from_summary(r, finished_summary(o / "summary.json"))
             work = o.with_name(o.name + ".work")
             if (work / "fingerprint.json").is_file():  # left by a run killed between the move and the cleanup
                 shutil.rmtree(work, ignore_errors=True)
@@ -624,14 +651,13 @@ def _interrupted_message(out: Path) -> str:
 
 
 def main(argv=None) -> int:
-    from josh_jax._cli.atomic import OutputError
     from josh_jax._cli.checks import EXIT_BAD_INPUT, error_line
 
     args = _parser().parse_args(argv)
     args.argv = list(argv) if argv is not None else sys.argv[1:]
     try:
         rows, code = run_batch(args)
-    except (BatchError, OutputError, OSError) as exc:
+    except (JoshError, OSError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -65,6 +65,9 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
+from josh_jax.jsonfile import JsonFileError, read_json
+
 from .npz import NpzError, read_npz
 
 FORMAT = "josh-bundle"
@@ -73,7 +76,7 @@ READABLE_VERSIONS = (1, 2)
 OPTIONAL = ("images", "focal_scale", "cam_rotation")  # fields a window may lack
 
 
-class BundleError(ValueError):
+class BundleError(JoshError, ValueError):
     """A bundle is missing, malformed or inconsistent; the message names the field."""
 
 
@@ -352,11 +355,11 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
             "make one with `python -m josh_jax.frontends VIDEO --out DIR` or `python -m josh_jax.synthetic.worlds DIR`"
         )
     try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BundleError(f"{meta_path} is not UTF-8 text; it is not a josh_jax bundle.json") from None
-    except json.JSONDecodeError as exc:
-        raise BundleError(f"{meta_path} is not valid JSON: {exc}") from None
+        meta = read_json(
+            meta_path, "bundle.json", "write the bundle again with python -m josh_jax.frontends", top=object
+        )
+    except JsonFileError as exc:
+        raise BundleError(str(exc)) from None
     except OSError as exc:
         raise BundleError(f"{meta_path} cannot be read: {exc.strerror or exc}") from None
     if not isinstance(meta, dict):

@@ -42,6 +42,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from josh_jax.errors import JoshError
+
 from .frontends.pipeline import FrontEndConfig
 from .losses import LossWeights
 from .objective import ObjectiveConfig
@@ -78,7 +80,11 @@ class DemoConfig:
         }
 
 
-class ConfigError(ValueError):
+#: the largest --config file read
+MAX_CONFIG_BYTES = 2**20
+
+
+class ConfigError(JoshError, ValueError):
     """A config file or override names an unknown setting or a bad value."""
 
 
@@ -269,12 +275,24 @@ def load(
         if not p.exists():
             raise ConfigError(f"config file {p} does not exist")
         try:
+            if p.stat().st_size > MAX_CONFIG_BYTES:
+                raise ConfigError(f"config file {p} is larger than {MAX_CONFIG_BYTES // 2**20} MiB; it is not a config")
             if p.suffix.lower() == ".toml":
                 import tomllib
 
-                data = tomllib.loads(p.read_text())
+                data = tomllib.loads(p.read_bytes().decode("utf-8"))
             else:
-                data = json.loads(p.read_text())
+                from .jsonfile import read_json
+
+                data = read_json(p, "config file", 'write it as {"section": {"key": value}}', MAX_CONFIG_BYTES, object)
+        except ConfigError:
+            raise
+        except ValueError as exc:  # JSON / TOML syntax, NaN, nesting, size (jsonfile's one-line reasons)
+            raise ConfigError(f"config file {p} could not be parsed: {exc}") from None
+        except RecursionError:
+            raise ConfigError(f"config file {p} is nested too deeply; it is not a config") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"config file {p} is not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
         except Exception as exc:  # noqa: BLE001 - any parse error is reported in one line

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
+
 EXAMPLE_CLIP = Path(__file__).parent / "data" / "example" / "walk.mp4"
 
 
-class DemoError(RuntimeError):
+class DemoError(JoshError, RuntimeError):
     """A one-line, actionable reason the demo cannot go on."""
 
 
@@ -174,12 +176,14 @@ class WorkFolderError(DemoError):
 
 def _read_fingerprint(fp_path: Path) -> str | None:
     """fingerprint.json's text when it is a josh_jax fingerprint (a JSON object naming a video), else None."""
+    from .jsonfile import JsonFileError, read_json
+
     try:
+        data = read_json(fp_path, "fingerprint.json", "", max_bytes=2**20)
         text = fp_path.read_text()
-        data = json.loads(text)
-    except (OSError, ValueError):
+    except (OSError, JsonFileError):
         return None
-    return text if isinstance(data, dict) and "video" in data else None
+    return text if "video" in data else None
 
 
 def _prepare_work(out: Path, fp: dict, fresh: bool) -> Path:
@@ -412,11 +416,9 @@ def plot_losses(solved: Path, n: int, path: Path) -> None:
     """loss_curve.png of the solved windows (see :func:`josh_jax.export.plots.plot_losses`)."""
     from josh_jax.export.plots import plot_losses as _plot
 
-    hist = []
-    for i in range(n):
-        with np.load(solved / f"window_{i:03d}_loss.npz") as z:
-            hist.append({k: z[k] for k in z.files})
-    _plot(hist, path)
+    from .npz import read_npz
+
+    _plot([read_npz(solved / f"window_{i:03d}_loss.npz", what="loss history") for i in range(n)], path)
 
 
 class _Stage:
@@ -510,6 +512,9 @@ def prepare(args, attach: bool = False) -> Prepared:
 
         josh3r_path(models_dir)  # missing josh3r.onnx: one line with the export command, before decoding
     info = _check_inputs_and_output(args, video)
+    lock = getattr(args, "run_lock", None)  # main's RunLock: taken once the output is known to be usable
+    if lock is not None and not attach and lock.fd is None:
+        lock.acquire()
     flags = {"device": args.device}  # front-end flags given on the command line win over the file/--set
     if args.static_camera:
         flags["static_camera"] = True
@@ -551,11 +556,28 @@ def prepare(args, attach: bool = False) -> Prepared:
     if attach:
         work = args.out.with_name(args.out.name + ".work")
         fp_path = work / "fingerprint.json"
-        if not fp_path.is_file() or fp_path.read_text() != json.dumps(fp, sort_keys=True, default=str):
+        if _read_fingerprint(fp_path) != json.dumps(fp, sort_keys=True, default=str):
             raise DemoError(f"{work} is missing or belongs to another run; run the same command again")
     else:
         work = _prepare_work(args.out, fp, args.fresh)
     return Prepared(args=args, cfg=cfg, info=info, model=model, video=video, work=work)
+
+
+def _drop_damaged_bundle(bundle_dir: Path, num_vertices: int) -> None:
+    """A resumed work folder whose front-end outputs do not read back whole (a truncated window, a
+    damaged bundle.json) has them removed, said, and computed again; never trusted, never a crash."""
+    from .bundle import BundleError
+    from .bundle import load as load_bundle
+
+    if not bundle_dir.exists():
+        return
+    try:
+        load_bundle(bundle_dir, num_vertices)
+        return
+    except BundleError as exc:
+        why = str(exc)
+    _log(f"the work folder's front-end outputs are damaged ({why[:200]}); computing them again")
+    shutil.rmtree(bundle_dir)
 
 
 def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict, list]:
@@ -570,7 +592,9 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
 
     args, cfg, bundle_dir = p.args, p.cfg, p.bundle_dir
     seconds = {} if seconds is None else seconds
-    if not (bundle_dir / "bundle.json").is_file():
+    _drop_damaged_bundle(bundle_dir, p.model.num_vertices)
+    resumed = (bundle_dir / "bundle.json").is_file()
+    if not resumed:
         run = run_frontends if args.frontends == "default" else run_official
         t = time.perf_counter()
         fo = run(p.info, p.model, cfg.frontends, log=_log)
@@ -591,10 +615,9 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
             extras={"tracks.npz": save_tracks(fo.tracks)},
         )
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
-    else:
-        meta = json.loads((bundle_dir / "bundle.json").read_text())
-        seconds.update({f"frontends_{k}": v for k, v in meta.get("seconds", {}).items()})
     meta, windows = load_bundle(bundle_dir, p.model.num_vertices)
+    if resumed and isinstance(meta.get("seconds"), dict):  # the times recorded when they ran
+        seconds.update({f"frontends_{k}": float(v) for k, v in meta["seconds"].items() if isinstance(v, (int, float))})
     if _method(p) in JOSH3R_METHODS and not (p.work / JOSH3R_MOTION).is_file():
         with _Stage("JOSH3R on the first person track's frame pairs", seconds, "josh3r"):
             _run_josh3r_pairs(p, windows)
@@ -625,14 +648,14 @@ def window_done(p: Prepared, i: int) -> bool:
     paths = [prefix.with_name(prefix.name + suffix) for suffix in WINDOW_FILES]
     if not paths[-1].is_file():
         return False
+    from .jsonfile import read_json
     from .npz import NpzError, read_npz
     from .results import Results, ResultsError
 
     try:
         Results.load(paths[0])
         read_npz(paths[1], what="loss history")
-        if not isinstance(json.loads(paths[2].read_text()), dict):
-            raise ValueError("not a JSON object")
+        read_json(paths[2], "window info", "")
         Results.load(paths[3])
         return True
     except (ResultsError, NpzError, OSError, ValueError) as exc:
@@ -962,26 +985,29 @@ def main(argv=None) -> int:
             ["--out", str(args.out), "--seed", str(args.seed), "--body-model", str(args.body_model)]
             + (["--overwrite"] if args.overwrite else [])
         )
-    from josh_jax._cli.atomic import OutputError
     from josh_jax._cli.checks import error_line
     from josh_jax._cli.interrupt import exit_on_interrupt
-
-    from .body import BodyModelError
-    from .bundle import BundleError
-    from .config import ConfigError
-    from .frontends import FrontEndError
+    from josh_jax._cli.lock import RunLock
 
     work = args.out.with_name(args.out.name + ".work")
+    lock = RunLock(args.out)  # one run per --out; only the run holding it may clean OUT.work up (_prepare_work)
     try:
         if args.device == "gpu":
             import jax
 
             if not any(d.platform == "gpu" for d in jax.devices()):
                 raise DemoError("--device gpu: JAX sees no GPU; install the CUDA extra (pip install -e '.[gpu]')")
-        with exit_on_interrupt(lambda: _interrupted_message(args.out, work), lambda: _drop_unfinished(work, False)):
-            summary = run(args)
-    except (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError) as exc:
-        kept = False if isinstance(exc, WorkFolderError) else _drop_unfinished(work, True)
+        with exit_on_interrupt(
+            lambda: _interrupted_message(args.out, work) if lock.acquired else "interrupted; nothing was touched",
+            lambda: _release_on_interrupt(lock, work),
+        ):
+            args.run_lock = lock  # prepare() takes it once the inputs and the output are checked
+            try:
+                summary = run(args)
+            finally:
+                lock.release()
+    except (JoshError, OSError) as exc:
+        kept = False if isinstance(exc, WorkFolderError) or not lock.acquired else _drop_unfinished(work, True)
         print(
             error_line(exc, args.out)
             + (f"; the solved windows are kept in {work} (the same command resumes)" if kept else ""),
@@ -989,11 +1015,20 @@ def main(argv=None) -> int:
         )
         return 2
     except KeyboardInterrupt:  # raised by Python code where the handler is not installed (not the main thread)
-        _drop_unfinished(work, False)
+        if lock.acquired:
+            _drop_unfinished(work, False)
         print("\n" + _interrupted_message(args.out, work), file=sys.stderr)
         return 130
     _print_summary(summary, args.out)
     return 0
+
+
+def _release_on_interrupt(lock, work: Path) -> None:
+    """Ctrl-C / SIGTERM: the work folder cleaned up and the run lock's file removed, only by the run
+    that holds the lock (a second run stopped by the lock touches nothing)."""
+    if lock.fd is not None:
+        _drop_unfinished(work, False)
+        lock.release()
 
 
 def _finished_work(work: Path, solved_only: bool) -> bool:

@@ -106,10 +106,11 @@ def save_motion(path, motion: Motion) -> None:
 
 
 def load_motion(path) -> Motion:
-    with np.load(path) as z:
-        pts = [(int(f), z[f"points_{i}"], z[f"colors_{i}"]) for i, f in enumerate(z["point_frames"])]
-        md = z["median_depth"] if "median_depth" in z.files else None
-        return Motion(z["pair_frames"], z["rel_R"], z["rel_t"], pts, md, int(z["lead"]))
+    from .npz import read_npz
+
+    z = read_npz(path, what="JOSH3R motion file")
+    pts = [(int(f), z[f"points_{i}"], z[f"colors_{i}"]) for i, f in enumerate(z["point_frames"])]
+    return Motion(z["pair_frames"], z["rel_R"], z["rel_t"], pts, z.get("median_depth"), int(z["lead"]))
 
 
 def cameras_from_motion(motion: Motion, frames: np.ndarray, smpl_to_c: np.ndarray) -> np.ndarray:

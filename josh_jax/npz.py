@@ -18,13 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
+
 #: the most uncompressed bytes one .npz may hold by default (a long video's results are ~1 GB)
 MAX_BYTES = 8 * 2**30
 #: the most members one .npz may have
 MAX_MEMBERS = 4096
 
 
-class NpzError(ValueError):
+class NpzError(JoshError, ValueError):
     """An .npz file cannot be read safely: one line naming the file, the member and what to do."""
 
 
@@ -89,7 +91,8 @@ def read_npz(path: str | Path, max_bytes: int = MAX_BYTES, what: str = "file") -
             except NpzError:
                 raise
             except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, TypeError, ArithmeticError) as exc:
-                raise NpzError(f"{path}: member {name} is corrupt ({type(exc).__name__}); {redo}") from None
+                why = "broken compressed data" if isinstance(exc, zlib.error) else type(exc).__name__
+                raise NpzError(f"{path}: member {name} is corrupt ({why}); {redo}") from None
             except (NotImplementedError, RuntimeError) as exc:  # a flipped compression method or flag bit
                 raise NpzError(f"{path}: member {name} is corrupt ({type(exc).__name__}); {redo}") from None
     return out

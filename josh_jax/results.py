@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from josh_jax.errors import JoshError
+
 from .body import BodyModel, forward, rest_joints
 from .bundle import Window
 from .geometry import matrix_slerp, quat_to_matrix, se3_interpolate
@@ -70,9 +72,11 @@ RESULT_KEYS = (
 #: optional fields: absent (None) in older files and in ground truths
 OPTIONAL_KEYS = ("intrinsics_per_frame",)
 RESULTS_FORMAT_VERSION = 1
+#: the largest image side a results file may declare (pixels)
+MAX_IMAGE_SIDE = 100_000
 
 
-class ResultsError(ValueError):
+class ResultsError(JoshError, ValueError):
     """A results file or object is missing a field or has a bad one; the message names the field."""
 
 
@@ -185,6 +189,18 @@ class Results:
                     raise ResultsError(f"{source} field {key!r}: shape {a.shape}, expected {_shape_text(shape, axes)}")
             if kind == "f" and not np.all(np.isfinite(a)):
                 raise ResultsError(f"{source} field {key!r}: holds NaN or inf")
+        if axes["F"] < 1:
+            raise ResultsError(f"{source} field 'frame_index': holds no frames")
+        size = np.asarray(self.image_size)
+        if not np.all((size >= 1) & (size <= MAX_IMAGE_SIDE)):
+            raise ResultsError(
+                f"{source} field 'image_size': {size.tolist()} is not a size in pixels (1-{MAX_IMAGE_SIDE})"
+            )
+        K = np.asarray(self.intrinsics)
+        if not (K[0, 0] > 0 and K[1, 1] > 0):
+            raise ResultsError(
+                f"{source} field 'intrinsics': the focal lengths {K[0, 0]:g}, {K[1, 1]:g} are not positive"
+            )
         if self.intrinsics_per_frame is not None:
             a = np.asarray(self.intrinsics_per_frame)
             if a.dtype.kind != "f" or a.shape != (axes["F"], 3, 3):

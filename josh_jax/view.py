@@ -19,7 +19,6 @@ extra (``pip install -e '.[viz]'``).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 import time
@@ -127,10 +126,12 @@ class _Video:
     def __init__(self, folder: Path, frames: np.ndarray, long_side: int = 320):
         self.frames: dict[int, np.ndarray] = {}
         self.thread = None
+        from josh_jax.jsonfile import read_json
+
         try:
-            s = json.loads((folder / "summary.json").read_text())
+            s = read_json(folder / "summary.json", "summary.json", "")
             path, start = Path(s["video"]), int(s.get("start") or 0)
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, OverflowError):
             return
         if not path.is_file():
             return

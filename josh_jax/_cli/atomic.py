@@ -21,11 +21,13 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+from josh_jax.errors import JoshError
+
 #: temp paths this process is writing now (removed by the Ctrl-C handler before it exits)
 IN_FLIGHT: set[Path] = set()
 
 
-class OutputError(ValueError):
+class OutputError(JoshError, ValueError):
     """An output path cannot be used; the message says why and what to do (one line)."""
 
 

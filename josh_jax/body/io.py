@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse
 
+from josh_jax.errors import JoshError
+
 from .model import NUM_JOINTS, BodyModel, make_model
 
 OPEN_MODEL_NAMES = ("open", "josh-open-body", "default")
@@ -29,7 +31,7 @@ SMPL_HINT = (
 SMPL_FOOT_MARKERS = (3216, 3387, 6617, 6787)
 
 
-class BodyModelError(ValueError):
+class BodyModelError(JoshError, ValueError):
     """A body model file is missing or malformed. The message says what to provide."""
 
 

@@ -11,7 +11,6 @@ results container (today the ``results.npz`` dict of
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import NamedTuple
 
@@ -71,13 +70,18 @@ def results_path(path: str | Path, name: str = "results.npz") -> Path:
 
 
 def video_fps(folder: Path) -> float | None:
-    """The fps recorded in ``summary.json`` of an output folder, if any."""
+    """The fps recorded in ``summary.json`` of an output folder; None when there is none.
+
+    Raises :class:`josh_jax.jsonfile.JsonFileError` (a ValueError, one line) when summary.json is
+    damaged or its fps is not a number in (0, 1000]."""
+    from josh_jax.jsonfile import positive_number, read_json
+
     s = Path(folder) / "summary.json"
-    try:
-        fps = json.loads(s.read_text()).get("fps")
-    except (OSError, ValueError):
+    if not s.is_file():
         return None
-    return float(fps) if isinstance(fps, (int, float)) and fps > 0 else None
+    fix = "pass --fps, or run the demo again"
+    fps = read_json(s, "summary.json", fix).get("fps")
+    return None if fps is None else positive_number(fps, "fps", str(s), high=1000.0, fix=fix)
 
 
 def load_motion(path: str | Path, fps: float | None = None) -> Motion:

@@ -118,13 +118,14 @@ def main(argv=None) -> int:
         if not src.is_file():
             raise FileNotFoundError(f"{src} not found (expected results.npz or an output folder holding it)")
         res = load_results(src)
+        fps = args.fps or (video_fps(src.parent) if set(formats) - {"glb"} else None)  # checked before any write
         model = body_model_for(motion_of(res), args.body_model)
         written = []
         if "glb" in formats:
             written.append(write_glb(res, model, targets["glb"], args.every))
         rest = [f for f in formats if f != "glb"]
         if rest:
-            names = write_motion_exports(res, model, folder, args.fps or video_fps(src.parent), rest)
+            names = write_motion_exports(res, model, folder, fps, rest)
             written += [folder / n for n in names]
     except (OSError, ValueError, jbody.BodyModelError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)

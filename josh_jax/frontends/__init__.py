@@ -43,11 +43,14 @@ def load_tracks(path) -> dict[int, TrackFit]:
     """``tracks.npz`` -> {id: TrackFit} (landmarks / boxes None where the front end gave none)."""
     import numpy as np
 
-    with np.load(path) as z:
-        ids = [int(i) for i in z["track_ids"]]
-        fields = set(TrackFit._fields)
-        out = {}
-        for tid in ids:
-            d = {k.split("_", 1)[1]: z[k] for k in z.files if k.startswith(f"t{tid}_")}
-            out[tid] = TrackFit(**{k: v for k, v in d.items() if k in fields})
-        return out
+    from josh_jax.npz import read_npz
+
+    z = read_npz(path, what="tracks.npz")
+    if "track_ids" not in z:
+        raise FrontEndError(f"{path} is not a tracks.npz (no track_ids); run the front ends again")
+    fields = set(TrackFit._fields)
+    out = {}
+    for tid in (int(i) for i in np.asarray(z["track_ids"]).reshape(-1)):
+        d = {k.split("_", 1)[1]: v for k, v in z.items() if k.startswith(f"t{tid}_")}
+        out[tid] = TrackFit(**{k: v for k, v in d.items() if k in fields})
+    return out
