@@ -566,15 +566,19 @@ def prepare(args, attach: bool = False) -> Prepared:
 def _drop_damaged_bundle(bundle_dir: Path, num_vertices: int) -> None:
     """A resumed work folder whose front-end outputs do not read back whole (a truncated window, a
     damaged bundle.json) has them removed, said, and computed again; never trusted, never a crash."""
-    from .bundle import BundleError
     from .bundle import load as load_bundle
 
     if not bundle_dir.exists():
         return
+    from .errors import JoshError
+    from .frontends import load_tracks
+
     try:
         load_bundle(bundle_dir, num_vertices)
+        if (bundle_dir / "tracks.npz").exists():
+            load_tracks(bundle_dir / "tracks.npz")
         return
-    except BundleError as exc:
+    except JoshError as exc:  # BundleError, NpzError, FrontEndError
         why = str(exc)
     _log(f"the work folder's front-end outputs are damaged ({why[:200]}); computing them again")
     shutil.rmtree(bundle_dir)

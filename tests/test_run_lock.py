@@ -115,14 +115,16 @@ def test_a_damaged_bundle_in_a_resumed_work_folder_is_removed_and_said(tmp_path,
     save(good, [w], {"body_model": "open"})
     _drop_damaged_bundle(good, model.num_vertices)
     assert (good / "bundle.json").is_file()  # a whole bundle is kept
-    for damage in ("window", "json"):
+    for damage in ("window", "json", "tracks"):
         b = tmp_path / damage
         save(b, [w], {"body_model": "open"})
         if damage == "window":
             data = (b / "window_000.npz").read_bytes()
             (b / "window_000.npz").write_bytes(data[: len(data) // 2])
-        else:
+        elif damage == "json":
             (b / "bundle.json").write_bytes(b'{"format": "josh-bun')
+        else:
+            (b / "tracks.npz").write_bytes(b"PK\x03\x04 truncated")
         capsys.readouterr()
         _drop_damaged_bundle(b, model.num_vertices)
         assert not b.exists()

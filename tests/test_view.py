@@ -322,3 +322,52 @@ def test_settings_the_server_cannot_use_are_one_line(out_dir, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("error: ") and word in err, err
         assert time.time() - t0 < 30
+
+
+def _raw_get(port: int, path: str) -> bytes:
+    """The whole HTTP response to ``GET path`` sent as is (no client-side normalisation)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_no_route_serves_a_file_outside_its_own(out_dir, tmp_path):
+    """Path traversal on the viewer's HTTP routes (plain, %2e%2e, double-encoded, encoded slashes,
+    absolute paths) never returns a file outside the viewer's own assets."""
+    import viser
+
+    from josh_jax.view import Viewer
+
+    d, _ = out_dir
+    secret = tmp_path / "secret.txt"
+    marker = "josh-traversal-marker-7d1f"
+    secret.write_text(marker)
+    build = Path(viser.__file__).parent / "client" / "build"
+    rel = os.path.relpath(secret, build)  # ../../.. from viser's served folder to the secret
+    enc = rel.replace("..", "%2e%2e")
+    variants = [
+        f"/{rel}",
+        f"/assets/{rel}",
+        f"/{enc}",
+        "/" + rel.replace("..", "%252e%252e"),
+        "/" + rel.replace("/", "%2f"),
+        "/" + enc.replace("/", "%2F"),
+        "/" + rel.replace("/", "\\"),
+        str(secret),
+        "/" + str(secret),
+        "/%2f" + str(secret).lstrip("/").replace("/", "%2f"),
+        "/" + os.path.relpath(d / "results.npz", build),
+        "/" + os.path.relpath("/etc/passwd", build),
+    ]
+    v = Viewer(d, port=_free_port())
+    try:
+        assert _raw_get(v.port, "/").startswith(b"HTTP/1.1 200")  # its own page is served
+        for path in variants:
+            resp = _raw_get(v.port, path)
+            assert marker.encode() not in resp and b"root:" not in resp, path
+            assert not resp.startswith(b"HTTP/1.1 200") or b"PK\x03\x04" not in resp, path  # no results.npz
+    finally:
+        v.stop()
