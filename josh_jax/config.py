@@ -73,7 +73,9 @@ class DemoConfig:
         return {
             "frontends": dataclasses.asdict(self.frontends),
             "problem": dataclasses.asdict(self.problem),
-            "solve": dataclasses.asdict(self.solve),
+            "solve": {  # extra_terms are code (SolveConfig), not settings
+                f.name: getattr(self.solve, f.name) for f in dataclasses.fields(self.solve) if f.name != "extra_terms"
+            },
             "weights": dict(self.weights._asdict()),
             "output": dataclasses.asdict(self.output),
             "objective": dataclasses.asdict(self.objective),
@@ -155,6 +157,8 @@ def apply(cfg: DemoConfig, updates: dict) -> DemoConfig:
         names = _field_types(obj)
         if name not in names:
             raise ConfigError(f"unknown setting {name!r} in section {sec!r}; known: {', '.join(names)}")
+        if name == "extra_terms":
+            raise ConfigError("solve.extra_terms takes loss terms from Python code (SolveConfig), not a setting")
         cur = getattr(obj, name)
         val = _coerce(value, cur, raw_key)
         if isinstance(cur, float) and isinstance(val, int) and not isinstance(val, bool):

@@ -357,7 +357,160 @@ def to_world(cam_to_world: jax.Array, x_cam: jax.Array) -> jax.Array:
     return jnp.einsum("kab,pknb->pkna", R, x_cam) + t[None, :, None, :]
 
 
-# ------------------------------------------------------------------ human terms (per track)
+# ------------------------------------------------------------------ human terms: residual rows, once
+
+
+class Residuals(NamedTuple):
+    """The rows of one robust term: the term is ``sum_rows c * rho_gamma(||r||)``, split by track.
+
+    Every human term is written once as rows (:data:`HUMAN_TERMS`); its per-track value
+    (:func:`per_track`), the scalar loss (:func:`total_loss`) and the Gauss-Newton linearisation
+    (:func:`josh_jax.solve.gauss_newton.human_groups`) are all derived from them. Padding rows have
+    ``c = 0`` (zero value, zero gradient)."""
+
+    r: jax.Array  # (G, d) residual vectors
+    c: jax.Array  # (G,) each row's weight inside its track's term (a weighted mean's weights)
+    track: jax.Array  # (G,) int, the track each row belongs to
+    gamma: jax.Array  # () the robust kernel's exponent
+
+
+def rho_rows(res: Residuals) -> jax.Array:
+    """(G,) ``c * rho_gamma(||r||)`` of each row."""
+    return res.c * _robust_from_sq(jnp.sum(res.r * res.r, -1), res.gamma)
+
+
+def per_track(rows, num_tracks: int) -> jax.Array:
+    """(P,) the term's value per track: the rows' ``c * rho`` summed by track."""
+    return sum(jax.ops.segment_sum(rho_rows(res), res.track, num_tracks) for res in rows)
+
+
+def mean_weights(w: jax.Array, segments: jax.Array, num_segments: int) -> jax.Array:
+    """The row weights of a per-segment weighted mean: w / (its segment's sum of w), 0 in empty segments."""
+    den = jax.ops.segment_sum(w, segments, num_segments)[segments]
+    return jnp.where(den > 0, w / jnp.where(den > 0, den, 1.0), 0.0)
+
+
+def _rows(r, w, track, num_tracks: int, gamma) -> Residuals:
+    return Residuals(r, mean_weights(w, track, num_tracks), track, jnp.asarray(gamma, r.dtype))
+
+
+def contact_scale_rows(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, init_focal, gamma=1.1) -> list:
+    """Contact scale: a contact vertex's depth (x f / ``init_focal``) against the scene's depth at
+    its anchor pixel (times the stored ratio), weighted mean per track."""
+    scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
+    vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
+    r = (scene_d - vz * geo.focal / init_focal)[:, None]
+    return [_rows(r, human.scale_w, human.scale_track, human.valid.shape[0], gamma)]
+
+
+def prior_rows(hp: HumanParams, human: HumanData, gamma=1.1) -> list:
+    """Prior: quaternion, translation and the flattened 23x9 body rotations against the front end's,
+    a mean over each track's keyframes each; the betas once per track with a keyframe."""
+    P, K = human.valid.shape
+    w = human.valid.astype(hp.quat.dtype).reshape(-1)
+    track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
+    out = [
+        _rows((x - x0).reshape(P * K, -1), w, track, P, gamma)
+        for x, x0 in ((hp.quat, human.init_quat), (hp.transl, human.init_transl), (hp.body, human.init_body))
+    ]
+    has = (human.n_frames > 0).astype(hp.betas.dtype)
+    out.append(Residuals(hp.betas - human.init_betas, has, jnp.arange(P), jnp.asarray(gamma, hp.betas.dtype)))
+    return out
+
+
+def static_rows(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> list:
+    """Static contact: a static vertex's world position against the previous keyframe's, weighted mean per track."""
+    vw = to_world(geo.cam_to_world, bodies.verts_cam)
+    a = vw[human.static_track, human.static_kf, human.static_vert]
+    b = vw[human.static_track, human.static_kf_prev, human.static_vert]
+    return [_rows(a - b, human.static_w, human.static_track, human.valid.shape[0], gamma)]
+
+
+def smooth_rows(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> list:
+    """Smoothness: the change of each world joint's velocity (per frame gap) over a keyframe triple;
+    weighted mean over triples, plain mean over joints, per track."""
+    jw = to_world(geo.cam_to_world, bodies.joints_cam)  # (P, K, 24, 3)
+    p = human.smooth_track
+    k0, k1, k2 = human.smooth_kf[:, 0], human.smooth_kf[:, 1], human.smooth_kf[:, 2]
+    gap1 = jnp.maximum(k1 - k0, 1).astype(jw.dtype)[:, None, None]
+    gap2 = jnp.maximum(k2 - k1, 1).astype(jw.dtype)[:, None, None]
+    r = (jw[p, k2] - jw[p, k1]) / gap2 - (jw[p, k1] - jw[p, k0]) / gap1  # (Ms, J, 3)
+    J = r.shape[1]
+    c = jnp.repeat(mean_weights(human.smooth_w, p, human.valid.shape[0]) / J, J)
+    return [Residuals(r.reshape(-1, 3), c, jnp.repeat(p, J), jnp.asarray(gamma, r.dtype))]
+
+
+def track_scale_weights(human: HumanData):
+    """(P,) each track's weight on its contact-scale term (``HumanData.scale_track_w``; 1 without it)."""
+    return 1.0 if human.scale_track_w is None else human.scale_track_w
+
+
+class HumanTerm(NamedTuple):
+    """One term of the objective over the bodies (and cameras): written once, used by every solver.
+
+    ``rows(params, problem, geo, bodies, gamma)`` gives its :class:`Residuals`; ``track_w(human)``
+    a per-track factor (P,) (or a scalar) applied when the tracks are combined; ``weight`` names a
+    :class:`LossWeights` field, or is the term's weight itself (a term added from outside the
+    package, e.g. ``SolveConfig(extra_terms=(HumanTerm(...),))``). :func:`total_loss` adds
+    ``weight * sum_k n_k track_w_k term_k / sum_k n_k``; Gauss-Newton linearises the same rows."""
+
+    name: str
+    rows: object  # (Params, Problem, SceneGeometry, PosedBodies, gamma) -> list[Residuals]
+    weight: str | float
+    track_w: object = None  # HumanData -> (P,) or scalar; None: 1
+
+
+def _scale_rows(params, problem, geo, bodies, gamma):
+    return contact_scale_rows(geo, bodies, problem.human, bodies_focal(problem, geo.focal), gamma)
+
+
+def _prior_rows(params, problem, geo, bodies, gamma):
+    return prior_rows(params.human, problem.human, gamma)
+
+
+def _static_rows(params, problem, geo, bodies, gamma):
+    return static_rows(geo, bodies, problem.human, gamma)
+
+
+def _smooth_rows(params, problem, geo, bodies, gamma):
+    return smooth_rows(geo, bodies, problem.human, gamma)
+
+
+def _smooth_track_w(human: HumanData):
+    return (human.n_frames > 2).astype(human.n_frames.dtype)  # the term needs more than two keyframes
+
+
+#: the objective's human terms (LossTerms' fields after ``scene``, in this order)
+HUMAN_TERMS = (
+    HumanTerm("scale", _scale_rows, "scale", track_scale_weights),
+    HumanTerm("prior", _prior_rows, "prior"),
+    HumanTerm("static", _static_rows, "static"),
+    HumanTerm("smooth", _smooth_rows, "smooth", _smooth_track_w),
+)
+
+
+def term_weight(term: HumanTerm, weights: LossWeights):
+    return getattr(weights, term.weight) if isinstance(term.weight, str) else term.weight
+
+
+def track_combination(human: HumanData) -> jax.Array:
+    """(P,) n_k / sum_k n_k: how the per-track terms are combined (each track by its keyframe count)."""
+    n = human.n_frames
+    return n / jnp.maximum(jnp.sum(n), 1.0)
+
+
+def human_term_rows(params: Params, problem: Problem, weights: LossWeights, geo: SceneGeometry, terms=HUMAN_TERMS):
+    """[(term, rows, per-track factor)] of ``terms`` at ``params``: the one evaluation every solver uses."""
+    bodies = pose_problem_bodies(params, problem, geo)
+    g = weights.gamma_human
+    out = []
+    for t in terms:
+        tw = 1.0 if t.track_w is None else t.track_w(problem.human)
+        out.append((t, t.rows(params, problem, geo, bodies, g), tw))
+    return out
+
+
+# the per-track terms, by name (signatures and values as before: derived from the rows)
 
 
 def contact_scale(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, init_focal, gamma=1.1) -> jax.Array:
@@ -366,52 +519,23 @@ def contact_scale(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, ini
     ``init_focal`` is the focal the bodies' depths are expressed under (:func:`bodies_focal`):
     the initial focal for the reference's bodies, the current focal (factor 1) for bodies whose
     depth already follows the focal."""
-    scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
-    vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
-    r = robust_scalar(scene_d, vz * geo.focal / init_focal, gamma)
-    return segment_mean(r, human.scale_w, human.scale_track, human.valid.shape[0])
-
-
-def track_scale_weights(human: HumanData):
-    """(P,) each track's weight on its contact-scale term (``HumanData.scale_track_w``; 1 without it)."""
-    return 1.0 if human.scale_track_w is None else human.scale_track_w
+    return per_track(contact_scale_rows(geo, bodies, human, init_focal, gamma), human.valid.shape[0])
 
 
 def static_contact(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> jax.Array:
     """Per-track (P,) mean of rho(v_world(t), v_world(t_prev)) over static entries."""
-    vw = to_world(geo.cam_to_world, bodies.verts_cam)
-    a = vw[human.static_track, human.static_kf, human.static_vert]
-    b = vw[human.static_track, human.static_kf_prev, human.static_vert]
-    return segment_mean(robust_distance(a, b, gamma), human.static_w, human.static_track, human.valid.shape[0])
+    return per_track(static_rows(geo, bodies, human, gamma), human.valid.shape[0])
 
 
 def prior(hp: HumanParams, human: HumanData, gamma=1.1) -> jax.Array:
     """Per-track (P,) sum of means of rho to the front-end values: quaternion,
     translation, flattened 23x9 body rotations (per keyframe) and betas."""
-    P, K = human.valid.shape
-    w = human.valid.astype(hp.quat.dtype)
-    track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
-
-    def per_frame(x, x0):
-        r = robust_distance(x.reshape(P * K, -1), x0.reshape(P * K, -1), gamma)
-        return segment_mean(r, w.reshape(-1), track, P)
-
-    loss = per_frame(hp.quat, human.init_quat) + per_frame(hp.transl, human.init_transl)
-    loss = loss + per_frame(hp.body, human.init_body)
-    return loss + robust_distance(hp.betas, human.init_betas, gamma) * (human.n_frames > 0)
+    return per_track(prior_rows(hp, human, gamma), human.valid.shape[0])
 
 
 def smoothness(geo: SceneGeometry, bodies: PosedBodies, human: HumanData, gamma=1.1) -> jax.Array:
     """Per-track (P,) mean over triples and joints of rho(v(k+1)/gap, v(k)/gap) of world joints."""
-    jw = to_world(geo.cam_to_world, bodies.joints_cam)  # (P, K, 24, 3)
-    p = human.smooth_track
-    k0, k1, k2 = human.smooth_kf[:, 0], human.smooth_kf[:, 1], human.smooth_kf[:, 2]
-    gap1 = jnp.maximum(k1 - k0, 1).astype(jw.dtype)[:, None, None]
-    gap2 = jnp.maximum(k2 - k1, 1).astype(jw.dtype)[:, None, None]
-    v1 = (jw[p, k1] - jw[p, k0]) / gap1
-    v2 = (jw[p, k2] - jw[p, k1]) / gap2
-    r = jnp.mean(robust_distance(v2, v1, gamma), -1)  # mean over joints
-    return segment_mean(r, human.smooth_w, p, human.valid.shape[0])
+    return per_track(smooth_rows(geo, bodies, human, gamma), human.valid.shape[0])
 
 
 # ------------------------------------------------------------------ total
@@ -426,12 +550,16 @@ class LossTerms(NamedTuple):
     smooth: jax.Array
 
 
-def total_loss(params: Params, problem: Problem, weights: LossWeights = LossWeights(), stage: int = 1) -> LossTerms:
+def total_loss(
+    params: Params, problem: Problem, weights: LossWeights = LossWeights(), stage: int = 1, extra_terms: tuple = ()
+) -> LossTerms:
     """The joint objective of one stage.
 
     total = scene term + sum_k n_k (w_scale L_scale + w_prior L_prior + w_static L_static
     + w_smooth L_smooth)_k / sum_k n_k, with the 3D matching term in stage 1 and the
-    2D reprojection term in stage 2 (``stage`` is static).
+    2D reprojection term in stage 2 (``stage`` is static). The human terms come from
+    :data:`HUMAN_TERMS` (plus ``extra_terms``, :class:`HumanTerm` s whose values enter the total
+    only).
     """
     scene, human = problem.scene, problem.human
     geo = scene_geometry(params.cam, scene)
@@ -439,15 +567,11 @@ def total_loss(params: Params, problem: Problem, weights: LossWeights = LossWeig
         s = scene_matching_3d(geo, scene, weights.gamma_scene_3d)
     else:
         s = scene_reprojection_2d(geo, scene, weights.gamma_scene_2d)
-    bodies = pose_problem_bodies(params, problem, geo)
-    g = weights.gamma_human
-    n = human.n_frames
-    denom = jnp.maximum(jnp.sum(n), 1.0)
-    combine = lambda per_track: jnp.sum(n * per_track) / denom  # noqa: E731
-    scale = combine(contact_scale(geo, bodies, human, bodies_focal(problem, geo.focal), g) * track_scale_weights(human))
-    pri = combine(prior(params.human, human, g))
-    sta = combine(static_contact(geo, bodies, human, g))
-    # the smoothness term needs more than two keyframes in a track
-    smo = combine(smoothness(geo, bodies, human, g) * (n > 2))
-    total = s + weights.scale * scale + weights.prior * pri + weights.static * sta + weights.smooth * smo
-    return LossTerms(total=total, scene=s, scale=scale, prior=pri, static=sta, smooth=smo)
+    comb = track_combination(human)
+    P = human.valid.shape[0]
+    values, total = {}, s
+    for t, rows, tw in human_term_rows(params, problem, weights, geo, HUMAN_TERMS + tuple(extra_terms)):
+        v = jnp.sum(comb * per_track(rows, P) * tw)
+        values[t.name] = v
+        total = total + term_weight(t, weights) * v
+    return LossTerms(total=total, scene=s, **{t.name: values[t.name] for t in HUMAN_TERMS})

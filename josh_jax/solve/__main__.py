@@ -197,6 +197,9 @@ def problem_config(args) -> ProblemConfig:
     return ProblemConfig(**{f.name: getattr(args, f"p_{f.name}") for f in dataclasses.fields(ProblemConfig)})
 
 
+NOT_FLAGS = ("progress_every", "extra_terms")  # SolveConfig fields without a flag (set from code)
+
+
 def main(argv=None) -> int:
     from josh_jax._cli.checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
     from josh_jax._cli.interrupt import exit_on_interrupt
@@ -222,7 +225,7 @@ def main(argv=None) -> int:
         help="persistent compilation cache folder, or 'off' (default: $JOSH_JAX_CACHE_DIR, else ~/.cache/josh_jax/jax)",
     )
     for f in dataclasses.fields(SolveConfig):
-        if f.name == "progress_every":
+        if f.name in NOT_FLAGS:
             continue
         kind = type(f.default)
         flag = f"--{f.name.replace('_', '-')}"
@@ -246,7 +249,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     try:
         cfg = SolveConfig(
-            **{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name != "progress_every"}
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(SolveConfig) if f.name not in NOT_FLAGS}
         )
         pcfg = problem_config(args)
         weights = LossWeights(**{k: getattr(args, f"w_{k}") for k in LossWeights._fields})

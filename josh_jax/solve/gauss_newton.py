@@ -26,13 +26,13 @@ below ``gn_tol`` or after ``gn_iters_stage*`` iterations (a fixed-size ``lax.sca
 finished iterations are skipped, so the solve stays one program and still vmaps).
 Camera quaternions are renormalised after each step; frozen groups keep dx = 0.
 
-Internals this module relies on (keep in step with :mod:`josh_jax.losses`):
-``scene_geometry`` (focal, cam_to_world; the depth formula g (z + (a - 1) median size)
-is mirrored in :func:`keyframe_locals` and checked by the tests), ``pose_problem_bodies`` and
-``bodies_focal`` (the bodies' depth under the focal),
-``to_world``, the Problem fields used by the term functions, and the term definitions
-(mirrored in :func:`human_groups` / :func:`scene_groups`; the tests check that
-``sum c rho`` reproduces ``total_loss`` term by term).
+The human terms are not restated here: :func:`human_groups` takes the rows of
+:data:`josh_jax.losses.HUMAN_TERMS` (the same evaluation :func:`josh_jax.losses.total_loss`
+sums), so a term added there (or passed as ``SolveConfig.extra_terms``) is linearised too.
+The scene term's structured linearisation (:func:`scene_rows`, :func:`keyframe_locals`)
+restates its geometry in local variables for speed (the depth formula g (z + (a - 1) median
+size) of ``scene_geometry`` included); the tests check it against a dense ``jax.jacfwd``
+``J^T W J`` and :func:`scene_groups` against the scalar scene terms.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ..losses import (
+    HUMAN_TERMS,
     CameraParams,
     LossTerms,
     LossWeights,
@@ -51,13 +52,13 @@ from ..losses import (
     _pair_focal,
     _partner_in_own_frame,
     _pixels,
+    _robust_from_sq,
     _safe_sqrt,
-    bodies_focal,
-    pose_problem_bodies,
+    human_term_rows,
     scene_geometry,
-    to_world,
+    term_weight,
     total_loss,
-    track_scale_weights,
+    track_combination,
 )
 from ..problem import Problem
 
@@ -69,10 +70,8 @@ def _c_of(gamma):
 
 
 def rho_from_sq(sq, gamma):
-    """rho_gamma(sqrt(sq)) = (n + c)^gamma - c^gamma (the losses' robust distance)."""
-    n = _safe_sqrt(sq)
-    c = _c_of(gamma)
-    return (n + c) ** gamma - c**gamma
+    """rho_gamma(sqrt(sq)) = (n + c)^gamma - c^gamma (the losses' robust distance, the same function)."""
+    return _robust_from_sq(sq, gamma)
 
 
 def irls_weight(sq, gamma, eps):
@@ -91,53 +90,25 @@ class Group(NamedTuple):
     gamma: jax.Array  # ()
 
 
-def _seg_c(w, seg, num, track_w):
-    """Weights of a per-segment weighted mean, then combined with per-segment weights."""
-    den = jax.ops.segment_sum(w, seg, num)[seg]
-    return jnp.where(den > 0, w / jnp.where(den > 0, den, 1.0), 0.0) * track_w[seg]
-
-
-def human_groups(params: Params, problem: Problem, weights: LossWeights, geo) -> list[Group]:
-    """The human terms of :func:`josh_jax.losses.total_loss` as residual groups (loss weights included)."""
-    human, hp = problem.human, params.human
-    bodies = pose_problem_bodies(params, problem, geo)
-    P, K = human.valid.shape
-    n = human.n_frames
-    tw = n / jnp.maximum(jnp.sum(n), 1.0)
-    g = jnp.asarray(weights.gamma_human, jnp.float32)
+def human_groups_by_term(
+    params: Params, problem: Problem, weights: LossWeights, geo, extra_terms: tuple = ()
+) -> list[tuple[str, list[Group]]]:
+    """[(term name, its groups)] of the human terms of :func:`josh_jax.losses.total_loss` (the rows
+    of :data:`~josh_jax.losses.HUMAN_TERMS` plus ``extra_terms``, with each row's total weight:
+    loss weight x n_k / sum n x the term's per-track factor x the row's weight in its track)."""
+    human = problem.human
+    P = human.valid.shape[0]
+    comb = track_combination(human)
     out = []
-    # contact scale
-    scene_d = geo.anchor_depth[human.scale_kf, human.scale_anchor] * human.scale_ratio
-    vz = bodies.verts_cam[human.scale_track, human.scale_kf, human.scale_vert, 2]
-    out.append(
-        Group(
-            (scene_d - vz * geo.focal / bodies_focal(problem, geo.focal))[:, None],
-            weights.scale * _seg_c(human.scale_w, human.scale_track, P, tw * track_scale_weights(human)),
-            g,
-        )
-    )
-    # prior: per keyframe quat, transl, body; per track betas
-    track = jnp.broadcast_to(jnp.arange(P)[:, None], (P, K)).reshape(-1)
-    cpf = weights.prior * _seg_c(human.valid.astype(jnp.float32).reshape(-1), track, P, tw)
-    for x, x0 in ((hp.quat, human.init_quat), (hp.transl, human.init_transl), (hp.body, human.init_body)):
-        out.append(Group((x - x0).reshape(P * K, -1), cpf, g))
-    out.append(Group(hp.betas - human.init_betas, weights.prior * tw * (n > 0), g))
-    # static contact
-    vw = to_world(geo.cam_to_world, bodies.verts_cam)
-    a = vw[human.static_track, human.static_kf, human.static_vert]
-    b = vw[human.static_track, human.static_kf_prev, human.static_vert]
-    out.append(Group(a - b, weights.static * _seg_c(human.static_w, human.static_track, P, tw), g))
-    # smoothness: mean over joints of world-joint velocity changes, tracks with > 2 keyframes
-    jw = to_world(geo.cam_to_world, bodies.joints_cam)
-    p = human.smooth_track
-    k0, k1, k2 = human.smooth_kf[:, 0], human.smooth_kf[:, 1], human.smooth_kf[:, 2]
-    gap1 = jnp.maximum(k1 - k0, 1).astype(jw.dtype)[:, None, None]
-    gap2 = jnp.maximum(k2 - k1, 1).astype(jw.dtype)[:, None, None]
-    r = (jw[p, k2] - jw[p, k1]) / gap2 - (jw[p, k1] - jw[p, k0]) / gap1  # (Ms, J, 3)
-    J = r.shape[1]
-    c = weights.smooth * _seg_c(human.smooth_w, p, P, tw * (n > 2)) / J
-    out.append(Group(r.reshape(-1, 3), jnp.repeat(c, J), g))
+    for t, rows, tw in human_term_rows(params, problem, weights, geo, HUMAN_TERMS + tuple(extra_terms)):
+        per = term_weight(t, weights) * comb * jnp.broadcast_to(jnp.asarray(tw, comb.dtype), (P,))
+        out.append((t.name, [Group(res.r, per[res.track] * res.c, res.gamma) for res in rows]))
     return out
+
+
+def human_groups(params: Params, problem: Problem, weights: LossWeights, geo, extra_terms: tuple = ()) -> list[Group]:
+    """The human terms of :func:`josh_jax.losses.total_loss` as residual groups (loss weights included)."""
+    return [g for _, groups in human_groups_by_term(params, problem, weights, geo, extra_terms) for g in groups]
 
 
 def scene_groups(params: Params, problem: Problem, weights: LossWeights, stage: int, geo=None) -> list[Group]:
@@ -466,8 +437,10 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
     nc = lay.n_cam
     K = lay.K
 
+    extra = tuple(getattr(cfg, "extra_terms", ()))
+
     def loss_terms(x):
-        return total_loss(unflatten(x), problem, weights, stage)
+        return total_loss(unflatten(x), problem, weights, stage, extra)
 
     def renorm(x):
         q = x[: 4 * K].reshape(K, 4)
@@ -476,7 +449,13 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
     def human_lin(x):
         """Human IRLS pieces at x: weighted residuals (weights frozen), their linear map and transpose."""
         p = unflatten(x)
-        groups = human_groups(p, problem, weights, scene_geometry(p.cam, problem.scene))
+        named = human_groups_by_term(p, problem, weights, scene_geometry(p.cam, problem.scene), extra)
+        groups = [g for _, gs in named for g in gs]
+        first = 0  # the prior's groups (quat, transl, body, betas): their identity Jacobian gives diag_h
+        for name, gs in named:
+            if name == "prior":
+                break
+            first += len(gs)
         sw = [
             jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps)))
             for gr in groups
@@ -484,20 +463,15 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
 
         def rw(z):
             pz = unflatten(z)
-            return _weighted_residuals(human_groups(pz, problem, weights, scene_geometry(pz.cam, problem.scene)), sw)
+            return _weighted_residuals(
+                human_groups(pz, problem, weights, scene_geometry(pz.cam, problem.scene), extra), sw
+            )
 
         r0, jvp = jax.linearize(rw, x)
         vjp = jax.linear_transpose(jvp, x)
         # exact diagonal of the prior part (identity Jacobian): the human variables' damping scale
-        pri = [s * s for s in sw[1:5]]
-        diag_h = jnp.concatenate(
-            [
-                jnp.repeat(pri[0], 4),
-                jnp.repeat(pri[1], 3),
-                jnp.repeat(pri[2], groups[3].r.shape[1]),
-                jnp.repeat(pri[3], groups[4].r.shape[1]),
-            ]
-        )
+        pri = [s * s for s in sw[first : first + 4]]
+        diag_h = jnp.concatenate([jnp.repeat(w, groups[first + i].r.shape[1]) for i, w in enumerate(pri)])
         return r0, jvp, vjp, diag_h
 
     def scene_lin(x):

@@ -67,6 +67,7 @@ class Structure(NamedTuple):
     focal_updates: str
     progress: bool  # the progress callback is in the program (a program with a host callback
     # cannot go to JAX's persistent compilation cache); its rate and label are traced
+    extra_terms: tuple = ()  # losses.HumanTerm s added to the objective (used by Adam and gn alike)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -105,6 +106,7 @@ class SolveConfig:
     optimize_smpl: bool = True
     optimize_cameras: bool = True  # False holds camera poses and depth sizes (static-camera bundles)
     focal_updates: str = "single"
+    extra_terms: tuple = ()  # losses.HumanTerm s added to the objective, for research code (not the CLI)
     progress_every: int = 0  # > 0: report progress to the host every this many iterations (traced)
     method: str = "adam"
     tol: float = 0.0  # Adam early stop (relative decrease over tol_window iterations); 0 = off
@@ -122,6 +124,10 @@ class SolveConfig:
             raise ValueError(f"focal_updates must be 'reference' or 'single', got {self.focal_updates!r}")
         if self.method not in METHODS:
             raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        from ..losses import HumanTerm
+
+        if not isinstance(self.extra_terms, tuple) or not all(isinstance(t, HumanTerm) for t in self.extra_terms):
+            raise ValueError("extra_terms must be a tuple of josh_jax.losses.HumanTerm")
         if self.method == "gn" and self.optimize_depth:
             raise ValueError("method 'gn' does not train the anchor depths; use method 'adam' with optimize_depth")
 
@@ -251,7 +257,7 @@ def run_stage(
     (relative) over the last ``TOL_WINDOW`` iterations (the history keeps its length)."""
     n = cfg.iters_stage1 if stage == 1 else cfg.iters_stage2
     opt = make_optimizer(params, problem, stage, cfg, hp)
-    loss_fn = functools.partial(total_loss, problem=problem, weights=weights, stage=stage)
+    loss_fn = functools.partial(total_loss, problem=problem, weights=weights, stage=stage, extra_terms=cfg.extra_terms)
 
     def step(p, state, nan_at, ring, it):
         terms, grads = jax.value_and_grad(lambda q: _total_with_terms(loss_fn, q), has_aux=True)(p)
