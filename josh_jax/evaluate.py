@@ -10,13 +10,14 @@ import json
 import sys
 from pathlib import Path
 
+from josh_jax.errors import JoshError
 from josh_jax.eval.metrics import evaluate
 
 from .results import Results
 
 
 def main(argv=None) -> int:
-    from josh_jax._cli.atomic import OutputError, check_file_outputs, write_text_atomic
+    from josh_jax._cli.atomic import check_file_outputs, write_text_atomic
     from josh_jax._cli.checks import OneLineParser, error_line, positive_float
 
     ap = OneLineParser(prog="python -m josh_jax.evaluate", description=__doc__.split("\n\n")[0])
@@ -30,7 +31,7 @@ def main(argv=None) -> int:
         if args.json:
             check_file_outputs([args.json], [args.results, args.ground_truth], args.overwrite)
         m = evaluate(Results.load(args.results), Results.load(args.ground_truth), args.fps)
-    except (FileNotFoundError, ValueError, IndexError, KeyError, OutputError) as exc:
+    except (JoshError, FileNotFoundError, ValueError, IndexError, KeyError) as exc:
         print(error_line(exc), file=sys.stderr)
         return 2
     units = {

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
 from josh_jax.export.motion import Motion, body_model_for, load_motion, video_fps
 
 JOINT_COLORS = [(230, 60, 50), (50, 110, 230), (60, 180, 60), (220, 170, 40)]
@@ -418,14 +419,13 @@ def main(argv=None) -> int:
     except ImportError:
         print("error: the viewer needs viser: pip install -e '.[viz]'", file=sys.stderr)
         return 2
-    from .body import BodyModelError
 
     try:
         check_settings(args.host, args.port, args.fps)
         if not args.folder.is_dir():
             raise FileNotFoundError(f"{args.folder} is not a folder (pass a demo or solve output folder)")
         v = Viewer(args.folder, args.host, args.port, args.fps or video_fps(args.folder), args.body_model)
-    except (OSError, ValueError, BodyModelError) as exc:
+    except (JoshError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -65,6 +65,7 @@ def test_forward_matches_smplx_batched(smpl_files, kind):
     np.testing.assert_allclose(out.joints, ref_j, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_forward_unbatched_and_vmap(smpl_files):
     m = jb.load(smpl_files["plain"])
     betas, aa, transl = random_inputs(2, (3,))
@@ -77,6 +78,7 @@ def test_forward_unbatched_and_vmap(smpl_files):
     np.testing.assert_allclose(vm.joints, ref_j, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_vertex_subset_equals_full(smpl_files):
     m = jb.load(smpl_files["plain"])
     betas, aa, transl = random_inputs(3, (2,))
@@ -88,6 +90,7 @@ def test_vertex_subset_equals_full(smpl_files):
     np.testing.assert_allclose(sub.joints, full.joints, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_subset_model_is_the_same_body_on_fewer_vertices(smpl_files):
     """BodyModel.subset: forward on the view = the full forward's rows (the losses pose
     their contact vertices this way), also with repeated ids, under vmap and jit."""
@@ -121,6 +124,7 @@ def test_rot6d_and_axis_angle_inputs_agree(open_model):
     np.testing.assert_allclose(a.vertices, b.vertices, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradients_match_finite_differences(smpl_files):
     with x64():
         m = jb.load(smpl_files["plain"])

@@ -34,6 +34,7 @@ def _rotating_matches(K=6, zoom=True, translate=0.0, seed=0, size=(448, 252)):
     return matches, R, f
 
 
+@pytest.mark.slow
 def test_rotation_only_fit_recovers_pan_tilt_and_zoom():
     matches, R, f = _rotating_matches()
     Re, fe, r = fit_rotation_only(matches, len(f), (448, 252), shared_focal=False)
@@ -137,6 +138,7 @@ def jax_tree(x):
     return jax.tree_util.tree_map(jnp.asarray, x)
 
 
+@pytest.mark.slow
 def test_unit_focal_scale_is_exactly_neutral(open_model):
     """focal_scale of ones gives bit-identical losses to a bundle without it (the reference's shared focal)."""
     from josh_jax.losses import init_params, total_loss

@@ -175,6 +175,7 @@ def test_extreme_resolution(tmp_path, capsys):
     _no_output(tmp_path)
 
 
+@pytest.mark.slow
 def test_no_person(tmp_path):
     from josh_jax.synthetic.clips import render_clip
 

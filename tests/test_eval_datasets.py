@@ -379,6 +379,7 @@ def test_accel_error_hand_computed():
     assert M.accel_error(spike, gt, 1.0) == pytest.approx(0.01 / 8)
 
 
+@pytest.mark.slow
 def test_emdb_with_smpl_files_routes_gender(world, tmp_path):
     """SMPL-format files in --smpl-dir: the male ground truth goes through SMPL_MALE.pkl, the
     prediction's vertices (body_model "smpl") through SMPL_NEUTRAL.pkl, as the reference."""

@@ -168,6 +168,7 @@ def test_argument_errors_are_one_line(script, tmp_path, capsys):
     assert (out / "josh3r.onnx").read_bytes() == b"keep me"
 
 
+@pytest.mark.slow
 def test_export_on_a_stand_in_repository(script, tmp_path, capsys):
     import torch
 
@@ -238,6 +239,7 @@ def test_export_on_a_stand_in_repository(script, tmp_path, capsys):
         script.main(["--repo", str(repo), "--checkpoint", str(tmp_path / "other.ckpt"), "--out", str(tmp_path / "m2")])
 
 
+@pytest.mark.slow
 def test_timing_script_on_the_stand_in(script, tmp_path):
     """benchmarks/josh3r_timing.py times both runtimes; the PyTorch side builds the export's random weights."""
     from benchmarks import josh3r_timing

@@ -101,6 +101,7 @@ def _fake_landmarks(model, rotmats, betas):
     return lm, J
 
 
+@pytest.mark.slow
 def test_body_fit_recovers_a_known_pose(open_model):
     import jax.numpy as jnp
 
@@ -145,6 +146,7 @@ def test_camera_translation_is_exact_without_noise():
 # ------------------------------------------------------------------ contact
 
 
+@pytest.mark.slow
 def test_stance_contacts_label_the_planted_foot(open_model):
     from josh_jax import body
     from josh_jax.frontends.contact import stance_contacts

@@ -57,6 +57,7 @@ def test_gn_step_on_linear_least_squares_is_the_closed_form():
         np.testing.assert_allclose(np.asarray(x0 + dx), closed, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body_depth", ["focal", "reference"])
 def test_residual_groups_reproduce_the_loss(world, open_model, body_depth):
     w, _ = world
@@ -167,6 +168,7 @@ def test_structured_normal_equations_equal_dense_jacobian(open_model):
     _assert_structured_equals_dense(pr)
 
 
+@pytest.mark.slow
 def test_structured_normal_equations_with_focal_scale_and_row_chunks(open_model, monkeypatch):
     """Per-keyframe focal scales (bundle v2 zoom) enter gn's scene residuals as they enter the
     loss, and the chunked per-row reduction (padded last chunk) equals the dense J^T W J."""

@@ -88,6 +88,7 @@ def _no_temp(folder: Path) -> None:
     assert not left, left
 
 
+@pytest.mark.slow
 def test_exit_on_interrupt_stops_an_xla_compile_at_once(tmp_path):
     script = tmp_path / "s.py"
     script.write_text(
@@ -119,6 +120,7 @@ def test_exit_on_interrupt_stops_an_xla_compile_at_once(tmp_path):
     assert rc == 130 and time.perf_counter() - t < 2.0 and "interrupted: bye" in err and "compiled" not in err
 
 
+@pytest.mark.slow
 def test_solve_cli_during_the_first_compile(tmp_path):
     from josh_jax.synthetic.worlds import main as synth_main
 
@@ -131,6 +133,7 @@ def test_solve_cli_during_the_first_compile(tmp_path):
     _no_temp(tmp_path)
 
 
+@pytest.mark.slow
 def test_frontends_cli_during_people_tracking(tmp_path):
     c = Child(["josh_jax.frontends", REPO / "josh_jax/data/example/walk.mp4", "--out", "o", "--frames", "60"], tmp_path)
     c.wait_for(r"\[frontends\] walk.mp4")

@@ -103,6 +103,7 @@ def test_demo_wrong_intrinsics_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.slow
 def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model, tmp_path):
     """A bundle made with --intrinsics records fixed_intrinsics; the solve CLI then keeps its focal."""
     import dataclasses

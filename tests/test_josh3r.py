@@ -174,6 +174,7 @@ def _demo_josh3r(argv):
     return rc, buf.getvalue()
 
 
+@pytest.mark.slow
 def test_demo_refuses_a_missing_model_before_decoding(tmp_path):
     from conftest import run_isolated
 
@@ -186,6 +187,7 @@ def test_demo_refuses_a_missing_model_before_decoding(tmp_path):
     assert not (tmp_path / "o").exists() and not (tmp_path / "o.work").exists()
 
 
+@pytest.mark.slow
 def test_demo_checks_the_configured_models_folder(tmp_path):
     """``--set frontends.models_dir=DIR`` (no --models) is the folder the run uses: the refusal names it."""
     from conftest import run_isolated
@@ -247,6 +249,7 @@ def test_demo_method_josh3r_writes_every_output(tiny_models, tmp_path):
     assert not (tmp_path / "o.work").exists()
 
 
+@pytest.mark.slow
 def test_every_person_seen_from_its_camera_is_where_the_front_end_put_it():
     """build_results: each track's world body, seen from the derived camera of its frame, is the human
     front end's camera-frame body (the lead track's too: the root frame is the pelvis)."""
@@ -288,6 +291,7 @@ def test_every_person_seen_from_its_camera_is_where_the_front_end_put_it():
             np.testing.assert_allclose(got, want, atol=2e-4)
 
 
+@pytest.mark.slow
 def test_warm_start_puts_the_cameras_and_the_scale_where_it_is_told():
     """josh3r+joint's start: the problem's initial cameras are the given metric cameras and its anchor
     depths the scene depth times the given scale (synthetic world: the true cameras and scale)."""

@@ -94,6 +94,7 @@ def perturbed_params(pr, seed=1):
     return Params(cam=cam, human=hu)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body_depth", ["focal", "reference"])
 @pytest.mark.parametrize("stage", [1, 2])
 def test_terms_and_gradients_match_torch_port(problem_and_model, stage, body_depth):
@@ -120,6 +121,7 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage, body_dep
             np.testing.assert_allclose(g_jax, g_ref, atol=2e-3 * scale, err_msg=f"{group}.{name}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("body_depth", ["focal", "reference"])
 def test_gradient_matches_finite_differences(problem_and_model, body_depth):
     pr, _ = problem_and_model
@@ -142,6 +144,7 @@ def test_gradient_matches_finite_differences(problem_and_model, body_depth):
         np.testing.assert_allclose(float(an), float(fd), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_padding_changes_nothing(problem_and_model, open_model):
     w, _ = make_world(open_model, seed=3, cfg=SMALL)
     small = build_problem(w, open_model)
@@ -228,6 +231,7 @@ def test_full_schedule_final_losses_agree(problem_and_model):
     assert abs(f_final - jax_final) < 0.03 * abs(jax_final)
 
 
+@pytest.mark.slow
 def test_body_depth_follows_the_focal(problem_and_model):
     """Under body_depth="focal" a change of focal leaves the posed body's pelvis on its pixel
     (the root's z scales by f / f_init, the projection f x / z of the root is unchanged and the

@@ -11,6 +11,7 @@ from josh_jax.solve.memory_maps import max_map_count, memory_maps, release_if_cr
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc/self/maps is Linux's")
 
 
+@pytest.mark.slow
 @linux_only
 def test_compiles_add_mappings_and_release_drops_them():
     release_if_crowded(0.0)

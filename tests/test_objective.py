@@ -75,6 +75,7 @@ def _tree_equal(a, b) -> bool:
     return len(la) == len(lb) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(la, lb))
 
 
+@pytest.mark.slow
 def test_shared_static_off_builds_the_reference_problem(model, world):
     window, _ = world
     ref = build_problem(window, model)
@@ -94,6 +95,7 @@ def test_shared_static_off_keeps_value_and_gradient(model, world):
     assert float(v0) == float(v1) and _tree_equal(g0, g1)
 
 
+@pytest.mark.slow
 def test_shared_static_entries_pull_a_sliding_foot_back(model, world):
     window, _ = world
     ref = build_problem(window, model)

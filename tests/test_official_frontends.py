@@ -51,6 +51,7 @@ def test_missing_models_are_listed_with_their_scripts(tmp_path):
         OfficialModels(tmp_path)
 
 
+@pytest.mark.slow
 def test_contract_mismatches_are_named(tmp_path):
     pytest.importorskip("onnx")
     from tiny_official import build

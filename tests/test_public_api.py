@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 import josh_jax
 
 
@@ -49,6 +51,7 @@ def test_numpy_geometry_does_not_load_jax():
     assert set(geometry.__all__) <= set(dir(geometry))
 
 
+@pytest.mark.slow
 def test_imports_go_down_the_flow():
     # the front ends never need the problem stage, the objective or the solver
     mods = _modules_after("import josh_jax.frontends, josh_jax.frontends.official")

@@ -641,6 +641,7 @@ def outcomes(bundle, tmp_path_factory, request) -> dict:
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clean_line(case, outcomes):
     name, module, make_args, words, mode = case

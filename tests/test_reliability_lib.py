@@ -134,6 +134,7 @@ def _problem_bytes(problem) -> int:
     return sum(int(x.nbytes) for x in jax.tree_util.tree_leaves(problem) if hasattr(x, "nbytes"))
 
 
+@pytest.mark.slow
 def test_an_adversarial_frame_gap_is_refused_before_any_allocation(solved_world, open_model):
     from josh_jax.results import build_results, check_result_size
 
@@ -149,6 +150,7 @@ def test_an_adversarial_frame_gap_is_refused_before_any_allocation(solved_world,
     assert peak < 16 * 2**20  # refused before the per-frame arrays (~18 TB here) were allocated
 
 
+@pytest.mark.slow
 def test_the_largest_accepted_gap_stays_within_the_bound(solved_world, open_model):
     """The per-frame allocation of build_results (numpy, measured) at the largest span the check
     accepts stays under max(4 x the padded problem, the floor): the estimate is conservative."""

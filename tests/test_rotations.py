@@ -41,6 +41,7 @@ def test_round_trips_including_singular_angles(angle):
     np.testing.assert_allclose(g.quat_to_matrix(g.axis_angle_to_quat(aa)), R, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_gradients_finite_at_zero_rotation():
     zero = jnp.zeros(3)
     for f in (
@@ -56,6 +57,7 @@ def test_gradients_finite_at_zero_rotation():
         np.testing.assert_allclose(J[..., k], g.skew(jnp.eye(3)[k]), atol=1e-6)
 
 
+@pytest.mark.slow
 def test_jacobians_agree_with_finite_differences():
     with x64():
         fns = {

@@ -79,6 +79,7 @@ def test_result_does_not_depend_on_padding(world, open_model):
     np.testing.assert_allclose(camera_positions(a.params, small, K0), camera_positions(b.params, big, K0), atol=2e-3)
 
 
+@pytest.mark.slow
 def test_same_bucket_does_not_recompile():
     # in a fresh process: compile counts are per process, and in the long fast-tier process a later
     # XLA compile aborted after other libraries had run in it (see conftest.run_isolated)
@@ -119,6 +120,7 @@ def _same_bucket_does_not_recompile():
     assert _solve_jit._cache_size() == before + 2
 
 
+@pytest.mark.slow
 def test_demo_window_compiles_the_solver_once(tmp_path):
     """The demo's joint solve and front-ends-only baseline of a window share one program."""
     run_isolated(_demo_window_compiles_the_solver_once, tmp_path)
@@ -139,6 +141,7 @@ def _demo_window_compiles_the_solver_once(tmp_path):
     assert np.isfinite(info["final_loss"]) and (tmp_path / "window_000_results.npz").is_file()
 
 
+@pytest.mark.slow
 def test_nan_in_problem_is_reported_not_propagated(world, open_model):
     w, _ = world
     pr = build_problem(w, open_model)
@@ -179,6 +182,7 @@ def test_vmapped_batch_matches_single_solves(open_model):
         np.testing.assert_allclose(batch.stage2.history.total[i], single.stage2.history.total, rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_bundle_roundtrip_and_cli(world, tmp_path, capsys):
     from josh_jax.solve.__main__ import main
 

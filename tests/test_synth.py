@@ -12,6 +12,7 @@ from josh_jax.synthetic.worlds import PRESETS, SynthConfig, make_world
 SMALL = SynthConfig(num_keyframes=5, width=96, height=72, focal=90.0, pair_window=3)
 
 
+@pytest.mark.slow
 def test_deterministic_for_a_seed(open_model):
     a, ga = make_world(open_model, 7, SMALL)
     b, gb = make_world(open_model, 7, SMALL)
@@ -21,6 +22,7 @@ def test_deterministic_for_a_seed(open_model):
     assert not np.array_equal(a.track_transl, c.track_transl)
 
 
+@pytest.mark.slow
 def test_feet_are_planted_and_people_walk(open_model):
     _, gt = make_world(open_model, 1, SMALL)
     feet = gt["foot_vertices_world"][0]  # (F, 4, 3) heel/toe markers
@@ -101,6 +103,7 @@ def test_synth_and_evaluate_clis(tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_steady_gait_carries_the_pelvis_at_a_walking_speed(open_model):
     """The "steady" gait (the rendered issue-14 clips): the stance heel stays planted through each stance and
     the pelvis moves at a nearly constant walking speed with a few centimetres of bob; the first round's

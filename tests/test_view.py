@@ -99,6 +99,7 @@ def _wait_for(page, cond, timeout=60.0):
         time.sleep(0.5)
 
 
+@pytest.mark.slow
 def test_viewer_in_headless_chromium(out_dir, open_model, tmp_path):
     from playwright.sync_api import sync_playwright
 
@@ -202,6 +203,7 @@ def _listening_addresses(port: int) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_view_cli_loopback_and_errors(out_dir, tmp_path):
     d, _ = out_dir
     port = _free_port()

@@ -32,11 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
 from josh_jax.eval import metrics as M
 
 from ..body import BodyModelError, forward_jit, rotmats_from_axis_angle
 from ..body import load as load_body
-from ..results import Results, ResultsError
+from ..results import Results
 from .safe_pickle import DatasetError
 
 METRICS = (
@@ -351,7 +352,7 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
     if hasattr(reader, "add_arguments"):
         reader.add_arguments(ap)
     args = ap.parse_args(argv)
-    from josh_jax._cli.atomic import OutputError, check_file_outputs, write_text_atomic
+    from josh_jax._cli.atomic import check_file_outputs, write_text_atomic
 
     try:
         if args.json:
@@ -395,7 +396,7 @@ def run_cli(dataset: str, reader, proto: Protocol, argv=None, prog: str = "", do
             rows.append((truth.name, m))
         if not rows:
             raise DatasetError(f"no sequence under {args.data_root} has results under {args.results_root}")
-    except (DatasetError, ResultsError, BodyModelError, OutputError) as exc:
+    except JoshError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     total = overall([m for _, m in rows])

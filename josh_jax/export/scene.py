@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from josh_jax.errors import JoshError
+
 Y_UP = np.diag([1.0, -1.0, -1.0])  # OpenCV world (y down, z forward) -> viewer (y up)
 
 
@@ -85,8 +87,7 @@ def write_glb(results, model, path: str | Path, every: int = 15) -> Path:
 
 
 def main(argv=None) -> int:
-    from josh_jax import body as jbody
-    from josh_jax._cli.atomic import OutputError, check_file_outputs
+    from josh_jax._cli.atomic import check_file_outputs
     from josh_jax.export.anim import FORMATS, OUTPUT_NAMES, write_motion_exports
     from josh_jax.export.motion import body_model_for, motion_of, results_path, video_fps
     from josh_jax.results import load_results
@@ -127,7 +128,7 @@ def main(argv=None) -> int:
         if rest:
             names = write_motion_exports(res, model, folder, fps, rest)
             written += [folder / n for n in names]
-    except (OSError, ValueError, jbody.BodyModelError, OutputError) as exc:
+    except (JoshError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     for w in written:

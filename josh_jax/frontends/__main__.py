@@ -15,6 +15,8 @@ import json
 import sys
 from pathlib import Path
 
+from josh_jax.errors import JoshError
+
 from .pipeline import FrontEndConfig
 
 
@@ -104,12 +106,12 @@ def main(argv=None) -> int:
     add_frontend_args(ap)
     args = ap.parse_args(argv)
 
-    from josh_jax._cli.checks import OutputError, check_output, error_line
+    from josh_jax._cli.checks import check_output, error_line
     from josh_jax._cli.interrupt import exit_on_interrupt
 
     from .. import body as jbody
     from ..bundle import save
-    from . import FrontEndError, probe, run_frontends, save_tracks
+    from . import probe, run_frontends, save_tracks
     from .official import require_models, run_official
 
     def log(msg):
@@ -149,7 +151,7 @@ def main(argv=None) -> int:
                 },
                 extras={"tracks.npz": save_tracks(out.tracks)},
             )
-        except (FrontEndError, jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
+        except (JoshError, OSError, ValueError) as exc:
             log(error_line(exc, args.out))
             return 2
     log(

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from josh_jax._cli.atomic import atomic_folder
+from josh_jax.errors import JoshError
 
 from .. import body as jbody
 from ..bundle import BundleError
@@ -201,10 +202,9 @@ NOT_FLAGS = ("progress_every", "extra_terms")  # SolveConfig fields without a fl
 
 
 def main(argv=None) -> int:
-    from josh_jax._cli.checks import OneLineParser, OutputError, error_line, parse_bool, positive_int
+    from josh_jax._cli.checks import OneLineParser, error_line, parse_bool, positive_int
     from josh_jax._cli.interrupt import exit_on_interrupt
 
-    from ..config import ConfigError
     from ..objective import ObjectiveConfig
 
     ap = OneLineParser(prog="python -m josh_jax.solve", description=__doc__.split("\n\n")[0])
@@ -270,7 +270,7 @@ def main(argv=None) -> int:
                 cache_dir=cache_dir,
                 objective=ObjectiveConfig(name=args.objective),
             )
-    except (BundleError, jbody.BodyModelError, ConfigError, OutputError, ValueError, OSError) as exc:
+    except (JoshError, ValueError, OSError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
     s = summary["seconds"]

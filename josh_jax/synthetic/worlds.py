@@ -40,6 +40,7 @@ from scipy.spatial.transform import Rotation
 from josh_jax.body import BodyModel
 from josh_jax.body import forward_jit as _forward
 from josh_jax.bundle import Window, validate
+from josh_jax.errors import JoshError
 from josh_jax.geometry.pinhole import project
 
 GAITS = ("sine", "steady")  # SynthConfig.gait, see _walk
@@ -486,7 +487,6 @@ def main(argv=None) -> int:
     from josh_jax._cli.atomic import atomic_folder
     from josh_jax._cli.checks import (
         OneLineParser,
-        OutputError,
         check_output,
         error_line,
         nonnegative_int,
@@ -531,7 +531,7 @@ def main(argv=None) -> int:
                     f.rename(tmp / f.name)
                 (tmp / "bundle").rmdir()
                 np.savez_compressed(tmp / "ground_truth.npz", **{k: np.asarray(v) for k, v in gt.items()})
-    except (jbody.BodyModelError, OutputError, OSError, ValueError) as exc:
+    except (JoshError, OSError, ValueError) as exc:
         print(error_line(exc, args.out), file=sys.stderr)
         return 2
     print(
