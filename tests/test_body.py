@@ -26,7 +26,7 @@ def smplx_forward(path, betas, aa, transl):
     b = betas.reshape(-1, 10)
     a = aa.reshape(-1, 24, 3)
     t = transl.reshape(-1, 3)
-    rot = torch.from_numpy(np.asarray(axis_angle_to_matrix(jnp.asarray(a)), np.float32))
+    rot = torch.from_numpy(np.array(axis_angle_to_matrix(jnp.asarray(a)), np.float32))  # a writable copy
     with torch.no_grad():
         out = model(
             betas=torch.from_numpy(b),

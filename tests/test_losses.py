@@ -108,8 +108,8 @@ def test_terms_and_gradients_match_torch_port(problem_and_model, stage, body_dep
     cam, hp = torch_josh.params_to_torch(params)
     tot, parts = torch_josh.total(cam, hp, pr, model, wts, stage)
     for name in ("scene", "scale", "prior", "static", "smooth"):
-        assert float(parts[name]) > 0, name  # every term is exercised
-        np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name]), rtol=2e-4, err_msg=name)
+        assert float(parts[name].detach()) > 0, name  # every term is exercised
+        np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name].detach()), rtol=2e-4, err_msg=name)
     np.testing.assert_allclose(float(terms.total), float(tot), rtol=2e-4)
     tot.backward()
     grads = jax.grad(lambda p: TL(p, pr, wts, stage).total)(params)
@@ -195,8 +195,10 @@ def test_vectorized_torch_flavour_matches(problem_and_model, stage):
     f_cam, f_hp = torch_josh.params_to_torch(params)
     _, faithful_parts = torch_josh.total(f_cam, f_hp, pr, model, wts, stage)
     for name in ("scene", "scale", "prior", "static", "smooth"):
-        np.testing.assert_allclose(float(parts[name]), float(faithful_parts[name]), rtol=2e-4, err_msg=name)
-        np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name]), rtol=2e-4, err_msg=name)
+        np.testing.assert_allclose(
+            float(parts[name].detach()), float(faithful_parts[name].detach()), rtol=2e-4, err_msg=name
+        )
+        np.testing.assert_allclose(float(getattr(terms, name)), float(parts[name].detach()), rtol=2e-4, err_msg=name)
     tot.backward()
     grads = jax.grad(lambda p: TL(p, pr, wts, stage).total)(params)
     for group, name, tvv in [("cam", k, v) for k, v in cam.items()] + [("human", k, v) for k, v in hum.items()]:
