@@ -180,7 +180,9 @@ def scene_geometry(cam: CameraParams, scene: SceneData) -> SceneGeometry:
     T = chain_cameras(rel, scene.tree_parent, scene.tree_order)
     offset = z[:, None] * jnp.concatenate(
         [
-            jnp.broadcast_to(scene.image_size / jnp.expand_dims(fk, -1) * (0.5 - scene.pp), (z.shape[0], 2)),
+            jnp.broadcast_to(
+                scene.image_size[None] / jnp.reshape(fk, (-1, 1)) * (0.5 - scene.pp)[None], (z.shape[0], 2)
+            ),
             jnp.ones_like(z)[:, None],
         ],
         1,

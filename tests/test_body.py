@@ -206,7 +206,7 @@ def test_open_model_poses_plausibly(open_model):
     # a 90-degree turn about the knee moves a point by at most sqrt(2) x its distance
     # to the knee; blended skinning stays within that bound
     moved = np.linalg.norm(np.asarray(bent.vertices - rest.vertices), axis=1)
-    reach = np.linalg.norm(np.asarray(rest.vertices - rest.joints[4]), axis=1)
+    reach = np.linalg.norm(np.asarray(rest.vertices) - np.asarray(rest.joints[4]), axis=1)
     assert np.all(moved <= np.sqrt(2) * reach + 1e-4)
     assert moved[open_model.vertex_set("left_sole")].min() > 0.2
     assert moved[open_model.vertex_set("right_sole")].max() < 1e-6

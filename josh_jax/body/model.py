@@ -194,7 +194,8 @@ def _betas_bases(model: BodyModel, betas: jax.Array):
 def rest_joints(model: BodyModel, betas: jax.Array) -> jax.Array:
     """(..., B) -> (..., 24, 3) joint locations of the shaped body in the rest pose."""
     _, Js = _betas_bases(model, betas)
-    return model.J_template + jnp.einsum("jcb,...b->...jc", Js, betas)
+    offsets = jnp.einsum("jcb,...b->...jc", Js, betas)
+    return jnp.broadcast_to(model.J_template, offsets.shape) + offsets
 
 
 def kinematic_chain(parents: tuple, rotmats: jax.Array, joints: jax.Array) -> jax.Array:
@@ -282,9 +283,10 @@ def forward(
         v_t, S, W, Pd = v_t[ids], S[ids], W[ids], Pd[ids]
 
     J = rest_joints(model, betas)
-    v = v_t + jnp.einsum("vcb,...b->...vc", S, betas)
+    shaped = jnp.einsum("vcb,...b->...vc", S, betas)
+    v = jnp.broadcast_to(v_t, shaped.shape) + shaped
     if Pd.shape[-1]:
-        eye = jnp.eye(3, dtype=rotmats.dtype)
+        eye = jnp.broadcast_to(jnp.eye(3, dtype=rotmats.dtype), rotmats[..., 1:, :, :].shape)
         feat = (rotmats[..., 1:, :, :] - eye).reshape(rotmats.shape[:-3] + (-1,))
         v = v + jnp.einsum("vcp,...p->...vc", Pd, feat)
 

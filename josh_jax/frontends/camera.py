@@ -129,12 +129,14 @@ def _residual_fn(K: int, shared_focal: bool, c):
         lf = x[3 * (K - 1) :]
         return axis_angle_to_matrix(rv), jnp.exp(jnp.broadcast_to(lf, (K,)) if shared_focal else lf)
 
+    c2 = jnp.reshape(jnp.asarray(c, jnp.float32), (1, 2))  # the principal point as a row
+
     def transfer(R, f, i, j, a):
-        ray = jnp.concatenate([(a - c) / f[i][:, None], jnp.ones((a.shape[0], 1), a.dtype)], 1)
+        ray = jnp.concatenate([(a - c2) / f[i][:, None], jnp.ones((a.shape[0], 1), a.dtype)], 1)
         Rij = jnp.einsum("nba,nbc->nac", R[j], R[i])  # R_j^T R_i
         p = jnp.einsum("nab,nb->na", Rij, ray)
         z = jnp.where(jnp.abs(p[:, 2:]) < 1e-6, 1e-6, p[:, 2:])
-        return f[j][:, None] * p[:, :2] / z + c
+        return f[j][:, None] * p[:, :2] / z + c2
 
     def res(x, i, j, a, b):
         R, f = unpack(x)

@@ -41,7 +41,7 @@ def axis_angle_to_matrix(aa: jnp.ndarray) -> jnp.ndarray:
     a = jnp.where(small, 1.0 - theta2 / 6.0, jnp.sin(theta) / theta)  # sin t / t
     b = jnp.where(small, 0.5 - theta2 / 24.0, (1.0 - jnp.cos(theta)) / theta2_safe)  # (1 - cos t) / t^2
     K = skew(aa)
-    eye = jnp.eye(3, dtype=aa.dtype)
+    eye = jnp.broadcast_to(jnp.eye(3, dtype=aa.dtype), K.shape)
     return eye + a[..., None, None] * K + b[..., None, None] * (K @ K)
 
 
