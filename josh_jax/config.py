@@ -295,8 +295,6 @@ def load(
             raise ConfigError(f"config file {p} could not be parsed: {exc}") from None
         except RecursionError:
             raise ConfigError(f"config file {p} is nested too deeply; it is not a config") from None
-        except UnicodeDecodeError:
-            raise ConfigError(f"config file {p} is not UTF-8 text") from None
         except OSError as exc:
             raise ConfigError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
         except Exception as exc:  # noqa: BLE001 - any parse error is reported in one line

@@ -563,25 +563,25 @@ def prepare(args, attach: bool = False) -> Prepared:
     return Prepared(args=args, cfg=cfg, info=info, model=model, video=video, work=work)
 
 
-def _drop_damaged_bundle(bundle_dir: Path, num_vertices: int) -> None:
-    """A resumed work folder whose front-end outputs do not read back whole (a truncated window, a
-    damaged bundle.json) has them removed, said, and computed again; never trusted, never a crash."""
+def _resumed_bundle(bundle_dir: Path, num_vertices: int) -> tuple | None:
+    """A resumed work folder's front-end outputs as (meta, windows), read once; when they do not read
+    back whole (a truncated window, a damaged bundle.json or tracks.npz) they are removed, said, and
+    None is returned so that they are computed again: never trusted, never a crash."""
     from .bundle import load as load_bundle
-
-    if not bundle_dir.exists():
-        return
-    from .errors import JoshError
     from .frontends import load_tracks
 
+    if not bundle_dir.exists():
+        return None
     try:
-        load_bundle(bundle_dir, num_vertices)
+        loaded = load_bundle(bundle_dir, num_vertices)
         if (bundle_dir / "tracks.npz").exists():
             load_tracks(bundle_dir / "tracks.npz")
-        return
+        return loaded
     except JoshError as exc:  # BundleError, NpzError, FrontEndError
         why = str(exc)
     _log(f"the work folder's front-end outputs are damaged ({why[:200]}); computing them again")
     shutil.rmtree(bundle_dir)
+    return None
 
 
 def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict, list]:
@@ -596,9 +596,8 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
 
     args, cfg, bundle_dir = p.args, p.cfg, p.bundle_dir
     seconds = {} if seconds is None else seconds
-    _drop_damaged_bundle(bundle_dir, p.model.num_vertices)
-    resumed = (bundle_dir / "bundle.json").is_file()
-    if not resumed:
+    resumed = _resumed_bundle(bundle_dir, p.model.num_vertices)  # (meta, windows), or None
+    if resumed is None:
         run = run_frontends if args.frontends == "default" else run_official
         t = time.perf_counter()
         fo = run(p.info, p.model, cfg.frontends, log=_log)
@@ -619,7 +618,7 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
             extras={"tracks.npz": save_tracks(fo.tracks)},
         )
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
-    meta, windows = load_bundle(bundle_dir, p.model.num_vertices)
+    meta, windows = resumed or load_bundle(bundle_dir, p.model.num_vertices)
     if resumed and isinstance(meta.get("seconds"), dict):  # the times recorded when they ran
         seconds.update({f"frontends_{k}": float(v) for k, v in meta["seconds"].items() if isinstance(v, (int, float))})
     if _method(p) in JOSH3R_METHODS and not (p.work / JOSH3R_MOTION).is_file():

@@ -106,14 +106,14 @@ def test_the_batch_refuses_an_output_another_run_is_writing(held_by_another_proc
 def test_a_damaged_bundle_in_a_resumed_work_folder_is_removed_and_said(tmp_path, capsys):
     import josh_jax.body as jb
     from josh_jax.bundle import save
-    from josh_jax.demo import _drop_damaged_bundle
+    from josh_jax.demo import _resumed_bundle
     from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     model = jb.load("open")
     w, _ = make_world(model, 0, SynthConfig(num_keyframes=6))
     good = tmp_path / "good"
     save(good, [w], {"body_model": "open"})
-    _drop_damaged_bundle(good, model.num_vertices)
+    assert _resumed_bundle(good, model.num_vertices) is not None  # read back once, for the front ends to use
     assert (good / "bundle.json").is_file()  # a whole bundle is kept
     for damage in ("window", "json", "tracks"):
         b = tmp_path / damage
@@ -126,6 +126,6 @@ def test_a_damaged_bundle_in_a_resumed_work_folder_is_removed_and_said(tmp_path,
         else:
             (b / "tracks.npz").write_bytes(b"PK\x03\x04 truncated")
         capsys.readouterr()
-        _drop_damaged_bundle(b, model.num_vertices)
+        assert _resumed_bundle(b, model.num_vertices) is None
         assert not b.exists()
         assert "computing them again" in capsys.readouterr().err

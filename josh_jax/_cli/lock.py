@@ -83,11 +83,10 @@ class RunLock:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, f"{_HEADER} pid {os.getpid()}\n".encode(), 0)
             except BaseException:
-                if fd is not None:
-                    try:
-                        os.close(fd)
-                    except OSError:
-                        pass
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
                 raise
             self.fd, self.acquired = fd, True
             return self

@@ -437,7 +437,7 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
     nc = lay.n_cam
     K = lay.K
 
-    extra = tuple(getattr(cfg, "extra_terms", ()))
+    extra = cfg.extra_terms
 
     def loss_terms(x):
         return total_loss(unflatten(x), problem, weights, stage, extra)
