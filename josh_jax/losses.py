@@ -59,6 +59,10 @@ class LossWeights(NamedTuple):
     gamma_scene_3d: float = 1.1
     gamma_scene_2d: float = 0.4
     gamma_human: float = 1.1
+    # every robust distance smoothed at zero: ||r|| -> sqrt(||r||^2 + delta^2) (minus its value at 0);
+    # 0 (default): the reference's kernel, whose slope 1 at 0 is a kink; > 0 makes the objective
+    # smooth, as the differentiable solve needs (josh_jax.solve.differentiable)
+    robust_delta: float = 0.0
 
 
 def init_params(problem: Problem) -> Params:
@@ -67,13 +71,15 @@ def init_params(problem: Problem) -> Params:
     start, and a warm start's sizes, where the problem holds them)."""
     s, h = problem.scene, problem.human
     K = s.kf_valid.shape[0]
+    # float32, or the problem's float64 when it is given in float64 (finite-difference checks)
+    dt = jnp.float64 if jnp.asarray(problem.init_focal).dtype == jnp.float64 else jnp.float32
     given = s.init_cam_quat is not None  # cameras given by the front end (bundle v2)
     cam = CameraParams(
-        quat=jnp.asarray(s.init_cam_quat) if given else jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], jnp.float32), (K, 1)),
-        trans=jnp.asarray(s.init_cam_trans) if given else jnp.zeros((K, 3), jnp.float32),
-        log_size=jnp.zeros((K,), jnp.float32) if s.init_log_size is None else jnp.asarray(s.init_log_size, jnp.float32),
-        anchor_depth=jnp.asarray(s.anchor_depth, jnp.float32),
-        log_focal=jnp.log(jnp.asarray(problem.init_focal, jnp.float32)),
+        quat=jnp.asarray(s.init_cam_quat, dt) if given else jnp.tile(jnp.array([1.0, 0.0, 0.0, 0.0], dt), (K, 1)),
+        trans=jnp.asarray(s.init_cam_trans, dt) if given else jnp.zeros((K, 3), dt),
+        log_size=jnp.zeros((K,), dt) if s.init_log_size is None else jnp.asarray(s.init_log_size, dt),
+        anchor_depth=jnp.asarray(s.anchor_depth, dt),
+        log_focal=jnp.log(jnp.asarray(problem.init_focal, dt)),
     )
     human = HumanParams(
         quat=jnp.asarray(h.init_quat),
@@ -98,12 +104,14 @@ def safe_norm(x: jax.Array, axis: int = -1) -> jax.Array:
     return _safe_sqrt(jnp.sum(x * x, axis=axis))
 
 
-def _robust_from_sq(sq: jax.Array, gamma) -> jax.Array:
-    """rho_gamma from a squared distance (safe at 0, NaN stays NaN)."""
-    n = _safe_sqrt(sq)
+def _robust_from_sq(sq: jax.Array, gamma, delta=0.0) -> jax.Array:
+    """rho_gamma from a squared distance (safe at 0, NaN stays NaN); ``delta`` > 0 smooths it at 0:
+    rho(sqrt(sq + delta^2)) - rho(delta) (delta = 0: exactly rho(sqrt(sq)))."""
+    delta = jnp.asarray(delta, sq.dtype)
+    n = _safe_sqrt(sq + delta * delta)
     gamma = jnp.asarray(gamma, sq.dtype)
     c = (1.0 / gamma) ** (1.0 / (gamma - 1.0))
-    return (n + c) ** gamma - c**gamma
+    return (n + c) ** gamma - (delta + c) ** gamma
 
 
 def robust_distance(a: jax.Array, b: jax.Array, gamma: float) -> jax.Array:
@@ -257,12 +265,12 @@ def _partner_in_own_frame(geo: SceneGeometry, scene: SceneData):
 # ------------------------------------------------------------------ scene terms
 
 
-def scene_matching_3d(geo: SceneGeometry, scene: SceneData, gamma: float = 1.1) -> jax.Array:
+def scene_matching_3d(geo: SceneGeometry, scene: SceneData, gamma: float = 1.1, delta: float = 0.0) -> jax.Array:
     """Stage-1 term: confidence-weighted mean of rho(X_i, X_j) over correspondences
     (X the world points of :func:`correspondence_points`, compared in image i's frame)."""
     x, y = _partner_in_own_frame(geo, scene)
     d = x[:, 0] - y[:, 0]  # (3, Pr, M)
-    return weighted_mean(_robust_from_sq(jnp.sum(d * d, 0), gamma), scene.corr_w)
+    return weighted_mean(_robust_from_sq(jnp.sum(d * d, 0), gamma, delta), scene.corr_w)
 
 
 def _pixels(geo: SceneGeometry, p: jax.Array, focal=None) -> jax.Array:
@@ -284,14 +292,14 @@ def project(geo: SceneGeometry, cam: jax.Array, X: jax.Array) -> jax.Array:
     return jnp.moveaxis(_pixels(geo, jnp.moveaxis(Xc, -1, 0), f), 0, -1)
 
 
-def scene_reprojection_2d(geo: SceneGeometry, scene: SceneData, gamma: float = 0.4) -> jax.Array:
+def scene_reprojection_2d(geo: SceneGeometry, scene: SceneData, gamma: float = 0.4, delta: float = 0.0) -> jax.Array:
     """Stage-2 term: each image's correspondence pixels against the projection of the
     partner image's 3D point; one confidence-weighted mean over both directions."""
     _, y = _partner_in_own_frame(geo, scene)
     uv = _pixels(geo, y, None if geo.focal_k is None else _pair_focal(geo, scene))  # (2 [u, v], 2 [side], Pr, M)
     du = scene.corr_pix[:, 0] - uv[0]
     dv = scene.corr_pix[:, 1] - uv[1]
-    r = _robust_from_sq(du * du + dv * dv, gamma)  # (2, Pr, M)
+    r = _robust_from_sq(du * du + dv * dv, gamma, delta)  # (2, Pr, M)
     return weighted_mean(r, jnp.broadcast_to(scene.corr_w, r.shape))
 
 
@@ -374,11 +382,12 @@ class Residuals(NamedTuple):
     c: jax.Array  # (G,) each row's weight inside its track's term (a weighted mean's weights)
     track: jax.Array  # (G,) int, the track each row belongs to
     gamma: jax.Array  # () the robust kernel's exponent
+    delta: jax.Array | float = 0.0  # () its smoothing at 0 (LossWeights.robust_delta; set by human_term_rows)
 
 
 def rho_rows(res: Residuals) -> jax.Array:
     """(G,) ``c * rho_gamma(||r||)`` of each row."""
-    return res.c * _robust_from_sq(jnp.sum(res.r * res.r, -1), res.gamma)
+    return res.c * _robust_from_sq(jnp.sum(res.r * res.r, -1), res.gamma, res.delta)
 
 
 def per_track(rows, num_tracks: int) -> jax.Array:
@@ -508,7 +517,8 @@ def human_term_rows(params: Params, problem: Problem, weights: LossWeights, geo:
     out = []
     for t in terms:
         tw = 1.0 if t.track_w is None else t.track_w(problem.human)
-        out.append((t, t.rows(params, problem, geo, bodies, g), tw))
+        rows = [res._replace(delta=weights.robust_delta) for res in t.rows(params, problem, geo, bodies, g)]
+        out.append((t, rows, tw))
     return out
 
 
@@ -566,9 +576,9 @@ def total_loss(
     scene, human = problem.scene, problem.human
     geo = scene_geometry(params.cam, scene)
     if stage == 1:
-        s = scene_matching_3d(geo, scene, weights.gamma_scene_3d)
+        s = scene_matching_3d(geo, scene, weights.gamma_scene_3d, weights.robust_delta)
     else:
-        s = scene_reprojection_2d(geo, scene, weights.gamma_scene_2d)
+        s = scene_reprojection_2d(geo, scene, weights.gamma_scene_2d, weights.robust_delta)
     comb = track_combination(human)
     P = human.valid.shape[0]
     values, total = {}, s

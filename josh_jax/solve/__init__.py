@@ -1,5 +1,6 @@
 """The two-stage JOSH solve: ``solve(problem)`` for one window, ``solve_batch`` vmapped."""
 
+from .differentiable import DiffConfig, DiffResult, solve_differentiable
 from .solver import (
     SolveConfig,
     SolveResult,
@@ -12,6 +13,9 @@ from .solver import (
 )
 
 __all__ = [
+    "DiffConfig",
+    "DiffResult",
+    "solve_differentiable",
     "SolveConfig",
     "SolveResult",
     "StageResult",

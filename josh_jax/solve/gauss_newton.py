@@ -69,15 +69,18 @@ def _c_of(gamma):
     return (1.0 / gamma) ** (1.0 / (gamma - 1.0))
 
 
-def rho_from_sq(sq, gamma):
-    """rho_gamma(sqrt(sq)) = (n + c)^gamma - c^gamma (the losses' robust distance, the same function)."""
-    return _robust_from_sq(sq, gamma)
+def rho_from_sq(sq, gamma, delta=0.0):
+    """rho_gamma(sqrt(sq)) = (n + c)^gamma - c^gamma (the losses' robust distance, the same function;
+    ``delta`` its smoothing, LossWeights.robust_delta)."""
+    return _robust_from_sq(sq, gamma, delta)
 
 
-def irls_weight(sq, gamma, eps):
+def irls_weight(sq, gamma, eps, delta=0.0):
     """IRLS weight rho'(n) / max(n, eps) of a residual with squared norm ``sq``: finite at
-    n = 0 (where it is rho'(0) / eps = 1 / eps), exact above eps."""
-    n = _safe_sqrt(sq)
+    n = 0 (where it is rho'(0) / eps = 1 / eps), exact above eps. With the smoothing ``delta``,
+    n = sqrt(sq + delta^2) (the smoothed kernel's weight, exact)."""
+    delta = jnp.asarray(delta, sq.dtype)
+    n = _safe_sqrt(sq + delta * delta)
     c = _c_of(gamma)
     return gamma * (n + c) ** (gamma - 1.0) / jnp.maximum(n, eps)
 
@@ -88,6 +91,7 @@ class Group(NamedTuple):
     r: jax.Array  # (G, d)
     c: jax.Array  # (G,) linear weight of each residual in the total loss
     gamma: jax.Array  # ()
+    delta: jax.Array | float = 0.0  # () the kernel's smoothing at 0 (LossWeights.robust_delta)
 
 
 def human_groups_by_term(
@@ -102,7 +106,7 @@ def human_groups_by_term(
     out = []
     for t, rows, tw in human_term_rows(params, problem, weights, geo, HUMAN_TERMS + tuple(extra_terms)):
         per = term_weight(t, weights) * comb * jnp.broadcast_to(jnp.asarray(tw, comb.dtype), (P,))
-        out.append((t.name, [Group(res.r, per[res.track] * res.c, res.gamma) for res in rows]))
+        out.append((t.name, [Group(res.r, per[res.track] * res.c, res.gamma, res.delta) for res in rows]))
     return out
 
 
@@ -120,17 +124,24 @@ def scene_groups(params: Params, problem: Problem, weights: LossWeights, stage: 
     if stage == 1:
         r = (x[:, 0] - y[:, 0]).reshape(3, -1).T
         tot = jnp.sum(cw)
-        return [Group(r, jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0), weights.gamma_scene_3d)]
+        return [
+            Group(
+                r,
+                jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0),
+                weights.gamma_scene_3d,
+                weights.robust_delta,
+            )
+        ]
     uv = _pixels(geo, y, None if geo.focal_k is None else _pair_focal(geo, scene))
     r = (scene.corr_pix - jnp.swapaxes(uv, 0, 1)).reshape(2, 2, -1)  # (side, xy, Pr M)
     r = jnp.moveaxis(r, 1, -1).reshape(-1, 2)
     tot = 2 * jnp.sum(cw)
     c = jnp.tile(jnp.where(tot > 0, cw / jnp.where(tot > 0, tot, 1.0), 0.0), 2)
-    return [Group(r, c, weights.gamma_scene_2d)]
+    return [Group(r, c, weights.gamma_scene_2d, weights.robust_delta)]
 
 
 def groups_loss(groups: list[Group]) -> jax.Array:
-    return sum(jnp.sum(gr.c * rho_from_sq(jnp.sum(gr.r * gr.r, -1), gr.gamma)) for gr in groups)
+    return sum(jnp.sum(gr.c * rho_from_sq(jnp.sum(gr.r * gr.r, -1), gr.gamma, gr.delta)) for gr in groups)
 
 
 # ------------------------------------------------------------------ variables
@@ -304,7 +315,7 @@ def _tangent_chain(v, E17):
 CHUNK_BYTES = 1 << 21  # per-match Jacobian bytes of one chunk of pair rows (sized to stay in the CPU caches)
 
 
-def _row_blocks(v, rows: SceneRows, stage: int, gamma, eps):
+def _row_blocks(v, rows: SceneRows, stage: int, gamma, eps, delta=0.0):
     """Per pair row: the 11 x 11 IRLS block sum_m J^T W J, the 11-gradient J^T W r and the
     term's value, for a chunk of rows (v (c, 17), rows' per-row fields (c, ...))."""
     c = v.shape[0]
@@ -315,8 +326,8 @@ def _row_blocks(v, rows: SceneRows, stage: int, gamma, eps):
     sides = 1 if stage == 1 else 2
     rs = r.reshape(sides, nr // sides, *r.shape[1:])
     sq = jnp.sum(rs * rs, 1)  # (sides, c, M)
-    loss = jnp.sum(rows.w * rho_from_sq(sq, gamma), (0, 2))
-    wt = jnp.repeat(rows.w * irls_weight(sq, gamma, eps), nr // sides, axis=0)  # (nr, c, M)
+    loss = jnp.sum(rows.w * rho_from_sq(sq, gamma, delta), (0, 2))
+    wt = jnp.repeat(rows.w * irls_weight(sq, gamma, eps, delta), nr // sides, axis=0)  # (nr, c, M)
     Jw = J * wt
     return jnp.einsum("arpm,brpm->pab", Jw, J), jnp.einsum("arpm,rpm->pa", Jw, r), loss
 
@@ -345,7 +356,7 @@ def _over_row_chunks(fn, v, rows: SceneRows, chunk: int):
     return jax.tree_util.tree_map(lambda y: y.reshape(n * chunk, *y.shape[2:])[:Pr], ys)
 
 
-def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows, gamma, eps, stage: int):
+def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows, gamma, eps, stage: int, delta=0.0):
     """IRLS Gauss-Newton matrix and gradient of the scene term w.r.t. the camera vector:
     (H (n_cam, n_cam), g (n_cam,), loss ())."""
     scene = problem.scene
@@ -360,7 +371,7 @@ def scene_normal_equations(cam: CameraParams, problem: Problem, rows: SceneRows,
     Pr, M = rows.w.shape
     nr = 3 if stage == 1 else 4
     chunk = int(max(1, min(Pr, CHUNK_BYTES // (11 * nr * M * v.dtype.itemsize))))
-    H11, g11, lrow = _over_row_chunks(lambda vc, rc: _row_blocks(vc, rc, stage, gamma, eps), v, rows, chunk)
+    H11, g11, lrow = _over_row_chunks(lambda vc, rc: _row_blocks(vc, rc, stage, gamma, eps, delta), v, rows, chunk)
     loss = jnp.sum(lrow)
     H29 = jnp.einsum("pai,pab,pbj->pij", E, H11, E)
     g29 = jnp.einsum("pai,pa->pi", E, g11)
@@ -428,9 +439,13 @@ class StageSystem(NamedTuple):
     renorm: object
 
 
-def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp) -> StageSystem:
+def stage_system(
+    params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp, mask: jax.Array | None = None
+) -> StageSystem:
+    """The LM pieces of one stage at ``params``; ``mask`` (n,) overrides the stage's trained
+    variables (1 trained, 0 held; the differentiable solve holds more)."""
     x0, unflatten, lay = to_vector(params)
-    mask = stage_mask(lay, stage, cfg)
+    mask = stage_mask(lay, stage, cfg).astype(x0.dtype) if mask is None else mask.astype(x0.dtype)
     rows = scene_rows(params, problem, stage)
     gamma_s = weights.gamma_scene_3d if stage == 1 else weights.gamma_scene_2d
     eps = hp.irls_eps
@@ -457,7 +472,7 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
                 break
             first += len(gs)
         sw = [
-            jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps)))
+            jax.lax.stop_gradient(jnp.sqrt(gr.c * irls_weight(jnp.sum(gr.r * gr.r, -1), gr.gamma, eps, gr.delta)))
             for gr in groups
         ]
 
@@ -476,7 +491,7 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
 
     def scene_lin(x):
         p = unflatten(x)
-        H, g, _ = scene_normal_equations(p.cam, problem, rows, gamma_s, eps, stage)
+        H, g, _ = scene_normal_equations(p.cam, problem, rows, gamma_s, eps, stage, weights.robust_delta)
         return H, g
 
     def system(x, lam, Hs, gs):
@@ -534,13 +549,23 @@ def stage_system(params: Params, problem: Problem, weights: LossWeights, stage: 
 def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: int, cfg, hp, label=0):
     """One stage of Levenberg-Marquardt Gauss-Newton (same frozen groups and terms as Adam's).
     The history holds the loss at the start and after each iteration (``gn_iters + 1`` entries)."""
-    from .solver import StageResult, progress_tick
+    from .solver import StageResult
 
     n_it = cfg.gn_iters_stage1 if stage == 1 else cfg.gn_iters_stage2
     tol = hp.gn_tol_stage1 if stage == 1 else hp.gn_tol
     ss = stage_system(params, problem, weights, stage, cfg, hp)
-    x0, unflatten, lay, mask, loss_terms = ss.x0, ss.unflatten, ss.lay, ss.mask, ss.loss_terms
-    nc = lay.n_cam
+    x, history, nan_at = lm_iterations(ss, cfg, hp, n_it, tol, label, stage)
+    return StageResult(params=ss.unflatten(x), history=history, nan_at=nan_at)
+
+
+def lm_iterations(ss: StageSystem, cfg, hp, n_it: int, tol, label=0, stage: int = 2, damping=None):
+    """``n_it`` Levenberg-Marquardt iterations of the system ``ss`` from ``ss.x0`` (a fixed-size
+    ``lax.scan``; iterations after the relative-decrease stop ``tol`` are skipped). Returns the
+    final vector, the loss history (``n_it + 1`` entries) and the first non-finite iteration (-1)."""
+    from .solver import progress_tick
+
+    x0, mask, loss_terms = ss.x0, ss.mask, ss.loss_terms
+    nc = ss.lay.n_cam
 
     def step(x, f, lam, Hs, gs, stale, it):
         Hs, gs = jax.lax.cond(stale, lambda: ss.scene_lin(x), lambda: (Hs, gs))
@@ -584,13 +609,13 @@ def run_stage_gn(params: Params, problem: Problem, weights: LossWeights, stage: 
     init = (
         x0,
         f0_terms,
-        hp.damping,
-        jnp.zeros((nc, nc), jnp.float32),
-        jnp.zeros((nc,), jnp.float32),
+        jnp.asarray(hp.damping if damping is None else damping, x0.dtype),
+        jnp.zeros((nc, nc), x0.dtype),
+        jnp.zeros((nc,), x0.dtype),
         jnp.array(True),
         ~jnp.isfinite(f0_terms.total),
         jnp.where(jnp.isfinite(f0_terms.total), -1, 0).astype(jnp.int32),
     )
     (x, _, _, _, _, _, _, nan_at), history = jax.lax.scan(body, init, jnp.arange(n_it, dtype=jnp.int32))
     history = jax.tree_util.tree_map(lambda h0, h: jnp.concatenate([h0[None], h]), f0_terms, history)
-    return StageResult(params=unflatten(x), history=LossTerms(*history), nan_at=nan_at)
+    return x, LossTerms(*history), nan_at

@@ -1,0 +1,155 @@
+"""The differentiable solve (josh_jax.solve.differentiable): implicit gradients against finite
+differences (float64) on two synthetic worlds, vmap, jit without recompiles, and the smoothing."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import x64
+
+from josh_jax.losses import LossWeights, scene_geometry, total_loss
+from josh_jax.problem import build_problem
+from josh_jax.solve import SolveConfig
+from josh_jax.solve.differentiable import DiffConfig, _implicit, solve_differentiable
+from josh_jax.synthetic.worlds import SynthConfig, make_world
+
+TINY = SynthConfig(num_keyframes=4, width=48, height=36, focal=45.0, cam_speed=0.08, pair_window=3)
+CFG = SolveConfig(method="gn", gn_iters_stage1=20, gn_iters_stage2=30, gn_tol=0.0)
+TIGHT = DiffConfig(polish_iters=10, newton_steps=8, adjoint_iters=3000, adjoint_tol=1e-14)
+
+
+def _problems(open_model, seeds):
+    """float64 problems of one size (one compiled program for all)."""
+    worlds = [make_world(open_model, seed=s, cfg=TINY)[0] for s in seeds]
+    first = build_problem(worlds[0], open_model, sizes={"keyframes": TINY.num_keyframes})
+    from josh_jax.problem import problem_sizes
+
+    sizes = {k: 2 * v for k, v in problem_sizes(first)._asdict().items()}
+    sizes["keyframes"] = TINY.num_keyframes
+    out = []
+    for w in worlds:
+        pr = build_problem(w, open_model, sizes=sizes)
+        out.append(
+            jax.tree_util.tree_map(
+                lambda a: jnp.asarray(a, jnp.float64) if np.asarray(a).dtype == np.float32 else jnp.asarray(a), pr
+            )
+        )
+    return out
+
+
+def _scalar(res, pr):
+    """A fixed scalar of the whole solution: camera centres, the focal, the bodies' translations."""
+    c = scene_geometry(res.params.cam, pr.scene).cam_to_world[:, :3, 3]
+    t = res.params.human.transl
+    wc = jnp.sin(jnp.arange(c.size, dtype=c.dtype)).reshape(c.shape)
+    wt = jnp.cos(jnp.arange(t.size, dtype=t.dtype)).reshape(t.shape)
+    return jnp.sum(wc * c) + res.params.cam.log_focal + jnp.sum(wt * t)
+
+
+def _with(pr, transl, depth):
+    human = pr.human._replace(init_transl=transl)
+    return dataclasses.replace(pr, human=human, scene=pr.scene._replace(anchor_depth=depth))
+
+
+@pytest.mark.slow
+def test_implicit_gradients_match_finite_differences_on_two_worlds(open_model):
+    """jax.grad through the solve (vmapped over two worlds) against central differences in float64:
+    loss weights, the body front end's translations, the scene's depths; 1e-4 relative."""
+    with x64():
+        probs = _problems(open_model, (2, 3))
+        W = LossWeights(*(jnp.float64(v) for v in LossWeights()))
+        rng = np.random.default_rng(0)
+        dirs = [
+            (
+                jnp.asarray(rng.normal(size=pr.human.init_transl.shape)),
+                jnp.asarray(rng.normal(size=pr.scene.anchor_depth.shape)),
+            )
+            for pr in probs
+        ]
+
+        def f(pr, wt, transl, depth):
+            p = _with(pr, transl, depth)
+            return _scalar(solve_differentiable(p, wt, CFG, TIGHT), p)
+
+        for pr in probs:  # the gradient is that of a stationary point: the solve reached one
+            res = solve_differentiable(pr, W, CFG, TIGHT)
+            assert bool(res.converged) and float(res.stationarity) < 1e-6
+
+        stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *probs)
+        T = stacked.human.init_transl
+        D = stacked.scene.anchor_depth
+
+        def batch_total(wt, transl, depth):
+            return jnp.sum(jax.vmap(lambda pr, t, d: f(pr, wt, t, d))(stacked, transl, depth))
+
+        g_w, g_t, g_d = jax.grad(batch_total, argnums=(0, 1, 2))(W, T, D)
+        h = 1e-5
+        fd_w = {n: 0.0 for n in ("scale", "smooth", "prior")}
+        for i, pr in enumerate(probs):
+            t0, d0 = pr.human.init_transl, pr.scene.anchor_depth
+            for name in fd_w:
+                up = f(pr, W._replace(**{name: getattr(W, name) + h}), t0, d0)
+                dn = f(pr, W._replace(**{name: getattr(W, name) - h}), t0, d0)
+                fd_w[name] += float(up - dn) / (2 * h)
+            dt, dd = dirs[i]
+            fd_t = float(f(pr, W, t0 + h * dt, d0) - f(pr, W, t0 - h * dt, d0)) / (2 * h)
+            fd_d = float(f(pr, W, t0, d0 + h * dd) - f(pr, W, t0, d0 - h * dd)) / (2 * h)
+            np.testing.assert_allclose(float(jnp.sum(g_t[i] * dt)), fd_t, rtol=1e-4, atol=1e-6)
+            np.testing.assert_allclose(float(jnp.sum(g_d[i] * dd)), fd_d, rtol=1e-4, atol=1e-6)
+        for name, fd in fd_w.items():
+            np.testing.assert_allclose(float(getattr(g_w, name)), fd, rtol=1e-4, atol=1e-6)
+        assert any(abs(fd) > 1e-2 for fd in fd_w.values())  # the check is not of zeros
+
+
+@pytest.mark.slow
+def test_new_values_reuse_the_program_and_the_result_reports_convergence(open_model):
+    """float32: a second call with other weights and front-end values does not recompile; the
+    result says it converged; the smoothing must be positive."""
+    (pr,) = [jax.tree_util.tree_map(jnp.asarray, p) for p in _problems_f32(open_model)]
+    dc = DiffConfig()
+    res = solve_differentiable(pr, LossWeights(), CFG, dc)
+    assert bool(res.converged) and int(res.free) > 0
+    fn = _implicit(CFG.structure(), dc)
+    before = fn._cache_size()
+    pr2 = dataclasses.replace(pr, human=pr.human._replace(init_transl=pr.human.init_transl * 1.01))
+    jax.block_until_ready(solve_differentiable(pr2, LossWeights(smooth=0.3), CFG, dc))
+    assert fn._cache_size() == before
+    with pytest.raises(ValueError, match="smoothing"):
+        DiffConfig(smoothing=0.0)
+    with pytest.raises(ValueError, match="gn"):
+        solve_differentiable(pr, LossWeights(), SolveConfig(), dc)
+
+
+def _problems_f32(open_model):
+    w, _ = make_world(open_model, seed=2, cfg=TINY)
+    return [build_problem(w, open_model, sizes={"keyframes": TINY.num_keyframes})]
+
+
+def test_robust_delta_zero_is_the_reference_kernel_and_positive_smooths_it(open_model):
+    """LossWeights.robust_delta = 0 leaves every term bit for bit; > 0 smooths the kink at 0."""
+    from josh_jax.losses import _robust_from_sq, init_params
+
+    sq = jnp.array([0.0, 1e-8, 0.25, 4.0])
+    np.testing.assert_array_equal(np.asarray(_robust_from_sq(sq, 1.1, 0.0)), np.asarray(_robust_from_sq(sq, 1.1)))
+    smooth = lambda s: _robust_from_sq(s, 1.1, 1e-3)  # noqa: E731
+    assert float(smooth(jnp.zeros(()))) == 0.0
+    # the smoothed kernel is C1 at 0: its gradient in the residual vanishes there, and is close to
+    # the kernel's slope (1) well outside delta
+    r = lambda x: smooth(jnp.sum(x * x))  # noqa: E731
+    assert float(jnp.linalg.norm(jax.grad(r)(jnp.zeros(3)))) == 0.0
+    np.testing.assert_allclose(
+        float(jax.grad(lambda n: smooth(n * n))(1.0)),
+        float(jax.grad(lambda n: _robust_from_sq(n * n, 1.1))(1.0)),
+        rtol=1e-5,
+    )
+    (pr,) = _problems_f32(open_model)
+    p = init_params(pr)
+    for stage in (1, 2):
+        a = total_loss(p, pr, LossWeights(), stage)
+        b = total_loss(p, pr, LossWeights(robust_delta=0.0), stage)
+        for x, y in zip(a, b):
+            assert float(x) == float(y)
+        c = total_loss(p, pr, LossWeights(robust_delta=1e-3), stage)
+        assert abs(float(c.total) - float(a.total)) < 1e-2 * abs(float(a.total))
