@@ -113,7 +113,12 @@ def free_mask(params: Params, problem: Problem, cfg: Structure) -> jax.Array:
     kf = jnp.asarray(s.kf_valid).astype(x.dtype)
     root = jax.nn.one_hot(jnp.asarray(s.tree_order)[0], K, dtype=x.dtype)
     pose = kf * (1.0 - root)
-    cam = jnp.concatenate([jnp.repeat(pose, 4), jnp.repeat(pose, 3), kf, jnp.ones(1, x.dtype)])
+    # without contacts the scale is a gauge too: the smallest size is held (see regauge)
+    smallest = jax.nn.one_hot(
+        jnp.argmin(jnp.where(jnp.asarray(s.kf_valid), params.cam.log_size, jnp.inf)), K, dtype=x.dtype
+    )
+    size = kf * (1.0 - jnp.where(jnp.asarray(s.enforce_scale), smallest, 0.0))
+    cam = jnp.concatenate([jnp.repeat(pose, 4), jnp.repeat(pose, 3), size, jnp.ones(1, x.dtype)])
     valid = jnp.asarray(h.valid)
     has = jnp.asarray(h.n_frames) > 0
     hm = _human_like(params.human, valid, valid, valid, has)
@@ -122,14 +127,24 @@ def free_mask(params: Params, problem: Problem, cfg: Structure) -> jax.Array:
 
 
 def regauge(params: Params, problem: Problem) -> Params:
-    """The root camera's pose set back to its initial value: a gauge change (the objective sees
-    relative poses only, so its value is unchanged), which the solver leaves free and lets drift
-    with round-off; the differentiable solve holds it, so the world frame is the root camera's."""
-    root = jnp.asarray(problem.scene.tree_order)[0]
+    """The solution moved to the held gauge, an exact change of representation (the objective's
+    value is unchanged) that the solver leaves free and lets drift with round-off:
+
+    - the root camera's pose back to its initial value (the objective sees relative poses only);
+    - where the scene has no contact at all (``enforce_scale``: g = 1 / the smallest depth size),
+      the global scale too: every log size shifted by ``c`` and every relative translation scaled by
+      ``exp(c)`` leaves the geometry as it is; ``c`` makes the smallest size 1 (held by
+      :func:`free_mask`)."""
+    s = problem.scene
+    root = jnp.asarray(s.tree_order)[0]
     c0, c = init_params(problem).cam, params.cam
-    return params._replace(
-        cam=c._replace(quat=c.quat.at[root].set(c0.quat[root]), trans=c.trans.at[root].set(c0.trans[root]))
-    )
+    quat = c.quat.at[root].set(c0.quat[root])
+    valid = jnp.asarray(s.kf_valid)
+    shift = -jnp.min(jnp.where(valid, c.log_size, jnp.inf))
+    shift = jnp.where(jnp.asarray(s.enforce_scale) & jnp.isfinite(shift), shift, 0.0)
+    log_size = jnp.where(valid, c.log_size + shift, c.log_size)
+    trans = (c.trans * jnp.exp(shift)).at[root].set(c0.trans[root])
+    return params._replace(cam=c._replace(quat=quat, trans=trans, log_size=log_size))
 
 
 # ------------------------------------------------------------------ forward
@@ -187,8 +202,9 @@ def _newton_system(problem, weights, hp, cfg: Structure, x, m, iters: int, tol) 
 
 def _forward(problem: Problem, weights: LossWeights, hp: HyperParams, cfg: Structure, dc: DiffConfig):
     res = _solve_jit.__wrapped__(problem, weights, hp, jnp.asarray(0, jnp.int32), cfg)
-    m = free_mask(res.params, problem, cfg)
-    ss = gn.stage_system(regauge(res.params, problem), problem, weights, 2, cfg, hp, mask=m)
+    p = regauge(res.params, problem)
+    m = free_mask(p, problem, cfg)
+    ss = gn.stage_system(p, problem, weights, 2, cfg, hp, mask=m)
     x, _, _ = gn.lm_iterations(ss, cfg, hp, dc.polish_iters, jnp.asarray(0.0, ss.x0.dtype), stage=2)
 
     def newton_step(_, x):
