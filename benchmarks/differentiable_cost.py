@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import resource
 import sys
 from pathlib import Path
@@ -40,7 +38,7 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
 
-    from benchmarks.throughput import DEFAULT, make_problem
+    from benchmarks.throughput import DEFAULT, machine_info, make_problem
     from benchmarks.timing import time_calls
     from josh_jax.losses import LossWeights
     from josh_jax.solve import SolveConfig, solve
@@ -78,14 +76,7 @@ def main(argv=None) -> int:
     fwd = rows["differentiable_forward"]["steady_s"]
     back = rows["forward_and_backward"]["steady_s"] - fwd
     out = dict(
-        machine=dict(
-            platform=platform.platform(),
-            processor=platform.processor() or platform.machine(),
-            cores=os.cpu_count(),
-            device=str(jax.devices()[0]),
-            jax=jax.__version__,
-            python=platform.python_version(),
-        ),
+        machine=machine_info("cpu"),
         problem=dict(DEFAULT, keyframes=args.keyframes),
         rows=rows,
         backward_s=back,

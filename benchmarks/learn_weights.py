@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -93,6 +91,7 @@ def main(argv=None) -> int:
     import optax
 
     import josh_jax.body as jb
+    from benchmarks.throughput import machine_info
     from josh_jax.losses import LossWeights
     from josh_jax.solve import SolveConfig, stack_problems
     from josh_jax.solve.differentiable import DiffConfig, solve_differentiable
@@ -140,9 +139,7 @@ def main(argv=None) -> int:
     l_mp, l_rt = evaluate(a_best)
     learned = {n: float(getattr(weights_of(a_best), n)) for n in NAMES}
     out = dict(
-        machine=dict(
-            platform=platform.platform(), cores=os.cpu_count(), jax=jax.__version__, device=str(jax.devices()[0])
-        ),
+        machine=machine_info("cpu"),
         train_seconds=train_s,
         learned_weights=learned,
         held_out=dict(

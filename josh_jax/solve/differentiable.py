@@ -240,16 +240,6 @@ def _unflatten_in(problem):
     return gn.to_vector(init_params(problem))[1]
 
 
-def _float0_like(tree):
-    def z(a):
-        a = jnp.asarray(a)
-        if jnp.issubdtype(a.dtype, jnp.inexact):
-            return jnp.zeros_like(a)
-        return np.zeros(a.shape, jax.dtypes.float0)
-
-    return jax.tree_util.tree_map(z, tree)
-
-
 def _backward(problem, weights, hp, cfg: Structure, dc: DiffConfig, x, m, ct: DiffResult):
     """The implicit VJP from the result's cotangent ``ct`` (its params and loss terms; the anchor
     depths, held at the problem's, pass straight through). Returns those of (problem, weights)."""
@@ -288,14 +278,19 @@ def _implicit(cfg: Structure, dc: DiffConfig):
     def bwd(saved, ct: DiffResult):
         problem, weights, hp, x, m = saved
         ct_problem, ct_weights = _backward(problem, weights, hp, cfg, dc, x, m, ct)
-        return _merge_float0(problem, ct_problem), ct_weights, _float0_like(hp)
+        return (
+            _merge_float0(problem, ct_problem),
+            ct_weights,
+            _merge_float0(hp, jax.tree_util.tree_map(jnp.zeros_like, hp)),
+        )
 
     run.defvjp(fwd, bwd)
     return jax.jit(run)
 
 
 def _merge_float0(problem, ct):
-    """Cotangents for the problem: float0 zeros for integer and boolean leaves."""
+    """Cotangents for ``problem``: ``ct``'s for floating leaves, float0 zeros for integer and
+    boolean ones."""
 
     def fix(a, c):
         a = jnp.asarray(a)
