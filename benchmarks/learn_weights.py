@@ -29,22 +29,28 @@ sys.path.insert(0, str(ROOT))
 NAMES = ("scale", "prior", "static", "smooth")
 
 
-def worlds(model, seeds):
+# the worlds of this experiment: 8 keyframes, one walker, a noisy body front end
+WORLD = dict(
+    num_keyframes=8,
+    width=64,
+    height=48,
+    focal=60.0,
+    cam_speed=0.06,
+    pair_window=4,
+    hmr_depth_noise=0.08,
+    hmr_pose_noise=0.04,
+)
+
+
+def worlds(model, seeds, world: dict = WORLD):
+    """Problems of one bucket for ``seeds`` (SynthConfig fields ``world``) and each one's true joints
+    (P, K, 24, 3) in the first keyframe's camera frame."""
     import numpy as np
 
     from josh_jax.problem import build_problem, problem_sizes
     from josh_jax.synthetic.worlds import SynthConfig, make_world
 
-    cfg = SynthConfig(
-        num_keyframes=8,
-        width=64,
-        height=48,
-        focal=60.0,
-        cam_speed=0.06,
-        pair_window=4,
-        hmr_depth_noise=0.08,
-        hmr_pose_noise=0.04,
-    )
+    cfg = SynthConfig(**world)
     made = [make_world(model, seed=s, cfg=cfg) for s in seeds]
     sizes = None
     for w, _ in made:

@@ -51,6 +51,13 @@ def test_front_end_errors_are_simulated(open_model):
     J0 = np.asarray(open_model.J_template + np.einsum("jcb,b->jc", open_model.J_shapedirs, gt["betas"][0]))[0]
     hmr_z = w.track_transl[0, 0, 2] + J0[2]
     assert hmr_z == pytest.approx(pel[2] * f0 / 90.0, rel=0.02)
+    # a systematic depth error where asked: every depth that factor further, nothing else changed
+    wb, _ = make_world(open_model, 2, dataclasses.replace(cfg, hmr_depth_bias=0.1))
+    v = w.track_valid
+    assert v.any()
+    np.testing.assert_allclose(wb.track_transl[v, 2] + J0[2], (w.track_transl[v, 2] + J0[2]) * 1.1, rtol=1e-5)
+    np.testing.assert_array_equal(wb.track_transl[..., :2], w.track_transl[..., :2])
+    np.testing.assert_array_equal(wb.corr_pix, w.corr_pix)
 
 
 def test_presets_and_metrics_pipeline(open_model):

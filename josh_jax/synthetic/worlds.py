@@ -20,8 +20,8 @@ The simulated front ends carry the errors JOSH has to undo:
 - matcher: an 8-pixel grid with pixel noise, outliers, confidences, both pair
   orders, nothing on people;
 - human front end: the image-diagonal focal assumption (camera-frame depth off
-  by f_diag / f_true), per-frame depth error, pose and shape noise, missing
-  keyframes;
+  by f_diag / f_true), per-frame depth error (and, where asked, a systematic
+  one), pose and shape noise, missing keyframes;
 - contact: per-vertex labels of the soles in stance with false negatives and
   false positives.
 
@@ -71,6 +71,7 @@ class SynthConfig:
     pix_noise: float = 0.3  # pixels
     outliers: float = 0.0  # fraction of wrong matches
     hmr_depth_noise: float = 0.03  # relative per-keyframe error of camera-frame depth
+    hmr_depth_bias: float = 0.0  # relative systematic error of camera-frame depth (0.1: 10 % too far)
     hmr_pose_noise: float = 0.02  # radians
     hmr_betas_noise: float = 0.1
     hmr_missing: float = 0.0  # fraction of keyframes a person is not detected on
@@ -406,7 +407,9 @@ def make_world(model: BodyModel, seed: int = 0, cfg: SynthConfig = SynthConfig()
             rot[0] = R.T @ rots[t][0]
             rot[1:] = rot[1:] @ Rotation.from_rotvec(rng.normal(0, cfg.hmr_pose_noise, (23, 3))).as_matrix()
             tc = R.T @ (trans[t] + J0 - c) - J0
-            tc[2] = (tc[2] + J0[2]) * f0 / cfg.focal * (1 + cfg.hmr_depth_noise * rng.normal()) - J0[2]
+            tc[2] = (tc[2] + J0[2]) * f0 / cfg.focal * (1 + cfg.hmr_depth_bias) * (
+                1 + cfg.hmr_depth_noise * rng.normal()
+            ) - J0[2]
             rot_c[p, k], transl_c[p, k] = rot, tc
             betas_c[p, k] = betas + bias + rng.normal(0, cfg.hmr_betas_noise / 2, model.num_betas)
             lab = gt_contact[p, t].copy()
