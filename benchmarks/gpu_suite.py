@@ -26,9 +26,13 @@ def main(argv=None) -> int:
     ap.add_argument("--tiny", action="store_true", help="tiny problem and iteration counts (CPU smoke run)")
     ap.add_argument("--batches", default="1,8,64")
     ap.add_argument("--skip-torch", action="store_true")
+    ap.add_argument(
+        "--skip-diff", action="store_true", help="no differentiable-solve row (its compile is minutes on a CPU)"
+    )
     args = ap.parse_args(argv)
 
     import jax
+    import numpy as np
 
     from benchmarks.throughput import DEFAULT, make_problem
     from josh_jax.losses import LossWeights
@@ -108,7 +112,36 @@ def main(argv=None) -> int:
             dict(batch=b, compile_s=max(first - steady, 0.0), solve_s=steady, windows_per_s=b / steady)
         )
         print(out["batches"][-1], file=sys.stderr, flush=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    args.out.write_text(json.dumps(out, indent=1))  # written now too: the last row takes longest
+    if not args.skip_diff:
+        import dataclasses
+
+        import jax.numpy as jnp
+
+        from josh_jax.solve.differentiable import DiffConfig, solve_differentiable
+
+        dc = DiffConfig(polish_iters=2, newton_steps=1) if args.tiny else DiffConfig()
+        gcfg = cfgs["josh_jax gn"]
+
+        def scalar(wt, transl):
+            p = dataclasses.replace(problem, human=problem.human._replace(init_transl=transl))
+            res = solve_differentiable(p, wt, gcfg, dc)
+            return jnp.sum(res.params.human.transl[..., 2]) + res.params.cam.log_focal
+
+        fwd, f_first, f_steady = timed(lambda: solve_differentiable(problem, LossWeights(), gcfg, dc))
+        vg = jax.value_and_grad(scalar, argnums=(0, 1))
+        (_, grads), b_first, b_steady = timed(lambda: vg(LossWeights(), problem.human.init_transl))
+        out["differentiable"] = dict(
+            forward_compile_s=max(f_first - f_steady, 0.0),
+            forward_s=f_steady,
+            forward_backward_compile_s=max(b_first - b_steady, 0.0),
+            forward_backward_s=b_steady,
+            backward_s=b_steady - f_steady,
+            stationarity=float(fwd.stationarity),
+            grad_finite=bool(all(np.isfinite(np.asarray(g)).all() for g in jax.tree_util.tree_leaves(grads))),
+        )
+        print(out["differentiable"], file=sys.stderr, flush=True)
+        args.out.write_text(json.dumps(out, indent=1))
     return 0
 
 

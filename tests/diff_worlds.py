@@ -19,7 +19,9 @@ CFG = SolveConfig(method="gn", gn_iters_stage1=20, gn_iters_stage2=30, gn_tol=0.
 # themselves are not accurate to 1e-4 (measured: the smoothed kernels' curvature needs steps below
 # 1e-5, where the solve's round-off, ~1e-8 in the scalar, is amplified to ~1e-3); the gradient code is
 # the same for every smoothing
-TIGHT = DiffConfig(smoothing=1e-2, polish_iters=10, newton_steps=8, adjoint_iters=3000, adjoint_tol=1e-14)
+TIGHT = DiffConfig(
+    smoothing=1e-2, polish_iters=10, newton_steps=8, newton_cg_iters=3000, adjoint_iters=3000, adjoint_tol=1e-14
+)
 WEIGHTS_CHECKED = ("smooth", "gamma_scene_2d", "gamma_human", "prior")
 
 
