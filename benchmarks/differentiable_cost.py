@@ -17,7 +17,6 @@ Measurement rules
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import sys
 from pathlib import Path
@@ -38,6 +37,7 @@ def main(argv=None) -> int:
     import jax
     import jax.numpy as jnp
 
+    from benchmarks.learn_weights import emit
     from benchmarks.throughput import DEFAULT, machine_info, make_problem
     from benchmarks.timing import time_calls
     from josh_jax.losses import LossWeights
@@ -83,11 +83,7 @@ def main(argv=None) -> int:
         backward_over_forward=back / fwd,
         backward_over_gn_solve=back / rows["gn_solve"]["steady_s"],
     )
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    return emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ Measurement rules
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,10 +42,9 @@ def main(argv=None) -> int:
 
     import jax
     import jax.numpy as jnp
-    import optax
 
     import josh_jax.body as jb
-    from benchmarks.learn_weights import errors, worlds
+    from benchmarks.learn_weights import adam_through_solve, emit, errors, held_out_summary, worlds
     from benchmarks.throughput import machine_info
     from josh_jax.losses import LossWeights
     from josh_jax.solve import SolveConfig, stack_problems
@@ -73,44 +70,22 @@ def main(argv=None) -> int:
         return jax.vmap(one)(stacked, T)
 
     vg = jax.jit(jax.value_and_grad(lambda a: jnp.mean(batch_errors(a, train_p, train_t)[0])))
-    a = jnp.float32(0.0)
-    opt = optax.adam(args.lr)
-    state = opt.init(a)
-    history = []
-    t0 = time.perf_counter()
-    for step in range(args.steps + 1):
-        loss, g = vg(a)
-        history.append(dict(step=step, train_mpjpe_mm=1000 * float(loss), log_scale=float(a), grad=float(g)))
-        print(f"step {step:2d}  train W-MPJPE {1000 * float(loss):7.2f} mm  a {float(a):+.4f}  grad {float(g):+.4f}")
-        if step == args.steps:
-            break
-        upd, state = opt.update(g, state)
-        a = optax.apply_updates(a, upd)
-    train_s = time.perf_counter() - t0
+    history, train_s = adam_through_solve(vg, jnp.float32(0.0), args.lr, args.steps, "log_scale")
     best = min(history, key=lambda h: h["train_mpjpe_mm"])
 
     evaluate = jax.jit(lambda a: batch_errors(a, test_p, test_t))
-    d_mp, d_rt = evaluate(jnp.float32(0.0))
-    l_mp, l_rt = evaluate(jnp.float32(best["log_scale"]))
+    d = evaluate(jnp.float32(0.0))
+    c = evaluate(jnp.float32(best["log_scale"]))
     out = dict(
         machine=machine_info("cpu"),
         world=world,
         train_seconds=train_s,
         learned_log_scale=best["log_scale"],
         learned_depth_factor=float(jnp.exp(best["log_scale"])),
-        held_out=dict(
-            front_end_as_is=dict(w_mpjpe_mm=1000 * float(jnp.mean(d_mp)), root_error_mm=1000 * float(jnp.mean(d_rt))),
-            corrected=dict(w_mpjpe_mm=1000 * float(jnp.mean(l_mp)), root_error_mm=1000 * float(jnp.mean(l_rt))),
-            per_world_as_is_mm=[1000 * float(v) for v in d_mp],
-            per_world_corrected_mm=[1000 * float(v) for v in l_mp],
-        ),
+        held_out=held_out_summary(("as_is", "corrected"), (d, c)),
         history=history,
     )
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    return emit(out, args.json)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,48 @@ def worlds(model, seeds, world: dict = WORLD):
     return probs, truth
 
 
+def held_out_summary(names, per_world):
+    """The held-out block of the JSON: for each setting (``names[i]``) its (W-MPJPE, root error)
+    arrays over the worlds (metres) -> means and per-world W-MPJPE in mm."""
+    out = {}
+    for name, (mp, rt) in zip(names, per_world):
+        out[name] = dict(w_mpjpe_mm=1000 * float(mp.mean()), root_error_mm=1000 * float(rt.mean()))
+        out[f"per_world_{name}_mm"] = [1000 * float(v) for v in mp]
+    return out
+
+
+def adam_through_solve(value_and_grad, a, lr: float, steps: int, name: str):
+    """Adam (optax) on ``a`` for ``steps`` steps; ``value_and_grad(a)`` -> (training W-MPJPE in
+    metres, gradient). Returns each step's record (step, error in mm, ``name``: the value of
+    ``a``, grad) and the seconds taken (compiles included)."""
+    import numpy as np
+    import optax
+
+    opt = optax.adam(lr)
+    state = opt.init(a)
+    history = []
+    t0 = time.perf_counter()
+    for step in range(steps + 1):
+        loss, g = value_and_grad(a)
+        value, grad = np.asarray(a).tolist(), np.asarray(g).tolist()
+        history.append({"step": step, "train_mpjpe_mm": 1000 * float(loss), name: value, "grad": grad})
+        print(f"step {step:2d}  train W-MPJPE {1000 * float(loss):7.2f} mm  {name} {np.round(value, 4)}")
+        if step == steps:
+            break
+        upd, state = opt.update(g, state)
+        a = optax.apply_updates(a, upd)
+    return history, time.perf_counter() - t0
+
+
+def emit(out: dict, path) -> int:
+    """Print the result JSON and write it to ``path`` where given."""
+    text = json.dumps(out, indent=2)
+    print(text)
+    if path:
+        path.write_text(text + "\n")
+    return 0
+
+
 def errors(params, problem, truth):
     """(W-MPJPE, root error) in metres, first keyframe's camera as the shared frame."""
     import jax.numpy as jnp
@@ -93,8 +135,6 @@ def main(argv=None) -> int:
 
     import jax
     import jax.numpy as jnp
-    import numpy as np
-    import optax
 
     import josh_jax.body as jb
     from benchmarks.throughput import machine_info
@@ -123,44 +163,22 @@ def main(argv=None) -> int:
         return jnp.mean(mp)
 
     vg = jax.jit(jax.value_and_grad(train_loss))
-    a = jnp.zeros(len(NAMES), jnp.float32)
-    opt = optax.adam(args.lr)
-    state = opt.init(a)
-    history = []
-    t0 = time.perf_counter()
-    for step in range(args.steps + 1):
-        loss, g = vg(a)
-        history.append(dict(step=step, train_mpjpe_mm=1000 * float(loss), log_weights=[float(v) for v in a]))
-        print(f"step {step:2d}  train W-MPJPE {1000 * float(loss):7.2f} mm  log weights {np.round(np.asarray(a), 3)}")
-        if step == args.steps:
-            break
-        upd, state = opt.update(g, state)
-        a = optax.apply_updates(a, upd)
-    train_s = time.perf_counter() - t0
+    history, train_s = adam_through_solve(vg, jnp.zeros(len(NAMES), jnp.float32), args.lr, args.steps, "log_weights")
     best = min(history, key=lambda h: h["train_mpjpe_mm"])
     a_best = jnp.asarray(best["log_weights"], jnp.float32)
 
     evaluate = jax.jit(lambda a: batch_errors(a, test_p, test_t))
-    d_mp, d_rt = evaluate(jnp.zeros(len(NAMES), jnp.float32))
-    l_mp, l_rt = evaluate(a_best)
     learned = {n: float(getattr(weights_of(a_best), n)) for n in NAMES}
     out = dict(
         machine=machine_info("cpu"),
         train_seconds=train_s,
         learned_weights=learned,
-        held_out=dict(
-            default=dict(w_mpjpe_mm=1000 * float(jnp.mean(d_mp)), root_error_mm=1000 * float(jnp.mean(d_rt))),
-            learned=dict(w_mpjpe_mm=1000 * float(jnp.mean(l_mp)), root_error_mm=1000 * float(jnp.mean(l_rt))),
-            per_world_default_mm=[1000 * float(v) for v in d_mp],
-            per_world_learned_mm=[1000 * float(v) for v in l_mp],
+        held_out=held_out_summary(
+            ("default", "learned"), (evaluate(jnp.zeros(len(NAMES), jnp.float32)), evaluate(a_best))
         ),
         history=history,
     )
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    return emit(out, args.json)
 
 
 if __name__ == "__main__":
