@@ -25,14 +25,30 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
+def gradient_objective(problem, cfg, dc):
+    """(weights, front-end translations) -> a scalar of the differentiable solve's result (the
+    bodies' depths summed plus the log focal): what both this script and the GPU suite time
+    ``jax.value_and_grad`` of."""
+    import dataclasses
+
+    import jax.numpy as jnp
+
+    from josh_jax.solve.differentiable import solve_differentiable
+
+    def objective(wt, transl):
+        p = dataclasses.replace(problem, human=problem.human._replace(init_transl=transl))
+        res = solve_differentiable(p, wt, cfg, dc)
+        return jnp.sum(res.params.human.transl[..., 2]) + res.params.cam.log_focal
+
+    return objective
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--keyframes", type=int, default=21)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)
-
-    import dataclasses
 
     import jax
     import jax.numpy as jnp
@@ -52,10 +68,7 @@ def main(argv=None) -> int:
     def peak_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
-    def objective(wt, transl):
-        p = dataclasses.replace(problem, human=problem.human._replace(init_transl=transl))
-        res = solve_differentiable(p, wt, cfg, dc)
-        return jnp.sum(res.params.human.transl[..., 2]) + res.params.cam.log_focal
+    objective = gradient_objective(problem, cfg, dc)
 
     rows = {}
     t = time_calls(lambda: solve(problem, W, cfg), args.repeats)

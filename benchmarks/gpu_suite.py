@@ -114,22 +114,13 @@ def main(argv=None) -> int:
         print(out["batches"][-1], file=sys.stderr, flush=True)
     args.out.write_text(json.dumps(out, indent=1))  # written now too: the last row takes longest
     if not args.skip_diff:
-        import dataclasses
-
-        import jax.numpy as jnp
-
+        from benchmarks.differentiable_cost import gradient_objective
         from josh_jax.solve.differentiable import DiffConfig, solve_differentiable
 
         dc = DiffConfig(polish_iters=2, newton_steps=1) if args.tiny else DiffConfig()
         gcfg = cfgs["josh_jax gn"]
-
-        def scalar(wt, transl):
-            p = dataclasses.replace(problem, human=problem.human._replace(init_transl=transl))
-            res = solve_differentiable(p, wt, gcfg, dc)
-            return jnp.sum(res.params.human.transl[..., 2]) + res.params.cam.log_focal
-
         fwd, f_first, f_steady = timed(lambda: solve_differentiable(problem, LossWeights(), gcfg, dc))
-        vg = jax.value_and_grad(scalar, argnums=(0, 1))
+        vg = jax.value_and_grad(gradient_objective(problem, gcfg, dc), argnums=(0, 1))
         (_, grads), b_first, b_steady = timed(lambda: vg(LossWeights(), problem.human.init_transl))
         out["differentiable"] = dict(
             forward_compile_s=max(f_first - f_steady, 0.0),

@@ -44,11 +44,11 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
 
     import josh_jax.body as jb
-    from benchmarks.learn_weights import adam_through_solve, emit, errors, held_out_summary, worlds
+    from benchmarks.learn_weights import adam_through_solve, emit, held_out_summary, solved_errors, worlds
     from benchmarks.throughput import machine_info
     from josh_jax.losses import LossWeights
-    from josh_jax.solve import SolveConfig, stack_problems
-    from josh_jax.solve.differentiable import DiffConfig, solve_differentiable
+    from josh_jax.solve import SolveConfig
+    from josh_jax.solve.differentiable import DiffConfig
 
     model = jb.load("open")
     world = dict(num_keyframes=8, width=96, height=72, focal=90.0, pair_window=4, hmr_depth_bias=args.bias)
@@ -60,14 +60,7 @@ def main(argv=None) -> int:
         return dataclasses.replace(pr, human=pr.human._replace(init_transl=pr.human.init_transl * jnp.exp(a)))
 
     def batch_errors(a, probs, truths):
-        stacked = stack_problems(probs)
-        T = jnp.stack([jnp.asarray(t) for t in truths])
-
-        def one(pr, t):
-            p = corrected(pr, a)
-            return errors(solve_differentiable(p, W, cfg, dc).params, p, t)
-
-        return jax.vmap(one)(stacked, T)
+        return solved_errors(probs, truths, lambda pr: (corrected(pr, a), W), cfg, dc)
 
     vg = jax.jit(jax.value_and_grad(lambda a: jnp.mean(batch_errors(a, train_p, train_t)[0])))
     history, train_s = adam_through_solve(vg, jnp.float32(0.0), args.lr, args.steps, "log_scale")

@@ -66,6 +66,22 @@ def worlds(model, seeds, world: dict = WORLD):
     return probs, truth
 
 
+def solved_errors(probs, truths, prepare, cfg, dc):
+    """(W-MPJPE, root error) per world (B,), (B,) in metres of ``solve_differentiable`` vmapped over
+    the stacked ``probs``; ``prepare(problem) -> (problem, weights)`` is what is learned."""
+    import jax
+    import jax.numpy as jnp
+
+    from josh_jax.solve import stack_problems
+    from josh_jax.solve.differentiable import solve_differentiable
+
+    def one(pr, t):
+        p, wts = prepare(pr)
+        return errors(solve_differentiable(p, wts, cfg, dc).params, p, t)
+
+    return jax.vmap(one)(stack_problems(probs), jnp.stack([jnp.asarray(t) for t in truths]))
+
+
 def held_out_summary(names, per_world):
     """The held-out block of the JSON: for each setting (``names[i]``) its (W-MPJPE, root error)
     arrays over the worlds (metres) -> means and per-world W-MPJPE in mm."""
@@ -139,8 +155,8 @@ def main(argv=None) -> int:
     import josh_jax.body as jb
     from benchmarks.throughput import machine_info
     from josh_jax.losses import LossWeights
-    from josh_jax.solve import SolveConfig, stack_problems
-    from josh_jax.solve.differentiable import DiffConfig, solve_differentiable
+    from josh_jax.solve import SolveConfig
+    from josh_jax.solve.differentiable import DiffConfig
 
     model = jb.load("open")
     train_p, train_t = worlds(model, range(100, 104))
@@ -152,11 +168,7 @@ def main(argv=None) -> int:
         return base._replace(**{n: getattr(base, n) * jnp.exp(a[i]) for i, n in enumerate(NAMES)})
 
     def batch_errors(a, probs, truths):
-        stacked = stack_problems(probs)
-        T = jnp.stack([jnp.asarray(t) for t in truths])
-        wts = weights_of(a)
-        out = jax.vmap(lambda pr, t: errors(solve_differentiable(pr, wts, cfg, dc).params, pr, t))(stacked, T)
-        return out  # (B,), (B,)
+        return solved_errors(probs, truths, lambda pr: (pr, weights_of(a)), cfg, dc)
 
     def train_loss(a):
         mp, _ = batch_errors(a, train_p, train_t)
