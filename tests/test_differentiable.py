@@ -11,8 +11,8 @@ from conftest import x64
 
 from josh_jax.losses import LossWeights, scene_geometry, total_loss
 from josh_jax.problem import build_problem, problem_sizes
-from josh_jax.solve import SolveConfig
-from josh_jax.solve.differentiable import DiffConfig, _forward, _implicit, solve_differentiable
+from josh_jax.solve import SolveConfig, stack_problems
+from josh_jax.solve.differentiable import DiffConfig, _forward, _implicit, _prepared, solve_differentiable
 from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 TINY = SynthConfig(num_keyframes=4, width=48, height=36, focal=45.0, cam_speed=0.08, pair_window=3)
@@ -82,7 +82,7 @@ def implicit(open_model):
             res = solve_differentiable(pr, W, CFG, TIGHT)
             assert bool(res.converged) and float(res.stationarity) < 1e-6
 
-        stacked = jax.tree_util.tree_map(lambda *a: jnp.stack(a), *probs)
+        stacked = stack_problems(probs)
 
         def batch_total(wt, transl, depth):
             return jnp.sum(jax.vmap(lambda pr, t, d: f(pr, wt, t, d))(stacked, transl, depth))
@@ -129,10 +129,7 @@ def test_implicit_gradient_matches_forward_mode_through_the_unrolled_solver(impl
     probs, W, dirs, _, (_, g_t, g_d) = implicit
     pr, (dt, dd) = probs[0], dirs[0]
     with x64():
-        hp = jax.tree_util.tree_map(
-            lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a, CFG.hyper()
-        )
-        wd = W._replace(robust_delta=jnp.float64(TIGHT.smoothing))  # as solve_differentiable sets it
+        _, wd, hp = _prepared(pr, W, CFG, TIGHT)  # as solve_differentiable prepares them
 
         def unrolled(transl, depth):
             p = with_inputs(pr, transl, depth)

@@ -246,7 +246,7 @@ def test_gpu_suite_runs_on_cpu_at_tiny_size(tmp_path):
     env = dict(os.environ, PYTHON=sys.executable, JAX_PLATFORMS="cpu")
     r = subprocess.run(
         # the differentiable row is left out here (minutes of CPU compile; its code is checked by hand and
-        # its solve by tests/test_differentiable*.py)
+        # its solve by tests/test_differentiable.py)
         ["bash", str(root / "benchmarks" / "gpu_suite.sh"), str(out), "--tiny", "--batches", "1,2", "--skip-diff"],
         capture_output=True,
         text=True,

@@ -322,8 +322,13 @@ def solve_differentiable(
     float64 problems (inside ``jax.enable_x64``) are solved in float64."""
     if cfg.method != "gn":
         raise ValueError("solve_differentiable needs SolveConfig(method='gn'): gradients are taken at its solution")
-    weights = LossWeights(*(jnp.asarray(w) for w in weights))
+    return _implicit(cfg.structure(), diff)(*_prepared(problem, weights, cfg, diff))
+
+
+def _prepared(problem: Problem, weights: LossWeights, cfg: SolveConfig, diff: DiffConfig):
+    """(problem, weights, hyper-parameters) as the solve takes them: arrays, in the problem's float
+    dtype, the weights' ``robust_delta`` set to ``diff.smoothing``."""
     dt = jnp.asarray(problem.init_focal).dtype
     hp = jax.tree_util.tree_map(lambda a: a.astype(dt) if jnp.issubdtype(a.dtype, jnp.floating) else a, cfg.hyper())
-    weights = LossWeights(*(w.astype(dt) for w in weights))._replace(robust_delta=jnp.asarray(diff.smoothing, dt))
-    return _implicit(cfg.structure(), diff)(_as_arrays(problem), weights, hp)
+    weights = LossWeights(*(jnp.asarray(w, dt) for w in weights))._replace(robust_delta=jnp.asarray(diff.smoothing, dt))
+    return _as_arrays(problem), weights, hp
