@@ -14,7 +14,7 @@ from josh_jax.losses import LossWeights, scene_geometry
 from josh_jax.problem import build_problem, problem_sizes
 from josh_jax.results import Results, build_results
 from josh_jax.solve import SolveConfig, front_ends_only, solve, solve_batch, stack_problems
-from josh_jax.solve.solver import _solve_jit
+from josh_jax.solve.solver import PROGRESS_CHUNK, _adam_chunk, _solve_jit
 from josh_jax.synthetic.worlds import SynthConfig, make_world
 
 FAST = SolveConfig(iters_stage1=200, iters_stage2=80)
@@ -105,19 +105,42 @@ def _same_bucket_does_not_recompile():
     )
     jax.block_until_ready(solve(p2, LossWeights(), new_hp))
     assert _solve_jit._cache_size() == before
-    # progress bars: one program with the callback (a host callback keeps a program out of the
-    # persistent cache, so "no progress" is its own program); rate and label are data
+    # Adam's progress bars: host-driven chunks, one program per stage (no host callback, so they go
+    # to the persistent cache); rate and label are data, the baseline shares them
+    chunks = _adam_chunk._cache_size()
     with_bars = dataclasses.replace(new_hp, progress_every=2)
     jax.block_until_ready(solve(p2, LossWeights(), with_bars, label="joint"))
-    assert _solve_jit._cache_size() == before + 1
+    assert _solve_jit._cache_size() == before and _adam_chunk._cache_size() == chunks + 2
     base, base_w = front_ends_only(p1)  # the front-ends-only baseline of the same window
     jax.block_until_ready(
         solve(base, base_w, dataclasses.replace(with_bars, progress_every=3), label="front ends only")
     )
-    assert _solve_jit._cache_size() == before + 1
+    assert _solve_jit._cache_size() == before and _adam_chunk._cache_size() == chunks + 2
     # a structural change does compile (the counter counts)
     jax.block_until_ready(solve(p1, LossWeights(), dataclasses.replace(cfg, iters_stage2=4)))
-    assert _solve_jit._cache_size() == before + 2
+    assert _solve_jit._cache_size() == before + 1
+
+
+@pytest.mark.slow
+def test_progress_chunks_equal_the_single_program(world, open_model):
+    """Adam with progress bars (host-driven chunks, the last one padded) runs the same iterations as
+    the single program: the same history and parameters to float round-off; with the early stop the
+    remaining chunks are skipped and the history repeats the last loss."""
+    w, _ = world
+    pr = build_problem(w, open_model)
+    n1, n2 = PROGRESS_CHUNK + 7, 13  # neither a multiple of the chunk
+    for tol in (0.0, 1e-2):
+        cfg = SolveConfig(iters_stage1=n1, iters_stage2=n2, tol=tol)
+        a = solve(pr, LossWeights(), cfg)
+        b = solve(pr, LossWeights(), dataclasses.replace(cfg, progress_every=1), label="chunks")
+        for sa, sb, n in ((a.stage1, b.stage1, n1), (a.stage2, b.stage2, n2)):
+            assert sb.history.total.shape == (n,) and int(sb.nan_at) == int(sa.nan_at) == -1
+            np.testing.assert_allclose(sb.history.total, sa.history.total, rtol=1e-5)
+        for x, y in zip(jax.tree_util.tree_leaves(a.params), jax.tree_util.tree_leaves(b.params)):
+            np.testing.assert_allclose(y, x, rtol=1e-4, atol=1e-5)
+    h = np.asarray(b.stage1.history.total)  # tol 1e-2: stopped early, the rest repeats the last loss
+    stop = int(np.argmax(h == h[-1]))
+    assert stop < n1 - 1 and np.all(h[stop:] == h[-1])
 
 
 @pytest.mark.slow
@@ -135,9 +158,10 @@ def _demo_window_compiles_the_solver_once(tmp_path):
     w, _ = make_world(open_model, seed=3, cfg=SynthConfig(num_keyframes=11, cam_speed=0.03))
     cfg = DemoConfig()
     cfg = dataclasses.replace(cfg, solve=SolveConfig(iters_stage1=3, iters_stage2=7))  # a bucket of its own
-    before = _solve_jit._cache_size()
+    before, chunks = _solve_jit._cache_size(), _adam_chunk._cache_size()
     info = _solve_window(w, open_model, cfg, tmp_path / "window_000")
-    assert _solve_jit._cache_size() == before + 1
+    # Adam with bars: one chunk program per stage, shared by the joint solve and the baseline
+    assert _solve_jit._cache_size() == before and _adam_chunk._cache_size() == chunks + 2
     assert np.isfinite(info["final_loss"]) and (tmp_path / "window_000_results.npz").is_file()
 
 

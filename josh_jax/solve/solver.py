@@ -65,8 +65,9 @@ class Structure(NamedTuple):
     optimize_smpl: bool
     optimize_cameras: bool
     focal_updates: str
-    progress: bool  # the progress callback is in the program (a program with a host callback
-    # cannot go to JAX's persistent compilation cache); its rate and label are traced
+    progress: bool  # the progress callback is in the program (gn only: a program with a host callback
+    # cannot go to JAX's persistent compilation cache; Adam's bars are driven from the host instead);
+    # its rate and label are traced
     extra_terms: tuple = ()  # losses.HumanTerm s added to the objective (used by Adam and gn alike)
 
 
@@ -107,7 +108,8 @@ class SolveConfig:
     optimize_cameras: bool = True  # False holds camera poses and depth sizes (static-camera bundles)
     focal_updates: str = "single"
     extra_terms: tuple = ()  # losses.HumanTerm s added to the objective, for research code (not the CLI)
-    progress_every: int = 0  # > 0: report progress to the host every this many iterations (traced)
+    progress_every: int = 0  # > 0: progress bars (gn: every this many iterations, traced; Adam: every
+    # PROGRESS_CHUNK iterations, driven from the host)
     method: str = "adam"
     tol: float = 0.0  # Adam early stop (relative decrease over tol_window iterations); 0 = off
     gn_iters_stage1: int = 12
@@ -248,15 +250,30 @@ def progress_tick(cfg: Structure, hp: HyperParams, label, stage: int, it, n) -> 
 TOL_WINDOW = 20  # Adam's early stop compares the loss with the one this many iterations back
 
 
-def run_stage(
-    params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: Structure, hp: HyperParams, label=0
-) -> StageResult:
-    """One stage: fresh optimizer state, ``lax.scan`` over iterations; quaternions of
-    the cameras renormalised after each step; a non-finite loss stops all updates.
-    With ``hp.tol`` > 0 updates also stop once the loss decreased by less than ``tol``
-    (relative) over the last ``TOL_WINDOW`` iterations (the history keeps its length)."""
-    n = cfg.iters_stage1 if stage == 1 else cfg.iters_stage2
+def _stage_start(params: Params, problem: Problem, stage: int, cfg: Structure, hp: HyperParams) -> tuple:
+    """A stage's loop state before its first iteration: (params, optimizer state, nan_at, done,
+    the early stop's ring of recent losses, the last loss terms)."""
     opt = make_optimizer(params, problem, stage, cfg, hp)
+    zero_terms = LossTerms(*([jnp.zeros((), jnp.float32)] * len(LossTerms._fields)))
+    return (
+        params,
+        opt.init(params),
+        jnp.array(-1, jnp.int32),
+        jnp.array(False),
+        jnp.zeros(TOL_WINDOW, jnp.float32),
+        zero_terms,
+    )
+
+
+def _stage_iterations(
+    carry: tuple, problem: Problem, weights: LossWeights, stage: int, cfg: Structure, hp: HyperParams, label, its
+) -> tuple[tuple, LossTerms]:
+    """Adam iterations ``its`` (int32 (m,)) of a stage from loop state ``carry``
+    (:func:`_stage_start`); iterations at or past the stage's length are skipped (the host-driven
+    chunks of :func:`_solve_chunked` pad the last chunk). Returns the new state and the per-iteration
+    loss terms (each field (m,))."""
+    n = cfg.iters_stage1 if stage == 1 else cfg.iters_stage2
+    opt = make_optimizer(carry[0], problem, stage, cfg, hp)
     loss_fn = functools.partial(total_loss, problem=problem, weights=weights, stage=stage, extra_terms=cfg.extra_terms)
 
     def step(p, state, nan_at, ring, it):
@@ -284,21 +301,73 @@ def run_stage(
         # once converged (tol > 0), the remaining iterations are skipped (single solves; under
         # vmap both branches run and the mask keeps the state)
         p, state, nan_at, done, ring, terms = jax.lax.cond(
-            done, lambda: (p, state, nan_at, done, ring, last), lambda: step(p, state, nan_at, ring, it)
+            done | (it >= n), lambda: (p, state, nan_at, done, ring, last), lambda: step(p, state, nan_at, ring, it)
         )
         return (p, state, nan_at, done, ring, terms), terms
 
-    zero_terms = LossTerms(*([jnp.zeros((), jnp.float32)] * len(LossTerms._fields)))
-    init = (
-        params,
-        opt.init(params),
-        jnp.array(-1, jnp.int32),
-        jnp.array(False),
-        jnp.zeros(TOL_WINDOW, jnp.float32),
-        zero_terms,
+    return jax.lax.scan(body, carry, its)
+
+
+def run_stage(
+    params: Params, problem: Problem, weights: LossWeights, stage: int, cfg: Structure, hp: HyperParams, label=0
+) -> StageResult:
+    """One stage: fresh optimizer state, ``lax.scan`` over iterations; quaternions of
+    the cameras renormalised after each step; a non-finite loss stops all updates.
+    With ``hp.tol`` > 0 updates also stop once the loss decreased by less than ``tol``
+    (relative) over the last ``TOL_WINDOW`` iterations (the history keeps its length)."""
+    n = cfg.iters_stage1 if stage == 1 else cfg.iters_stage2
+    carry = _stage_start(params, problem, stage, cfg, hp)
+    (p, _, nan_at, _, _, _), history = _stage_iterations(
+        carry, problem, weights, stage, cfg, hp, label, jnp.arange(n, dtype=jnp.int32)
     )
-    (p, _, nan_at, _, _, _), history = jax.lax.scan(body, init, jnp.arange(n, dtype=jnp.int32))
     return StageResult(params=p, history=history, nan_at=nan_at)
+
+
+#: Adam with progress bars runs each stage as host-driven chunks of this many iterations (one compiled
+#: program per stage, no host callback inside, so it goes to JAX's persistent compilation cache)
+PROGRESS_CHUNK = 50
+
+
+@functools.partial(jax.jit, static_argnames=("stage", "cfg"))
+def _adam_start(params: Params, problem: Problem, hp: HyperParams, stage: int, cfg: Structure) -> tuple:
+    return _stage_start(params, problem, stage, cfg, hp)
+
+
+@functools.partial(jax.jit, static_argnames=("stage", "cfg"))
+def _adam_chunk(carry, problem: Problem, weights: LossWeights, hp: HyperParams, it0, stage: int, cfg: Structure):
+    its = it0 + jnp.arange(PROGRESS_CHUNK, dtype=jnp.int32)
+    return _stage_iterations(carry, problem, weights, stage, cfg, hp, 0, its)
+
+
+def _solve_chunked(problem: Problem, weights: LossWeights, hp: HyperParams, label: str, cfg: Structure) -> SolveResult:
+    """The Adam schedule with progress bars driven from the host: each stage runs in chunks of
+    :data:`PROGRESS_CHUNK` iterations (the same iterations as :func:`_solve_jit`, results equal to
+    float round-off); once the early stop fires (``tol`` > 0) the remaining chunks are not run and
+    the history repeats the last loss, as in the single program."""
+    from tqdm.auto import tqdm
+
+    cfg = cfg._replace(progress=False)
+    p0 = _init_jit(problem)
+    params, stages = p0, []
+    for stage, n in ((1, cfg.iters_stage1), (2, cfg.iters_stage2)):
+        carry = _adam_start(params, problem, hp, stage, cfg)
+        chunks: list = []
+        with tqdm(total=n, desc=f"{label + ': ' if label else ''}stage {stage}", unit="it", leave=True) as bar:
+            for it0 in range(0, n, PROGRESS_CHUNK):
+                carry, terms = _adam_chunk(carry, problem, weights, hp, jnp.asarray(it0, jnp.int32), stage, cfg)
+                chunks.append(terms)
+                done = bool(carry[3])  # waits for the chunk: the bar shows finished work
+                bar.update(min(PROGRESS_CHUNK, n - it0))
+                if done and it0 + PROGRESS_CHUNK < n:
+                    last = jax.tree_util.tree_map(lambda h: h[-1], terms)
+                    rest = n - it0 - PROGRESS_CHUNK
+                    chunks.append(jax.tree_util.tree_map(lambda x: jnp.full((rest,), x), last))
+                    bar.update(rest)
+                    break
+        history = jax.tree_util.tree_map(lambda *hs: jnp.concatenate(hs)[:n], *chunks)
+        stages.append(StageResult(params=carry[0], history=history, nan_at=carry[2]))
+        params = carry[0]
+    return SolveResult(params=params, init=p0, stage1=stages[0], stage2=stages[1])
 
 
 class _Bars:
@@ -356,6 +425,9 @@ def _stage(params, problem, weights, stage, cfg: Structure, hp: HyperParams, lab
     return run_stage(params, problem, weights, stage, cfg, hp, label)
 
 
+_init_jit = jax.jit(init_params)
+
+
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def _solve_jit(problem: Problem, weights: LossWeights, hp: HyperParams, label, cfg: Structure) -> SolveResult:
     p0 = init_params(problem)
@@ -388,7 +460,12 @@ def solve(
 
     ``label`` names the progress bars (shown when ``cfg.progress_every`` > 0); it is data,
     so solves that differ only in label, progress, weights or hyper-parameters share a program.
+    Adam with progress runs each stage as host-driven chunks of :data:`PROGRESS_CHUNK` iterations
+    (:func:`_solve_chunked`: same iterations, no host callback in the program, so a second run of
+    the same size loads it from JAX's persistent cache); gn's bars are a callback inside its program.
     """
+    if cfg.method == "adam" and cfg.progress_every > 0:
+        return _solve_chunked(_as_jax(problem), _weights(weights), cfg.hyper(), label or _Bars.label, cfg.structure())
     return _solve_jit(
         _as_jax(problem),
         _weights(weights),
