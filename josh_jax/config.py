@@ -58,6 +58,7 @@ class OutputConfig:
     glb: bool = True  # scene.glb
     glb_every: int = 15  # a body mesh every this many frames in scene.glb
     rerun: bool = False  # recording.rrd (needs rerun-sdk: pip install -e '.[viz]')
+    baseline: bool = False  # init.npz: the front-ends-only baseline, a second solve per window (--baseline)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,7 @@ RUN_ARGS = {
     "overrides": ("--set", "list"),
     "objective": ("--objective", "value"),
     "no_overlay": ("--no-overlay", "switch"),
+    "baseline": ("--baseline", "switch"),
     "fresh": ("--fresh", "switch"),
 }
 
@@ -62,7 +63,7 @@ JOSH3R_METHODS = ("josh3r", "josh3r+joint")
 
 def add_run_args(ap: argparse.ArgumentParser) -> None:
     """The flags of one video's run (front ends, method, models, body model, device, compile cache,
-    config, --set, objective, --no-overlay, --fresh): the demo's, and the batch CLI's for each video."""
+    config, --set, objective, --no-overlay, --baseline, --fresh): the demo's, and the batch CLI's for each video."""
     ap.add_argument(
         "--frontends",
         choices=("default", "official"),
@@ -109,6 +110,12 @@ def add_run_args(ap: argparse.ArgumentParser) -> None:
         help="josh: the reference objective (default); josh+: planted feet, less jitter (docs/objective.md)",
     )
     ap.add_argument("--no-overlay", action="store_true", help="skip overlay.mp4 and its stills (a few seconds)")
+    ap.add_argument(
+        "--baseline",
+        action="store_true",
+        help="also solve the front-ends-only baseline of every window: init.npz and trajectory.png's second "
+        "panel (a second solve, about as long as the joint one)",
+    )
     ap.add_argument("--fresh", action="store_true", help="ignore the finished windows of an interrupted run")
 
 
@@ -260,13 +267,15 @@ def window_problem(w, model, cfg, label: str = ""):
 
 
 def save_window(
-    w, model, problem, res, base_problem, base, out_prefix: Path, seconds_joint: float, seconds_base: float, objective
+    w, model, problem, res, base_problem, base_params, out_prefix: Path, seconds_joint: float, seconds_base, objective
 ) -> dict:
     """Write one solved window (``_init.npz``, ``_loss.npz``, ``.json``, then ``_results.npz``, whose
-    presence marks it finished); returns its info. ``res`` / ``base``: the joint and the
-    front-ends-only :class:`josh_jax.solve.SolveResult` of this window (not stacked); ``objective``
-    (:class:`josh_jax.objective.ObjectiveConfig`) adds its post-solve stages (``josh+``: the per-frame
-    refinement) to the joint results."""
+    presence marks it finished); returns its info. ``res``: the joint :class:`josh_jax.solve.SolveResult`
+    of this window (not stacked); ``base_params``: the front-ends-only baseline's solved parameters
+    (``seconds_base`` its seconds), or, with ``seconds_base`` None, the problem's starting point (no
+    solve: what the front ends gave, for summary.json's alignment; the window info's ``init`` says
+    which); ``objective`` (:class:`josh_jax.objective.ObjectiveConfig`) adds its post-solve stages
+    (``josh+``: the per-frame refinement) to the joint results."""
     from .objective import finish_results
     from .problem import entry_counts, problem_sizes
     from .results import build_results, save_npz
@@ -276,7 +285,7 @@ def save_window(
             f"warning: non-finite loss at {name} iteration {it} of frames "
             f"{w.frame_index[0]}-{w.frame_index[-1]}; the last finite state was kept"
         )
-    build_results(base.params, base_problem, w, model).save(out_prefix.with_name(out_prefix.name + "_init.npz"))
+    build_results(base_params, base_problem, w, model).save(out_prefix.with_name(out_prefix.name + "_init.npz"))
     hist = {f"s1_{k}": np.asarray(v) for k, v in res.stage1.history._asdict().items()}
     hist.update({f"s2_{k}": np.asarray(v) for k, v in res.stage2.history._asdict().items()})
     save_npz(out_prefix.with_name(out_prefix.name + "_loss.npz"), hist)
@@ -288,7 +297,8 @@ def save_window(
         **entry_counts(problem),
         "final_loss": float(np.asarray(res.stage2.history.total)[-1]),
         "seconds_joint": seconds_joint,
-        "seconds_front_ends_only": seconds_base,
+        "init": "start" if seconds_base is None else "baseline",
+        "seconds_front_ends_only": seconds_base or 0.0,
     }
     out_prefix.with_name(out_prefix.name + ".json").write_text(json.dumps(info, indent=1))
     # results last: their presence marks the window as finished
@@ -298,9 +308,10 @@ def save_window(
 
 
 def _solve_window(w, model, cfg, out_prefix: Path, label: str = "", start=None) -> dict:
-    """Joint and front-ends-only solves of one window; results saved under ``out_prefix``.
-    ``label`` (e.g. "window 1/2") names the progress bars; ``start`` (problem, window) -> problem
-    changes the starting point (``--method josh3r+joint``: :func:`warm_problem`)."""
+    """The joint solve of one window (and with ``cfg.output.baseline`` the front-ends-only baseline);
+    results saved under ``out_prefix``. ``label`` (e.g. "window 1/2") names the progress bars;
+    ``start`` (problem, window) -> problem changes the starting point (``--method josh3r+joint``:
+    :func:`warm_problem`)."""
     import jax
 
     from .objective import loss_weights
@@ -310,24 +321,27 @@ def _solve_window(w, model, cfg, out_prefix: Path, label: str = "", start=None) 
     problem = window_problem(w, model, cfg, label)
     if start is not None:
         problem = start(problem, w)
-    # one compiled program for both solves: the progress rate and labels are data. Gauss-Newton
-    # runs 24 iterations at most (seconds): no bars, so that its program, the slower one to
-    # compile, goes to the persistent cache (JAX keeps none with a host callback)
+    # one compiled program for both solves: the progress rate and labels are data. Adam's bars are
+    # driven from the host, Gauss-Newton (24 iterations at most, seconds) runs without: both programs
+    # go to the persistent cache (JAX keeps none with a host callback)
     scfg = dataclasses.replace(cfg.solve, progress_every=25 if cfg.solve.method == "adam" else 0)
     _compile_notice(problem, scfg)
     res = jax.block_until_ready(
         solve(problem, loss_weights(cfg.weights, cfg.objective), scfg, label=f"{label} joint".strip())
     )
     t1 = time.perf_counter()
+    if not cfg.output.baseline:
+        return save_window(w, model, problem, res, problem, res.init, out_prefix, t1 - t0, None, cfg.objective)
     base_problem, base_w = front_ends_only(problem, cfg.weights)
     base = jax.block_until_ready(solve(base_problem, base_w, scfg, label=f"{label} front ends only".strip()))
     t2 = time.perf_counter()
-    return save_window(w, model, problem, res, base_problem, base, out_prefix, t1 - t0, t2 - t1, cfg.objective)
+    return save_window(w, model, problem, res, base_problem, base.params, out_prefix, t1 - t0, t2 - t1, cfg.objective)
 
 
 def solve_windows_vmapped(items: list) -> list[dict]:
     """Stage 3 for several windows at once (of one or several videos): one vmapped
-    :func:`josh_jax.solve.solve_batch` for the joint solves and one for the baselines.
+    :func:`josh_jax.solve.solve_batch` for the joint solves and, with ``output.baseline``, one for
+    the baselines.
 
     ``items``: (prepared, windows, i) triples whose problems share a size bucket, a body model,
     loss weights and solver settings (:func:`window_bucket` equal); returns their infos in order.
@@ -349,14 +363,16 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     p0 = todo[0][1]
     cfg = p0.cfg
     for _, p, _, _ in todo[1:]:
-        if (p.cfg.solve, p.cfg.weights, p.cfg.objective, p.model.name) != (
+        if (p.cfg.solve, p.cfg.weights, p.cfg.objective, p.cfg.output.baseline, p.model.name) != (
             cfg.solve,
             cfg.weights,
             cfg.objective,
+            cfg.output.baseline,
             p0.model.name,
         ):
             raise ValueError(
-                "solve_windows_vmapped: the windows need the same solver settings, weights, objective and body model"
+                "solve_windows_vmapped: the windows need the same solver settings, weights, objective, baseline "
+                "and body model"
             )
     t0 = time.perf_counter()
     problems = [
@@ -370,22 +386,25 @@ def solve_windows_vmapped(items: list) -> list[dict]:
     _log(f"solving {len(todo)} window(s) together (vmap) ...")
     res = jax.block_until_ready(solve_batch(stack_problems(problems), loss_weights(cfg.weights, cfg.objective), scfg))
     t1 = time.perf_counter()
-    bases = [front_ends_only(pr, cfg.weights) for pr in problems]
-    base = jax.block_until_ready(solve_batch(stack_problems([b for b, _ in bases]), bases[0][1], scfg))
-    t2 = time.perf_counter()
     n = len(todo)
+    pick = lambda tree, k: jax.tree_util.tree_map(lambda x: x[k], tree)
+    if cfg.output.baseline:
+        bases = [front_ends_only(pr, cfg.weights) for pr in problems]
+        base = jax.block_until_ready(solve_batch(stack_problems([b for b, _ in bases]), bases[0][1], scfg))
+        base_of = lambda k: (bases[k][0], pick(base.params, k))
+    else:
+        base_of = lambda k: (problems[k], pick(res.init, k))
+    t2 = time.perf_counter()
     for k, (j, p, windows, i) in enumerate(todo):
-        pick = lambda tree: jax.tree_util.tree_map(lambda x: x[k], tree)
         out[j] = save_window(
             windows[i],
             p.model,
             problems[k],
-            pick(res),
-            bases[k][0],
-            pick(base),
+            pick(res, k),
+            *base_of(k),
             window_prefix(p, i),
             (t1 - t0) / n,
-            (t2 - t1) / n,
+            (t2 - t1) / n if cfg.output.baseline else None,
             cfg.objective,
         )
     return out
@@ -404,6 +423,7 @@ def window_bucket(p: Prepared, windows: list, i: int) -> str:
             dataclasses.asdict(p.cfg.solve),
             list(map(float, p.cfg.weights)),
             dataclasses.asdict(p.cfg.objective),
+            p.cfg.output.baseline,
             p.model.name,
             _method(p),  # a warm start changes the problem's structure
         ],
@@ -533,6 +553,8 @@ def prepare(args, attach: bool = False) -> Prepared:
         cfg = jconfig.apply(cfg, {"objective.name": args.objective})
     if args.no_overlay:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, overlay=False))
+    if getattr(args, "baseline", False):
+        cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, baseline=True))
     if args.rerun:
         cfg = dataclasses.replace(cfg, output=dataclasses.replace(cfg.output, rerun=True))
         try:
@@ -701,12 +723,25 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
     with _Stage(f"joining {len(windows)} window(s)", seconds, "join"):
         res, sims = join_windows([Results.load(solved / f"window_{i:03d}_results.npz") for i in range(len(windows))])
         init, _ = join_windows([Results.load(solved / f"window_{i:03d}_init.npz") for i in range(len(windows))])
+    # without --baseline the windows' _init.npz hold the front ends' starting point (no solve): it
+    # serves summary.json's alignment (bodies in the camera frame as fitted) but is no output
+    baseline = all(info.get("init", "baseline") == "baseline" for info in infos)
     extra = {
         "windows": len(windows),
         "window_info": infos,
         "window_similarities": [{"scale": s, "R": R.tolist(), "t": tt.tolist()} for s, R, tt in sims],
     }
-    return export_outputs(p, meta, res, init, seconds, extra, loss_windows=len(windows), t_all=t_all)
+    return export_outputs(
+        p,
+        meta,
+        res,
+        init if baseline else None,
+        seconds,
+        extra,
+        loss_windows=len(windows),
+        t_all=t_all,
+        front_ends=init,
+    )
 
 
 def export_outputs(
@@ -718,11 +753,14 @@ def export_outputs(
     extra: dict,
     loss_windows: int | None = None,
     t_all: float | None = None,
+    front_ends=None,
 ) -> dict:
     """Stage 5: every output of ``res`` (:class:`josh_jax.results.Results`; ``init`` the front-ends-only
-    results or None) into ``OUT`` (a temp folder moved into place at the end), then remove the work
-    folder. ``extra``: summary fields of the method (e.g. the windows); ``loss_windows``: the number of
-    solved windows whose losses make loss_curve.png (None: no optimization, no curve). Returns the
+    baseline, written as init.npz, or None) into ``OUT`` (a temp folder moved into place at the end),
+    then remove the work folder. ``extra``: summary fields of the method (e.g. the windows);
+    ``loss_windows``: the number of solved windows whose losses make loss_curve.png (None: no
+    optimization, no curve); ``front_ends``: what summary.json's alignment compares the joint result
+    with (default ``init``; the front ends' starting point when there is no baseline). Returns the
     summary (also summary.json)."""
     from josh_jax._cli.atomic import atomic_folder
 
@@ -798,7 +836,7 @@ def export_outputs(
             "outputs": outputs,
             "config": cfg.to_dict(),
         }
-        summary["alignment"] = _alignment(res, init, tracks, meta, info)
+        summary["alignment"] = _alignment(res, init if front_ends is None else front_ends, tracks, meta, info)
         summary["warnings"] = _warnings(summary)
         video = p.video
         gt = video.with_name(video.stem + "_gt.npz")
@@ -923,7 +961,7 @@ def _warnings(summary: dict) -> list[str]:
     if bad:
         out.append(
             f"alignment: the joint result draws person(s) {', '.join(bad)} more than {WORSE_BY:.0f} point(s) further "
-            "from the people in the video than the front ends alone (init.npz)"
+            "from the people in the video than the front ends alone"
         )
     return out
 

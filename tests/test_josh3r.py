@@ -392,7 +392,7 @@ def test_demo_method_josh3r_joint_runs(tiny_models, tmp_path):
 
     out = tmp_path / "o"
     argv = ["--method", "josh3r+joint", "--models", str(tiny_models), "--frames", "24", "--out", str(out)]
-    argv += ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
+    argv += ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay", "--baseline"]
     rc, err = run_isolated(_demo_josh3r, argv)
     assert rc == 0, err
     s = json.loads((out / "summary.json").read_text())
