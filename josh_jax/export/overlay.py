@@ -3,7 +3,8 @@
 Bodies come from ``results.npz`` (world frame) and are put back into each
 frame's camera (``cam_to_world``, ``intrinsics``), so the overlay shows what
 the joint optimization believes, not the front ends' raw fits. Drawn with the
-CPU rasterizer in :mod:`josh_jax.export.render` (no OpenGL needed).
+CPU z-buffer rasterizer :func:`josh_jax.export.render.draw_meshes` (no OpenGL
+needed; nearer people occlude farther ones).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import numpy as np
 
 from josh_jax.body import BodyModel
 from josh_jax.body import forward_jit as _forward
-from josh_jax.export.render import draw_mesh
+from josh_jax.export.render import draw_meshes
 from josh_jax.video import VideoInfo, iter_frames
 
 if TYPE_CHECKING:
@@ -68,15 +69,14 @@ def write_overlay(
             if i is None:
                 continue
             W2C = np.linalg.inv(res.cam_to_world[i].astype(np.float64))
-            order = []
-            for p in range(len(verts)):
-                if res.visible[p, i]:
-                    vc = verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3]
-                    order.append((float(np.median(vc[:, 2])), p, vc))
-            for _, p, vc in sorted(order, key=lambda x: -x[0]):
-                col = PALETTE[int(res["person_ids"][p]) % len(PALETTE)]
+            meshes = [
+                (verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3], PALETTE[int(res["person_ids"][p]) % len(PALETTE)])
+                for p in range(len(verts))
+                if res.visible[p, i]
+            ]
+            if meshes:
                 f_i = focal if "intrinsics_per_frame" not in res else float(res["intrinsics_per_frame"][i, 0, 0]) * k
-                img = draw_mesh(img, vc, faces, f_i, principal, color=col, alpha=alpha)
+                img = draw_meshes(img, meshes, faces, f_i, principal, alpha=alpha)
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if sample_png and int(fi) in sample_png:
                 cv2.imwrite(str(sample_png[int(fi)]), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
