@@ -142,6 +142,7 @@ def main(argv=None) -> int:
     ap.add_argument("demo_args", nargs="*", help="extra demo arguments after --, e.g. -- --set solve.method=gn")
     args = ap.parse_args(argv)
     rows = []
+    args.out.mkdir(parents=True, exist_ok=True)  # the demo makes OUT itself, the logs go beside it
     for name, src in CLIPS.items():
         if args.only and name not in args.only:
             continue

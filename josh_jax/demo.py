@@ -691,14 +691,16 @@ def window_done(p: Prepared, i: int) -> bool:
 
 
 def solve_window(p: Prepared, windows: list, i: int) -> dict:
-    """Stage 3, once per window: the joint and the front-ends-only solve of window i (skipped when
-    finished); returns the window's info (also saved as ``window_<i>.json``)."""
+    """Stage 3, once per window: the joint solve of window i (and with ``--baseline`` the
+    front-ends-only one; skipped when finished); returns the window's info (also saved as
+    ``window_<i>.json``)."""
     prefix, w, n = window_prefix(p, i), windows[i], len(windows)
     if window_done(p, i):
         return json.loads(prefix.with_suffix(".json").read_text())
     _log(
         f"window {i + 1}/{n}: frames {w.frame_index[0]}-{w.frame_index[-1]}, "
-        f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve, then front ends only"
+        f"{w.num_keyframes} keyframes, {w.num_tracks} person track(s); joint solve"
+        + (", then front ends only" if p.cfg.output.baseline else "")
     )
     tw = time.perf_counter()
     start = (lambda pr, win: warm_problem(p, pr, win)) if _method(p) == "josh3r+joint" else None

@@ -135,6 +135,44 @@ def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
     assert 0.5 < sim["scale"] < 2.0
 
 
+SOLVER_PROGRAMS = ("_solve_jit", "_adam_chunk", "_solve_batch_jit")  # what "the solver" compiles
+
+
+def _demo_cache_misses(argv):
+    """The demo in this process: (exit code, stderr, names of the solver programs that JAX compiled
+    instead of loading them from the persistent cache)."""
+    import logging
+
+    misses: list[str] = []
+
+    class Misses(logging.Handler):
+        def emit(self, record):
+            msg = record.getMessage()
+            if "PERSISTENT COMPILATION CACHE MISS" in msg and any(n in msg for n in SOLVER_PROGRAMS):
+                misses.append(msg.split("'")[1])
+
+    log = logging.getLogger("jax._src.compiler")
+    log.setLevel(logging.DEBUG)
+    log.addHandler(Misses())
+    rc, err = _main_capture(argv)
+    return rc, err, misses
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["adam", "gn"])
+def test_a_second_run_compiles_no_solver_program(tmp_path, method):
+    """Every method, progress bars included: the second run of a same-sized clip loads the solver's
+    programs from the persistent cache (``--compile-cache``) and compiles none."""
+    argv = ["--frames", "40", "--compile-cache", str(tmp_path / "cache"), "--set", f"solve.method={method}"]
+    argv += FAST
+    rc, err, first = run_isolated(_demo_cache_misses, ["--out", str(tmp_path / "a")] + argv)
+    assert rc == 0, err
+    assert first, "the first run compiles the solver (else this test sees nothing)"
+    rc, err, second = run_isolated(_demo_cache_misses, ["--out", str(tmp_path / "b")] + argv)
+    assert rc == 0, err
+    assert second == [], second
+
+
 # ------------------------------------------------------------------ bad input, one test each
 
 
