@@ -2,7 +2,9 @@
 
     python benchmarks/demo_timing.py [CLIP ...] [--render-seconds 10 20] --json benchmarks/demo_timing.json
 
-Without clips it times the bundled example clip and synthetic renders of the
+Each clip runs twice in one fresh compile cache of its own: ``cold`` (nothing
+compiled yet) and ``warm`` (the same command again: what a user's second video of
+that size costs; ``--no-warm`` skips it). Without clips it times the bundled example clip and synthetic renders of the
 given lengths (josh_jax.synthetic.clips, 640x360, 30 fps). Per clip: seconds per
 stage from the demo's summary.json (front ends split into people, scene, body
 fit, contact), front-end milliseconds per frame, and the checks a long clip
@@ -61,7 +63,10 @@ def blazepose_calls(clip: Path, n: int = 40) -> dict:
     return out
 
 
-def run_demo(clip: Path, extra: list[str]) -> dict:
+def run_demo(clip: Path, extra: list[str], cache: Path | None = None) -> dict:
+    """One demo run in a fresh process; ``cache``: its persistent compilation cache folder (None: the
+    user's default)."""
+    extra = extra + (["--compile-cache", str(cache)] if cache is not None else [])
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"
         t = time.perf_counter()
@@ -103,6 +108,7 @@ def main(argv=None) -> int:
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--render-seconds", type=float, nargs="*", default=[10.0, 20.0])
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--no-warm", dest="warm", action="store_false", help="only the cold run of each clip")
     ap.add_argument("--demo-args", nargs=argparse.REMAINDER, default=[])
     args = ap.parse_args(argv)
     from josh_jax.demo import EXAMPLE_CLIP
@@ -116,10 +122,13 @@ def main(argv=None) -> int:
             render_clip(p, frames=int(round(30 * secs)), seed=7)
             clips.append(p)
         calls = blazepose_calls(EXAMPLE_CLIP)
-        for clip in clips:
-            print(f"timing {clip.name} ...", file=sys.stderr, flush=True)
-            rows.append(run_demo(clip, args.demo_args))
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        for i, clip in enumerate(clips):
+            # cold: a compile cache of its own, empty; warm: the same command again in that cache
+            cache = Path(tmp) / f"cache_{i}"
+            for run in ("cold", "warm") if args.warm else ("cold",):
+                print(f"timing {clip.name} ({run}) ...", file=sys.stderr, flush=True)
+                rows.append({"run": run, **run_demo(clip, args.demo_args, cache)})
+                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     report = {"machine": machine(), "blazepose_calls": calls, "runs": rows}
     print(json.dumps(report, indent=1))
     if args.json:

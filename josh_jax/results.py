@@ -37,6 +37,7 @@ Frames where a person is not visible hold the identity/zeros and ``visible`` Fal
 from __future__ import annotations
 
 import dataclasses
+import functools
 from pathlib import Path
 
 import jax
@@ -264,10 +265,23 @@ def _bracket(keys: np.ndarray, frames: np.ndarray):
     return i0, i1, a
 
 
+# one compiled program each instead of op-by-op dispatch (the first build_results of a process spent
+# ~9 s compiling single operations)
+_se3_interpolate = jax.jit(se3_interpolate)
+_matrix_slerp = jax.jit(matrix_slerp)
+_scene_geometry = jax.jit(scene_geometry)
+_quat_to_matrix = jax.jit(quat_to_matrix)
+
+
+@functools.partial(jax.jit, static_argnames=("vertex_ids",))
+def _posed(model: BodyModel, betas, rot, transl, vertex_ids: tuple):
+    return forward(model, betas, rot, transl, vertex_ids=np.asarray(vertex_ids))
+
+
 def interpolate_cameras(T_kf: np.ndarray, kf_frames: np.ndarray, frames: np.ndarray) -> np.ndarray:
     """SE(3) interpolation (slerp rotation, linear position) of (K, 4, 4) keyframe poses."""
     i0, i1, a = _bracket(kf_frames, frames)
-    return np.asarray(se3_interpolate(jnp.asarray(T_kf[i0]), jnp.asarray(T_kf[i1]), jnp.asarray(a, jnp.float32)))
+    return np.asarray(_se3_interpolate(jnp.asarray(T_kf[i0]), jnp.asarray(T_kf[i1]), jnp.asarray(a, jnp.float32)))
 
 
 def scene_points(
@@ -380,7 +394,7 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     """Keyframe variables -> per-frame :class:`Results`."""
     check_result_size(problem, window)
     scene = jax.tree_util.tree_map(jnp.asarray, problem.scene)
-    geo = scene_geometry(params.cam, scene)
+    geo = _scene_geometry(params.cam, scene)
     K0 = window.num_keyframes
     T_kf = np.asarray(geo.cam_to_world, np.float64)[:K0]
     T_fix = np.linalg.inv(T_kf[0])  # world = first keyframe's camera
@@ -404,13 +418,13 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
     betas = np.asarray(hp.betas)[:P]
     F = len(frames)
     out = empty_people(P, F)
-    markers = model.vertex_set("foot_markers")
+    marker_ids = tuple(int(i) for i in np.asarray(model.vertex_set("foot_markers")))
     for p in range(P):
         vk = np.where(window.track_valid[p])[0]
         if len(vk) == 0:
             continue
         J0 = np.asarray(rest_joints(model, jnp.asarray(betas[p])))[0]
-        R_root_c = np.asarray(quat_to_matrix(hp.quat[p]))[vk]
+        R_root_c = np.asarray(_quat_to_matrix(hp.quat[p]))[vk]
         t_c = transl_c[p][vk]
         R_wc, c_w = T_kf[vk, :3, :3], T_kf[vk, :3, 3]
         R_root_w = R_wc @ R_root_c
@@ -423,12 +437,12 @@ def build_results(params: Params, problem: Problem, window: Window, model: BodyM
         fr = frames[sel]
         i0, i1, a = _bracket(keys, fr)
         aj = jnp.asarray(a, jnp.float32)
-        go = np.asarray(matrix_slerp(jnp.asarray(R_root_w[i0]), jnp.asarray(R_root_w[i1]), aj))
-        bp = np.asarray(matrix_slerp(jnp.asarray(body[i0]), jnp.asarray(body[i1]), aj[:, None]))
+        go = np.asarray(_matrix_slerp(jnp.asarray(R_root_w[i0]), jnp.asarray(R_root_w[i1]), aj))
+        bp = np.asarray(_matrix_slerp(jnp.asarray(body[i0]), jnp.asarray(body[i1]), aj[:, None]))
         tr = (1 - a)[:, None] * t_w[i0] + a[:, None] * t_w[i1]
         rot = np.concatenate([go[:, None], bp], 1).astype(np.float32)
-        posed = forward(
-            model, jnp.asarray(betas[p]), jnp.asarray(rot), jnp.asarray(tr, jnp.float32), vertex_ids=markers
+        posed = _posed(
+            model, jnp.asarray(betas[p]), jnp.asarray(rot), jnp.asarray(tr, jnp.float32), vertex_ids=marker_ids
         )
         idx = np.where(sel)[0]
         out["visible"][p, idx] = True
