@@ -16,7 +16,8 @@ A frame's error is the mean pixel distance of the five, as a percentage of the p
 height on that frame (the landmarks' vertical extent), so that near and far people, small and
 large videos compare. :func:`alignment` gives per person the median and the 90th percentile
 over frames. It needs no ground truth: it measures the picture a user sees in ``overlay.mp4``,
-and a joint result clearly worse than the front ends alone (``init.npz``) means the solve moved
+and a joint result clearly worse than the front ends alone (the bodies as fitted, drawn with the
+starting focal; the ``--baseline`` solve's ``init.npz`` when there is one) means the solve moved
 the people off themselves (the demo warns, summary.json records it).
 
 Pixels: the results' intrinsics are in the video's pixels; the landmarks are in working pixels

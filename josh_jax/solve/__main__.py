@@ -216,7 +216,7 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--no-progress",
         action="store_true",
-        help="no progress bars (a program with them cannot be kept in the compile cache)",
+        help="no progress bars (gn's bars are a host callback, which keeps its program out of the compile cache)",
     )
     ap.add_argument(
         "--compile-cache",
