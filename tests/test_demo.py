@@ -138,10 +138,19 @@ def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
 SOLVER_PROGRAMS = ("_solve_jit", "_adam_chunk", "_solve_batch_jit")  # what "the solver" compiles
 
 
-def _demo_cache_misses(argv):
-    """The demo in this process: (exit code, stderr, names of the solver programs that JAX compiled
-    instead of loading them from the persistent cache)."""
+def _window_solve_cache_misses(tmp: str, method: str) -> list[str]:
+    """The demo's solve of one window (``demo._solve_window``: its solver settings, progress bars
+    included) in this process with the persistent compile cache in ``tmp``/cache, as the demo turns
+    it on; returns the solver programs that JAX compiled instead of loading them from the cache."""
+    import dataclasses
     import logging
+    from pathlib import Path
+
+    import josh_jax.body as jb
+    from josh_jax.config import DemoConfig
+    from josh_jax.solve import SolveConfig
+    from josh_jax.solve.compile_cache import enable
+    from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     misses: list[str] = []
 
@@ -154,22 +163,25 @@ def _demo_cache_misses(argv):
     log = logging.getLogger("jax._src.compiler")
     log.setLevel(logging.DEBUG)
     log.addHandler(Misses())
-    rc, err = _main_capture(argv)
-    return rc, err, misses
+    enable(str(Path(tmp) / "cache"))
+    model = jb.load("open")
+    w, _ = make_world(model, seed=3, cfg=SynthConfig(num_keyframes=11, cam_speed=0.03))
+    solve = SolveConfig(method=method, iters_stage1=60, iters_stage2=20)
+    cfg = dataclasses.replace(DemoConfig(), solve=solve)
+    out = Path(tmp) / f"run_{len(list(Path(tmp).glob('run_*')))}"
+    out.mkdir()
+    demo._solve_window(w, model, cfg, out / "window_000")
+    return misses
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("method", ["adam", "gn"])
 def test_a_second_run_compiles_no_solver_program(tmp_path, method):
-    """Every method, progress bars included: the second run of a same-sized clip loads the solver's
-    programs from the persistent cache (``--compile-cache``) and compiles none."""
-    argv = ["--frames", "40", "--compile-cache", str(tmp_path / "cache"), "--set", f"solve.method={method}"]
-    argv += FAST
-    rc, err, first = run_isolated(_demo_cache_misses, ["--out", str(tmp_path / "a")] + argv)
-    assert rc == 0, err
+    """Every method, progress bars included: the demo's window solve run again in a fresh process
+    with the same persistent compile cache loads the solver's programs and compiles none."""
+    first = run_isolated(_window_solve_cache_misses, str(tmp_path), method)
     assert first, "the first run compiles the solver (else this test sees nothing)"
-    rc, err, second = run_isolated(_demo_cache_misses, ["--out", str(tmp_path / "b")] + argv)
-    assert rc == 0, err
+    second = run_isolated(_window_solve_cache_misses, str(tmp_path), method)
     assert second == [], second
 
 

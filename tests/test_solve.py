@@ -128,9 +128,10 @@ def test_progress_chunks_equal_the_single_program(world, open_model):
     remaining chunks are skipped and the history repeats the last loss."""
     w, _ = world
     pr = build_problem(w, open_model)
-    n1, n2 = PROGRESS_CHUNK + 7, 13  # neither a multiple of the chunk
+    n1, n2 = FAST.iters_stage1, FAST.iters_stage2  # the module's program; stage 2 pads its last chunk
+    assert n1 % PROGRESS_CHUNK == 0 and n2 % PROGRESS_CHUNK != 0
     for tol in (0.0, 1e-2):
-        cfg = SolveConfig(iters_stage1=n1, iters_stage2=n2, tol=tol)
+        cfg = dataclasses.replace(FAST, tol=tol)
         a = solve(pr, LossWeights(), cfg)
         b = solve(pr, LossWeights(), dataclasses.replace(cfg, progress_every=1), label="chunks")
         for sa, sb, n in ((a.stage1, b.stage1, n1), (a.stage2, b.stage2, n2)):
