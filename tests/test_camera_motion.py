@@ -51,6 +51,65 @@ def test_translation_leaves_parallax_that_the_rotation_model_cannot_explain():
     assert np.percentile(r, 90) > 2.0
 
 
+@pytest.mark.parametrize("shared_focal", [True, False])
+def test_rotation_fit_normal_equations_equal_the_dense_jacobian(shared_focal):
+    """The fit's normal equations, assembled from per-match 4x8 blocks, equal J^T W J and J^T W r of
+    the dense Jacobian (jax.jacfwd of every residual written out here, float64); padded matches add
+    nothing."""
+    import jax
+    import jax.numpy as jnp
+    from conftest import x64
+
+    from josh_jax.frontends.camera import _normal_equations
+
+    matches, _, f = _rotating_matches(K=5)
+    K, c = len(f), np.array([224.0, 126.0])
+    pairs = sorted(matches)
+    i = np.concatenate([np.full(len(matches[p][0]), p[0]) for p in pairs])[::7]
+    j = np.concatenate([np.full(len(matches[p][0]), p[1]) for p in pairs])[::7]
+    a = np.concatenate([matches[p][0] for p in pairs])[::7]
+    b = np.concatenate([matches[p][1] for p in pairs])[::7] + np.random.default_rng(1).normal(0, 2.0, (len(i), 2))
+    rng = np.random.default_rng(0)
+    x = np.r_[rng.normal(0, 0.1, 3 * (K - 1)), np.log(400.0) + rng.normal(0, 0.05, 1 if shared_focal else K)]
+
+    def residuals(x):  # every match's two transfers, in the order (forward xy, backward xy)
+        rv = x[: 3 * (K - 1)].reshape(K - 1, 3)  # keyframe 0 is the identity
+        th = jnp.linalg.norm(rv, axis=1)[:, None, None]
+        k = rv / th[:, 0]
+        zero = jnp.zeros(K - 1)
+        Kx = jnp.stack([zero, -k[:, 2], k[:, 1], k[:, 2], zero, -k[:, 0], -k[:, 1], k[:, 0], zero], 1)
+        Kx = Kx.reshape(K - 1, 3, 3)
+        Rs = jnp.eye(3) + jnp.sin(th) * Kx + (1 - jnp.cos(th)) * Kx @ Kx  # Rodrigues
+        Rs = jnp.concatenate([jnp.eye(3)[None], Rs])
+        fs = jnp.exp(jnp.broadcast_to(x[3 * (K - 1) :], (K,)))
+        out = []
+        for s, t, u, v in ((i, j, a, b), (j, i, b, a)):
+            ray = jnp.concatenate([(u - c) / fs[s][:, None], jnp.ones((len(u), 1))], 1)
+            q = jnp.einsum("nba,nbc,nc->na", Rs[t], Rs[s], ray)
+            out.append(fs[t][:, None] * q[:, :2] / q[:, 2:] + c - v)
+        return jnp.concatenate([out[0], out[1]], 1)  # (n, 4)
+
+    with x64():
+        r = np.asarray(residuals(jnp.asarray(x)))
+        J = np.asarray(jax.jacfwd(residuals)(jnp.asarray(x))).reshape(4 * len(i), -1)
+        pad = 9  # padded matches: weight 0
+        args = (
+            jnp.asarray(np.r_[i, np.zeros(pad, int)]),
+            jnp.asarray(np.r_[j, np.zeros(pad, int)]),
+            jnp.asarray(np.r_[a, np.zeros((pad, 2))]),
+            jnp.asarray(np.r_[b, np.ones((pad, 2))]),
+            jnp.asarray(np.r_[np.ones(len(i)), np.zeros(pad)]),
+            jnp.asarray(c),
+        )
+        cost, A, g = _normal_equations(jnp.asarray(x), *args, K=K, shared_focal=shared_focal)
+    n = np.abs(r).ravel()
+    w = np.where(n <= 1.0, 1.0, 1.0 / n)
+    assert (n > 1.0).any() and (n <= 1.0).any()  # both sides of the Huber kernel are exercised
+    np.testing.assert_allclose(float(cost), np.sum(np.where(n <= 1.0, 0.5 * n * n, n - 0.5)), rtol=1e-10)
+    np.testing.assert_allclose(np.asarray(A), J.T @ (w[:, None] * J), rtol=1e-9, atol=1e-9 * np.abs(A).max())
+    np.testing.assert_allclose(np.asarray(g), J.T @ (w * r.ravel()), rtol=1e-9, atol=1e-9 * np.abs(g).max())
+
+
 def _tiny_window(**kw):
     K, H, W = 3, 16, 24
     base = dict(

@@ -10,7 +10,7 @@ parallax); each pair keeps the matches a fundamental matrix explains
 * **rotation-only**: one rotation per keyframe and one focal per keyframe (or
   one shared focal when zoom does not lower the residual) explain every pair
   by ``x_j ~ K_j R_j^T R_i K_i^-1 x_i`` (a homography of the plane at
-  infinity). Fitted robustly (Huber, scipy least squares) from homography
+  infinity). Fitted robustly (Huber IRLS Levenberg-Marquardt, per-match 4x8 Jacobians) from homography
   initialisations at a few focal guesses; residuals in working pixels. The
   clip is rotation-only when the 90th percentile residual is below
   ``rotation_px``: what remains above it is parallax, i.e. translation that
@@ -25,8 +25,11 @@ working pixels.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import cv2
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.spatial.transform import Rotation
 
@@ -117,76 +120,90 @@ def _flat(matches: dict, max_per_pair: int | None):
     return np.concatenate(ii), np.concatenate(jj), np.concatenate(aa), np.concatenate(bb)
 
 
-def _residual_fn(K: int, shared_focal: bool, c):
-    """x -> (4 n,) symmetric transfer residuals (px) of the rotation-only model (jax, float32)."""
-    import jax
-    import jax.numpy as jnp
+_PAD = 512  # matches are padded to a multiple of this (zero weight), so a new clip seldom compiles again
 
+
+def _unpack(x, K: int, shared_focal: bool):
+    """x = (rotation vectors of keyframes 1..K-1, log focal(s)) -> (rotations (K, 3, 3), focals (K,))."""
     from ..geometry import axis_angle_to_matrix
 
-    def unpack(x):
-        rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
-        lf = x[3 * (K - 1) :]
-        return axis_angle_to_matrix(rv), jnp.exp(jnp.broadcast_to(lf, (K,)) if shared_focal else lf)
-
-    c2 = jnp.reshape(jnp.asarray(c, jnp.float32), (1, 2))  # the principal point as a row
-
-    def transfer(R, f, i, j, a):
-        ray = jnp.concatenate([(a - c2) / f[i][:, None], jnp.ones((a.shape[0], 1), a.dtype)], 1)
-        Rij = jnp.einsum("nba,nbc->nac", R[j], R[i])  # R_j^T R_i
-        p = jnp.einsum("nab,nb->na", Rij, ray)
-        z = jnp.where(jnp.abs(p[:, 2:]) < 1e-6, 1e-6, p[:, 2:])
-        return f[j][:, None] * p[:, :2] / z + c2
-
-    def res(x, i, j, a, b):
-        R, f = unpack(x)
-        return jnp.concatenate([(transfer(R, f, i, j, a) - b).ravel(), (transfer(R, f, j, i, b) - a).ravel()])
-
-    return jax.jit(res), jax.jit(jax.jacfwd(res)), unpack
+    rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
+    lf = x[3 * (K - 1) :]
+    return axis_angle_to_matrix(rv), jnp.exp(jnp.broadcast_to(lf, (K,)) if shared_focal else lf)
 
 
-def _lm_programs(res, jac, delta: float = 1.0):
-    """Compiled (normal equations, cost) of the Huber-robust problem."""
-    import jax
-    import jax.numpy as jnp
+def _match_residual(p, a, b, c):
+    """One match's symmetric transfer residual (4,) px, of its local parameters ``p`` (8,) =
+    (rotation vector i, rotation vector j, log focal i, log focal j): a pixel ``a`` of keyframe i
+    maps into j by ``K_j R_j^T R_i K_i^-1`` (and ``b`` of j back into i)."""
+    from ..geometry import axis_angle_to_matrix
 
-    @jax.jit
-    def normal(x, *a):
-        r = res(x, *a)
-        J = jac(x, *a)
-        n = jnp.abs(r)
-        w = jnp.where(n <= delta, 1.0, delta / jnp.maximum(n, 1e-12))
-        cost = jnp.sum(jnp.where(n <= delta, 0.5 * r * r, delta * (n - 0.5 * delta)))
-        return cost, J.T @ (w[:, None] * J), J.T @ (w * r)
+    Ri, Rj = axis_angle_to_matrix(p[0:3]), axis_angle_to_matrix(p[3:6])
+    fi, fj = jnp.exp(p[6]), jnp.exp(p[7])
 
-    @jax.jit
-    def cost_of(x, *a):
-        n = jnp.abs(res(x, *a))
-        return jnp.sum(jnp.where(n <= delta, 0.5 * n * n, delta * (n - 0.5 * delta)))
+    def transfer(Rs, Rt, fs, ft, u):
+        q = (Rt.T @ Rs) @ jnp.concatenate([(u - c) / fs, jnp.ones(1, u.dtype)])
+        z = jnp.where(jnp.abs(q[2]) < 1e-6, 1e-6, q[2])
+        return ft * q[:2] / z + c
 
-    return normal, cost_of
+    return jnp.concatenate([transfer(Ri, Rj, fi, fj, a) - b, transfer(Rj, Ri, fj, fi, b) - a])
 
 
-def _levenberg_marquardt(programs, x0, args, bounds, iters: int = 40):
-    """Huber-robust Levenberg-Marquardt (IRLS normal equations, parameters clipped to ``bounds``).
+def _local(x, i, j, K: int, shared_focal: bool):
+    """Each match's local parameters (n, 8) and their places in ``x`` (n, 8); a place ``len(x)``
+    stands for the first keyframe's rotation, which is held at the identity."""
+    P = x.shape[0]
+    rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
+    lf = jnp.broadcast_to(x[3 * (K - 1) :], (K,)) if shared_focal else x[3 * (K - 1) :]
+    p = jnp.concatenate([rv[i], rv[j], lf[i][:, None], lf[j][:, None]], 1)
+    rot = jnp.where(jnp.arange(K)[:, None] > 0, 3 * (jnp.arange(K)[:, None] - 1) + jnp.arange(3), P)  # (K, 3)
+    foc = jnp.full((K,), 3 * (K - 1)) if shared_focal else 3 * (K - 1) + jnp.arange(K)
+    idx = jnp.concatenate([rot[i], rot[j], foc[i][:, None], foc[j][:, None]], 1)
+    return p, idx
 
-    Returns (x, robust cost)."""
-    import jax.numpy as jnp
 
-    normal, cost_of = programs
+@partial(jax.jit, static_argnames=("K", "shared_focal", "delta"))
+def _normal_equations(x, i, j, a, b, valid, c, K: int, shared_focal: bool, delta: float = 1.0):
+    """Huber IRLS normal equations of the rotation-only fit from each match's 4x8 Jacobian
+    (assembled by scatter-add; the dense 4n x P Jacobian is never formed): (cost, J^T W J, J^T W r)."""
+    p, idx = _local(x, i, j, K, shared_focal)
+    r = jax.vmap(_match_residual, in_axes=(0, 0, 0, None))(p, a, b, c)  # (n, 4)
+    Jl = jax.vmap(jax.jacfwd(_match_residual), in_axes=(0, 0, 0, None))(p, a, b, c)  # (n, 4, 8)
+    n = jnp.abs(r)
+    w = jnp.where(n <= delta, 1.0, delta / jnp.maximum(n, 1e-12)) * valid[:, None]
+    cost = jnp.sum(jnp.where(n <= delta, 0.5 * r * r, delta * (n - 0.5 * delta)) * valid[:, None])
+    B = jnp.einsum("nra,nr,nrb->nab", Jl, w, Jl)
+    gl = jnp.einsum("nra,nr->na", Jl, w * r)
+    P = x.shape[0]
+    H = jnp.zeros((P + 1, P + 1), x.dtype).at[idx[:, :, None], idx[:, None, :]].add(B)
+    g = jnp.zeros((P + 1,), x.dtype).at[idx].add(gl)
+    return cost, H[:P, :P], g[:P]
+
+
+@partial(jax.jit, static_argnames=("K", "shared_focal", "delta"))
+def _cost(x, i, j, a, b, valid, c, K: int, shared_focal: bool, delta: float = 1.0):
+    """The Huber cost of the rotation-only fit at x (as in :func:`_normal_equations`)."""
+    p, _ = _local(x, i, j, K, shared_focal)
+    n = jnp.abs(jax.vmap(_match_residual, in_axes=(0, 0, 0, None))(p, a, b, c))
+    return jnp.sum(jnp.where(n <= delta, 0.5 * n * n, delta * (n - 0.5 * delta)) * valid[:, None])
+
+
+def _levenberg_marquardt(normal, cost_of, x0, bounds, iters: int = 40):
+    """Huber-robust Levenberg-Marquardt (IRLS normal equations, parameters clipped to ``bounds``);
+    ``normal(x) -> (cost, A, g)`` and ``cost_of(x)`` take float32 vectors. Returns (x, robust cost)."""
     lo, hi = bounds
     x = np.clip(np.asarray(x0, np.float64), lo, hi)
     lam = 1e-3
-    cost, A, g = (np.asarray(v, np.float64) for v in normal(jnp.asarray(x, jnp.float32), *args))
+    cost, A, g = (np.asarray(v, np.float64) for v in normal(jnp.asarray(x, jnp.float32)))
     for _ in range(iters):
         D = np.diag(np.diag(A)) + 1e-9 * np.eye(len(x))
         step = np.linalg.solve(A + lam * D, -g)
         x_new = np.clip(x + step, lo, hi)
-        c_new = float(cost_of(jnp.asarray(x_new, jnp.float32), *args))
+        c_new = float(cost_of(jnp.asarray(x_new, jnp.float32)))
         if c_new < cost:
             done = cost - c_new < 1e-7 * cost
             x, lam = x_new, max(lam / 3, 1e-7)
-            cost, A, g = (np.asarray(v, np.float64) for v in normal(jnp.asarray(x, jnp.float32), *args))
+            cost, A, g = (np.asarray(v, np.float64) for v in normal(jnp.asarray(x, jnp.float32)))
             if done:
                 break
         else:
@@ -238,16 +255,24 @@ def fit_rotation_only(
     ``max_per_pair`` matches per pair enter the fit (evenly sampled); the returned
     residuals (each match's larger transfer error of the two directions) cover all matches.
     """
-    import jax.numpy as jnp
-
     w, h = size
     c = np.array([w / 2, h / 2], np.float32)
     diag = float(np.hypot(w, h))
     lo, hi = np.log(0.2 * diag), np.log(5.0 * diag)
-    res, jac, unpack = _residual_fn(K, shared_focal, jnp.asarray(c))
-    programs = _lm_programs(res, jac)
     i, j, a, b = _flat(matches, max_per_pair)
-    args = (jnp.asarray(i), jnp.asarray(j), jnp.asarray(a, jnp.float32), jnp.asarray(b, jnp.float32))
+    n = len(i)
+    pad = -n % _PAD  # padded matches: keyframe 0 to itself, weight 0
+    args = (
+        jnp.asarray(np.r_[i, np.zeros(pad, i.dtype)], jnp.int32),
+        jnp.asarray(np.r_[j, np.zeros(pad, j.dtype)], jnp.int32),
+        jnp.asarray(np.r_[a, np.repeat(c[None], pad, 0)], jnp.float32),
+        jnp.asarray(np.r_[b, np.repeat(c[None], pad, 0)], jnp.float32),
+        jnp.asarray(np.r_[np.ones(n), np.zeros(pad)], jnp.float32),
+        jnp.asarray(c),
+    )
+    static = dict(K=K, shared_focal=shared_focal)
+    normal = lambda x: _normal_equations(x, *args, **static)  # noqa: E731
+    cost_of = lambda x: _cost(x, *args, **static)  # noqa: E731
     guesses = [focal_guess] if focal_guess else [0.7 * max(w, h), 1.3 * max(w, h)]
     nrot = 3 * (K - 1)
     best = None
@@ -259,10 +284,10 @@ def fit_rotation_only(
             np.r_[np.full(nrot, -np.inf), np.full(len(x0) - nrot, lo)],
             np.r_[np.full(nrot, np.inf), np.full(len(x0) - nrot, hi)],
         )
-        x, cost = _levenberg_marquardt(programs, x0, args, bounds)
+        x, cost = _levenberg_marquardt(normal, cost_of, x0, bounds)
         if best is None or cost < best[1]:
             best = (x, cost)
-    R, f = (np.asarray(v, np.float64) for v in unpack(jnp.asarray(best[0], jnp.float32)))
+    R, f = (np.asarray(v, np.float64) for v in _unpack(jnp.asarray(best[0], jnp.float32), K, shared_focal))
     R = np.stack([u @ vt for u, _, vt in (np.linalg.svd(r) for r in R)])
     ia, ja, aa, ba = _flat(matches, None)
     rel = np.einsum("nba,nbc->nac", R[ja], R[ia])
