@@ -6,9 +6,17 @@ import sys
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # JAX_NUMPY_RANK_PROMOTION=raise: the fast tier passes under it (python -m pytest -m "not slow" with the
 # variable set); the slow tier still has implicit broadcasts to write out, so it is not the default yet
-# no persistent compilation cache in tests (CLIs run in-process or in subprocesses would share one
-# user folder across tests and runs); the cache is measured in benchmarks/README.md
-os.environ.setdefault("JOSH_JAX_CACHE_DIR", "off")
+# one persistent compilation cache per test session, never the user's folder: a fresh temporary folder
+# made here (in pytest's main process, before xdist starts its workers, which inherit the variable) and
+# removed at the end. The CLIs that tests run in subprocesses and the pytest workers themselves (see
+# _shared_compile_cache) then compile a program once per session instead of once per process. Tests
+# that count compiles set a folder of their own; JOSH_JAX_CACHE_DIR=off turns it off.
+_OWN_CACHE = None
+if "JOSH_JAX_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    _OWN_CACHE = tempfile.mkdtemp(prefix="josh_jax_test_cache_")
+    os.environ["JOSH_JAX_CACHE_DIR"] = _OWN_CACHE
 # the PyTorch reference flavours live in benchmarks/torch_reference (tests check agreement)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -49,6 +57,22 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"peak memory mappings after a test: {_PEAK_MAPS[0]}; JAX's caches cleared {_PEAK_MAPS[1]} times"
         )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _shared_compile_cache():
+    """The session's compilation cache for programs compiled in the pytest process too."""
+    from josh_jax.solve.compile_cache import enable
+
+    enable()
+    yield
+
+
+def pytest_unconfigure(config):
+    if _OWN_CACHE is not None and not hasattr(config, "workerinput"):
+        import shutil
+
+        shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

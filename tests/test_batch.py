@@ -32,7 +32,6 @@ def _env(**extra) -> dict:
     env = dict(
         os.environ,
         PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep),
-        JOSH_JAX_CACHE_DIR="off",
         RAY_USAGE_STATS_ENABLED="0",
         PYTHONUNBUFFERED="1",
         RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0",
