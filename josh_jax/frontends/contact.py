@@ -21,6 +21,10 @@ label any body part).
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ..body.model import BodyModel, forward
@@ -30,12 +34,24 @@ from . import blazepose as bp
 FOOT_POINTS = ((bp.L_HEEL, bp.L_FOOT), (bp.R_HEEL, bp.R_FOOT))  # (heel, toe) of the left, right foot
 
 
+_FRAMES = 64  # frames go through in chunks of this many (the last one padded): one compiled program
+
+
+@partial(jax.jit, static_argnames=("ids",))
+def _heights(model: BodyModel, betas, rotmats, ids: tuple):
+    """(T, n) heights of the vertices ``ids`` along the body's up axis (its y axis in the camera frame)."""
+    verts = forward(model, betas, rotmats, vertex_ids=ids).vertices
+    return jnp.einsum("tvc,tc->tv", verts, rotmats[:, 0, :, 1])
+
+
 def _sole_heights(model: BodyModel, rotmats: np.ndarray, betas: np.ndarray):
     soles = [np.asarray(model.vertex_set(k)) for k in ("left_sole", "right_sole")]
-    ids = np.concatenate(soles)
-    verts = np.asarray(forward(model, betas, rotmats, vertex_ids=tuple(int(i) for i in ids)).vertices)
-    up = rotmats[:, 0, :, 1]  # (T, 3) body y axis in the camera frame
-    h = np.einsum("tvc,tc->tv", verts, up)
+    ids = tuple(int(i) for i in np.concatenate(soles))
+    T = len(rotmats)
+    pad = np.broadcast_to(np.eye(3, dtype=np.float32), (-T % _FRAMES, 24, 3, 3))
+    rot = np.concatenate([np.asarray(rotmats, np.float32), pad])
+    b = jnp.asarray(betas, jnp.float32)
+    h = np.concatenate([np.asarray(_heights(model, b, rot[s : s + _FRAMES], ids)) for s in range(0, T, _FRAMES)])[:T]
     n = len(soles[0])
     return soles, [h[:, :n], h[:, n:]]
 
