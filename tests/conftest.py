@@ -8,15 +8,24 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # variable set); the slow tier still has implicit broadcasts to write out, so it is not the default yet
 # one persistent compilation cache per test session, never the user's folder: a fresh temporary folder
 # made here (in pytest's main process, before xdist starts its workers, which inherit the variable) and
-# removed at the end. The CLIs that tests run in subprocesses and the pytest workers themselves (see
-# _shared_compile_cache) then compile a program once per session instead of once per process. Tests
-# that count compiles set a folder of their own; JOSH_JAX_CACHE_DIR=off turns it off.
+# removed at the end. The CLIs that tests run (in subprocesses, as users run them) then compile a
+# program once per session instead of once per process. The pytest workers themselves do not use it:
+# serialising one of test_differentiable.py's float64 programs for the cache aborted the worker (XLA:CPU,
+# jax 0.10.2). Tests that count compiles set a folder of their own; JOSH_JAX_CACHE_DIR=off turns it off.
 _OWN_CACHE = None
 if "JOSH_JAX_CACHE_DIR" not in os.environ:
     import tempfile
 
     _OWN_CACHE = tempfile.mkdtemp(prefix="josh_jax_test_cache_")
     os.environ["JOSH_JAX_CACHE_DIR"] = _OWN_CACHE
+# ... and the CLIs that tests call in the pytest process itself (main([...])) must not turn it on there
+# either; a process that run_isolated spawns (it imports this file too) keeps it, as a CLI run would
+import multiprocessing  # noqa: E402
+
+if multiprocessing.parent_process() is None:
+    import josh_jax.solve.compile_cache as _compile_cache
+
+    _compile_cache.enable = lambda flag=None: None
 # the PyTorch reference flavours live in benchmarks/torch_reference (tests check agreement)
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -57,15 +66,6 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(
             f"peak memory mappings after a test: {_PEAK_MAPS[0]}; JAX's caches cleared {_PEAK_MAPS[1]} times"
         )
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _shared_compile_cache():
-    """The session's compilation cache for programs compiled in the pytest process too."""
-    from josh_jax.solve.compile_cache import enable
-
-    enable()
-    yield
 
 
 def pytest_unconfigure(config):

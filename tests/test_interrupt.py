@@ -26,7 +26,15 @@ class Child:
     """A CLI in a subprocess; stderr is collected line by line on a thread."""
 
     def __init__(self, args: list, cwd: Path):
-        env = dict(os.environ, PYTHONPATH=str(REPO), JAX_PLATFORMS="cpu", MPLCONFIGDIR=str(cwd / ".mpl"))
+        # no compilation cache: these runs are interrupted while the solver compiles, which the session's
+        # cache (conftest.py) would make instant once another test has compiled the same size
+        env = dict(
+            os.environ,
+            PYTHONPATH=str(REPO),
+            JAX_PLATFORMS="cpu",
+            MPLCONFIGDIR=str(cwd / ".mpl"),
+            JOSH_JAX_CACHE_DIR="off",
+        )
         self.p = subprocess.Popen(
             [sys.executable, "-m", *map(str, args)],
             cwd=cwd,
