@@ -33,6 +33,17 @@ def _exit_code(e: SystemExit) -> int:
     return 1
 
 
+def _forget_compile_cache() -> None:
+    """Turn JAX's persistent compilation cache off again, as a fresh process starts (a CLI that turned it
+    on did so for its own run only)."""
+    if "jax" in sys.modules:
+        import jax
+        from jax.experimental.compilation_cache import compilation_cache
+
+        jax.config.update("jax_compilation_cache_dir", None)
+        compilation_cache.reset_cache()
+
+
 def run_case(module: str, args: list, cwd: str, capture: str) -> dict:
     """Run ``python -m MODULE ARGS`` in ``cwd``; stderr (fd 2) goes to ``capture``."""
     filters = list(warnings.filters)
@@ -74,6 +85,7 @@ def run_case(module: str, args: list, cwd: str, capture: str) -> dict:
         # every case sees its warnings, as a fresh process would (no "already shown once" registry)
         warnings.filters[:] = filters
         getattr(warnings, "_filters_mutated", lambda: None)()
+        _forget_compile_cache()
     with open(capture, encoding="utf-8", errors="replace") as f:
         return {"rc": rc, "stderr": f.read()}
 

@@ -12,6 +12,7 @@ entry is never used; delete the folder to reclaim the space.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 ENV = "JOSH_JAX_CACHE_DIR"
@@ -43,6 +44,10 @@ def enable(flag: str | None = None) -> Path | None:
     except OSError:
         return None  # a read-only home: run without the cache rather than fail
     jax.config.update("jax_compilation_cache_dir", str(path))
+    # a cache entry that cannot be written (disk full, file size limit) or read costs a compile next
+    # time, nothing else: JAX's warning about it would only crowd the CLIs' one-line errors
+    for what in ("writing", "reading"):
+        warnings.filterwarnings("ignore", message=f"Error {what} persistent compilation cache entry")
     # cache every program, the small ones too: the front ends' and the exports' hundreds of small programs
     # cost ~3.5 s of compiling per run (demo on 30 frames, warm: 23 -> 19.5 s; the folder holds ~240 entries,
     # a few MB, and does not grow on later runs)
