@@ -123,13 +123,25 @@ def _flat(matches: dict, max_per_pair: int | None):
 _PAD = 512  # matches are padded to a multiple of this (zero weight), so a new clip seldom compiles again
 
 
-def _unpack(x, K: int, shared_focal: bool):
-    """x = (rotation vectors of keyframes 1..K-1, log focal(s)) -> (rotations (K, 3, 3), focals (K,))."""
-    from ..geometry import axis_angle_to_matrix
-
+def _keyframe_params(x, K: int, shared_focal: bool):
+    """x = (rotation vectors of keyframes 1..K-1, log focal(s)) -> (rotation vectors (K, 3), the first
+    one zero; log focals (K,))."""
     rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
     lf = x[3 * (K - 1) :]
-    return axis_angle_to_matrix(rv), jnp.exp(jnp.broadcast_to(lf, (K,)) if shared_focal else lf)
+    return rv, jnp.broadcast_to(lf, (K,)) if shared_focal else lf
+
+
+def _unpack(x, K: int, shared_focal: bool):
+    """x -> (rotations (K, 3, 3), focals (K,)) (see :func:`_keyframe_params`)."""
+    from ..geometry import axis_angle_to_matrix
+
+    rv, lf = _keyframe_params(x, K, shared_focal)
+    return axis_angle_to_matrix(rv), jnp.exp(lf)
+
+
+def _huber(n, delta, valid):
+    """Huber cost of the absolute residuals ``n`` (n, 4), rows weighted by ``valid`` (n,)."""
+    return jnp.sum(jnp.where(n <= delta, 0.5 * n * n, delta * (n - 0.5 * delta)) * valid[:, None])
 
 
 def _match_residual(p, a, b, c):
@@ -153,8 +165,7 @@ def _local(x, i, j, K: int, shared_focal: bool):
     """Each match's local parameters (n, 8) and their places in ``x`` (n, 8); a place ``len(x)``
     stands for the first keyframe's rotation, which is held at the identity."""
     P = x.shape[0]
-    rv = jnp.concatenate([jnp.zeros(3, x.dtype), x[: 3 * (K - 1)]]).reshape(K, 3)
-    lf = jnp.broadcast_to(x[3 * (K - 1) :], (K,)) if shared_focal else x[3 * (K - 1) :]
+    rv, lf = _keyframe_params(x, K, shared_focal)
     p = jnp.concatenate([rv[i], rv[j], lf[i][:, None], lf[j][:, None]], 1)
     rot = jnp.where(jnp.arange(K)[:, None] > 0, 3 * (jnp.arange(K)[:, None] - 1) + jnp.arange(3), P)  # (K, 3)
     foc = jnp.full((K,), 3 * (K - 1)) if shared_focal else 3 * (K - 1) + jnp.arange(K)
@@ -171,7 +182,7 @@ def _normal_equations(x, i, j, a, b, valid, c, K: int, shared_focal: bool, delta
     Jl = jax.vmap(jax.jacfwd(_match_residual), in_axes=(0, 0, 0, None))(p, a, b, c)  # (n, 4, 8)
     n = jnp.abs(r)
     w = jnp.where(n <= delta, 1.0, delta / jnp.maximum(n, 1e-12)) * valid[:, None]
-    cost = jnp.sum(jnp.where(n <= delta, 0.5 * r * r, delta * (n - 0.5 * delta)) * valid[:, None])
+    cost = _huber(n, delta, valid)
     B = jnp.einsum("nra,nr,nrb->nab", Jl, w, Jl)
     gl = jnp.einsum("nra,nr->na", Jl, w * r)
     P = x.shape[0]
@@ -184,8 +195,7 @@ def _normal_equations(x, i, j, a, b, valid, c, K: int, shared_focal: bool, delta
 def _cost(x, i, j, a, b, valid, c, K: int, shared_focal: bool, delta: float = 1.0):
     """The Huber cost of the rotation-only fit at x (as in :func:`_normal_equations`)."""
     p, _ = _local(x, i, j, K, shared_focal)
-    n = jnp.abs(jax.vmap(_match_residual, in_axes=(0, 0, 0, None))(p, a, b, c))
-    return jnp.sum(jnp.where(n <= delta, 0.5 * n * n, delta * (n - 0.5 * delta)) * valid[:, None])
+    return _huber(jnp.abs(jax.vmap(_match_residual, in_axes=(0, 0, 0, None))(p, a, b, c)), delta, valid)
 
 
 def _levenberg_marquardt(normal, cost_of, x0, bounds, iters: int = 40):
