@@ -36,7 +36,8 @@ from josh_jax.objective import SWITCHES, ObjectiveConfig, loss_weights, problem_
 from josh_jax.problem import ProblemConfig, build_problem
 from josh_jax.refine import RefineConfig, refine_results
 from josh_jax.results import as_results, build_results
-from josh_jax.solve import SolveConfig, front_ends_only, solve
+from josh_jax.run.window import WindowSettings, solve_window
+from josh_jax.solve import SolveConfig, solve
 from josh_jax.solve.memory_maps import release_if_crowded
 from josh_jax.synthetic.worlds import PRESETS, make_world
 
@@ -68,17 +69,18 @@ def run_world(
     ``reference_depth``: also solve ``josh`` on the reference's problem exactly (``ProblemConfig.reference()``:
     its body depth, no per-track contact weights), the variant "josh reference"."""
     window, gt = make_world(model, seed, PRESETS[preset])
-    problem = build_problem(window, model)
-    variants = {"init": front_ends_only(problem), "josh": (problem, LossWeights())}
+    # josh and the front-ends-only baseline ("init"): the window solve every entry point uses
+    josh = solve_window(window, model, WindowSettings(solve=cfg, baseline=True), progress=False)
+    problem = josh.problem
+    results = {"init": josh.init_results(window, model), "josh": josh.results(window, model)}
+    variants = {}  # the ablations: other weights or problem settings, solved directly
     if reference_depth:
         variants["josh reference"] = (build_problem(window, model, ProblemConfig.reference()), LossWeights())
     for term in ablations:
         variants[f"no_{term}"] = (problem, LossWeights()._replace(**{term: 0.0}))
-    out, results, solved = {}, {}, {}
+    out = {}
     for name, (pr, w) in variants.items():
-        res = solve(pr, w, cfg)
-        solved[name] = res.params
-        results[name] = build_results(res.params, pr, window, model)
+        results[name] = build_results(solve(pr, w, cfg).params, pr, window, model)
     info = {
         "contact_scale_entries": int((problem.human.scale_w > 0).sum()),
         "static_entries": int((problem.human.static_w > 0).sum()),

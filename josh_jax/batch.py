@@ -144,74 +144,65 @@ def output_names(videos: list[Path]) -> list[str]:
     return names
 
 
-def demo_argv(video: Path, out: Path, args) -> list[str]:
-    """The ``python -m josh_jax.demo`` command line whose outputs a batch video gets."""
-    from .demo import run_argv
+def video_spec(video: Path, out: Path, args):
+    """The :class:`josh_jax.run.RunSpec` of one batch video: the batch's run flags, its video and its
+    output folder (the outputs ``python -m josh_jax.demo VIDEO --out OUT`` with those flags writes)."""
+    from .run.spec import RunSpec
 
-    return [str(video), "--out", str(out)] + run_argv(args)
+    return RunSpec.from_args(args).for_video(video, out)
 
 
 # ------------------------------------------------------------------ the stages, as run by a worker
 
 
-def _expected_errors() -> tuple:
-    from josh_jax._cli.atomic import OutputError
+def _worker_setup(spec: dict):
+    """The run's :class:`josh_jax.run.RunSpec` from a task's dict (and the worker's device and compile
+    cache, set once)."""
+    from .run.spec import RunSpec
 
-    from .body import BodyModelError
-    from .bundle import BundleError
-    from .config import ConfigError
-    from .demo import DemoError
-    from .frontends import FrontEndError
-
-    return (DemoError, FrontEndError, BodyModelError, BundleError, ConfigError, OutputError, OSError)
-
-
-def _worker_setup(argv: list[str]):
-    """Parse the demo command line in a worker (and set its device and compile cache once)."""
-    from . import demo
-
-    args = demo._parser().parse_args(argv)
-    if args.device == "cpu":
+    spec = RunSpec.from_dict(spec)
+    if spec.device == "cpu":
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     from .solve.compile_cache import enable as enable_compile_cache
 
-    enable_compile_cache(args.compile_cache)
-    return args
+    enable_compile_cache(spec.compile_cache)
+    return spec
 
 
-def _guard(fn, argv: list[str], *rest) -> dict:
-    """``fn(args, *rest)`` with the demo's expected failures turned into ``{"error": line}`` (such a task
-    is reported, not retried); anything else raises (and is reported by the driver as one line)."""
+def _guard(fn, spec: dict, *rest) -> dict:
+    """``fn(spec, *rest)`` with the run's expected failures (:class:`josh_jax.errors.JoshError`, OSError)
+    turned into ``{"error": line}`` (such a task is reported, not retried); anything else raises (and is
+    reported by the driver as one line)."""
     import resource
 
     from josh_jax._cli.checks import error_line
 
     from .solve.memory_maps import release_if_crowded
 
-    args = _worker_setup(argv)
+    spec = _worker_setup(spec)
     try:
-        res = fn(args, *rest)
-    except _expected_errors() as exc:
-        res = {"error": error_line(exc, args.out)}
+        res = fn(spec, *rest)
+    except (JoshError, OSError) as exc:
+        res = {"error": error_line(exc, spec.out)}
     finally:
         release_if_crowded()  # a long-lived worker compiles a program per bucket (docs/solver.md)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this worker's, so far
     return res
 
 
-def stage_prepare(args, buckets: bool = False) -> dict:
+def stage_prepare(spec, buckets: bool = False) -> dict:
     """decode/check and front ends of one video; the windows still to solve (and, with ``buckets``,
-    each one's :func:`josh_jax.demo.window_bucket`, for grouping them into vmapped solves)."""
-    from . import demo
+    each one's :func:`josh_jax.run.stages.window_bucket`, for grouping them into vmapped solves)."""
+    from .run import stages
 
     seconds: dict[str, float] = {}
     t = time.perf_counter()
-    p = demo.prepare(args)
+    p = stages.prepare(spec)
     seconds["decode_check"] = time.perf_counter() - t
-    p, _, windows = demo.front_ends(p, seconds)
-    done = [i for i in range(len(windows)) if demo.window_done(p, i)]
+    p, _, windows = stages.front_ends(p, seconds)
+    done = [i for i in range(len(windows)) if stages.window_done(p, i)]
     todo = [i for i in range(len(windows)) if i not in done]
-    if getattr(args, "method", "josh") == "josh3r":
+    if not p.method.optimizes:
         todo, done = [], []  # no optimization (none to count on the windows bar): the finish stage writes them
     out = {
         "windows": len(windows),
@@ -221,87 +212,88 @@ def stage_prepare(args, buckets: bool = False) -> dict:
         "seconds": seconds,
     }
     if buckets:
-        out["buckets"] = {str(i): demo.window_bucket(p, windows, i) for i in todo}
+        out["buckets"] = {str(i): stages.window_bucket(p, windows, i) for i in todo}
     return out
 
 
-def stage_window(args, i: int, crash_marker: str | None = None) -> dict:
-    """The joint and front-ends-only solves of window i of one video (from the work folder)."""
-    from . import demo
+def stage_window(spec, i: int, crash_marker: str | None = None) -> dict:
+    """The joint (and with ``--baseline`` the front-ends-only) solve of window i of one video (from the
+    work folder)."""
+    from .run import stages
 
     if crash_marker and not Path(crash_marker).exists():
         Path(crash_marker).write_text(f"worker {os.getpid()} exited on purpose in window {i}\n")
         os._exit(1)
     t = time.perf_counter()
-    p = demo.prepare(args, attach=True)
-    p, _, windows = demo.front_ends(p)
-    info = demo.solve_window(p, windows, i)
+    p = stages.prepare(spec, attach=True)
+    p, _, windows = stages.front_ends(p)
+    info = stages.solve_window(p, windows, i)
     return {"window": i, "final_loss": info["final_loss"], "seconds": time.perf_counter() - t}
 
 
-def stage_finish(args, seconds: dict) -> dict:
+def stage_finish(spec, seconds: dict) -> dict:
     """Join and export of one video into its output folder; its summary.json."""
-    from . import demo
+    from .run import stages
 
-    p = demo.prepare(args, attach=True)
-    p, meta, windows = demo.front_ends(p)
-    return {"summary": demo.finish(p, meta, windows, seconds)}
+    p = stages.prepare(spec, attach=True)
+    p, meta, windows = stages.front_ends(p)
+    return {"summary": stages.finish(p, meta, windows, seconds)}
 
 
-def _run_prepare(argv, buckets=False):
-    return _guard(stage_prepare, argv, buckets)
+def _run_prepare(spec: dict, buckets=False):
+    return _guard(stage_prepare, spec, buckets)
 
 
 def _run_group(members: list, crash_marker: str | None = None) -> dict:
-    """Windows of several videos (``members``: (demo argv, window index)) in one vmapped solve
-    (:func:`josh_jax.demo.solve_windows_vmapped`); one result (or one-line error) per member. When the
+    """Windows of several videos (``members``: (run spec dict, window index)) in one vmapped solve
+    (:func:`josh_jax.run.stages.solve_windows_vmapped`); one result (or one-line error) per member. When the
     group cannot be solved together (a window refused), its windows are solved one by one."""
     import resource
 
     from josh_jax._cli.checks import error_line
 
-    from . import demo
+    from .run import stages
 
-    errors = _expected_errors()
+    errors = (JoshError, OSError)
     results: list = [None] * len(members)
     items = []
-    for m, (argv, i) in enumerate(members):
-        args = _worker_setup(argv)
+    for m, (spec, i) in enumerate(members):
+        spec = _worker_setup(spec)
         try:
-            p = demo.prepare(args, attach=True)
-            p, _, windows = demo.front_ends(p)
-            items.append((m, args, p, windows, i))
+            p = stages.prepare(spec, attach=True)
+            p, _, windows = stages.front_ends(p)
+            items.append((m, spec, p, windows, i))
         except errors as exc:
-            results[m] = {"error": error_line(exc, args.out)}
+            results[m] = {"error": error_line(exc, spec.out)}
     if crash_marker and not Path(crash_marker).exists():
         Path(crash_marker).write_text(f"worker {os.getpid()} exited on purpose in a group of {len(members)}\n")
         os._exit(1)
     try:
         t = time.perf_counter()
-        infos = demo.solve_windows_vmapped([(p, w, i) for _, _, p, w, i in items])
+        infos = stages.solve_windows_vmapped([(p, w, i) for _, _, p, w, i in items])
         share = (time.perf_counter() - t) / max(len(items), 1)
         for (m, _, _, _, i), info in zip(items, infos):
             results[m] = {"window": i, "final_loss": info["final_loss"], "seconds": share}
     except (*errors, ValueError):
-        for m, args, p, w, i in items:
+        for m, spec, p, w, i in items:
             try:
                 t = time.perf_counter()
-                info = demo.solve_window(p, w, i)
+                info = stages.solve_window(p, w, i)
                 results[m] = {"window": i, "final_loss": info["final_loss"], "seconds": time.perf_counter() - t}
             except errors as exc:
-                results[m] = {"error": error_line(exc, args.out)}
+                results[m] = {"error": error_line(exc, spec.out)}
     from .solve.memory_maps import release_if_crowded
 
     release_if_crowded()
     return {"members": results, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def _run_window(argv, i, crash_marker):
-    return _guard(stage_window, argv, i, crash_marker)
+def _run_window(spec: dict, i, crash_marker):
+    return _guard(stage_window, spec, i, crash_marker)
 
 
-def _run_finish(argv, seconds):
-    return _guard(stage_finish, argv, seconds)
+def _run_finish(spec: dict, seconds):
+    return _guard(stage_finish, spec, seconds)
 
 
 # ------------------------------------------------------------------ the driver
@@ -475,7 +467,7 @@ def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[
 
     from josh_jax._cli.atomic import clean_stale
 
-    from . import demo
+    from .run import stages
 
     clean_stale(out)  # temp folders of a batch killed mid-export
     rows = [_row(n, v, out / n) for n, v in zip(names, videos)]
@@ -489,7 +481,7 @@ def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[
             if (work / "fingerprint.json").is_file():  # left by a run killed between the move and the cleanup
                 shutil.rmtree(work, ignore_errors=True)
         else:
-            todo.append((r, demo_argv(v, o, args)))
+            todo.append((r, video_spec(v, o, args).to_dict()))
     meta = {
         "command": "python -m josh_jax.batch " + " ".join(getattr(args, "argv", None) or sys.argv[1:]),
         "address": args.address or "embedded local Ray",
@@ -515,18 +507,18 @@ def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[
         pending: dict = {}  # ref -> (video index, stage, members of a group)
         pools: dict[str, list] = {}  # bucket -> [(video index, window)] waiting for a vmapped group
         state: dict[int, dict] = {}
-        for k, (r, argv) in enumerate(todo):
-            pending[prep_t.remote(argv, group > 1)] = (k, "prepare", None)
-            state[k] = {"row": r, "argv": argv, "left": set(), "t": time.perf_counter(), "seconds": {}}
+        for k, (r, spec) in enumerate(todo):
+            pending[prep_t.remote(spec, group > 1)] = (k, "prepare", None)
+            state[k] = {"row": r, "spec": spec, "left": set(), "t": time.perf_counter(), "seconds": {}}
         bar_v = tqdm(total=len(todo), desc="videos", unit="video", position=0, file=sys.stderr)
         bar_w = tqdm(total=0, desc="windows", unit="window", position=1, file=sys.stderr)
 
         def submit_windows(members: list) -> None:
             if len(members) == 1:
                 k, i = members[0]
-                pending[win_t.remote(state[k]["argv"], i, crash)] = (k, "window", None)
+                pending[win_t.remote(state[k]["spec"], i, crash)] = (k, "window", None)
             else:
-                pending[grp_t.remote([(state[k]["argv"], i) for k, i in members], crash)] = (-1, "group", members)
+                pending[grp_t.remote([(state[k]["spec"], i) for k, i in members], crash)] = (-1, "group", members)
 
         def flush(all_: bool) -> None:
             for key in list(pools):
@@ -573,7 +565,7 @@ def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[
             if stage in ("prepare", "window") and not st["left"] and "finish" not in st:
                 st["finish"] = True
                 st["seconds"]["solve"] = st.get("solve_s", 0.0)  # the window tasks' own seconds, not queueing
-                pending[fin_t.remote(st["argv"], st["seconds"])] = (k, "finish", None)
+                pending[fin_t.remote(st["spec"], st["seconds"])] = (k, "finish", None)
 
         try:
             while pending or pools:
@@ -618,7 +610,7 @@ def _run_videos(args, out: Path, videos: list, names: list, t0: float) -> tuple[
             ray.shutdown()
     for r in rows:
         if r["status"] == "failed":
-            demo._drop_unfinished(Path(r["out"]).with_name(Path(r["out"]).name + ".work"), True)
+            stages.drop_unfinished(Path(r["out"]).with_name(Path(r["out"]).name + ".work"), True)
             work = Path(r["out"]).with_name(Path(r["out"]).name + ".work")
             if work.exists() and "kept in" not in r["error"]:
                 r["error"] += f"; the solved windows are kept in {work} (the same command resumes)"

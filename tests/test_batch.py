@@ -84,36 +84,23 @@ def test_inputs_from_files_folders_and_lists(tmp_path):
 
 
 def test_each_video_runs_the_demo_command(tmp_path):
-    """The per-video argv parses with the demo's own parser and carries every batch setting."""
+    """A batch video's RunSpec is the one the demo builds from ``VIDEO --out OUT`` and the same flags,
+    carries every batch setting, and survives the JSON trip to a Ray task unchanged."""
     from josh_jax import demo
+    from josh_jax.run import RunSpec
 
-    ap = batch._parser()
-    args = ap.parse_args(
-        [
-            "v.mp4",
-            "--out",
-            str(tmp_path),
-            "--set",
-            "solve.iters_stage1=7",
-            "--no-overlay",
-            "--frontends",
-            "official",
-            "--compile-cache",
-            "off",
-            "--objective",
-            "josh+",
-        ]
-    )
-    d = demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", args))
-    assert d.video == Path("v.mp4") and d.out == tmp_path / "v" and d.overrides == ["solve.iters_stage1=7"]
-    assert d.no_overlay and d.frontends == "official" and d.compile_cache == "off" and not d.overwrite
-    assert d.objective == "josh+"
-    assert (
-        demo._parser()
-        .parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", ap.parse_args(["v.mp4", "--out", str(tmp_path)])))
-        .objective
-        is None
-    )
+    flags = ["--set", "solve.iters_stage1=7", "--no-overlay", "--frontends", "official", "--compile-cache", "off"]
+    flags += ["--objective", "josh+", "--baseline", "--method", "josh3r+joint", "--models", "M"]
+    args = batch._parser().parse_args(["v.mp4", "--out", str(tmp_path)] + flags)
+    spec = batch.video_spec(Path("v.mp4"), tmp_path / "v", args)
+    assert spec == RunSpec.from_args(demo._parser().parse_args(["v.mp4", "--out", str(tmp_path / "v")] + flags))
+    assert spec.video == Path("v.mp4") and spec.out == tmp_path / "v" and spec.overrides == ("solve.iters_stage1=7",)
+    assert spec.no_overlay and spec.frontends == "official" and spec.compile_cache == "off" and not spec.overwrite
+    assert spec.objective == "josh+" and spec.baseline and spec.method == "josh3r+joint"
+    assert spec.models == Path("M") and spec.work == tmp_path / "v.work"
+    assert RunSpec.from_dict(json.loads(json.dumps(spec.to_dict()))) == spec
+    plain = batch.video_spec(Path("v.mp4"), tmp_path / "v", batch._parser().parse_args(["v.mp4", "--out", "x"]))
+    assert plain == RunSpec(video=Path("v.mp4"), out=tmp_path / "v")  # no flag: every default
 
 
 def test_summary_files(tmp_path):
@@ -150,15 +137,17 @@ def test_prepare_counts_solved_windows_and_none_for_josh3r(monkeypatch):
     windows are neither done nor to do (they used to show as solved)."""
     import types
 
-    from josh_jax import demo
+    from josh_jax.run import RunSpec, method, stages
 
-    p = types.SimpleNamespace(info=types.SimpleNamespace(num_frames=300))
-    monkeypatch.setattr(demo, "prepare", lambda args, **kw: p)
-    monkeypatch.setattr(demo, "front_ends", lambda p, seconds=None: (p, None, [0, 1, 2]))
-    monkeypatch.setattr(demo, "window_done", lambda p, i: i == 1)
-    out = batch.stage_prepare(types.SimpleNamespace(method="josh"))
+    info = types.SimpleNamespace(num_frames=300)
+    monkeypatch.setattr(
+        stages, "prepare", lambda spec, **kw: types.SimpleNamespace(info=info, method=method(spec.method))
+    )
+    monkeypatch.setattr(stages, "front_ends", lambda p, seconds=None: (p, None, [0, 1, 2]))
+    monkeypatch.setattr(stages, "window_done", lambda p, i: i == 1)
+    out = batch.stage_prepare(RunSpec(method="josh"))
     assert out["windows"] == 3 and out["todo"] == [0, 2] and out["solved"] == 1
-    out = batch.stage_prepare(types.SimpleNamespace(method="josh3r"))
+    out = batch.stage_prepare(RunSpec(method="josh3r"))
     assert out["windows"] == 3 and out["todo"] == [] and out["solved"] == 0
 
 
@@ -351,8 +340,9 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
 
     import josh_jax.body as jb
     from josh_jax import config as jconfig
-    from josh_jax import demo
     from josh_jax.results import Results
+    from josh_jax.run import RunSpec
+    from josh_jax.run import stages as demo
     from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     model = jb.load("open")
@@ -360,7 +350,7 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
     world = SynthConfig(num_keyframes=11, width=160, height=120, focal=150.0)
     windows = [make_world(model, s, world)[0] for s in (0, 1)]
     prep = lambda name: dataclasses.replace(
-        demo.Prepared(args=None, cfg=cfg, info=None, model=model, video=None, work=Path(tmp) / name)
+        demo.Prepared(spec=RunSpec(), cfg=cfg, info=None, model=model, video=None, work=Path(tmp) / name)
     )
     for name in ("one", "vmap_a", "vmap_b"):
         (Path(tmp) / name / "solved").mkdir(parents=True)

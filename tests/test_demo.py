@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import run_isolated
 
-from josh_jax import demo
 from josh_jax.demo import EXAMPLE_CLIP, main
 from josh_jax.results import Results
+from josh_jax.run import stages
 
 FAST = ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
 
@@ -95,7 +95,7 @@ def test_default_demo_writes_every_output(tmp_path):
 
 def _interrupted_run(argv):
     """The demo with a Ctrl-C arriving while the second window solves."""
-    real = demo._solve_window
+    real = stages._solve_one
     calls = {"n": 0}
 
     def interrupt_second(*a, **k):
@@ -104,7 +104,7 @@ def _interrupted_run(argv):
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    demo._solve_window = interrupt_second
+    stages._solve_one = interrupt_second
     return _main_capture(argv)
 
 
@@ -139,7 +139,7 @@ SOLVER_PROGRAMS = ("_solve_jit", "_adam_chunk", "_solve_batch_jit")  # what "the
 
 
 def _window_solve_cache_misses(tmp: str, method: str) -> list[str]:
-    """The demo's solve of one window (``demo._solve_window``: its solver settings, progress bars
+    """The demo's solve of one window (``josh_jax.run.solve_window``: its solver settings, progress bars
     included) in this process with the persistent compile cache in ``tmp``/cache, as the demo turns
     it on; returns the solver programs that JAX compiled instead of loading them from the cache."""
     import dataclasses
@@ -148,6 +148,7 @@ def _window_solve_cache_misses(tmp: str, method: str) -> list[str]:
 
     import josh_jax.body as jb
     from josh_jax.config import DemoConfig
+    from josh_jax.run.window import WindowSettings, solve_window
     from josh_jax.solve import SolveConfig
     from josh_jax.solve.compile_cache import enable
     from josh_jax.synthetic.worlds import SynthConfig, make_world
@@ -168,9 +169,7 @@ def _window_solve_cache_misses(tmp: str, method: str) -> list[str]:
     w, _ = make_world(model, seed=3, cfg=SynthConfig(num_keyframes=11, cam_speed=0.03))
     solve = SolveConfig(method=method, iters_stage1=60, iters_stage2=20)
     cfg = dataclasses.replace(DemoConfig(), solve=solve)
-    out = Path(tmp) / f"run_{len(list(Path(tmp).glob('run_*')))}"
-    out.mkdir()
-    demo._solve_window(w, model, cfg, out / "window_000")
+    solve_window(w, model, WindowSettings.of(cfg))
     return misses
 
 
@@ -433,13 +432,13 @@ def test_a_damaged_solved_window_is_solved_again(tmp_path, open_model, capsys):
         return prefix
 
     write_window(0)
-    assert demo.window_done(p, 0)
+    assert stages.window_done(p, 0)
     prefix = write_window(1)
     data = open(f"{prefix}_results.npz", "rb").read()
     open(f"{prefix}_results.npz", "wb").write(data[: len(data) // 2])
-    assert not demo.window_done(p, 1)
+    assert not stages.window_done(p, 1)
     assert "damaged" in capsys.readouterr().err and not list(tmp_path.glob("window_001*"))
     write_window(2)
     (tmp_path / "window_002.json").write_text("{not json")
-    assert not demo.window_done(p, 2) and demo.window_done(p, 0)
-    assert not demo.window_done(p, 3)  # never solved
+    assert not stages.window_done(p, 2) and stages.window_done(p, 0)
+    assert not stages.window_done(p, 3)  # never solved

@@ -46,8 +46,9 @@ RANK = {
     "export": 7,
     "eval": 7,
     "synthetic": 7,
-    # the settings of a whole run
+    # the settings of a whole run, and running it (josh_jax.run: spec, methods, window solve, stages)
     "config": 8,
+    "run": 8,
 }
 #: modules that are command lines (parse arguments, print, exit): nothing below them imports them
 CLIS = {

@@ -207,19 +207,23 @@ def test_a_reexported_model_is_not_resumed_on(tmp_path):
 
     from josh_jax import config as jconfig
     from josh_jax import demo
+    from josh_jax.run import RunSpec
+    from josh_jax.run.stages import _fingerprint
 
     video, models = tmp_path / "v.mp4", tmp_path / "models"
     models.mkdir()
     video.write_bytes(b"x")
     (models / "josh3r.onnx").write_bytes(b"random weights")
-    args = demo._parser().parse_args([str(video), "--method", "josh3r+joint", "--models", str(models)])
+    args = RunSpec.from_args(
+        demo._parser().parse_args([str(video), "--method", "josh3r+joint", "--models", str(models)])
+    )
     cfg = jconfig.load(None, [])
-    before = demo._fingerprint(video, args, cfg)
+    before = _fingerprint(video, args, cfg)
     (models / "josh3r.onnx").write_bytes(b"the released checkpoint")
     os.utime(models / "josh3r.onnx", ns=(1, 1))
-    assert demo._fingerprint(video, args, cfg) != before
-    plain = demo._parser().parse_args([str(video), "--models", str(models)])
-    assert "josh3r_model" not in demo._fingerprint(video, plain, cfg)  # --method josh: unchanged fingerprint
+    assert _fingerprint(video, args, cfg) != before
+    plain = RunSpec.from_args(demo._parser().parse_args([str(video), "--models", str(models)]))
+    assert "josh3r_model" not in _fingerprint(video, plain, cfg)  # --method josh: unchanged fingerprint
 
 
 @pytest.mark.slow
@@ -341,9 +345,9 @@ def test_a_window_without_the_lead_person_stacks_with_warm_ones(tmp_path):
     import jax
 
     from josh_jax import body as jbody
-    from josh_jax import demo
     from josh_jax.losses import init_params
     from josh_jax.problem import build_problem
+    from josh_jax.run import stages as demo
     from josh_jax.solve import stack_problems
     from josh_jax.synthetic.worlds import PRESETS, make_world
 
@@ -429,13 +433,11 @@ def test_demo_method_josh3r_on_the_official_front_ends(smpl_files, tmp_path):
 
 
 def test_the_batch_cli_passes_the_method_to_each_video(tmp_path):
-    from josh_jax import batch, demo
+    from josh_jax import batch
 
     for method in ("josh3r", "josh3r+joint"):
         args = batch._parser().parse_args(["v.mp4", "--out", str(tmp_path), "--method", method, "--models", "M"])
-        d = demo._parser().parse_args(batch.demo_argv(Path("v.mp4"), tmp_path / "v", args))
-        assert d.method == method and d.models == "M"
-    d = demo._parser().parse_args(
-        batch.demo_argv(Path("v.mp4"), tmp_path / "v", batch._parser().parse_args(["v.mp4", "--out", "x"]))
-    )
-    assert d.method == "josh"
+        spec = batch.video_spec(Path("v.mp4"), tmp_path / "v", args)
+        assert spec.method == method and spec.models == Path("M")
+    spec = batch.video_spec(Path("v.mp4"), tmp_path / "v", batch._parser().parse_args(["v.mp4", "--out", "x"]))
+    assert spec.method == "josh"

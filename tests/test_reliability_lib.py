@@ -336,18 +336,19 @@ def test_progress_bars_are_labelled(capsys):
 
 
 def test_the_compile_notice_comes_once_per_size(capsys, solved_world):
-    from josh_jax import demo
+    from josh_jax.run import window
     from josh_jax.solve import SolveConfig
 
     _, problem, _ = solved_world
-    demo._Compiled.seen.clear()
-    demo._compile_notice(problem, SolveConfig())
-    demo._compile_notice(problem, SolveConfig())
+    window._Compiled.seen.clear()
+    say = lambda m: print(m, file=sys.stderr)
+    window.compile_notice(problem, SolveConfig(), say)
+    window.compile_notice(problem, SolveConfig(), say)
     assert capsys.readouterr().err.count("compiling the solver for this size (once per size)") == 1
 
 
 def test_focal_is_taken_in_original_pixels():
-    from josh_jax.frontends.__main__ import working_focal
+    from josh_jax.frontends.intrinsics import working_focal
     from josh_jax.video import VideoInfo
 
     info = VideoInfo(Path("v.mp4"), 1280, 720, 30.0, 0, 10)

@@ -106,7 +106,7 @@ def test_the_batch_refuses_an_output_another_run_is_writing(held_by_another_proc
 def test_a_damaged_bundle_in_a_resumed_work_folder_is_removed_and_said(tmp_path, capsys):
     import josh_jax.body as jb
     from josh_jax.bundle import save
-    from josh_jax.demo import _resumed_bundle
+    from josh_jax.run.stages import _resumed_bundle
     from josh_jax.synthetic.worlds import SynthConfig, make_world
 
     model = jb.load("open")

@@ -153,14 +153,16 @@ def test_demo_window_compiles_the_solver_once(tmp_path):
 def _demo_window_compiles_the_solver_once(tmp_path):
     import josh_jax.body as jb
     from josh_jax.config import DemoConfig
-    from josh_jax.demo import _solve_window
+    from josh_jax.run.stages import save_window
+    from josh_jax.run.window import WindowSettings, solve_window
 
     open_model = jb.load("open")
     w, _ = make_world(open_model, seed=3, cfg=SynthConfig(num_keyframes=11, cam_speed=0.03))
     cfg = DemoConfig()
     cfg = dataclasses.replace(cfg, solve=SolveConfig(iters_stage1=3, iters_stage2=7))  # a bucket of its own
     before, chunks = _solve_jit._cache_size(), _adam_chunk._cache_size()
-    info = _solve_window(w, open_model, cfg, tmp_path / "window_000")
+    solved = solve_window(w, open_model, WindowSettings.of(cfg))
+    info = save_window(w, open_model, solved, tmp_path / "window_000", cfg.objective)
     # Adam with bars: one chunk program per stage, shared by the joint solve and the baseline
     assert _solve_jit._cache_size() == before and _adam_chunk._cache_size() == chunks + 2
     assert np.isfinite(info["final_loss"]) and (tmp_path / "window_000_results.npz").is_file()

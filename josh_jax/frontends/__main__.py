@@ -17,6 +17,7 @@ from pathlib import Path
 
 from josh_jax.errors import JoshError
 
+from .intrinsics import working_focal
 from .pipeline import FrontEndConfig
 
 
@@ -62,18 +63,11 @@ def add_frontend_args(ap: argparse.ArgumentParser, models: bool = True) -> None:
     ap.add_argument(
         "--max-people",
         type=positive_int,
-        default=FrontEndConfig.max_people,
-        help=f"track at most this many people (>= 1, default {FrontEndConfig.max_people})",
+        default=None,
+        help=f"track at most this many people (>= 1, default {FrontEndConfig.max_people}, or the --config file's)",
     )
     if models:
         ap.add_argument("--models", default=None, help="folder with the ONNX models (default: models_onnx/)")
-
-
-def working_focal(focal_original: float | None, info, work_side: int = FrontEndConfig.work_side) -> float | None:
-    """``--focal`` (pixels of the original video) -> working pixels (long side ``work_side``)."""
-    if focal_original is None:
-        return None
-    return float(focal_original) * info.size_at(work_side)[0] / info.width
 
 
 def frontend_config(args, device: str = "auto", info=None) -> FrontEndConfig:
@@ -82,7 +76,7 @@ def frontend_config(args, device: str = "auto", info=None) -> FrontEndConfig:
         static_camera=args.static_camera,
         camera=args.camera,
         focal=focal,
-        max_people=args.max_people,
+        max_people=args.max_people or FrontEndConfig.max_people,
         models_dir=args.models,
         device=device,
     )

@@ -225,3 +225,11 @@ def working_transform(info, work_side: int, frontends: str = "default"):
         return resized[0] / info.width, (resized[0] // 2 - work[0] // 2, resized[1] // 2 - work[1] // 2)
     work = info.size_at(work_side)
     return max(work) / max(info.width, info.height), (0.0, 0.0)
+
+
+def working_focal(focal_original: float | None, info, work_side: int = 512) -> float | None:
+    """``--focal`` (pixels of the original video) -> working pixels (long side ``work_side``, the
+    front ends' ``FrontEndConfig.work_side``)."""
+    if focal_original is None:
+        return None
+    return float(focal_original) * info.size_at(work_side)[0] / info.width

@@ -14,7 +14,6 @@ import argparse
 import dataclasses
 import json
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -27,9 +26,12 @@ from .. import body as jbody
 from ..bundle import BundleError
 from ..bundle import load as load_bundle
 from ..losses import LossWeights
-from ..problem import PROBLEM_CHOICES, ProblemConfig, build_problem, entry_counts, problem_sizes
-from ..results import build_results
-from .solver import SolveConfig, front_ends_only, solve
+from ..problem import PROBLEM_CHOICES, ProblemConfig, entry_counts, problem_sizes
+from .solver import SolveConfig
+
+
+def _say(msg: str) -> None:
+    print(f"[josh_jax.solve] {msg}", file=sys.stderr, flush=True)
 
 
 def _terms_dict(terms, idx=None) -> dict:
@@ -76,7 +78,7 @@ def run(
 
     from .. import objective as jobjective
     from ..config import check_solve
-    from ..results import check_solvable
+    from ..run.window import WindowSettings, solve_window
 
     check_output(out_dir, inputs=[bundle_dir, body_model], overwrite=overwrite)
     check_solve(cfg, weights)
@@ -85,60 +87,33 @@ def run(
     if not 0 <= window < len(windows):
         raise BundleError(f"window {window} does not exist; the bundle has {len(windows)}")
     w = windows[window]
-    if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):  # see josh_jax.demo
-        cfg = dataclasses.replace(cfg, optimize_cameras=False, optimize_focal=False)
-    if meta.get("fixed_intrinsics"):  # front ends given known intrinsics (--intrinsics): hold the focal
-        cfg = dataclasses.replace(cfg, optimize_focal=False)
     if w.track_contact.shape[-1] != model.num_vertices:
         raise BundleError(
             f"bundle field 'track_contact' has {w.track_contact.shape[-1]} vertices, the body model "
             f"{model.name!r} has {model.num_vertices}; pass the --body-model the bundle was made with"
         )
     obj = objective or jobjective.ObjectiveConfig()  # josh (reference) | josh+ (docs/objective.md)
-    pcfg, weights = jobjective.problem_config(pcfg, obj), jobjective.loss_weights(weights, obj)
-    t0 = time.perf_counter()
-    problem = build_problem(w, model, pcfg)
-    t_build = time.perf_counter() - t0
-    for line in check_solvable(problem, w, pcfg.conf_thres, f"{bundle_dir} window {window}"):
-        print(f"[josh_jax.solve] warning: {line}", file=sys.stderr)
-    counts = entry_counts(problem)
-
-    # the front-end-only baseline: scene term alone, bodies held at their start values
-    base_problem, base_w = front_ends_only(problem, weights)
-    stages = [("front ends only", base_problem, base_w), ("joint optimization", problem, weights)]
-    timings, results = {}, {}
+    # the one window solve (josh_jax.run.window), always with the front-ends-only baseline (init.npz),
+    # holding what the bundle's camera model fixed
+    settings = WindowSettings(pcfg, weights, cfg, obj, baseline=True).held_for(meta)
+    cfg, pcfg, weights = settings.solve, settings.problem_config(), settings.loss_weights()
     if progress:
-        cfg = dataclasses.replace(cfg, progress_every=25)
-    for n, (label, pr, wts) in enumerate(stages):
-        if progress:
-            if n == 0:
-                print(
-                    "[josh_jax.solve] compiling the solver for this size (once per size) ...",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            n1, n2 = (
-                (cfg.gn_iters_stage1, cfg.gn_iters_stage2)
-                if cfg.method == "gn"
-                else (cfg.iters_stage1, cfg.iters_stage2)
-            )
-            print(f"[josh_jax.solve] {label}: {cfg.method}, {n1} + {n2} iterations ...", file=sys.stderr, flush=True)
-        t = time.perf_counter()
-        # both solves share one compiled program (progress, label and weights are data)
-        res = jax.block_until_ready(solve(pr, wts, cfg, label=label if progress else ""))
-        results[label] = res
-        timings[label] = time.perf_counter() - t
-    res, base = results["joint optimization"], results["front ends only"]
+        n1, n2 = (
+            (cfg.gn_iters_stage1, cfg.gn_iters_stage2) if cfg.method == "gn" else (cfg.iters_stage1, cfg.iters_stage2)
+        )
+        _say(f"window {window}: {cfg.method}, {n1} + {n2} iterations, joint, then front ends only ...")
+    solved = solve_window(w, model, settings, f"window {window}" if progress else "", progress=progress, log=_say)
+    res, problem = solved.result, solved.problem
+    counts = entry_counts(problem)
     for name, it in res.nan_stages():
-        print(
-            f"[josh_jax.solve] warning: non-finite loss at {name} iteration {it}; "
-            "updates stopped there and the last finite state was kept",
-            file=sys.stderr,
+        _say(
+            f"warning: non-finite loss at {name} iteration {it}; "
+            "updates stopped there and the last finite state was kept"
         )
 
     with atomic_folder(out_dir, "solve") as tmp:
-        jobjective.finish_results(build_results(res.params, problem, w, model), w, model, obj).save(tmp / "results.npz")
-        build_results(base.params, base_problem, w, model).save(tmp / "init.npz")
+        solved.results(w, model, obj).save(tmp / "results.npz")
+        solved.init_results(w, model).save(tmp / "init.npz")
         plot_losses(res, tmp / "loss_curve.png")
         summary = {
             "bundle": str(bundle_dir),
@@ -156,13 +131,12 @@ def run(
             "loss_stage2_first": _terms_dict(res.stage2.history, 0),
             "loss_stage2_last": _terms_dict(res.stage2.history, -1),
             "nan_at": {"stage1": int(res.stage1.nan_at), "stage2": int(res.stage2.nan_at)},
-            # both solves share one compiled program: the first call carries the compile (none when
-            # the persistent compilation cache has it); steady-state timing is benchmarks/' job
+            # both solves share one compiled program: the first (joint) carries the problem build and the
+            # compile (none when the persistent compilation cache has it); steady-state timing is benchmarks/' job
             "seconds": {
-                "problem_build": t_build,
-                "first_solve_incl_compile": timings["front ends only"],
-                "joint_solve": timings["joint optimization"],
-                "compile_estimate": max(timings["front ends only"] - timings["joint optimization"], 0.0),
+                "joint_solve": solved.seconds_joint,
+                "front_ends_only": solved.seconds_init,
+                "compile_estimate": max(solved.seconds_joint - solved.seconds_init, 0.0),
             },
             "compile_cache": str(cache_dir) if cache_dir else None,
             "config": dataclasses.asdict(cfg),
@@ -276,7 +250,7 @@ def main(argv=None) -> int:
     s = summary["seconds"]
     print(
         f"wrote {args.out}/results.npz, init.npz, summary.json, loss_curve.png "
-        f"(joint solve {s['joint_solve']:.1f} s, first solve {s['first_solve_incl_compile']:.1f} s incl. any compile)"
+        f"(joint solve {s['joint_solve']:.1f} s incl. any compile, front ends only {s['front_ends_only']:.1f} s)"
     )
     return 0
 

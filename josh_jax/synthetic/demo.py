@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     print(
         f"[demo] {summary['keyframes']} keyframes, {summary['tracks']} person, "
         f"{summary['contact_scale_entries']} contact-scale entries; joint solve {s['joint_solve']:.1f} s "
-        f"(first solve {s['first_solve_incl_compile']:.1f} s with any compile)\n[demo] outputs in {args.out}/: results.npz, "
+        f"with any compile (front ends only {s['front_ends_only']:.1f} s)\n[demo] outputs in {args.out}/: results.npz, "
         "init.npz, summary.json, loss_curve.png, trajectory.png, scene.glb, ground_truth.npz\n[demo] score it: python -m josh_jax.evaluate "
         f"{args.out}/results.npz {args.out}/ground_truth.npz"
     )
