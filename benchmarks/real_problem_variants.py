@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     w = windows[0]
     tracks = load_tracks(args.bundle / "tracks.npz")
     scale = args.long_side / max(meta["work_size"])
-    static = meta.get("camera_mode") in ("static", "rotation")
+    static = meta.holds_cameras
     scfg = SolveConfig(optimize_cameras=not static, optimize_focal=not static)
     variants = {
         "reference": ProblemConfig.reference(),

@@ -51,15 +51,23 @@ cam_rotation           (K, 3, 3) float64   optional (version 2): world-from-came
                                            these cameras, all centred at one point
 =====================  ==================  =====================================================
 
-Version 1 bundles (no optional fields) are read unchanged. ``bundle.json`` of
-the embedded front ends also records ``camera_mode`` ("sfm", "rotation" or
-"static"), the evidence of that choice (``camera_evidence``) and ``coverage``
-(which frames the windows cover and why any were left out).
+Version 1 bundles (no optional fields) are read unchanged.
+
+Besides ``format``, ``version`` and ``windows``, ``bundle.json`` holds the run's
+description, :class:`BundleMeta` (both front ends fill it; :func:`load` returns
+it): ``camera``, the camera model ("sfm", "rotation", "static", or "point maps"
+for the official front ends; bundles written before 2026-12-07 said it with
+``camera_mode`` / ``static_camera``, still read), the evidence of that choice
+(``camera_evidence``), ``coverage`` (which frames the windows cover and why any
+were left out), the video, the working size and intrinsics, and the front ends'
+seconds per stage.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -78,6 +86,120 @@ OPTIONAL = ("images", "focal_scale", "cam_rotation")  # fields a window may lack
 
 class BundleError(JoshError, ValueError):
     """A bundle is missing, malformed or inconsistent; the message names the field."""
+
+
+CAMERAS = ("sfm", "rotation", "static", "point maps")  # BundleMeta.camera
+
+
+@dataclass(frozen=True)
+class BundleMeta:
+    """``bundle.json``'s description of a bundle (everything but ``format`` and ``windows``).
+
+    ``camera``: the camera model the front ends chose: "sfm" (a moving camera), "rotation" (pan, tilt,
+    zoom about one point: per-keyframe rotations and focals), "static", or "point maps" (the official
+    front ends' MASt3R / Pi3 cameras). Pixels are working pixels (``work_size``), seconds per
+    front-end stage in ``seconds``. Fields a writer does not know stay None."""
+
+    camera: str = "sfm"
+    body_model: str = "open"  # what the bundle's contact labels were made with
+    source: str = ""  # the writer, e.g. "josh_jax.frontends (default)"
+    frontends: str = "default"  # default | official
+    version: int = VERSION  # the file's format version (as read; written as VERSION)
+    video: str | None = None
+    fps: float | None = None
+    start: int | None = None  # first video frame of the clip
+    num_frames: int | None = None
+    work_size: tuple | None = None  # (W, H) working pixels
+    focal: float | None = None  # shared focal, working px
+    principal: tuple | None = None  # (cx, cy), working px
+    hmr_focal: float | None = None  # the human front end's focal, working px (official front ends)
+    fixed_intrinsics: bool = False  # --intrinsics without --free-intrinsics: the focal is held in the solve
+    camera_evidence: dict | None = None  # why this camera model (josh_jax.frontends.camera)
+    coverage: dict | None = None  # {"first", "last", "frames", "reason"}: the frames the windows cover
+    keyframe_focals: tuple | None = None  # a zooming camera's focal per keyframe, working px
+    registered: int | None = None  # keyframes SfM registered
+    keyframes: int | None = None  # keyframes in all
+    people: int | None = None  # person tracks kept
+    seconds: dict = dataclasses.field(default_factory=dict)  # front-end stage -> seconds
+
+    def __post_init__(self):
+        if self.camera not in CAMERAS:
+            raise BundleError(f"bundle.json: camera {self.camera!r} is not one of {', '.join(CAMERAS)}")
+        for name in ("work_size", "principal", "keyframe_focals"):
+            v = getattr(self, name)
+            if isinstance(v, list):
+                object.__setattr__(self, name, tuple(v))
+
+    @property
+    def holds_cameras(self) -> bool:
+        """The cameras are known (identical, or rotations and focals fitted to the background): the solve
+        holds them (:func:`josh_jax.run.hold_cameras`)."""
+        return self.camera in ("static", "rotation")
+
+    def to_dict(self) -> dict:
+        """The JSON object's fields (without ``format``, ``version`` and ``windows``)."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "version"}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str = "bundle.json") -> BundleMeta:
+        """From ``bundle.json``'s object; older files' ``camera_mode`` / ``static_camera`` give ``camera``,
+        keys this version does not know are ignored (a newer writer's), a known key of the wrong type is
+        a :class:`BundleError` naming it."""
+        camera = d.get("camera") or d.get("camera_mode")
+        if camera is None:
+            camera = "static" if d.get("static_camera") else "point maps" if d.get("frontends") == "official" else "sfm"
+        values = {"camera": camera}
+        for f in fields(cls):
+            if f.name == "camera" or f.name not in d or d[f.name] is None:
+                continue
+            v = d[f.name]
+            kind = _META_KINDS[f.name]
+            ok = {
+                "str": isinstance(v, str),
+                "int": isinstance(v, int) and not isinstance(v, bool),
+                "num": isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+                "bool": isinstance(v, bool),
+                "dict": isinstance(v, dict),
+                "nums": isinstance(v, list) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v),
+            }[kind]
+            if not ok:
+                raise BundleError(f"{where}: {f.name!r} must be {_META_KIND_NAMES[kind]}, got {json.dumps(v)[:60]}")
+            values[f.name] = float(v) if kind == "num" else v
+        return cls(**values)
+
+
+_META_KINDS = {
+    "camera": "str",
+    "body_model": "str",
+    "source": "str",
+    "frontends": "str",
+    "version": "int",
+    "video": "str",
+    "fps": "num",
+    "start": "int",
+    "num_frames": "int",
+    "work_size": "nums",
+    "focal": "num",
+    "principal": "nums",
+    "hmr_focal": "num",
+    "fixed_intrinsics": "bool",
+    "camera_evidence": "dict",
+    "coverage": "dict",
+    "keyframe_focals": "nums",
+    "registered": "int",
+    "keyframes": "int",
+    "people": "int",
+    "seconds": "dict",
+}
+_META_KIND_NAMES = {
+    "str": "a string",
+    "int": "an integer",
+    "num": "a finite number",
+    "bool": "true or false",
+    "dict": "an object",
+    "nums": "a list of numbers",
+}
 
 
 @dataclass(frozen=True)
@@ -320,8 +442,11 @@ def pair_fields(matches) -> dict:
     )
 
 
-def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None, extras: dict | None = None) -> Path:
-    """Write a bundle folder atomically (a temp folder moved into place).
+def save(
+    bundle_dir: str | Path, windows: list[Window], meta: BundleMeta | dict | None = None, extras: dict | None = None
+) -> Path:
+    """Write a bundle folder atomically (a temp folder moved into place). ``meta``: the bundle's
+    :class:`BundleMeta` (a dict of its fields is converted and checked).
 
     ``extras`` maps further file names in the folder to dicts of arrays saved
     as npz (e.g. the embedded front ends' per-frame ``tracks.npz``); loaders
@@ -330,6 +455,8 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
     from josh_jax._cli.atomic import atomic_folder
 
     bundle_dir = Path(bundle_dir)
+    if not isinstance(meta, BundleMeta):
+        meta = BundleMeta.from_dict(meta or {}, "bundle metadata")
     with atomic_folder(bundle_dir, "bundle") as tmp:
         names = []
         for i, w in enumerate(windows):
@@ -340,13 +467,13 @@ def save(bundle_dir: str | Path, windows: list[Window], meta: dict | None = None
             names.append({"file": name, "first_frame": int(w.frame_index[0]), "last_frame": int(w.frame_index[-1])})
         for name, arrays in (extras or {}).items():
             np.savez_compressed(tmp / name, **arrays)
-        info = {"format": FORMAT, "version": VERSION, "windows": names, **(meta or {})}
+        info = {"format": FORMAT, "version": VERSION, "windows": names, **meta.to_dict()}
         (tmp / "bundle.json").write_text(json.dumps(info, indent=1))
     return bundle_dir
 
 
-def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict, list[Window]]:
-    """Read and validate a bundle folder -> (metadata, windows)."""
+def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[BundleMeta, list[Window]]:
+    """Read and validate a bundle folder -> (its :class:`BundleMeta`, windows)."""
     bundle_dir = Path(bundle_dir)
     meta_path = bundle_dir / "bundle.json"
     if not meta_path.is_file():
@@ -404,4 +531,4 @@ def load(bundle_dir: str | Path, num_vertices: int | None = None) -> tuple[dict,
             raise BundleError(f"{path}: {exc}") from exc
     if not windows:
         raise BundleError(f"{meta_path} lists no windows")
-    return meta, windows
+    return BundleMeta.from_dict(meta, str(meta_path)), windows

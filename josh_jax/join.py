@@ -147,5 +147,5 @@ def _merge(parts: list[Results]) -> Results:
                 continue
             out["visible"][q, idx[sel]] = True
             for k in ("global_orient", "body_pose", "transl", "joints_world", "foot_vertices_world"):
-                out[k][q, idx[sel]] = p[k][a, sel]
+                out[k][q, idx[sel]] = getattr(p, k)[a, sel]
     return Results(**out)

@@ -107,9 +107,9 @@ class Results:
 
     World frame = the first keyframe's camera (OpenCV axes), metres; F frames,
     P people. ``save`` writes the npz layout (plus ``format_version``) atomically,
-    ``load`` reads and validates it. Reading a field by key (``res["points"]``)
-    works too, so code written for the plain dict and ground-truth dicts in
-    the same layout keep working.
+    ``load`` reads and validates it. Fields are attributes (``res.points``); a mapping in
+    the same layout (a synthetic ground truth) becomes one with :func:`as_results`, and
+    :meth:`to_dict` gives the plain dict of the file.
     """
 
     frame_index: np.ndarray
@@ -137,22 +137,13 @@ class Results:
     def num_people(self) -> int:
         return len(self.person_ids)
 
-    def __getitem__(self, key: str) -> np.ndarray:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def __contains__(self, key) -> bool:
-        return key in self.keys()
-
-    def keys(self) -> tuple:
+    def field_names(self) -> tuple:
+        """The fields this result holds: every required one, and the optional ones that are set."""
         return RESULT_KEYS + tuple(k for k in OPTIONAL_KEYS if getattr(self, k) is not None)
 
-    def __iter__(self):
-        return iter(self.keys())
-
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.keys()}
+        """The fields as a plain dict (the layout of results.npz, without ``format_version``)."""
+        return {k: getattr(self, k) for k in self.field_names()}
 
     def replace(self, **fields) -> Results:
         return dataclasses.replace(self, **fields)

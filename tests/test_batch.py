@@ -367,13 +367,15 @@ def _vmapped_agrees_with_one_by_one(tmp: str) -> dict:
         ref = Results.load(one.solved / f"window_{i:03d}_results.npz")
         res = Results.load(p.solved / f"window_{i:03d}_results.npz")
         for k in ("cam_to_world", "transl", "joints_world", "points"):
-            diffs[f"{p.work.name}:{i}:{k}"] = float(np.abs(np.asarray(res[k]) - np.asarray(ref[k])).max())
+            diffs[f"{p.work.name}:{i}:{k}"] = float(
+                np.abs(np.asarray(getattr(res, k)) - np.asarray(getattr(ref, k))).max()
+            )
         diffs[f"{p.work.name}:{i}:loss"] = abs(info["final_loss"] / single[i]["final_loss"] - 1)
         # no --baseline: each window's _init.npz is the front ends' starting point, the same either way
         assert info["init"] == single[i]["init"] == "start"
         ref0 = Results.load(one.solved / f"window_{i:03d}_init.npz")
         res0 = Results.load(p.solved / f"window_{i:03d}_init.npz")
-        diffs[f"{p.work.name}:{i}:init_transl"] = float(np.abs(np.asarray(res0["transl"]) - ref0["transl"]).max())
+        diffs[f"{p.work.name}:{i}:init_transl"] = float(np.abs(np.asarray(res0.transl) - ref0.transl).max())
         assert sorted(f.name for f in p.solved.iterdir()) == [
             f"window_{i:03d}{s}" for s in (".json", "_init.npz", "_loss.npz", "_results.npz")
         ]

@@ -143,7 +143,7 @@ def test_bundle_v2_fields_are_validated_and_round_trip(tmp_path):
     w = _tiny_window(focal_scale=np.array([1.0, 1.1, 1.2]), cam_rotation=R)
     jbundle.save(tmp_path / "b", [w])
     meta, (w2,) = jbundle.load(tmp_path / "b")
-    assert meta["version"] == 2
+    assert meta.version == 2
     np.testing.assert_array_equal(w2.focal_scale, w.focal_scale)
     np.testing.assert_array_equal(w2.cam_rotation, R)
     with pytest.raises(jbundle.BundleError, match="focal_scale"):
@@ -156,7 +156,7 @@ def test_bundle_v2_fields_are_validated_and_round_trip(tmp_path):
     info = json.loads((tmp_path / "b" / "bundle.json").read_text())
     info["version"] = 1
     (tmp_path / "b" / "bundle.json").write_text(json.dumps(info))
-    assert jbundle.load(tmp_path / "b")[0]["version"] == 1
+    assert jbundle.load(tmp_path / "b")[0].version == 1
 
 
 def _synthetic_problem_window():

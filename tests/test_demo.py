@@ -124,11 +124,11 @@ def test_long_video_windows_join_and_an_interrupted_run_resumes(tmp_path):
     assert _demo(["--out", str(fresh)] + args)[0] == 0
     a, b = Results.load(out / "results.npz"), Results.load(fresh / "results.npz")
     for k in ("cam_to_world", "joints_world", "transl", "points"):
-        np.testing.assert_allclose(a[k], b[k], atol=1e-5, err_msg=k)
+        np.testing.assert_allclose(getattr(a, k), getattr(b, k), atol=1e-5, err_msg=k)
     s = json.loads((out / "summary.json").read_text())
-    assert s["windows"] == 2 and len(a["frame_index"]) == 81
+    assert s["windows"] == 2 and len(a.frame_index) == 81
     # one continuous trajectory: no jump where the windows meet
-    c = a["cam_to_world"][:, :3, 3]
+    c = a.cam_to_world[:, :3, 3]
     step = np.linalg.norm(np.diff(c, axis=0), axis=1)
     assert step.max() < 4 * np.median(step) + 1e-3, (step.max(), np.median(step))
     sim = s["window_similarities"][1]

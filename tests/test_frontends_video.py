@@ -97,7 +97,7 @@ def _frontends_on_a_short_clip():
     info = probe(EXAMPLE_CLIP, 0, 60)
     out = run_frontends(info, open_model, FrontEndConfig(threads=2), progress=False, log=lambda m: None)
     (w,) = out.windows
-    assert out.meta["registered"] >= 0.8 * out.meta["keyframes"]
+    assert out.meta.registered >= 0.8 * out.meta.keyframes
     assert w.num_tracks == 1
     tr = out.tracks[int(w.track_ids[0])]
     assert len(tr.frames) >= 0.8 * 60

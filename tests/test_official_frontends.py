@@ -1,5 +1,6 @@
 """Official front ends: contracts, pre/post-processing against hand-computed values, runners on tiny models."""
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -271,7 +272,12 @@ def _official_bundle(models, smpl, out):
         progress=False,
         log=lambda m: None,
     )
-    save(out, fo.windows, {"body_model": str(smpl), **fo.meta}, extras={"tracks.npz": save_tracks(fo.tracks)})
+    save(
+        out,
+        fo.windows,
+        dataclasses.replace(fo.meta, body_model=str(smpl)),
+        extras={"tracks.npz": save_tracks(fo.tracks)},
+    )
     meta, windows = load(out, model.num_vertices)
     w = windows[0]
     return dict(

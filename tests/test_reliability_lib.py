@@ -245,7 +245,10 @@ def test_check_output(tmp_path, case, word):
 # ------------------------------------------------------------------ stills, plots, labels
 
 
-def _res(visible: np.ndarray, ids=(0, 1)) -> dict:
+def _res(visible: np.ndarray, ids=(0, 1)):
+    """The fields of a Results that the plots read (as attributes)."""
+    from types import SimpleNamespace
+
     P, F = visible.shape
     t = np.linspace(0, 1, F)
     cams = np.tile(np.eye(4, dtype=np.float32), (F, 1, 1))
@@ -253,7 +256,7 @@ def _res(visible: np.ndarray, ids=(0, 1)) -> dict:
     joints = np.zeros((P, F, 24, 3), np.float32)
     for p in range(P):
         joints[p, :, 0] = np.stack([t + p, np.zeros(F), 3 + t], 1)
-    return dict(
+    return SimpleNamespace(
         frame_index=np.arange(100, 100 + F),
         cam_to_world=cams,
         person_ids=np.array(ids),

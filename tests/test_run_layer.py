@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import pytest
 
+from josh_jax.bundle import BundleMeta
 from josh_jax.run import METHODS, MethodError, RunSpec, RunSpecError, hold_cameras, method
 from josh_jax.solve import SolveConfig
 
@@ -75,12 +76,13 @@ def test_the_methods_are_one_table():
 def test_what_a_camera_model_holds_is_decided_once():
     free = SolveConfig()
     assert free.optimize_cameras and free.optimize_focal
-    for meta in ({"static_camera": True}, {"camera_mode": "static"}, {"camera_mode": "rotation"}):
-        held = hold_cameras(free, meta)
-        assert not held.optimize_cameras and not held.optimize_focal, meta
-    focal_only = hold_cameras(free, {"camera_mode": "sfm", "fixed_intrinsics": True})
+    for camera in ("static", "rotation"):
+        held = hold_cameras(free, BundleMeta(camera=camera))
+        assert not held.optimize_cameras and not held.optimize_focal, camera
+    focal_only = hold_cameras(free, BundleMeta(camera="sfm", fixed_intrinsics=True))
     assert focal_only.optimize_cameras and not focal_only.optimize_focal
-    assert hold_cameras(free, {"camera_mode": "sfm", "fixed_intrinsics": False}) == free
+    for camera in ("sfm", "point maps"):
+        assert hold_cameras(free, BundleMeta(camera=camera)) == free
 
 
 def test_the_window_solve_is_the_solver_on_the_problem_and_its_baseline(open_model):

@@ -54,10 +54,10 @@ def test_joint_solve_recovers_metric_cameras(world, open_model):
     assert abs(ratio - 1) > 0.3
     # results: every frame, bodies on the ground plane, cameras interpolated exactly at keyframes
     r = build_results(res.params, pr, w, open_model)
-    assert r["cam_to_world"].shape == (w.frame_index[-1] + 1, 4, 4)
-    np.testing.assert_allclose(r["cam_to_world"][w.frame_index][:, :3, 3], pos, atol=1e-4)
+    assert r.cam_to_world.shape == (w.frame_index[-1] + 1, 4, 4)
+    np.testing.assert_allclose(r.cam_to_world[w.frame_index][:, :3, 3], pos, atol=1e-4)
     gt_j = gt["joints_world"][0]
-    est_j = r["joints_world"][0]
+    est_j = r.joints_world[0]
     assert np.mean(np.linalg.norm(est_j - gt_j, axis=-1)) < 0.25
 
 
@@ -216,7 +216,7 @@ def test_bundle_roundtrip_and_cli(world, tmp_path, capsys):
     w, _ = world
     jbundle.save(tmp_path / "b", [w], {"body_model": "open"})
     meta, ws = jbundle.load(tmp_path / "b")
-    assert meta["version"] == jbundle.VERSION and len(ws) == 1
+    assert meta.version == jbundle.VERSION and len(ws) == 1
     np.testing.assert_array_equal(ws[0].corr_pix, w.corr_pix)
     out = tmp_path / "out"
     args = [str(tmp_path / "b"), "--out", str(out), "--iters-stage1", "20", "--iters-stage2", "10"]

@@ -102,7 +102,7 @@ def test_synth_and_evaluate_clis(tmp_path, capsys):
 
     assert synth_main([str(tmp_path / "b"), "--seed", "3", "--keyframes", "4"]) == 0
     meta, ws = jbundle.load(tmp_path / "b")
-    assert meta["body_model"] == "open" and ws[0].num_keyframes == 4
+    assert meta.body_model == "open" and ws[0].num_keyframes == 4
     gt = tmp_path / "b" / "ground_truth.npz"
     assert evaluate_main([str(gt), str(gt), "--json", str(tmp_path / "m.json")]) == 0
     assert "w_mpjpe100" in capsys.readouterr().out

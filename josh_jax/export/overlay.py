@@ -70,12 +70,12 @@ def write_overlay(
                 continue
             W2C = np.linalg.inv(res.cam_to_world[i].astype(np.float64))
             meshes = [
-                (verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3], PALETTE[int(res["person_ids"][p]) % len(PALETTE)])
+                (verts[p][i] @ W2C[:3, :3].T + W2C[:3, 3], PALETTE[int(res.person_ids[p]) % len(PALETTE)])
                 for p in range(len(verts))
                 if res.visible[p, i]
             ]
             if meshes:
-                f_i = focal if "intrinsics_per_frame" not in res else float(res["intrinsics_per_frame"][i, 0, 0]) * k
+                f_i = focal if res.intrinsics_per_frame is None else float(res.intrinsics_per_frame[i, 0, 0]) * k
                 img = draw_meshes(img, meshes, faces, f_i, principal, alpha=alpha)
             writer.write(cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
             if sample_png and int(fi) in sample_png:

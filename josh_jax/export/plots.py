@@ -33,23 +33,24 @@ def _frame(ax, xy: np.ndarray, margin: float = 0.15, minimum: float = 1.0) -> No
     ax.set_ylim(lo[1] - pad[1], hi[1] + pad[1])
 
 
-def _paths(ax, r: dict, style: str, suffix: str) -> np.ndarray:
-    """Draw camera and person paths (x, z) of one results dict; returns their points."""
-    c = r["cam_to_world"][:, :3, 3]
+def _paths(ax, r, style: str, suffix: str) -> np.ndarray:
+    """Draw camera and person paths (x, z) of one :class:`josh_jax.results.Results`; returns their points."""
+    c = r.cam_to_world[:, :3, 3]
     ax.plot(c[:, 0], c[:, 2], style, color="0.3", lw=1.5, label=f"camera{suffix}")
     ax.plot(c[:1, 0], c[:1, 2], "o", color="0.3", ms=4)
     pts = [c[:, [0, 2]]]
-    for p, pid in enumerate(r["person_ids"]):
-        j = r["joints_world"][p][r["visible"][p], 0]
+    for p, pid in enumerate(r.person_ids):
+        j = r.joints_world[p][r.visible[p], 0]
         if len(j):
             ax.plot(j[:, 0], j[:, 2], style, color=person_color(pid), lw=1.8, label=f"person {int(pid)}{suffix}")
             pts.append(j[:, [0, 2]])
     return np.concatenate(pts)
 
 
-def plot_trajectory(res: dict, init: dict | None, path: str | Path, gt: dict | None = None) -> Path:
-    """Write ``path``: top-down view (x right, z forward) of ``res`` (metres) and, in its own panel,
-    ``init`` (front ends only, arbitrary scale); ``gt`` (same layout as res) is drawn in black."""
+def plot_trajectory(res, init, path: str | Path, gt: dict | None = None) -> Path:
+    """Write ``path``: top-down view (x right, z forward) of ``res`` (a :class:`josh_jax.results.Results`,
+    metres) and, in its own panel, ``init`` (Results of the front ends only, arbitrary scale, or None);
+    ``gt`` (a ground-truth dict in the results layout) is drawn in black."""
     import matplotlib.pyplot as plt
 
     fig = trajectory_figure(res, init, gt)
@@ -59,7 +60,7 @@ def plot_trajectory(res: dict, init: dict | None, path: str | Path, gt: dict | N
     return path
 
 
-def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
+def trajectory_figure(res, init, gt: dict | None = None):
     """The matplotlib figure of :func:`plot_trajectory`."""
     import matplotlib
 
@@ -79,12 +80,12 @@ def trajectory_figure(res: dict, init: dict | None, gt: dict | None = None):
             framed = np.concatenate([framed, j[:, [0, 2]]])
         framed = np.concatenate([framed, c[:, [0, 2]]])
     _frame(ax, framed)
-    pts = res["points"]
+    pts = res.points
     if len(pts):
         (x0, x1), (z0, z1) = ax.get_xlim(), ax.get_ylim()
         inside = (pts[:, 0] > x0) & (pts[:, 0] < x1) & (pts[:, 2] > z0) & (pts[:, 2] < z1)
         sel = np.where(inside)[0][:: max(1, int(inside.sum()) // 20000)]
-        ax.scatter(pts[sel, 0], pts[sel, 2], s=0.3, c=res["point_colors"][sel] / 255.0, alpha=0.35, zorder=0)
+        ax.scatter(pts[sel, 0], pts[sel, 2], s=0.3, c=res.point_colors[sel] / 255.0, alpha=0.35, zorder=0)
     ax.set_aspect("equal", "box")
     ax.set_xlabel("x (m)")
     ax.set_ylabel("z (m, forward)")
@@ -149,13 +150,13 @@ def loss_figure(histories: list[dict]):
     return fig
 
 
-def pick_stills(res: dict, n: int = 3) -> list[int]:
+def pick_stills(res, n: int = 3) -> list[int]:
     """Video frames for ``n`` stills: the frames with the most people tracked (visible), spread over
     the clip (one per equal part of it, the earliest best frame in each part)."""
-    frames = np.asarray(res["frame_index"])
+    frames = np.asarray(res.frame_index)
     if len(frames) == 0:
         return []
-    count = np.asarray(res["visible"]).sum(0) if len(res["person_ids"]) else np.zeros(len(frames), int)
+    count = np.asarray(res.visible).sum(0) if len(res.person_ids) else np.zeros(len(frames), int)
     n = min(n, len(frames))
     picks = []
     for part in np.array_split(np.arange(len(frames)), n):

@@ -60,8 +60,8 @@ def write_rrd(
         rec.set_time("frame", sequence=int(fi))
         T = res.cam_to_world[i].astype(np.float64)
         rec.log("world/camera", rr.Transform3D(translation=T[:3, 3], mat3x3=T[:3, :3]))
-        if "intrinsics_per_frame" in res and not np.allclose(res["intrinsics_per_frame"][i], res["intrinsics"]):
-            Ki = res["intrinsics_per_frame"][i].astype(np.float64).copy()  # a zooming camera
+        if res.intrinsics_per_frame is not None and not np.allclose(res.intrinsics_per_frame[i], res.intrinsics):
+            Ki = res.intrinsics_per_frame[i].astype(np.float64).copy()  # a zooming camera
             Ki[:2] *= k
             rec.log("world/camera", rr.Pinhole(image_from_camera=Ki, resolution=list(size)))
         rec.log("world/camera/image", rr.Image(img).compress(jpeg_quality=80))

@@ -11,6 +11,7 @@ that ``python -m josh_jax.solve BUNDLE_DIR --out DIR`` solves.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -134,15 +135,16 @@ def main(argv=None) -> int:
                 log,
             )
             out = run(info, model, fe_cfg, log=log)
+            meta = dataclasses.replace(
+                out.meta,
+                body_model=str(args.body_model),
+                source=f"josh_jax.frontends ({args.frontends})",
+                seconds=dict(out.seconds),
+            )
             save(
                 args.out,
                 out.windows,
-                {
-                    "body_model": args.body_model,
-                    "source": f"josh_jax.frontends ({args.frontends})",
-                    **out.meta,
-                    "seconds": out.seconds,
-                },
+                meta,
                 extras={"tracks.npz": save_tracks(out.tracks)},
             )
         except (JoshError, OSError, ValueError) as exc:

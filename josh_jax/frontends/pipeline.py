@@ -29,7 +29,7 @@ import numpy as np
 from josh_jax.video import VideoInfo, iter_frames
 
 from ..body.model import BodyModel
-from ..bundle import Window, pair_fields
+from ..bundle import BundleMeta, Window, pair_fields
 from ..windows import keyframe_indices, window_starts
 from . import blazepose as bp
 from .bodyfit import FitResult, fit_track
@@ -117,7 +117,7 @@ class FrontEndOutput:
 
     windows: list[Window]
     tracks: dict[int, TrackFit]  # by track id
-    meta: dict
+    meta: BundleMeta
     seconds: dict[str, float]
 
 
@@ -414,20 +414,19 @@ def run_frontends(
             f"[frontends] the result covers frames {coverage['first']}-{coverage['last']} of 0-{T - 1}: "
             f"{coverage['reason']}"
         )
-    meta = dict(
+    meta = BundleMeta(
+        camera=mode,
         video=str(info.path),
-        fps=info.fps,
-        start=info.start,
-        num_frames=T,
-        work_size=list(work),
+        fps=float(info.fps),
+        start=int(info.start),
+        num_frames=int(T),
+        work_size=tuple(int(x) for x in work),
         focal=float(focal),
-        principal=[float(x) for x in principal],
-        static_camera=mode == "static",
-        fixed_intrinsics=cfg.fixed_intrinsics,
-        camera_mode=mode,
+        principal=tuple(float(x) for x in principal),
+        fixed_intrinsics=bool(cfg.fixed_intrinsics),
         camera_evidence=scene_cam["evidence"],
         coverage=coverage,
-        keyframe_focals=[float(x) for x in kf_focal] if scene_cam["zoom"] else None,
+        keyframe_focals=tuple(float(x) for x in kf_focal) if scene_cam["zoom"] else None,
         registered=None if sfm is None else int(sfm.registered.sum()),
         keyframes=int(len(all_kf)),
         people=len(tracks),

@@ -420,21 +420,22 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
             + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items())
             + ")"
         )
+        meta = dataclasses.replace(
+            fo.meta,
+            body_model=str(spec.body_model),
+            source=f"josh_jax.frontends ({spec.frontends})",
+            seconds=dict(fo.seconds),
+        )
         save_bundle(
             bundle_dir,
             fo.windows,
-            {
-                "body_model": str(spec.body_model),
-                "source": f"josh_jax.frontends ({spec.frontends})",
-                **fo.meta,
-                "seconds": fo.seconds,
-            },
+            meta,
             extras={"tracks.npz": save_tracks(fo.tracks)},
         )
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
     meta, windows = resumed or load_bundle(bundle_dir, p.model.num_vertices)
-    if resumed and isinstance(meta.get("seconds"), dict):  # the times recorded when they ran
-        seconds.update({f"frontends_{k}": float(v) for k, v in meta["seconds"].items() if isinstance(v, (int, float))})
+    if resumed:  # the times recorded when they ran
+        seconds.update({f"frontends_{k}": float(v) for k, v in meta.seconds.items() if isinstance(v, (int, float))})
     if p.method.josh3r_pairs and not (p.work / JOSH3R_MOTION).is_file():
         with _Stage("JOSH3R on the first person track's frame pairs", seconds, "josh3r"):
             _run_josh3r_pairs(p, windows)
@@ -533,7 +534,7 @@ def finish(p: Prepared, meta: dict, windows: list, seconds: dict, t_all: float |
 
 def export_outputs(
     p: Prepared,
-    meta: dict,
+    meta,  # josh_jax.bundle.BundleMeta
     res,
     init,
     seconds: dict,
@@ -602,23 +603,22 @@ def export_outputs(
             "windows": extra.get("windows"),
             "body_model": model.name,
             "front_ends": spec.frontends,
-            "static_camera": bool(meta.get("static_camera", False)),
+            "static_camera": meta.camera == "static",
             "camera": {
-                "mode": meta.get("camera_mode")
-                or ("static" if meta.get("static_camera") else "sfm" if spec.frontends == "default" else "point maps"),
-                "evidence": meta.get("camera_evidence"),
-                "keyframe_focals": meta.get("keyframe_focals"),
+                "mode": meta.camera,
+                "evidence": meta.camera_evidence,
+                "keyframe_focals": None if meta.keyframe_focals is None else list(meta.keyframe_focals),
             },
-            "coverage": meta.get("coverage")
+            "coverage": meta.coverage
             or {
-                "first": int(res["frame_index"][0]),
-                "last": int(res["frame_index"][-1]),
-                "frames": int(len(res["frame_index"])),
+                "first": int(res.frame_index[0]),
+                "last": int(res.frame_index[-1]),
+                "frames": int(len(res.frame_index)),
                 "reason": "",
             },
-            "registered_keyframes": meta.get("registered"),
-            "keyframes": meta.get("keyframes"),
-            "focal_working_px": meta.get("focal"),
+            "registered_keyframes": meta.registered,
+            "keyframes": meta.keyframes,
+            "focal_working_px": meta.focal,
             **{k: v for k, v in extra.items() if k != "windows"},
             "outputs": outputs,
             "config": cfg.to_dict(),
@@ -726,7 +726,7 @@ def _alignment(res, init, tracks: dict, meta: dict, info) -> dict:
     alone against the track's landmarks (% of the box height; :mod:`josh_jax.eval.alignment`)."""
     from ..eval.alignment import alignment
 
-    work = meta.get("work_size")
+    work = meta.work_size
     if not work or not any(t.landmarks is not None for t in tracks.values()):
         return {}  # the official front ends keep no landmarks
     return alignment(res, tracks, max(info.width, info.height) / max(work), init)

@@ -53,20 +53,20 @@ class WindowSettings:
         """The joint solve's weights under the objective preset (``josh``: as given)."""
         return loss_weights(self.weights, self.objective)
 
-    def held_for(self, meta: dict) -> WindowSettings:
+    def held_for(self, meta) -> WindowSettings:
         """These settings with the solve holding what the bundle's camera model fixed (:func:`hold_cameras`)."""
         return dataclasses.replace(self, solve=hold_cameras(self.solve, meta))
 
 
-def hold_cameras(solve_cfg: SolveConfig, meta: dict) -> SolveConfig:
-    """The solver settings for a bundle (``meta``: its bundle.json): a static or rotating camera
+def hold_cameras(solve_cfg: SolveConfig, meta) -> SolveConfig:
+    """The solver settings for a bundle (``meta``: its :class:`josh_jax.bundle.BundleMeta`): a static or rotating camera
     (cameras known, the ground plane from the metric bodies) holds the cameras and the focal, and the
     people are fitted to that scene (Adam would otherwise random-walk the cameras on the near-zero
     gradients of exact identity matches); known intrinsics (``--intrinsics`` without
     ``--free-intrinsics``) hold the focal."""
-    if meta.get("static_camera") or meta.get("camera_mode") in ("static", "rotation"):
+    if meta.holds_cameras:
         solve_cfg = dataclasses.replace(solve_cfg, optimize_cameras=False, optimize_focal=False)
-    if meta.get("fixed_intrinsics"):
+    if meta.fixed_intrinsics:
         solve_cfg = dataclasses.replace(solve_cfg, optimize_focal=False)
     return solve_cfg
 

@@ -83,7 +83,7 @@ def run(
     check_output(out_dir, inputs=[bundle_dir, body_model], overwrite=overwrite)
     check_solve(cfg, weights)
     meta, windows = load_bundle(bundle_dir)
-    model = jbody.load(body_model or meta.get("body_model", "open"))
+    model = jbody.load(body_model or meta.body_model)
     if not 0 <= window < len(windows):
         raise BundleError(f"window {window} does not exist; the bundle has {len(windows)}")
     w = windows[window]

@@ -17,15 +17,19 @@ from josh_jax.eval.metrics import path_length, umeyama
 
 
 def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
-    fr = res["frame_index"].astype(int)
+    fr = res.frame_index.astype(int)
     T_gt = np.asarray(gt["cam_to_world"], np.float64)
     R_gt = np.linalg.inv(T_gt[fr[0]])[:3, :3] @ T_gt[fr, :3, :3]
-    R_est = res["cam_to_world"][:, :3, :3].astype(np.float64)
+    R_est = res.cam_to_world[:, :3, :3].astype(np.float64)
     R_est = np.linalg.inv(R_est[0]) @ R_est
     rot_err = np.degrees(np.linalg.norm(Rotation.from_matrix(np.swapaxes(R_gt, 1, 2) @ R_est).as_rotvec(), axis=1))
-    scale = res["image_size"][0] / float(gt.get("width", res["image_size"][0]))
+    scale = res.image_size[0] / float(gt.get("width", res.image_size[0]))
     f_gt = np.broadcast_to(np.asarray(gt["focal"], np.float64), (len(T_gt),))[fr] * scale
-    K = res["intrinsics_per_frame"] if "intrinsics_per_frame" in res else np.repeat(res["intrinsics"][None], len(fr), 0)
+    K = (
+        res.intrinsics_per_frame
+        if res.intrinsics_per_frame is not None
+        else np.repeat(res.intrinsics[None], len(fr), 0)
+    )
     f_err = np.abs(K[:, 0, 0] / f_gt - 1.0)
     out = {
         "camera_mode": summary.get("camera", {}).get("mode"),
@@ -35,10 +39,10 @@ def clip_errors(res: dict, summary: dict, gt: dict, step: int = 5) -> dict:
         "rotation_error_mean_deg": float(rot_err.mean()),
         "focal_error_max": float(f_err.max()),
     }
-    if len(res["person_ids"]):
-        p = int(np.argmax(res["visible"].sum(1)))
-        vis = res["visible"][p]
-        est = res["joints_world"][p, vis, 0].astype(np.float64)
+    if len(res.person_ids):
+        p = int(np.argmax(res.visible.sum(1)))
+        vis = res.visible[p]
+        est = res.joints_world[p, vis, 0].astype(np.float64)
         true = np.asarray(gt["joints"], np.float64)[fr[vis], 0]
         s, R, t = umeyama(est, true)
         err = np.linalg.norm(s * est @ R.T + t - true, axis=1)

@@ -23,7 +23,7 @@ import numpy as np
 from josh_jax.video import VideoInfo, iter_frames
 
 from ...body.model import BodyModel
-from ...bundle import pair_fields
+from ...bundle import BundleMeta, pair_fields
 from ..onnx_models import FrontEndError
 from ..pipeline import FrontEndConfig, FrontEndOutput, TrackFit, _bar, _window, clip_keyframes
 from . import images as im
@@ -238,16 +238,16 @@ def run_official(
         )
     seconds["scene"] = time.perf_counter() - t0
     seconds.update({f"scene_{k}": v for k, v in dt.items()})
-    meta = dict(
+    meta = BundleMeta(
+        camera="point maps",
         video=str(info.path),
-        fps=info.fps,
-        start=info.start,
-        num_frames=T,
-        work_size=list(work),
+        fps=float(info.fps),
+        start=int(info.start),
+        num_frames=int(T),
+        work_size=tuple(int(x) for x in work),
         focal=float(np.mean([sc[3] for sc in scenes])),
-        principal=[work[0] / 2, work[1] / 2],
-        static_camera=False,
-        fixed_intrinsics=cfg.fixed_intrinsics,
+        principal=(work[0] / 2, work[1] / 2),
+        fixed_intrinsics=bool(cfg.fixed_intrinsics),
         registered=int(len(all_kf)),
         keyframes=int(len(all_kf)),
         people=len(keep),
