@@ -86,7 +86,7 @@ def test_demo_holds_the_given_focal(tmp_path):
     fast = ["--set", "solve.iters_stage1=60", "--set", "solve.iters_stage2=20", "--no-overlay"]
     rc, err = run_isolated(_demo, ["--frames", "30", "--intrinsics", "576,576,320,180", "--out", str(out)] + fast)
     assert rc == 0, err
-    K = load_results(out / "results.npz")["intrinsics"]
+    K = load_results(out / "results.npz").intrinsics
     assert abs(K[0, 0] - 576) < 1e-3 and abs(K[1, 1] - 576) < 1e-3, K
     assert np.allclose(K[:2, 2], [320, 180], atol=1e-3), K
     s = json.loads((out / "summary.json").read_text())
@@ -120,7 +120,7 @@ def test_solve_cli_holds_the_focal_of_a_bundle_with_fixed_intrinsics(open_model,
         jbundle.save(b, [w], {"body_model": "open", "fixed_intrinsics": held})
         out = tmp_path / f"o{held}"
         assert main([str(b), "--out", str(out), "--iters-stage1", "5", "--iters-stage2", "20"]) == 0
-        focals[held] = float(load_results(out / "results.npz")["intrinsics"][0, 0])
+        focals[held] = float(load_results(out / "results.npz").intrinsics[0, 0])
     s = float(w.scale_to_original)
     assert abs(focals[True] - 80.0 * s) < 1e-3 * s, focals
     assert abs(focals[False] - 80.0 * s) > 1e-2 * s, focals  # free: the solve moves it

@@ -316,7 +316,7 @@ def test_official_runners_write_a_bundle(tiny, smpl_files, tmp_path):
     assert np.all((b["track_transl"][0, :, 2] > 1) & (b["track_transl"][0, :, 2] < 20))
     assert np.allclose(b["track_rotmats"][0, 0] @ np.swapaxes(b["track_rotmats"][0, 0], -1, -2), np.eye(3), atol=1e-5)
     assert b["track_contact"].shape == (1, 7, 6890) and b["track_contact"].any()
-    assert b["meta"]["frontends"] == "official"
+    assert b["meta"].frontends == "official" and b["meta"].camera == "point maps"
     for k in ("people_segmenter", "people_vimo_backbone", "people_deco", "scene_pi3x", "scene_mast3r"):
         assert k in b["seconds"]
 

@@ -25,7 +25,22 @@ __all__ = [
     "run_frontends",
     "save_tracks",
     "load_tracks",
+    "write_bundle",
 ]
+
+
+def write_bundle(bundle_dir, out, body_model: str, frontends: str):
+    """A front end's output (``out``: :class:`FrontEndOutput`) as a bundle folder: bundle.json with its
+    :class:`josh_jax.bundle.BundleMeta` (the body model, the writer, the seconds per stage), the
+    windows, and ``tracks.npz``. Returns the folder."""
+    import dataclasses
+
+    from ..bundle import save
+
+    meta = dataclasses.replace(
+        out.meta, body_model=str(body_model), source=f"josh_jax.frontends ({frontends})", seconds=dict(out.seconds)
+    )
+    return save(bundle_dir, out.windows, meta, extras={"tracks.npz": save_tracks(out.tracks)})
 
 
 def save_tracks(tracks: dict[int, TrackFit]) -> dict:

@@ -11,7 +11,6 @@ that ``python -m josh_jax.solve BUNDLE_DIR --out DIR`` solves.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -105,8 +104,7 @@ def main(argv=None) -> int:
     from josh_jax._cli.interrupt import exit_on_interrupt
 
     from .. import body as jbody
-    from ..bundle import save
-    from . import probe, run_frontends, save_tracks
+    from . import probe, run_frontends, write_bundle
     from .official import require_models, run_official
 
     def log(msg):
@@ -135,18 +133,7 @@ def main(argv=None) -> int:
                 log,
             )
             out = run(info, model, fe_cfg, log=log)
-            meta = dataclasses.replace(
-                out.meta,
-                body_model=str(args.body_model),
-                source=f"josh_jax.frontends ({args.frontends})",
-                seconds=dict(out.seconds),
-            )
-            save(
-                args.out,
-                out.windows,
-                meta,
-                extras={"tracks.npz": save_tracks(out.tracks)},
-            )
+            write_bundle(args.out, out, args.body_model, args.frontends)
         except (JoshError, OSError, ValueError) as exc:
             log(error_line(exc, args.out))
             return 2

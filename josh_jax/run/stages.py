@@ -404,8 +404,7 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
     Returns (prepared with the camera-dependent solve settings, bundle metadata, windows);
     ``seconds`` gets ``frontends_<stage>`` entries."""
     from ..bundle import load as load_bundle
-    from ..bundle import save as save_bundle
-    from ..frontends import run_frontends, save_tracks
+    from ..frontends import run_frontends, write_bundle
     from ..frontends.official import run_official
 
     spec, cfg, bundle_dir = p.spec, p.cfg, p.bundle_dir
@@ -420,18 +419,7 @@ def front_ends(p: Prepared, seconds: dict | None = None) -> tuple[Prepared, dict
             + ", ".join(f"{k} {v:.1f} s" for k, v in fo.seconds.items())
             + ")"
         )
-        meta = dataclasses.replace(
-            fo.meta,
-            body_model=str(spec.body_model),
-            source=f"josh_jax.frontends ({spec.frontends})",
-            seconds=dict(fo.seconds),
-        )
-        save_bundle(
-            bundle_dir,
-            fo.windows,
-            meta,
-            extras={"tracks.npz": save_tracks(fo.tracks)},
-        )
+        write_bundle(bundle_dir, fo, spec.body_model, spec.frontends)
         seconds.update({f"frontends_{k}": v for k, v in fo.seconds.items()})
     meta, windows = resumed or load_bundle(bundle_dir, p.model.num_vertices)
     if resumed:  # the times recorded when they ran
