@@ -154,3 +154,27 @@ def test_the_demo_is_arguments_stage_order_and_printing():
         "_interrupted_message",
     }, defs
     assert dataclasses.is_dataclass(RunSpec)
+
+
+def test_a_method_added_to_the_table_is_offered_and_asked(monkeypatch):
+    """The architecture guide's recipe, done once: a new METHODS entry is a valid RunSpec method, the demo's
+    and the batch CLI's --method offer it, and the stages ask its entry (here: no optimization, so the
+    batch's prepare stage schedules no window solve)."""
+    import types
+
+    from josh_jax import batch, demo
+    from josh_jax.run import Method, stages
+
+    mine = Method("mine", "a method of one's own", josh3r_pairs=False, optimizes=False, warm_start=False)
+    monkeypatch.setitem(METHODS, "mine", mine)
+    assert RunSpec(method="mine").method == "mine"
+    assert demo._parser().parse_args(["--method", "mine"]).method == "mine"
+    assert batch._parser().parse_args(["v.mp4", "--out", "o", "--method", "mine"]).method == "mine"
+    info = types.SimpleNamespace(num_frames=10)
+    monkeypatch.setattr(
+        stages, "prepare", lambda spec, **kw: types.SimpleNamespace(info=info, method=method(spec.method))
+    )
+    monkeypatch.setattr(stages, "front_ends", lambda p, seconds=None: (p, None, [0, 1]))
+    monkeypatch.setattr(stages, "window_done", lambda p, i: False)
+    assert batch.stage_prepare(RunSpec(method="mine"))["todo"] == []
+    assert batch.stage_prepare(RunSpec(method="josh"))["todo"] == [0, 1]
