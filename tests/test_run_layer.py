@@ -85,6 +85,7 @@ def test_what_a_camera_model_holds_is_decided_once():
         assert hold_cameras(free, BundleMeta(camera=camera)) == free
 
 
+@pytest.mark.slow  # compiles a (small) solve: ~25 s
 def test_the_window_solve_is_the_solver_on_the_problem_and_its_baseline(open_model):
     """solve_window = build_problem, the joint solve and the front-ends-only baseline, each as the
     solver gives it (same program, same numbers), and the results built from them."""
