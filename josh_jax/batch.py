@@ -397,25 +397,11 @@ CSV_FIELDS = (
 )
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``path`` through a temp file beside it (named as :func:`josh_jax._cli.atomic.clean_stale` knows)."""
-    import tempfile
-
-    from josh_jax._cli.atomic import temp_name
-
-    fd, tmp = tempfile.mkstemp(prefix=temp_name(path.name), dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_summaries(out: Path, rows: list[dict], meta: dict) -> None:
     """``batch_summary.json`` and ``batch_summary.csv`` in ``out``, each written atomically."""
-    atomic_write_text(out / "batch_summary.json", json.dumps({**meta, "videos": rows}, indent=1, default=str))
+    from josh_jax._cli.atomic import write_text_atomic
+
+    write_text_atomic(out / "batch_summary.json", json.dumps({**meta, "videos": rows}, indent=1, default=str))
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
     w.writeheader()
@@ -428,7 +414,7 @@ def write_summaries(out: Path, rows: list[dict], meta: dict) -> None:
                 v = (r.get("seconds") or {}).get(k[len("seconds_") :])
                 flat[k] = "" if v is None else f"{v:.2f}"
         w.writerow(flat)
-    atomic_write_text(out / "batch_summary.csv", buf.getvalue())
+    write_text_atomic(out / "batch_summary.csv", buf.getvalue())
 
 
 def finished_summary(path: Path) -> dict:

@@ -22,12 +22,11 @@ are not represented (the embedded open body has none).
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from josh_jax._cli.atomic import write_text_atomic
 from josh_jax.body import SMPL_JOINT_NAMES, SMPL_PARENTS
 from josh_jax.export.motion import Motion
 
@@ -261,19 +260,7 @@ def build_gltf(m: Motion, model, max_points: int = 100_000):
 
 def write_animation(m: Motion, model, path: str | Path) -> Path:
     """Write ``animation.glb`` atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = b"".join(build_gltf(m, model).save_to_bytes())
-    fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".glb", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_text_atomic(path, b"".join(build_gltf(m, model).save_to_bytes()))
 
 
 FORMATS = ("glb", "gltf-anim", "bvh")

@@ -16,12 +16,11 @@ person is not placed the nearest placed pose is held.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from josh_jax._cli.atomic import write_text_atomic
 from josh_jax.body import SMPL_JOINT_NAMES, SMPL_PARENTS
 from josh_jax.export.motion import Motion
 
@@ -96,14 +95,6 @@ def write_bvh(m: Motion, model, folder: str | Path) -> list[Path]:
     out = []
     for p, pid in enumerate(m.person_ids):
         path = folder / f"person_{int(pid)}.bvh"
-        fd, tmp = tempfile.mkstemp(prefix=path.stem, suffix=".bvh", dir=folder)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(bvh_text(m, model, p))
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text_atomic(path, bvh_text(m, model, p))
         out.append(path)
     return out
