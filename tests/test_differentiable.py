@@ -58,6 +58,19 @@ def with_inputs(pr, transl, depth):
     return dataclasses.replace(pr, human=human, scene=pr.scene._replace(anchor_depth=depth))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _few_mappings_first():
+    """This module's fixture compiles programs that map ~40k regions of the 65,530 Linux allows a
+    process (XLA:CPU maps each program's code): start it with JAX's compiled programs of earlier test
+    files dropped, or a long-lived test worker aborts in the compile (seen in a full run: SIGABRT in
+    backend_compile_and_load, after which pytest-xdist hung)."""
+    import gc
+
+    jax.clear_caches()
+    gc.collect()
+    yield
+
+
 @pytest.fixture(scope="module")
 def implicit(open_model):
     """Two float64 worlds, their perturbation directions and jax.grad through the solve (vmapped
